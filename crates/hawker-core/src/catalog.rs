@@ -1,0 +1,48 @@
+//! Checked inputs of the catalog and of buying: titles, quantities, stock levels.
+
+use serde::Serialize;
+
+use crate::InvalidInput;
+
+/// How many units one order may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MAX: u32 = 100;
+
+    pub fn new(n: i64) -> Result<Self, InvalidInput> {
+        if (1..=i64::from(Self::MAX)).contains(&n) {
+            Ok(Self(n as u32))
+        } else {
+            Err(InvalidInput::new("quantity", format!("must be between 1 and {}", Self::MAX)))
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Units on hand for a variant, or units offered in a flash sale.
+pub fn stock_level(field: &'static str, n: i64) -> Result<u32, InvalidInput> {
+    const MAX_STOCK: i64 = 1_000_000;
+    if (0..=MAX_STOCK).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(InvalidInput::new(field, format!("must be between 0 and {MAX_STOCK}")))
+    }
+}
+
+/// Trimmed, non-empty text of at most `max` characters.
+pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, InvalidInput> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidInput::new(field, format!("must be at most {max} characters")));
+    }
+    Ok(trimmed.to_owned())
+}

@@ -1,0 +1,159 @@
+//! The live WebSocket's messages (`GET /api/v1/shows/{id}/live`), version [`PROTOCOL_VERSION`].
+//!
+//! Every server message is an [`Envelope`]: `{"v":1,"seq":…,"now":…,"type":…,…}`. `seq` grows by
+//! one per message of a show, so a client can tell that it missed some; `now` is the server's clock
+//! (ms), so a client can correct its countdowns. A [`ServerMsg::Snapshot`] replaces everything the
+//! client knew: it is sent on join, on reconnect and when the client's socket fell behind.
+//! PROTOCOL.md documents each message for other clients.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::Role;
+use crate::ids::{ProductId, SaleId, ShowId, UserId, VariantId};
+use crate::time::Timestamp;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Envelope {
+    pub v: u32,
+    pub seq: u64,
+    pub now: Timestamp,
+    #[serde(flatten)]
+    pub msg: ServerMsg,
+}
+
+/// Messages from the server to every viewer of a show (host-only ones are marked).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Snapshot(Snapshot),
+    Chat(ChatLine),
+    ChatDeleted { id: u64 },
+    /// Hearts tapped since the last tick, and the show's total.
+    Hearts { count: u64, total: u64 },
+    Viewers { count: u32 },
+    Pinned { product: Option<ProductCard> },
+    /// A flash sale started (or its terms are re-sent).
+    Sale(SaleView),
+    /// Units left in a running sale changed.
+    SaleLeft { id: SaleId, remaining: u32 },
+    SaleEnded { id: SaleId },
+    /// Units on hand of a variant changed (list-price buying).
+    Stock { variant_id: VariantId, stock: u32 },
+    /// The host announced a discount code.
+    Code { code: String, description: String },
+    /// Somebody bought something (shown as social proof).
+    Purchase { buyer: String, product_title: String, quantity: u32 },
+    /// Orders and revenue of this show so far. Host only.
+    HostStats(HostStats),
+    ShowEnded,
+    /// Something the client sent was refused; nothing changed.
+    Error { code: String, message: String },
+    Pong { nonce: u64 },
+}
+
+impl ServerMsg {
+    /// Whether only the show's host (and admins) may see this message.
+    pub fn host_only(&self) -> bool {
+        matches!(self, Self::HostStats(_))
+    }
+}
+
+/// Messages from a viewer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Chat { text: String },
+    /// Taps since the client last sent; clients batch taps, the server caps the count.
+    Hearts { count: u32 },
+    Ping { nonce: u64 },
+}
+
+/// Everything a viewer needs to draw the room from scratch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub show_id: ShowId,
+    pub live: bool,
+    pub viewers: u32,
+    pub hearts_total: u64,
+    pub pinned: Option<ProductCard>,
+    pub sales: Vec<SaleView>,
+    pub chat: Vec<ChatLine>,
+    /// Present only in the host's snapshot.
+    pub host_stats: Option<HostStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatLine {
+    pub id: u64,
+    pub user_id: UserId,
+    pub name: String,
+    pub role: Role,
+    /// Whether the author is the show's host (drawn with a badge).
+    pub host: bool,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+/// The pinned product's overlay: what it is, what it costs, what is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductCard {
+    pub product_id: ProductId,
+    pub title: String,
+    pub image: Option<String>,
+    pub currency: String,
+    pub variants: Vec<VariantCard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VariantCard {
+    pub id: VariantId,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SaleView {
+    pub id: SaleId,
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub product_title: String,
+    pub variant_name: String,
+    pub image: Option<String>,
+    pub currency: String,
+    pub list_price_cents: i64,
+    pub price_cents: i64,
+    pub quantity: u32,
+    pub remaining: u32,
+    pub per_buyer_limit: u32,
+    pub ends_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HostStats {
+    pub orders: u64,
+    pub units: u64,
+    pub revenue_cents: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shape_is_stable() {
+        let env = Envelope { v: PROTOCOL_VERSION, seq: 3, now: Timestamp(10), msg: ServerMsg::SaleLeft { id: SaleId(7), remaining: 2 } };
+        assert_eq!(
+            serde_json::to_string(&env).expect("serializes"),
+            r#"{"v":1,"seq":3,"now":10,"type":"sale_left","id":7,"remaining":2}"#
+        );
+        let msg: ClientMsg = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).expect("parses");
+        assert_eq!(msg, ClientMsg::Chat { text: "hi".into() });
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"chat","text":"hi","x":1}"#).is_err());
+    }
+}

@@ -1,0 +1,362 @@
+//! One live show's room: chat, hearts, viewers, and the latest state of every overlay.
+//!
+//! [`Room`] is the single fan-out point of a show: every message to viewers passes through
+//! [`Room::publish`], which numbers it and folds it into the state that [`Room::snapshot`] hands to
+//! a late joiner. So a snapshot plus the messages after its `seq` is always the whole story.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use crate::account::Role;
+use crate::ids::{SaleId, ShowId, UserId};
+use crate::protocol::{ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard, SaleView, ServerMsg, Snapshot};
+use crate::time::Timestamp;
+
+/// How many chat lines a late joiner gets.
+pub const RECENT_CHAT: usize = 50;
+
+/// Chat rate limit per user: a burst of this many messages…
+const CHAT_BURST: f64 = 5.0;
+/// …refilled at one message per this many milliseconds.
+const CHAT_REFILL_MS: f64 = 1_000.0;
+
+/// Hearts counted from one client message at most; clients batch taps.
+pub const MAX_HEARTS_PER_MESSAGE: u32 = 50;
+
+/// The author of a chat message, as the server authenticated them.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub id: UserId,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChatRejected {
+    #[error("message is empty")]
+    Empty,
+    #[error("message is longer than {MAX_CHAT_CHARS} characters")]
+    TooLong,
+    #[error("you are muted in this show")]
+    Muted,
+    #[error("slow down: wait {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    #[error("message contains a word the host has blocked")]
+    BlockedWord,
+}
+
+impl ChatRejected {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Empty => "chat_empty",
+            Self::TooLong => "chat_too_long",
+            Self::Muted => "muted",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::BlockedWord => "blocked_word",
+        }
+    }
+}
+
+/// A token bucket, refilled by elapsed time.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Timestamp,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    show_id: ShowId,
+    host: UserId,
+    live: bool,
+    seq: u64,
+    next_chat_id: u64,
+    recent: VecDeque<ChatLine>,
+    muted: BTreeSet<UserId>,
+    /// Lower-cased words the host blocked.
+    blocked_words: Vec<String>,
+    buckets: HashMap<UserId, Bucket>,
+    viewers: u32,
+    viewers_announced: u32,
+    hearts_total: u64,
+    pinned: Option<ProductCard>,
+    sales: BTreeMap<SaleId, SaleView>,
+    stats: HostStats,
+}
+
+impl Room {
+    pub fn new(show_id: ShowId, host: UserId, blocked_words: &[String]) -> Self {
+        Self {
+            show_id,
+            host,
+            live: true,
+            seq: 0,
+            next_chat_id: 1,
+            recent: VecDeque::with_capacity(RECENT_CHAT),
+            muted: BTreeSet::new(),
+            blocked_words: blocked_words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect(),
+            buckets: HashMap::new(),
+            viewers: 0,
+            viewers_announced: 0,
+            hearts_total: 0,
+            pinned: None,
+            sales: BTreeMap::new(),
+            stats: HostStats::default(),
+        }
+    }
+
+    pub fn host(&self) -> UserId {
+        self.host
+    }
+
+    /// Numbers a message and folds it into the room's state. Every broadcast goes through here.
+    pub fn publish(&mut self, now: Timestamp, msg: ServerMsg) -> Envelope {
+        match &msg {
+            ServerMsg::Chat(line) => {
+                if self.recent.len() == RECENT_CHAT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(line.clone());
+            }
+            ServerMsg::ChatDeleted { id } => self.recent.retain(|l| l.id != *id),
+            ServerMsg::Pinned { product } => self.pinned = product.clone(),
+            ServerMsg::Sale(view) => {
+                self.sales.insert(view.id, view.clone());
+            }
+            ServerMsg::SaleLeft { id, remaining } => {
+                if let Some(s) = self.sales.get_mut(id) {
+                    s.remaining = *remaining;
+                }
+            }
+            ServerMsg::SaleEnded { id } => {
+                self.sales.remove(id);
+            }
+            ServerMsg::Stock { variant_id, stock } => {
+                if let Some(card) = &mut self.pinned {
+                    for v in card.variants.iter_mut().filter(|v| v.id == *variant_id) {
+                        v.stock = *stock;
+                    }
+                }
+            }
+            ServerMsg::HostStats(stats) => self.stats = *stats,
+            ServerMsg::ShowEnded => {
+                self.live = false;
+                self.sales.clear();
+                self.pinned = None;
+            }
+            ServerMsg::Hearts { .. }
+            | ServerMsg::Viewers { .. }
+            | ServerMsg::Code { .. }
+            | ServerMsg::Purchase { .. }
+            | ServerMsg::Snapshot(_)
+            | ServerMsg::Error { .. }
+            | ServerMsg::Pong { .. } => {}
+        }
+        self.seq += 1;
+        Envelope { v: PROTOCOL_VERSION, seq: self.seq, now, msg }
+    }
+
+    /// The whole state as of the last published message, for a joiner. `for_host` adds the stats.
+    pub fn snapshot(&self, now: Timestamp, for_host: bool) -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            seq: self.seq,
+            now,
+            msg: ServerMsg::Snapshot(Snapshot {
+                show_id: self.show_id,
+                live: self.live,
+                viewers: self.viewers,
+                hearts_total: self.hearts_total,
+                pinned: self.pinned.clone(),
+                sales: self.sales.values().cloned().collect(),
+                chat: self.recent.iter().cloned().collect(),
+                host_stats: for_host.then_some(self.stats),
+            }),
+        }
+    }
+
+    /// Checks a chat message against length, mute, rate and blocked words; on success returns
+    /// the line to publish.
+    pub fn chat(&mut self, now: Timestamp, author: &Author, text: &str) -> Result<ChatLine, ChatRejected> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ChatRejected::Empty);
+        }
+        if text.chars().count() > MAX_CHAT_CHARS {
+            return Err(ChatRejected::TooLong);
+        }
+        if self.muted.contains(&author.id) {
+            return Err(ChatRejected::Muted);
+        }
+        if self.contains_blocked_word(text) {
+            return Err(ChatRejected::BlockedWord);
+        }
+        self.take_token(now, author.id)?;
+        let line = ChatLine {
+            id: self.next_chat_id,
+            user_id: author.id,
+            name: author.name.clone(),
+            role: author.role,
+            host: author.id == self.host,
+            text: text.to_owned(),
+            at: now,
+        };
+        self.next_chat_id += 1;
+        Ok(line)
+    }
+
+    /// Whether a chat line with this id is in the recent window (deletable and visible).
+    pub fn has_chat(&self, id: u64) -> bool {
+        self.recent.iter().any(|l| l.id == id)
+    }
+
+    pub fn mute(&mut self, user: UserId) {
+        self.muted.insert(user);
+    }
+
+    pub fn unmute(&mut self, user: UserId) {
+        self.muted.remove(&user);
+    }
+
+    pub fn set_blocked_words(&mut self, words: &[String]) {
+        self.blocked_words = words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect();
+    }
+
+    /// Adds hearts gathered since the last tick; returns the message to publish, if any.
+    pub fn hearts(&mut self, count: u64) -> Option<ServerMsg> {
+        if count == 0 {
+            return None;
+        }
+        self.hearts_total += count;
+        Some(ServerMsg::Hearts { count, total: self.hearts_total })
+    }
+
+    pub fn viewer_joined(&mut self) {
+        self.viewers += 1;
+    }
+
+    pub fn viewer_left(&mut self) {
+        self.viewers = self.viewers.saturating_sub(1);
+    }
+
+    /// The viewer count, if it changed since it was last announced (called once per tick, so a
+    /// wave of joins costs one message).
+    pub fn viewers_changed(&mut self) -> Option<ServerMsg> {
+        (self.viewers != self.viewers_announced).then(|| {
+            self.viewers_announced = self.viewers;
+            ServerMsg::Viewers { count: self.viewers }
+        })
+    }
+
+    pub fn viewers(&self) -> u32 {
+        self.viewers
+    }
+
+    fn contains_blocked_word(&self, text: &str) -> bool {
+        if self.blocked_words.is_empty() {
+            return false;
+        }
+        let lower = text.to_lowercase();
+        let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        self.blocked_words.iter().any(|blocked| {
+            if blocked.contains(char::is_whitespace) {
+                lower.contains(blocked.as_str())
+            } else {
+                words.contains(&blocked.as_str())
+            }
+        })
+    }
+
+    fn take_token(&mut self, now: Timestamp, user: UserId) -> Result<(), ChatRejected> {
+        let bucket = self.buckets.entry(user).or_insert(Bucket { tokens: CHAT_BURST, at: now });
+        let elapsed = (now.millis() - bucket.at.millis()).max(0) as f64;
+        bucket.tokens = (bucket.tokens + elapsed / CHAT_REFILL_MS).min(CHAT_BURST);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let retry_after_ms = ((1.0 - bucket.tokens) * CHAT_REFILL_MS).ceil() as u64;
+            Err(ChatRejected::RateLimited { retry_after_ms })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::VariantId;
+
+    fn ana() -> Author {
+        Author { id: UserId(2), name: "Ana".into(), role: Role::Buyer }
+    }
+
+    #[test]
+    fn chat_rules() {
+        let mut room = Room::new(ShowId(1), UserId(1), &["spam".into(), "buy followers".into()]);
+        let t = Timestamp(0);
+        assert_eq!(room.chat(t, &ana(), "  "), Err(ChatRejected::Empty));
+        assert_eq!(room.chat(t, &ana(), &"x".repeat(501)), Err(ChatRejected::TooLong));
+        assert!(room.chat(t, &ana(), &"é".repeat(500)).is_ok(), "500 characters, not bytes");
+        assert_eq!(room.chat(t, &ana(), "SPAM here"), Err(ChatRejected::BlockedWord));
+        assert_eq!(room.chat(t, &ana(), "Buy Followers now"), Err(ChatRejected::BlockedWord));
+        assert!(room.chat(t, &ana(), "spammy is a different word").is_ok());
+        room.mute(UserId(2));
+        assert_eq!(room.chat(t, &ana(), "hi"), Err(ChatRejected::Muted));
+    }
+
+    #[test]
+    fn chat_rate_limit_refills_with_time() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        for _ in 0..5 {
+            assert!(room.chat(Timestamp(0), &ana(), "hi").is_ok());
+        }
+        assert_eq!(room.chat(Timestamp(0), &ana(), "hi"), Err(ChatRejected::RateLimited { retry_after_ms: 1000 }));
+        assert!(room.chat(Timestamp(1_000), &ana(), "hi").is_ok());
+    }
+
+    #[test]
+    fn snapshot_is_the_fold_of_published_messages() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        let t = Timestamp(5);
+        let line = room.chat(t, &ana(), "hello").expect("ok");
+        room.publish(t, ServerMsg::Chat(line));
+        let sale = SaleView {
+            id: SaleId(3),
+            variant_id: VariantId(4),
+            product_id: crate::ids::ProductId(5),
+            product_title: "Lipstick".into(),
+            variant_name: "Ruby".into(),
+            image: None,
+            currency: "USD".into(),
+            list_price_cents: 2000,
+            price_cents: 1500,
+            quantity: 10,
+            remaining: 10,
+            per_buyer_limit: 2,
+            ends_at: Timestamp(60_000),
+        };
+        room.publish(t, ServerMsg::Sale(sale));
+        let last = room.publish(t, ServerMsg::SaleLeft { id: SaleId(3), remaining: 7 });
+        let snap = room.snapshot(t, false);
+        assert_eq!(snap.seq, last.seq);
+        let ServerMsg::Snapshot(s) = snap.msg else { panic!("a snapshot") };
+        assert_eq!(s.sales[0].remaining, 7);
+        assert_eq!(s.chat.len(), 1);
+        assert_eq!(s.host_stats, None);
+        room.publish(t, ServerMsg::ChatDeleted { id: 1 });
+        let ServerMsg::Snapshot(s) = room.snapshot(t, true).msg else { panic!("a snapshot") };
+        assert!(s.chat.is_empty());
+        assert!(s.host_stats.is_some());
+    }
+
+    #[test]
+    fn hearts_and_viewers_are_announced_once_per_tick() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        assert_eq!(room.hearts(0), None);
+        assert_eq!(room.hearts(1_000_000), Some(ServerMsg::Hearts { count: 1_000_000, total: 1_000_000 }));
+        room.viewer_joined();
+        room.viewer_joined();
+        assert_eq!(room.viewers_changed(), Some(ServerMsg::Viewers { count: 2 }));
+        assert_eq!(room.viewers_changed(), None);
+    }
+}
