@@ -187,7 +187,16 @@ pub enum Event {
     SaleEnded { sale_id: SaleId, variant_id: VariantId, returned: u32, variant_stock_left: u32, reason: SaleEndReason },
     CodeCreated { rule: CodeRule },
     Reserved { order: OrderLine, left: u32 },
-    Paid { order_id: OrderId, buyer: UserId, variant_id: VariantId, sale_id: Option<SaleId>, quantity: u32, total_cents: i64 },
+    Paid {
+        order_id: OrderId,
+        buyer: UserId,
+        variant_id: VariantId,
+        sale_id: Option<SaleId>,
+        quantity: u32,
+        total_cents: i64,
+        /// The payment provider's reference for the charge (`None` for a free order).
+        payment_ref: Option<String>,
+    },
     Released {
         order_id: OrderId,
         reason: ReleaseReason,
@@ -431,7 +440,7 @@ impl ShowCommerce {
     }
 
     /// The reservation was paid: it becomes an order for good.
-    pub fn confirm(&mut self, order_id: OrderId) -> Result<Vec<Event>, NotReserved> {
+    pub fn confirm(&mut self, order_id: OrderId, payment_ref: Option<String>) -> Result<Vec<Event>, NotReserved> {
         let order = self.reservations.remove(&order_id).ok_or(NotReserved)?;
         if let Some(sale_id) = order.sale_id {
             self.forget_sale_if_settled(sale_id);
@@ -443,6 +452,7 @@ impl ShowCommerce {
             sale_id: order.sale_id,
             quantity: order.quantity,
             total_cents: order.total_cents,
+            payment_ref,
         }])
     }
 

@@ -1,1 +1,26 @@
-//! x
+//! Hawker's server: everything that does IO.
+//!
+//! - [`app`]: building the router and running it ([`App`]).
+//! - [`config`]: layered settings; [`clock`]: the only wall-clock reader.
+//! - [`store`]: the [`store::Store`] trait and its SQLite backend.
+//! - [`live`]: the hub of live shows — one commerce owner and one room owner per show, sockets.
+//! - [`api`]: the JSON API under `/api/v1`; [`pages`]: server-rendered pages and static assets.
+//! - [`auth`], [`payments`], [`media`]: accounts and sessions, the payment provider, uploads.
+//! - [`demo`]: demo data for `hawker serve --demo`; [`bench`]: `hawker bench`.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bench;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod live;
+pub mod media;
+pub mod pages;
+pub mod payments;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;

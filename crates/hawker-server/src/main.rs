@@ -1,1 +1,51 @@
-fn main(){}
+//! `hawker`: parses the command line, sets up logging, and runs the [`hawker_server::App`].
+
+use anyhow::Context;
+use hawker_server::{App, Config, bench, demo};
+
+const USAGE: &str = "usage:
+  hawker serve [--demo]          run the server (settings: hawker config --print-defaults)
+  hawker config --print-defaults print every setting with its default
+  hawker bench herd [--buyers N] [--units N]
+                                 measure a flash-sale herd against a row-lock baseline";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["serve", rest @ ..] => serve(rest.contains(&"--demo")).await,
+        ["config", "--print-defaults"] => {
+            print!("{}", Config::defaults_toml());
+            Ok(())
+        }
+        ["bench", "herd", rest @ ..] => bench::herd(rest).await,
+        ["--help" | "-h" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2)
+        }
+    }
+}
+
+async fn serve(with_demo: bool) -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_target(false).with_max_level(tracing::Level::INFO).init();
+    let config = Config::load()?;
+    let app = App::build(config).await.context("starting Hawker")?;
+    if with_demo {
+        demo::seed(app.state()).await.context("seeding demo data")?;
+    }
+    let addr = app.state().config.listen.rsplit_once(':').map(|(host, _)| host.to_owned()).unwrap_or_default();
+    // Tests and scripts read this line to find the port.
+    println!("hawker listening on http://{addr}:{}", app.port());
+    if with_demo {
+        println!("demo accounts (password {}): lumi@demo.hawker.dev (seller), ana@demo.hawker.dev (buyer)", demo::DEMO_PASSWORD);
+    }
+    app.run_until_stopped(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

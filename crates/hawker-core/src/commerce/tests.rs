@@ -67,7 +67,7 @@ fn flash_sale_events_snapshot() {
     let mut with_code = buy(1, 1, Item::Sale(SaleId(7)), 2);
     with_code.code = Some("LIVE10".into());
     log.extend(c.reserve(Timestamp(1_000), &with_code).expect("reserved"));
-    log.extend(c.confirm(OrderId(1)).expect("paid"));
+    log.extend(c.confirm(OrderId(1), Some("ch_1".into())).expect("paid"));
     log.extend(c.reserve(Timestamp(2_000), &buy(2, 2, Item::Sale(SaleId(7)), 1)).expect("reserved"));
     assert_eq!(c.reserve(Timestamp(2_500), &buy(3, 3, Item::Sale(SaleId(7)), 1)), Err(BuyRejected::SoldOut));
     log.extend(c.release(OrderId(2), ReleaseReason::Declined).expect("released"));
@@ -77,7 +77,7 @@ fn flash_sale_events_snapshot() {
         {"event":"sale_started","sale":{"id":7,"variant_id":10,"price_cents":1500,"quantity":3,"remaining":3,"per_buyer_limit":2,"starts_at":0,"ends_at":60000,"status":"running"},"variant_stock_left":7}
         {"event":"code_created","rule":{"id":5,"code":"LIVE10","discount":{"percent_off":10},"max_uses":1,"expires_at":null,"first_order_only":false}}
         {"event":"reserved","order":{"id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"unit_price_cents":1500,"subtotal_cents":3000,"discount_cents":300,"total_cents":2700,"currency":"USD","code_id":5,"hold_until":600000},"left":1}
-        {"event":"paid","order_id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"total_cents":2700}
+        {"event":"paid","order_id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"total_cents":2700,"payment_ref":"ch_1"}
         {"event":"reserved","order":{"id":2,"buyer":2,"variant_id":10,"sale_id":7,"quantity":1,"unit_price_cents":1500,"subtotal_cents":1500,"discount_cents":0,"total_cents":1500,"currency":"USD","code_id":null,"hold_until":600000},"left":0}
         {"event":"released","order_id":2,"reason":"declined","variant_id":10,"to_sale":7,"quantity":1,"code_id":null,"left":1}
         {"event":"sale_ended","sale_id":7,"variant_id":10,"returned":1,"variant_stock_left":8,"reason":"deadline"}"#]]
@@ -248,7 +248,7 @@ proptest! {
                     r.unwrap_or_default()
                 }
                 Op::Confirm { pick } if !order_ids.is_empty() => {
-                    c.confirm(order_ids[pick % order_ids.len()]).unwrap_or_default()
+                    c.confirm(order_ids[pick % order_ids.len()], None).unwrap_or_default()
                 }
                 Op::Release { pick, expired } if !order_ids.is_empty() => {
                     let reason = if expired { ReleaseReason::Expired } else { ReleaseReason::Declined };

@@ -1,0 +1,78 @@
+//! The OpenAPI 3.1 document at `/api/v1/openapi.json`. Written by hand, next to the handlers, so
+//! it says exactly what the stable core promises.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn op(summary: &str, body: Option<Value>, ok: (&str, &str), errors: &[(&str, &str)]) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(ok.0.into(), json!({ "description": ok.1 }));
+    for (status, what) in errors {
+        responses.insert((*status).into(), json!({ "description": what, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }));
+    }
+    let mut o = json!({ "summary": summary, "responses": responses });
+    if let Some(schema) = body {
+        o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    o
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
+}
+
+pub fn spec() -> Value {
+    let int = json!({ "type": "integer" });
+    let s = json!({ "type": "string" });
+    let id_param = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Hawker API", "version": "1", "description": "Live-stream shopping. Authenticate with `Authorization: Bearer <token>` (from signup or login) or the session cookie plus `X-CSRF-Token`. Errors are `{\"error\":{\"code\",\"message\"}}`." },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": { "Error": obj(&["error"], json!({ "error": obj(&["code", "message"], json!({ "code": s, "message": s })) })) }
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/api/v1/auth/signup": { "post": op("Create an account; returns an API token", Some(obj(&["email", "password", "display_name", "role"], json!({ "email": s, "password": s, "display_name": s, "role": { "enum": ["buyer", "seller"] } }))), ("201", "{user, token}"), &[("409", "e-mail taken"), ("422", "invalid input")]) },
+            "/api/v1/auth/login": { "post": op("Log in; returns an API token", Some(obj(&["email", "password"], json!({ "email": s, "password": s }))), ("200", "{token}"), &[("401", "wrong e-mail or password")]) },
+            "/api/v1/products": {
+                "post": op("Create a product with variants (sellers)", Some(obj(&["title", "currency", "variants"], json!({ "title": s, "description": s, "currency": s, "variants": { "type": "array", "items": obj(&["name", "price_cents", "stock"], json!({ "name": s, "price_cents": int, "stock": int })) } }))), ("201", "{id, variants:[{id, name, price_cents, stock}]}"), &[("403", "not a seller"), ("422", "invalid input")]),
+                "get": op("My products", None, ("200", "{products}"), &[("401", "not signed in")])
+            },
+            "/api/v1/products/{id}": { "parameters": id_param, "get": op("A product", None, ("200", "the product"), &[("404", "unknown")]), "put": op("Edit a product (not while live)", None, ("200", "the product"), &[("409", "product is live")]), "delete": op("Archive a product", None, ("204", "archived"), &[("409", "product is live")]) },
+            "/api/v1/products/{id}/images": { "parameters": id_param, "post": op("Upload an image (multipart field `image`)", None, ("201", "{url}"), &[("413", "too large"), ("415", "not an image")]) },
+            "/api/v1/shows": {
+                "post": op("Schedule a show", Some(obj(&["title", "category", "product_ids"], json!({ "title": s, "category": s, "scheduled_at": { "type": ["integer", "null"], "description": "ms since the epoch" }, "product_ids": { "type": "array", "items": int } }))), ("201", "{id, stream_key}"), &[("422", "invalid input")]),
+                "get": { "summary": "List shows", "parameters": [{ "name": "status", "in": "query", "schema": { "enum": ["live", "scheduled", "ended"] } }, { "name": "category", "in": "query", "schema": s }], "responses": { "200": { "description": "{shows}" } } }
+            },
+            "/api/v1/shows/{id}": { "parameters": id_param, "get": op("A show", None, ("200", "the show"), &[("404", "unknown")]) },
+            "/api/v1/shows/{id}/start": { "parameters": id_param, "post": op("Go live (host)", None, ("200", "the show"), &[("409", "ended, or a product is live elsewhere")]) },
+            "/api/v1/shows/{id}/end": { "parameters": id_param, "post": op("End the show (host); running sales end", None, ("200", "the show"), &[]) },
+            "/api/v1/shows/{id}/pin": { "parameters": id_param, "post": op("Pin a product of the lineup, or unpin with null (host)", Some(obj(&["product_id"], json!({ "product_id": { "type": ["integer", "null"] } }))), ("200", "{pinned}"), &[("409", "not live"), ("422", "not in lineup")]) },
+            "/api/v1/shows/{id}/flash-sales": { "parameters": id_param, "post": op("Start a flash sale (host)", Some(obj(&["variant_id", "quantity", "price_cents", "per_buyer_limit", "duration_s"], json!({ "variant_id": int, "quantity": int, "price_cents": int, "per_buyer_limit": int, "duration_s": int }))), ("201", "{id, ends_at}"), &[("409", "not enough stock or already running"), ("422", "invalid input")]) },
+            "/api/v1/flash-sales/{id}": { "parameters": id_param, "get": op("A flash sale", None, ("200", "{id, remaining, ends_at, status}"), &[("404", "unknown")]) },
+            "/api/v1/flash-sales/{id}/end": { "parameters": id_param, "post": op("End a flash sale early (host)", None, ("200", "ended"), &[("409", "not running")]) },
+            "/api/v1/shows/{id}/codes": { "parameters": id_param, "post": op("Create a show-exclusive code (host)", Some(obj(&["code", "max_uses"], json!({ "code": s, "percent_off": int, "amount_off_cents": int, "max_uses": int, "expires_at": int, "first_order_only": { "type": "boolean" }, "announce": { "type": "boolean" } }))), ("201", "the code"), &[("409", "code exists"), ("422", "invalid input")]) },
+            "/api/v1/shows/{id}/log": { "parameters": id_param, "get": op("The show's append-only commerce log", None, ("200", "{entries:[{seq, at, event}]}"), &[]) },
+            "/api/v1/shows/{id}/live": { "parameters": id_param, "get": op("The live room WebSocket (see PROTOCOL.md)", None, ("101", "switching protocols"), &[("409", "show not live")]) },
+            "/api/v1/orders": {
+                "post": {
+                    "summary": "Buy: reserve, charge, confirm. Send Idempotency-Key; a retry returns the first answer.",
+                    "parameters": [{ "name": "Idempotency-Key", "in": "header", "required": true, "schema": s }],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": obj(&["show_id", "quantity", "payment_method"], json!({ "show_id": int, "flash_sale_id": int, "variant_id": int, "quantity": int, "code": s, "payment_method": s })) } } },
+                    "responses": { "201": { "description": "{order:{id, status, total_cents, …}}" }, "402": { "description": "payment_declined" }, "409": { "description": "sold_out, sale_ended, per_buyer_limit, show_not_live" }, "422": { "description": "invalid input or code" } }
+                },
+                "get": op("My orders", None, ("200", "{orders}"), &[])
+            },
+            "/api/v1/orders/{id}/ship": { "parameters": id_param, "post": op("Mark shipped with a tracking number (seller)", Some(obj(&["tracking"], json!({ "tracking": s }))), ("200", "{order}"), &[("409", "not paid")]) },
+            "/api/v1/orders/{id}/refund": { "parameters": id_param, "post": op("Cancel and refund a paid order (seller)", None, ("200", "{order}"), &[("409", "not paid")]) },
+            "/api/v1/seller/orders": { "get": op("My store's orders (optionally ?show_id=)", None, ("200", "{orders}"), &[]) },
+            "/api/v1/payment-methods": { "get": op("Saved and available payment methods", None, ("200", "{saved, available, test_mode}"), &[]) }
+        }
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

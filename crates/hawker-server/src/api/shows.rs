@@ -1,0 +1,332 @@
+//! Shows, the host's live actions, moderation, and the live socket.
+
+use axum::Json;
+use axum::extract::{Multipart, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::Response;
+use hawker_core::account::Role;
+use hawker_core::catalog::{stock_level, text};
+use hawker_core::commerce::SaleRequest;
+use hawker_core::discount::{CodeRule, Discount, normalize_code};
+use hawker_core::ids::{CodeId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::money::Price;
+use hawker_core::room::Author;
+use hawker_core::time::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::orders::refusal;
+use crate::app::AppState;
+use crate::auth::{CurrentUser, MaybeUser, random_token};
+use crate::clock;
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
+use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
+use crate::store::{NewShow, Show, ShowFilter, ShowStatus};
+
+/// A random positive id that JavaScript numbers hold exactly (below 2^53).
+pub fn new_id() -> i64 {
+    (rand::random::<u64>() >> 11) as i64 + 1
+}
+
+pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {
+    state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))
+}
+
+/// The show, if `user` is its host (or an admin).
+pub async fn hosted_show(state: &AppState, user: &CurrentUser, id: i64) -> Result<Show, AppError> {
+    let show = find_show(state, id).await?;
+    if show.seller_id != user.user.id && user.user.role != Role::Admin {
+        return Err(AppError::forbidden("only the show's host can do this"));
+    }
+    Ok(show)
+}
+
+fn show_json(show: &Show) -> Value {
+    json!({
+        "id": show.id, "title": show.title, "category": show.category, "status": show.status,
+        "seller": { "id": show.seller_id, "display_name": show.seller_name },
+        "scheduled_at": show.scheduled_at, "started_at": show.started_at, "ended_at": show.ended_at,
+        "cover": show.cover, "product_ids": show.product_ids, "pinned_product_id": show.pinned_product_id,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewShowBody {
+    title: String,
+    category: String,
+    scheduled_at: Option<i64>,
+    product_ids: Vec<i64>,
+}
+
+pub async fn create(State(state): State<AppState>, user: CurrentUser, ApiJson(body): ApiJson<NewShowBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+    let show = create_show(&state, &user, body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": show.id, "stream_key": show.stream_key, "show": show_json(&show) }))))
+}
+
+pub async fn create_show(state: &AppState, user: &CurrentUser, body: NewShowBody) -> Result<Show, AppError> {
+    if !user.user.role.can_sell() {
+        return Err(AppError::forbidden("only sellers can schedule shows"));
+    }
+    let title = text("title", &body.title, 120)?;
+    let category = text("category", &body.category, 40)?.to_lowercase();
+    if body.product_ids.is_empty() || body.product_ids.len() > 100 {
+        return Err(AppError::unprocessable("invalid_input", "product_ids: give 1 to 100 products"));
+    }
+    let mut product_ids = Vec::new();
+    for id in &body.product_ids {
+        let product = state.store.product(ProductId(*id)).await?.ok_or_else(|| AppError::unprocessable("unknown_product", format!("product {id} does not exist")))?;
+        if product.seller_id != user.user.id || product.archived {
+            return Err(AppError::unprocessable("unknown_product", format!("product {id} is not one of your active products")));
+        }
+        if !product_ids.contains(&product.id) {
+            product_ids.push(product.id);
+        }
+    }
+    let new = NewShow {
+        seller_id: user.user.id,
+        title,
+        category,
+        scheduled_at: body.scheduled_at.map(Timestamp),
+        stream_key: format!("sk_{}", random_token(24)),
+        product_ids,
+    };
+    Ok(state.store.create_show(&new, clock::now()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    category: Option<String>,
+    seller_id: Option<i64>,
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, AppError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(ShowStatus::parse(s).ok_or_else(|| AppError::bad_request("bad_query", "status: live, scheduled or ended"))?),
+    };
+    let filter = ShowFilter { status, seller: q.seller_id.map(UserId), category: q.category.map(|c| c.to_lowercase()) };
+    let shows = state.store.shows(&filter).await?;
+    Ok(Json(json!({ "shows": shows.iter().map(show_json).collect::<Vec<_>>() })))
+}
+
+pub async fn get_one(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let show = find_show(&state, id).await?;
+    let mut body = show_json(&show);
+    if user.is_some_and(|u| u.user.id == show.seller_id) {
+        body["stream_key"] = json!(show.stream_key);
+    }
+    Ok(Json(body))
+}
+
+pub async fn upload_cover(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, multipart: Multipart) -> Result<(StatusCode, Json<Value>), AppError> {
+    let show = hosted_show(&state, &user, id).await?;
+    let url = crate::media::save_upload(&state, multipart).await?;
+    state.store.set_show_cover(show.id, &url).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "url": url }))))
+}
+
+/// Goes live. Refused if a product of the lineup is live in another show: each variant's stock
+/// has one owner at a time.
+pub async fn start(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let show = hosted_show(&state, &user, id).await?;
+    start_show(&state, show).await.map(|s| Json(show_json(&s)))
+}
+
+pub async fn start_show(state: &AppState, show: Show) -> Result<Show, AppError> {
+    match show.status {
+        ShowStatus::Live => return Ok(show),
+        ShowStatus::Ended => return Err(AppError::conflict("show_ended", "this show has ended; schedule a new one")),
+        ShowStatus::Scheduled => {}
+    }
+    if let Some(other) = state.store.live_show_sharing_products(&show.product_ids, show.id).await? {
+        return Err(AppError::conflict("product_live_elsewhere", format!("a product of this lineup is live in show {other}")));
+    }
+    state.store.set_show_status(show.id, ShowStatus::Live, clock::now()).await?;
+    let show = find_show(state, show.id.0).await?;
+    state.hub.open(&show).await?;
+    Ok(show)
+}
+
+pub async fn end(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let show = hosted_show(&state, &user, id).await?;
+    match show.status {
+        ShowStatus::Ended => return Ok(Json(show_json(&show))),
+        ShowStatus::Scheduled => {
+            state.store.set_show_status(show.id, ShowStatus::Ended, clock::now()).await?;
+        }
+        ShowStatus::Live => {
+            let live = state.hub.live(&show).await?;
+            ask(&live, |reply| CommerceCmd::EndShow { reply }).await?;
+        }
+    }
+    Ok(Json(show_json(&find_show(&state, id).await?)))
+}
+
+/// Sends a command to the show's owner and waits for its (durable) answer.
+pub async fn ask<T>(live: &LiveShow, cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd) -> Result<T, AppError> {
+    let (reply, answer) = oneshot::channel();
+    live.commerce.send(cmd(reply)).await.map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?;
+    answer.await.map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?.map_err(refusal)
+}
+
+async fn live_hosted(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
+    let show = hosted_show(state, user, id).await?;
+    state.hub.live(&show).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinBody {
+    product_id: Option<i64>,
+}
+
+pub async fn pin(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<PinBody>) -> Result<Json<Value>, AppError> {
+    let live = live_hosted(&state, &user, id).await?;
+    let card = ask(&live, |reply| CommerceCmd::Pin { product: body.product_id.map(ProductId), reply }).await?;
+    Ok(Json(json!({ "pinned": card })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleBody {
+    variant_id: i64,
+    quantity: i64,
+    price_cents: i64,
+    per_buyer_limit: i64,
+    duration_s: i64,
+}
+
+pub async fn start_sale(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<SaleBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+    let live = live_hosted(&state, &user, id).await?;
+    let quantity = stock_level("quantity", body.quantity)?;
+    if quantity == 0 {
+        return Err(AppError::unprocessable("invalid_input", "quantity: must be at least 1"));
+    }
+    let per_buyer_limit = stock_level("per_buyer_limit", body.per_buyer_limit)?;
+    if !(5..=86_400).contains(&body.duration_s) {
+        return Err(AppError::unprocessable("invalid_input", "duration_s: must be between 5 and 86400"));
+    }
+    let req = SaleRequest {
+        id: SaleId(new_id()),
+        variant_id: VariantId(body.variant_id),
+        quantity,
+        price: Price::new("price_cents", body.price_cents)?,
+        per_buyer_limit,
+        duration_ms: body.duration_s * 1000,
+    };
+    let sale = ask(&live, |reply| CommerceCmd::StartSale { req, reply }).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": sale.id, "ends_at": sale.ends_at, "sale": sale }))))
+}
+
+pub async fn get_sale(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let sale = state.store.sale(SaleId(id)).await?.ok_or_else(|| AppError::not_found("flash sale"))?;
+    // The owner's memory is ahead of nothing: every change is committed before it is told.
+    let status = if sale.status == "running" && sale.ends_at <= clock::now() { "ended" } else { sale.status.as_str() };
+    Ok(Json(json!({
+        "id": sale.id, "show_id": sale.show_id, "variant_id": sale.variant_id, "price_cents": sale.price_cents,
+        "quantity": sale.quantity, "remaining": sale.remaining, "per_buyer_limit": sale.per_buyer_limit,
+        "ends_at": sale.ends_at, "status": status,
+    })))
+}
+
+pub async fn end_sale(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let sale = state.store.sale(SaleId(id)).await?.ok_or_else(|| AppError::not_found("flash sale"))?;
+    let live = live_hosted(&state, &user, sale.show_id.0).await?;
+    ask(&live, |reply| CommerceCmd::EndSale { sale_id: sale.id, reply }).await?;
+    Ok(Json(json!({ "id": sale.id, "status": "ended" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    code: String,
+    percent_off: Option<i64>,
+    amount_off_cents: Option<i64>,
+    max_uses: i64,
+    expires_at: Option<i64>,
+    #[serde(default)]
+    first_order_only: bool,
+    /// Tell viewers about the code as soon as it exists (default true).
+    announce: Option<bool>,
+}
+
+pub async fn create_code(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<CodeBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+    let live = live_hosted(&state, &user, id).await?;
+    let discount = Discount::from_parts(body.percent_off, body.amount_off_cents)?;
+    if !(1..=1_000_000).contains(&body.max_uses) {
+        return Err(AppError::unprocessable("invalid_input", "max_uses: must be between 1 and 1000000"));
+    }
+    let now = clock::now();
+    if body.expires_at.is_some_and(|at| at <= now.0) {
+        return Err(AppError::unprocessable("invalid_input", "expires_at: must be in the future (ms since the epoch)"));
+    }
+    let rule = CodeRule {
+        id: CodeId(new_id()),
+        code: normalize_code(&body.code)?,
+        discount,
+        max_uses: body.max_uses as u32,
+        expires_at: body.expires_at.map(Timestamp),
+        first_order_only: body.first_order_only,
+    };
+    let answer = json!({ "id": rule.id, "code": rule.code, "discount": rule.discount, "max_uses": rule.max_uses, "expires_at": rule.expires_at, "first_order_only": rule.first_order_only });
+    let announce = body.announce.unwrap_or(true);
+    ask(&live, |reply| CommerceCmd::CreateCode { rule, announce, reply }).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// The show's append-only commerce log: every stock, price, sale and code change, in order.
+pub async fn commerce_log(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+    let show = find_show(&state, id).await?;
+    let entries: Vec<Value> = state
+        .store
+        .commerce_log(show.id)
+        .await?
+        .into_iter()
+        .map(|(seq, at, event)| json!({ "seq": seq, "at": at, "event": serde_json::from_str::<Value>(&event).unwrap_or(Value::Null) }))
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.
+pub async fn live_socket(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>, ws: WebSocketUpgrade) -> Result<Response, AppError> {
+    let show = find_show(&state, id).await?;
+    let live = state.hub.live(&show).await?;
+    let host = user.as_ref().is_some_and(|u| u.user.id == show.seller_id || u.user.role == Role::Admin);
+    let author = user.map(|u| Author { id: u.user.id, name: u.user.display_name, role: u.user.role });
+    Ok(ws.max_message_size(socket::MAX_CLIENT_MESSAGE).on_upgrade(move |socket| socket::serve(socket, live, author, host)))
+}
+
+/// Moderators, admins and the show's host may moderate its chat.
+async fn moderated_live(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
+    let show = find_show(state, id).await?;
+    if !(user.user.role.can_moderate() || user.user.id == show.seller_id) {
+        return Err(AppError::forbidden("only moderators and the host can moderate this chat"));
+    }
+    state.hub.live(&show).await
+}
+
+pub async fn delete_chat(State(state): State<AppState>, user: CurrentUser, ApiPath((id, message_id)): ApiPath<(i64, u64)>) -> Result<StatusCode, AppError> {
+    let live = moderated_live(&state, &user, id).await?;
+    let (reply, answer) = oneshot::channel();
+    let _ = live.room.send(RoomCmd::DeleteChat { id: message_id, reply }).await;
+    if answer.await.unwrap_or(false) { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::not_found("chat message")) }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteBody {
+    user_id: i64,
+}
+
+pub async fn mute(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<MuteBody>) -> Result<StatusCode, AppError> {
+    let live = moderated_live(&state, &user, id).await?;
+    if body.user_id == live.host.0 {
+        return Err(AppError::unprocessable("invalid_input", "the host cannot be muted"));
+    }
+    let _ = live.room.send(RoomCmd::Mute { user: UserId(body.user_id) }).await;
+    Ok(StatusCode::NO_CONTENT)
+}

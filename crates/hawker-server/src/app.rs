@@ -1,0 +1,103 @@
+//! Building and running the server: `App::build(config)` binds the listener and restores every
+//! live show's owner; `run_until_stopped` serves until the shutdown future resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::auth::Passwords;
+use crate::config::Config;
+use crate::live::{Hub, LiveSettings};
+use crate::payments::{PaymentProvider, TestProvider};
+use crate::store::{self, ShowFilter, ShowStatus, Store};
+use crate::{api, media, pages};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub payments: Arc<dyn PaymentProvider>,
+    pub hub: Arc<Hub>,
+    pub passwords: Passwords,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    test_payments: Option<Arc<TestProvider>>,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
+        let test = Arc::new(TestProvider::default());
+        let payments: Arc<dyn PaymentProvider> = test.clone();
+        let hub = Hub::new(
+            store.clone(),
+            payments.clone(),
+            LiveSettings {
+                reservation_hold_ms: config.reservation_hold_s * 1000,
+                commit_batch_max: config.commit_batch_max,
+                viewer_buffer: config.viewer_buffer,
+            },
+        );
+        let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let state = AppState { config: Arc::new(config), store, payments, hub, passwords };
+        restore_owners(&state).await?;
+        let router = router(state.clone());
+        Ok(Self { listener, router, state, test_payments: Some(test) })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The built-in test provider, for tests that count charges.
+    pub fn test_payments(&self) -> Option<Arc<TestProvider>> {
+        self.test_payments.clone()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    }
+}
+
+/// After a restart, every live show (and every ended show with unpaid reservations) gets its
+/// owner back, rebuilt from the database, before the first request is served.
+async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
+    for show in state.store.shows(&ShowFilter { status: Some(ShowStatus::Live), ..ShowFilter::default() }).await? {
+        state.hub.open(&show).await.map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
+    }
+    for show_id in state.store.shows_with_reservations().await? {
+        if let Some(show) = state.store.show(show_id).await? {
+            state.hub.open(&show).await.map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
+        }
+    }
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let uploads = DefaultBodyLimit::max(state.config.max_upload_bytes + 64 * 1024);
+    let api = api::router()
+        .route_layer(uploads)
+        .fallback(|| async { crate::error::AppError::not_found("API route") });
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(pages::router())
+        .route("/media/{name}", get(media::serve))
+        .route("/static/{*path}", get(pages::assets::serve))
+        .with_state(state)
+}

@@ -1,0 +1,215 @@
+//! Layered configuration: built-in defaults, then an optional TOML file (`HAWKER_CONFIG`, or
+//! `./hawker.toml` if present), then `HAWKER_*` environment variables. `hawker config
+//! --print-defaults` prints every setting with its default.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Every setting. Each field `x` can be set as `x = …` in the TOML file or `HAWKER_X=…`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on; port 0 picks a free one.
+    pub listen: String,
+    /// Where the SQLite database and uploaded images live.
+    pub data_dir: PathBuf,
+    /// `sqlite://path/to/file.db`; empty means `<data_dir>/hawker.db`. May hold a password, so it
+    /// is redacted from `Debug`.
+    pub database_url: String,
+    /// `development` or `production`. Production refuses the test payment provider unless
+    /// `allow_test_payments` is set.
+    pub environment: String,
+    /// `test` is the only built-in provider (see README, "Payments").
+    pub payment_provider: String,
+    /// Lets production run with the test payment provider (a demo instance, never a real shop).
+    pub allow_test_payments: bool,
+    /// Seconds an unpaid reservation holds its units before they return to stock.
+    pub reservation_hold_s: i64,
+    /// Most buy decisions committed in one transaction (one fsync).
+    pub commit_batch_max: usize,
+    /// SQLite's `synchronous` pragma: `full` (durable, the default) or `normal` (faster, can lose
+    /// the last commits on power loss; never for a real shop).
+    pub sqlite_synchronous: String,
+    /// Argon2id memory cost in KiB (OWASP: at least 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Largest image upload in bytes.
+    pub max_upload_bytes: usize,
+    /// Messages a viewer may fall behind before getting a fresh snapshot instead.
+    pub viewer_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./hawker-data"),
+            database_url: String::new(),
+            environment: "development".into(),
+            payment_provider: "test".into(),
+            allow_test_payments: false,
+            reservation_hold_s: 600,
+            commit_batch_max: 2048,
+            sqlite_synchronous: "full".into(),
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            secure_cookies: false,
+            max_upload_bytes: 5 * 1024 * 1024,
+            viewer_buffer: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.clone();
+        if shown.database_url.contains('@') {
+            shown.database_url = "<redacted>".into();
+        }
+        f.write_str(&toml::to_string(&shown).unwrap_or_default())
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file, then the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = std::env::var("HAWKER_CONFIG").ok().map(PathBuf::from);
+        let file = match &path {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            None => std::fs::read_to_string("hawker.toml").ok(),
+        };
+        let mut config: Config = match file {
+            Some(text) => toml::from_str(&text).context("parsing the configuration file")?,
+            None => Config::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `HAWKER_*` variables found by `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, raw: String) -> anyhow::Result<T> {
+            raw.parse().map_err(|_| anyhow::anyhow!("{key}: cannot parse {raw:?}"))
+        }
+        if let Some(v) = get("HAWKER_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("HAWKER_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("HAWKER_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("HAWKER_ENVIRONMENT") {
+            self.environment = v;
+        }
+        if let Some(v) = get("HAWKER_PAYMENT_PROVIDER") {
+            self.payment_provider = v;
+        }
+        if let Some(v) = get("HAWKER_ALLOW_TEST_PAYMENTS") {
+            self.allow_test_payments = parse("HAWKER_ALLOW_TEST_PAYMENTS", v)?;
+        }
+        if let Some(v) = get("HAWKER_RESERVATION_HOLD_S") {
+            self.reservation_hold_s = parse("HAWKER_RESERVATION_HOLD_S", v)?;
+        }
+        if let Some(v) = get("HAWKER_COMMIT_BATCH_MAX") {
+            self.commit_batch_max = parse("HAWKER_COMMIT_BATCH_MAX", v)?;
+        }
+        if let Some(v) = get("HAWKER_SQLITE_SYNCHRONOUS") {
+            self.sqlite_synchronous = v;
+        }
+        if let Some(v) = get("HAWKER_ARGON2_MEMORY_KIB") {
+            self.argon2_memory_kib = parse("HAWKER_ARGON2_MEMORY_KIB", v)?;
+        }
+        if let Some(v) = get("HAWKER_ARGON2_ITERATIONS") {
+            self.argon2_iterations = parse("HAWKER_ARGON2_ITERATIONS", v)?;
+        }
+        if let Some(v) = get("HAWKER_SECURE_COOKIES") {
+            self.secure_cookies = parse("HAWKER_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = get("HAWKER_MAX_UPLOAD_BYTES") {
+            self.max_upload_bytes = parse("HAWKER_MAX_UPLOAD_BYTES", v)?;
+        }
+        if let Some(v) = get("HAWKER_VIEWER_BUFFER") {
+            self.viewer_buffer = parse("HAWKER_VIEWER_BUFFER", v)?;
+        }
+        Ok(())
+    }
+
+    /// The database URL, with the default filled in.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("hawker.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+
+    /// Refuses settings that would be dangerous, with a message saying how to fix them.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match self.environment.as_str() {
+            "development" | "production" => {}
+            other => anyhow::bail!("environment must be development or production, not {other:?}"),
+        }
+        if self.payment_provider != "test" {
+            anyhow::bail!("payment_provider {:?} is unknown; the built-in provider is \"test\"", self.payment_provider);
+        }
+        if self.environment == "production" && self.payment_provider == "test" && !self.allow_test_payments {
+            anyhow::bail!(
+                "refusing to start: production uses the TEST payment provider, which moves no money. \
+                 Configure a real provider, or set HAWKER_ALLOW_TEST_PAYMENTS=true for a demo instance."
+            );
+        }
+        match self.sqlite_synchronous.as_str() {
+            "full" | "normal" => {}
+            other => anyhow::bail!("sqlite_synchronous must be full or normal, not {other:?}"),
+        }
+        if self.reservation_hold_s < 5 {
+            anyhow::bail!("reservation_hold_s must be at least 5");
+        }
+        if self.commit_batch_max == 0 {
+            anyhow::bail!("commit_batch_max must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The defaults as a TOML file, for `hawker config --print-defaults`.
+    pub fn defaults_toml() -> String {
+        let mut out = String::from("# Hawker settings and their defaults. Each key `x` can also be set as HAWKER_X.\n");
+        out.push_str(&toml::to_string(&Config::default()).unwrap_or_default());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_the_test_provider_unless_allowed() {
+        let mut c = Config { environment: "production".into(), ..Config::default() };
+        let err = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("TEST payment provider"), "{err}");
+        c.allow_test_payments = true;
+        assert!(c.validate().is_ok());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "HAWKER_LISTEN").then(|| "0.0.0.0:9000".to_string())).expect("applies");
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert!(c.apply_env(|k| (k == "HAWKER_RESERVATION_HOLD_S").then(|| "soon".to_string())).is_err());
+        assert!(Config::defaults_toml().contains("listen = \"127.0.0.1:8080\""));
+    }
+}

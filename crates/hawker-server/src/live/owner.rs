@@ -1,0 +1,460 @@
+//! The commerce owner of one show: decides in arrival order, in memory, and answers only after
+//! the decisions are durably committed.
+//!
+//! Each turn of the loop takes every command already waiting (up to `commit_batch_max`), decides
+//! them one by one with [`ShowCommerce`], writes all their events in **one** transaction (one
+//! fsync), then answers everybody and tells the room. Refusals ("sold out") produce no events, so
+//! a batch of only refusals writes nothing. If the commit fails, the in-memory state is thrown
+//! away and reloaded from the database, and every command of the batch is answered "unavailable".
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hawker_core::commerce::{
+    BuyRejected, BuyRequest, DuplicateCode, Event, NotReserved, OrderLine, ReleaseReason, Sale, SaleEndReason, SaleRejected, SaleRequest,
+    ShowCommerce,
+};
+use hawker_core::discount::{CodeRule, Discount};
+use hawker_core::ids::{OrderId, ProductId, SaleId, UserId};
+use hawker_core::money::format_cents;
+use hawker_core::protocol::{HostStats, ProductCard, SaleView, ServerMsg, VariantCard};
+use hawker_core::time::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Hub, RoomCmd};
+use crate::clock;
+use crate::store::{Batch, OrderMeta, ShowStatus};
+
+/// Why the owner said no. The API maps each to a status and code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Buy(#[from] BuyRejected),
+    #[error(transparent)]
+    Sale(#[from] SaleRejected),
+    #[error(transparent)]
+    DuplicateCode(#[from] DuplicateCode),
+    #[error(transparent)]
+    NotReserved(#[from] NotReserved),
+    #[error("this product is not in the show's lineup")]
+    NotInLineup,
+    #[error("this show has ended")]
+    ShowEnded,
+    /// The same buyer already used this idempotency key in this show: that order stands.
+    #[error("duplicate idempotency key")]
+    Duplicate(OrderId),
+    #[error("the show's owner is unavailable; try again")]
+    Unavailable,
+}
+
+/// How a reservation was settled.
+#[derive(Debug, Clone)]
+pub enum Settlement {
+    Paid { payment_ref: Option<String> },
+    Released(ReleaseReason),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Refusal>>;
+
+pub enum CommerceCmd {
+    Buy { req: BuyRequest, meta: OrderMeta, buyer_name: String, reply: Reply<OrderLine> },
+    Settle { order_id: OrderId, settlement: Settlement, reply: Option<Reply<()>> },
+    StartSale { req: SaleRequest, reply: Reply<Sale> },
+    EndSale { sale_id: SaleId, reply: Reply<()> },
+    CreateCode { rule: CodeRule, announce: bool, reply: Reply<()> },
+    Pin { product: Option<ProductId>, reply: Reply<Option<ProductCard>> },
+    /// Ends every sale and closes the room; the owner lives on until no reservation is left.
+    EndShow { reply: Reply<()> },
+    /// A settlement check finished without settling (the provider was unreachable).
+    Unchecked(OrderId),
+}
+
+/// An answer decided but not yet sent: it goes out after the batch commits (`true`) or fails.
+type Pending = Box<dyn FnOnce(bool) + Send>;
+
+fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T, Refusal>) -> Pending {
+    Box::new(move |committed| {
+        let _ = reply.send(if committed { result } else { Err(Refusal::Unavailable) });
+    })
+}
+
+pub struct Owner {
+    hub: Arc<Hub>,
+    commerce: ShowCommerce,
+    room: mpsc::Sender<RoomCmd>,
+    /// Our own inbox, for settlement checks that run as separate tasks.
+    inbox: mpsc::Sender<CommerceCmd>,
+    stats: HostStats,
+    pinned: Option<ProductId>,
+    /// The show ended: refuse new buys, settle what is reserved, then stop.
+    closing: bool,
+    /// Idempotency keys seen since the owner started, so two in-flight retries of one buy cannot
+    /// both reserve (the unique constraint would then fail a whole batch).
+    keys: HashMap<(UserId, String), OrderId>,
+    /// Buyer names for purchase announcements.
+    names: HashMap<OrderId, String>,
+    /// Codes the host asked to announce once created.
+    announce: HashSet<String>,
+    /// Reservations whose hold ran out and are being checked with the payment provider.
+    checking: HashSet<OrderId>,
+}
+
+impl Owner {
+    pub fn new(
+        hub: Arc<Hub>,
+        commerce: ShowCommerce,
+        room: mpsc::Sender<RoomCmd>,
+        inbox: mpsc::Sender<CommerceCmd>,
+        stats: HostStats,
+        pinned: Option<ProductId>,
+        closing: bool,
+    ) -> Self {
+        Self {
+            hub,
+            commerce,
+            room,
+            inbox,
+            stats,
+            pinned,
+            closing,
+            keys: HashMap::new(),
+            names: HashMap::new(),
+            announce: HashSet::new(),
+            checking: HashSet::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<CommerceCmd>) {
+        let show_id = self.commerce.show_id();
+        let mut initial = vec![ServerMsg::HostStats(self.stats)];
+        if let Some(card) = self.pinned.and_then(|p| self.card(p)) {
+            initial.push(ServerMsg::Pinned { product: Some(card) });
+        }
+        initial.extend(self.commerce.running_sales().filter_map(|s| self.sale_view(s)).map(ServerMsg::Sale));
+        let _ = self.room.send(RoomCmd::Publish(initial)).await;
+        if self.closing {
+            let _ = self.room.send(RoomCmd::Close).await;
+        }
+
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let batch_max = self.hub.settings().commit_batch_max;
+        loop {
+            let mut cmds = Vec::new();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmds.push(cmd),
+                    None => break,
+                },
+                _ = tick.tick() => {}
+            }
+            while cmds.len() < batch_max {
+                match rx.try_recv() {
+                    Ok(cmd) => cmds.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            self.turn(clock::now(), cmds).await;
+            if self.closing && self.commerce.due_reservations(Timestamp(i64::MAX)).is_empty() {
+                break;
+            }
+        }
+        self.hub.forget(show_id);
+        tracing::info!(show = %show_id, "commerce owner stopped");
+    }
+
+    /// One batch: decide everything, commit once, answer, announce.
+    async fn turn(&mut self, now: Timestamp, cmds: Vec<CommerceCmd>) {
+        let mut batch = Batch::default();
+        let mut answers: Vec<Pending> = Vec::new();
+        let mut end_show = false;
+        batch.events.extend(self.commerce.tick(now));
+        for cmd in cmds {
+            self.decide(now, cmd, &mut batch, &mut answers, &mut end_show);
+        }
+        self.check_due_reservations(now);
+
+        let committed = if batch.events.is_empty() {
+            true
+        } else {
+            match self.hub.store().commit(self.commerce.show_id(), now, &batch).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(show = %self.commerce.show_id(), "group commit failed, reloading: {e:#}");
+                    self.reload().await;
+                    false
+                }
+            }
+        };
+        if committed && end_show {
+            if let Err(e) = self.hub.store().set_show_status(self.commerce.show_id(), ShowStatus::Ended, now).await {
+                tracing::error!("marking the show ended: {e:#}");
+            }
+            self.closing = true;
+        }
+        let msgs = if committed { self.messages(&batch.events) } else { Vec::new() };
+        for answer in answers {
+            answer(committed);
+        }
+        if !msgs.is_empty() {
+            let _ = self.room.send(RoomCmd::Publish(msgs)).await;
+        }
+        if committed && end_show {
+            let _ = self.room.send(RoomCmd::Publish(vec![ServerMsg::ShowEnded])).await;
+            let _ = self.room.send(RoomCmd::Close).await;
+        }
+    }
+
+    fn decide(&mut self, now: Timestamp, cmd: CommerceCmd, batch: &mut Batch, answers: &mut Vec<Pending>, end_show: &mut bool) {
+        match cmd {
+            CommerceCmd::Buy { req, meta, buyer_name, reply } => {
+                let key = (req.buyer, meta.idempotency_key.clone());
+                let result = if self.closing {
+                    Err(Refusal::ShowEnded)
+                } else if let Some(existing) = self.keys.get(&key) {
+                    Err(Refusal::Duplicate(*existing))
+                } else {
+                    self.commerce.reserve(now, &req).map_err(Refusal::from).map(|events| {
+                        self.keys.insert(key, req.order_id);
+                        self.names.insert(req.order_id, buyer_name);
+                        batch.new_orders.push(meta);
+                        let order = events.iter().find_map(|e| match e {
+                            Event::Reserved { order, .. } => Some(order.clone()),
+                            _ => None,
+                        });
+                        batch.events.extend(events);
+                        order
+                    })
+                };
+                let result = result.and_then(|o| o.ok_or(Refusal::Unavailable));
+                answers.push(pending(reply, result));
+            }
+            CommerceCmd::Settle { order_id, settlement, reply } => {
+                self.checking.remove(&order_id);
+                let result = match settlement {
+                    Settlement::Paid { payment_ref } => self.commerce.confirm(order_id, payment_ref),
+                    Settlement::Released(reason) => self.commerce.release(order_id, reason),
+                };
+                let result = result.map(|events| batch.events.extend(events)).map_err(Refusal::from);
+                if let Some(reply) = reply {
+                    answers.push(pending(reply, result));
+                }
+            }
+            CommerceCmd::StartSale { req, reply } => {
+                let result = if self.closing { Err(Refusal::ShowEnded) } else { self.commerce.start_sale(now, req).map_err(Refusal::from) };
+                let result = result.map(|events| {
+                    let sale = events.iter().find_map(|e| match e {
+                        Event::SaleStarted { sale, .. } => Some(sale.clone()),
+                        _ => None,
+                    });
+                    batch.events.extend(events);
+                    sale
+                });
+                answers.push(pending(reply, result.and_then(|s| s.ok_or(Refusal::Unavailable))));
+            }
+            CommerceCmd::EndSale { sale_id, reply } => {
+                let result = self.commerce.end_sale(sale_id, SaleEndReason::Host).map(|events| batch.events.extend(events));
+                answers.push(pending(reply, result.map_err(Refusal::from)));
+            }
+            CommerceCmd::CreateCode { rule, announce, reply } => {
+                let code = rule.code.clone();
+                let result = if self.closing { Err(Refusal::ShowEnded) } else { self.commerce.create_code(rule).map_err(Refusal::from) };
+                let result = result.map(|events| {
+                    if announce {
+                        self.announce.insert(code);
+                    }
+                    batch.events.extend(events);
+                });
+                answers.push(pending(reply, result));
+            }
+            CommerceCmd::Pin { product, reply } => {
+                // Pinning changes no stock or price: it is saved outside the batch and announced now.
+                let card = match product {
+                    None => Ok(None),
+                    Some(p) => self.card(p).map(Some).ok_or(Refusal::NotInLineup),
+                };
+                if let Ok(card) = &card {
+                    self.pinned = product;
+                    let store = self.hub.store().clone();
+                    let (room, show_id, card) = (self.room.clone(), self.commerce.show_id(), card.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.set_pinned(show_id, product).await {
+                            tracing::error!("saving the pinned product: {e:#}");
+                        }
+                        let _ = room.send(RoomCmd::Publish(vec![ServerMsg::Pinned { product: card }])).await;
+                    });
+                }
+                let _ = reply.send(card);
+            }
+            CommerceCmd::EndShow { reply } => {
+                if self.closing {
+                    let _ = reply.send(Err(Refusal::ShowEnded));
+                } else {
+                    batch.events.extend(self.commerce.end_all_sales());
+                    *end_show = true;
+                    answers.push(pending(reply, Ok(())));
+                }
+            }
+            CommerceCmd::Unchecked(order_id) => {
+                self.checking.remove(&order_id);
+            }
+        }
+    }
+
+    /// Reservations whose hold ran out: ask the provider whether the charge happened (a crash or
+    /// a lost answer can leave a paid reservation), then confirm or release through our inbox.
+    fn check_due_reservations(&mut self, now: Timestamp) {
+        for order_id in self.commerce.due_reservations(now) {
+            if !self.checking.insert(order_id) {
+                continue;
+            }
+            let (payments, inbox) = (self.hub.payments().clone(), self.inbox.clone());
+            tokio::spawn(async move {
+                let cmd = match payments.lookup(&order_id.to_string()).await {
+                    Ok(Some(charge)) => CommerceCmd::Settle { order_id, settlement: Settlement::Paid { payment_ref: Some(charge.id) }, reply: None },
+                    Ok(None) => CommerceCmd::Settle { order_id, settlement: Settlement::Released(ReleaseReason::Expired), reply: None },
+                    Err(e) => {
+                        tracing::warn!(order = %order_id, "settlement check failed, retrying: {e}");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        CommerceCmd::Unchecked(order_id)
+                    }
+                };
+                let _ = inbox.send(cmd).await;
+            });
+        }
+    }
+
+    async fn reload(&mut self) {
+        let show_id = self.commerce.show_id();
+        match self.hub.store().load_commerce(show_id).await {
+            Ok(restore) => {
+                self.commerce = ShowCommerce::restore(show_id, restore);
+                self.keys.clear();
+                self.checking.clear();
+            }
+            Err(e) => tracing::error!(show = %show_id, "reloading commerce state failed: {e:#}"),
+        }
+    }
+
+    /// What viewers are told about committed events. Counts that changed many times in one batch
+    /// are sent once, with their last value.
+    fn messages(&mut self, events: &[Event]) -> Vec<ServerMsg> {
+        let mut msgs = Vec::new();
+        let mut stats_changed = false;
+        for event in events {
+            match event {
+                Event::SaleStarted { sale, variant_stock_left } => {
+                    msgs.extend(self.sale_view(sale).map(ServerMsg::Sale));
+                    msgs.push(ServerMsg::Stock { variant_id: sale.variant_id, stock: *variant_stock_left });
+                }
+                Event::SaleEnded { sale_id, variant_id, variant_stock_left, .. } => {
+                    msgs.push(ServerMsg::SaleEnded { id: *sale_id });
+                    msgs.push(ServerMsg::Stock { variant_id: *variant_id, stock: *variant_stock_left });
+                }
+                Event::CodeCreated { rule } => {
+                    if self.announce.remove(&rule.code) {
+                        let description = match rule.discount {
+                            Discount::PercentOff(p) => format!("{p}% off"),
+                            Discount::AmountOffCents(a) => {
+                                let currency = self.commerce.variants().next().map(|v| v.currency.to_string()).unwrap_or_default();
+                                format!("{} off", format_cents(a, &currency))
+                            }
+                        };
+                        msgs.push(ServerMsg::Code { code: rule.code.clone(), description });
+                    }
+                }
+                Event::Reserved { order, left } => msgs.push(left_msg(order.sale_id, order.variant_id, *left)),
+                Event::Released { to_sale, variant_id, left, order_id, .. } => {
+                    self.names.remove(order_id);
+                    msgs.push(left_msg(*to_sale, *variant_id, *left));
+                }
+                Event::Paid { order_id, variant_id, quantity, total_cents, .. } => {
+                    self.stats.orders += 1;
+                    self.stats.units += u64::from(*quantity);
+                    self.stats.revenue_cents += total_cents;
+                    stats_changed = true;
+                    let buyer = self.names.remove(order_id).unwrap_or_else(|| "Someone".into());
+                    let product_title = self.commerce.variant(*variant_id).map(|v| v.product_title.clone()).unwrap_or_default();
+                    msgs.push(ServerMsg::Purchase { buyer, product_title, quantity: *quantity });
+                }
+            }
+        }
+        if stats_changed {
+            msgs.push(ServerMsg::HostStats(self.stats));
+        }
+        last_value_per_counter(msgs)
+    }
+
+    fn card(&self, product: ProductId) -> Option<ProductCard> {
+        let variants: Vec<_> = self.commerce.variants().filter(|v| v.product_id == product).collect();
+        let first = variants.first()?;
+        Some(ProductCard {
+            product_id: product,
+            title: first.product_title.clone(),
+            image: first.image.clone(),
+            currency: first.currency.to_string(),
+            variants: variants.iter().map(|v| VariantCard { id: v.id, name: v.name.clone(), price_cents: v.price_cents, stock: v.stock }).collect(),
+        })
+    }
+
+    fn sale_view(&self, sale: &Sale) -> Option<SaleView> {
+        let v = self.commerce.variant(sale.variant_id)?;
+        Some(SaleView {
+            id: sale.id,
+            variant_id: v.id,
+            product_id: v.product_id,
+            product_title: v.product_title.clone(),
+            variant_name: v.name.clone(),
+            image: v.image.clone(),
+            currency: v.currency.to_string(),
+            list_price_cents: v.price_cents,
+            price_cents: sale.price_cents,
+            quantity: sale.quantity,
+            remaining: sale.remaining,
+            per_buyer_limit: sale.per_buyer_limit,
+            ends_at: sale.ends_at,
+        })
+    }
+}
+
+fn left_msg(sale: Option<SaleId>, variant_id: hawker_core::ids::VariantId, left: u32) -> ServerMsg {
+    match sale {
+        Some(id) => ServerMsg::SaleLeft { id, remaining: left },
+        None => ServerMsg::Stock { variant_id, stock: left },
+    }
+}
+
+/// Keeps only the last `sale_left`, `stock` and `host_stats` message per counter, in place.
+fn last_value_per_counter(msgs: Vec<ServerMsg>) -> Vec<ServerMsg> {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Counter {
+        Sale(SaleId),
+        Stock(hawker_core::ids::VariantId),
+        Stats,
+    }
+    let mut seen = HashSet::new();
+    let mut kept: Vec<ServerMsg> = msgs
+        .into_iter()
+        .rev()
+        .filter(|m| {
+            let counter = match m {
+                ServerMsg::SaleLeft { id, .. } => Counter::Sale(*id),
+                ServerMsg::Stock { variant_id, .. } => Counter::Stock(*variant_id),
+                ServerMsg::HostStats(_) => Counter::Stats,
+                _ => return true,
+            };
+            seen.insert(counter)
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// The currency-free part of a discount, for API answers.
+pub fn describe(d: Discount) -> String {
+    match d {
+        Discount::PercentOff(p) => format!("{p}% off"),
+        Discount::AmountOffCents(a) => format!("{a} cents off"),
+    }
+}

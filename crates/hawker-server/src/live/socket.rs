@@ -1,0 +1,154 @@
+//! One viewer's WebSocket: a task that sends and a task that receives.
+//!
+//! Sending: the room's broadcast, filtered (host-only messages go to the host), plus direct
+//! answers to this viewer. A socket that falls more than the buffer behind is not dropped: it gets
+//! a fresh snapshot and carries on from there.
+//!
+//! Receiving: chat, heart taps and pings, rate-limited per socket; a client that keeps flooding
+//! after being told is disconnected.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
+use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{LiveShow, RoomCmd};
+use crate::clock;
+
+/// Messages per second a socket may send, and the burst above it.
+const MSGS_PER_SEC: f64 = 10.0;
+const MSG_BURST: f64 = 20.0;
+/// Refused messages after which the socket is closed.
+const MAX_REFUSED: u32 = 200;
+
+/// Largest client message accepted, in bytes (chat is at most 500 characters).
+pub const MAX_CLIENT_MESSAGE: usize = 4096;
+
+pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, host: bool) {
+    let Some((snapshot, updates)) = join(&live, host, true).await else { return };
+    let (mut sink, mut stream) = socket.split();
+    let (direct_tx, mut direct_rx) = mpsc::channel::<String>(32);
+
+    let sender_live = live.clone();
+    let mut send_task = tokio::spawn(async move {
+        let mut updates = updates;
+        if sink.send(Message::Text(Utf8Bytes::from(&*snapshot))).await.is_err() {
+            return;
+        }
+        loop {
+            let text: Utf8Bytes = tokio::select! {
+                update = updates.recv() => match update {
+                    Ok(out) if out.host_only && !host => continue,
+                    Ok(out) => Utf8Bytes::from(&*out.text),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "viewer fell behind; sending a fresh snapshot");
+                        let Some((snapshot, fresh)) = join(&sender_live, host, false).await else { break };
+                        updates = fresh;
+                        Utf8Bytes::from(&*snapshot)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                direct = direct_rx.recv() => match direct {
+                    Some(text) => text.into(),
+                    None => break,
+                },
+            };
+            if sink.send(Message::Text(text)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "show ended".into() }))).await;
+    });
+
+    let receiver_live = live.clone();
+    let mut recv_task = tokio::spawn(async move {
+        let live = receiver_live;
+        let mut tokens = MSG_BURST;
+        let mut last = std::time::Instant::now();
+        let mut refused = 0u32;
+        while let Some(Ok(msg)) = stream.next().await {
+            let text = match msg {
+                Message::Text(t) => t,
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Binary(_) => {
+                    direct(&direct_tx, "bad_message", "send JSON text messages").await;
+                    continue;
+                }
+            };
+            let elapsed = last.elapsed().as_secs_f64();
+            last = std::time::Instant::now();
+            tokens = (tokens + elapsed * MSGS_PER_SEC).min(MSG_BURST);
+            if tokens < 1.0 {
+                refused += 1;
+                if refused > MAX_REFUSED {
+                    let _ = direct_tx.try_send(error_text("flooding", "too many messages; disconnected"));
+                    return true;
+                }
+                if refused % 20 == 1 {
+                    direct(&direct_tx, "rate_limited", "too many messages; slow down").await;
+                }
+                continue;
+            }
+            tokens -= 1.0;
+            if text.len() > MAX_CLIENT_MESSAGE {
+                direct(&direct_tx, "message_too_large", "messages must be under 4 KiB").await;
+                continue;
+            }
+            match serde_json::from_str::<ClientMsg>(&text) {
+                Ok(ClientMsg::Chat { text }) => {
+                    let Some(author) = &author else {
+                        direct(&direct_tx, "login_required", "log in to chat").await;
+                        continue;
+                    };
+                    let (reply, answer) = oneshot::channel();
+                    let _ = live.room.send(RoomCmd::Chat { author: author.clone(), text, reply }).await;
+                    if let Ok(Err(refusal)) = answer.await {
+                        direct(&direct_tx, refusal.code(), &refusal.to_string()).await;
+                    }
+                }
+                Ok(ClientMsg::Hearts { count }) => {
+                    live.hearts.fetch_add(u64::from(count.min(MAX_HEARTS_PER_MESSAGE)), Ordering::Relaxed);
+                }
+                Ok(ClientMsg::Ping { nonce }) => {
+                    let _ = direct_tx.send(direct_text(ServerMsg::Pong { nonce })).await;
+                }
+                Err(e) => direct(&direct_tx, "bad_message", &format!("not a valid message: {e}")).await,
+            }
+        }
+        false
+    });
+
+    let flooded = tokio::select! {
+        _ = &mut send_task => { recv_task.abort(); false }
+        flooded = &mut recv_task => flooded.unwrap_or(false),
+    };
+    if flooded {
+        // Let the sender flush the error, then close with "policy violation".
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    send_task.abort();
+    let _ = live.room.send(RoomCmd::Leave).await;
+}
+
+async fn join(live: &LiveShow, host: bool, count: bool) -> Option<super::room::Subscription> {
+    let (reply, answer) = oneshot::channel();
+    live.room.send(RoomCmd::Join { host, count, reply }).await.ok()?;
+    answer.await.ok()
+}
+
+/// Direct messages are not part of the show's sequence: their `seq` is 0.
+fn direct_text(msg: ServerMsg) -> String {
+    serde_json::to_string(&Envelope { v: PROTOCOL_VERSION, seq: 0, now: clock::now(), msg }).unwrap_or_default()
+}
+
+fn error_text(code: &str, message: &str) -> String {
+    direct_text(ServerMsg::Error { code: code.into(), message: message.into() })
+}
+
+async fn direct(tx: &mpsc::Sender<String>, code: &str, message: &str) {
+    let _ = tx.send(error_text(code, message)).await;
+}

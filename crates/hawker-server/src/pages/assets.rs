@@ -1,0 +1,51 @@
+//! Static assets, embedded in the binary so `hawker` runs from anywhere. Served with a version
+//! query string from the pages, so they can be cached for a day without going stale for long.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiPath, AppError};
+
+macro_rules! assets {
+    ($($path:literal),* $(,)?) => {
+        const ASSETS: &[(&str, &str)] = &[$(($path, include_str!(concat!("../../static/", $path)))),*];
+    };
+}
+
+assets!(
+    "app.css",
+    "js/api.mjs",
+    "js/buy.mjs",
+    "js/chat.mjs",
+    "js/hearts.mjs",
+    "js/host.mjs",
+    "js/live.mjs",
+    "js/seller.mjs",
+    "js/show.mjs",
+    "js/toast.mjs",
+);
+
+/// Changes whenever any asset changes (FNV-1a of their contents), for cache busting.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (_, body) in ASSETS {
+            for b in body.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{:08x}", h as u32)
+    })
+}
+
+pub async fn serve(ApiPath(path): ApiPath<String>) -> Result<Response, AppError> {
+    let (_, body) = ASSETS.iter().find(|(p, _)| *p == path).ok_or_else(|| AppError::not_found("asset"))?;
+    let content_type = if path.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"))],
+        *body,
+    )
+        .into_response())
+}

@@ -1,0 +1,577 @@
+//! Server-rendered pages: one view struct per template (`templates/`), and one small ES module
+//! per widget (`static/js/`). Pages read through the store and write through the JSON API, so
+//! there is one place that changes anything.
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use hawker_core::account::Role;
+use hawker_core::ids::{ProductId, ShowId, UserId};
+use hawker_core::money::format_cents;
+use serde::Deserialize;
+
+use crate::api::accounts;
+use crate::app::AppState;
+use crate::auth::{self, CurrentUser, FORM_CSRF_COOKIE, MaybeUser, random_token};
+use crate::error::{ApiPath, ApiQuery, AppError};
+use crate::store::{Order, Product, Show, ShowFilter, ShowStatus, TokenKind};
+
+pub mod assets;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/signup", get(signup_page).post(signup_submit))
+        .route("/logout", axum::routing::post(logout))
+        .route("/shows/{id}", get(show_page))
+        .route("/shows/{id}/host", get(host_page))
+        .route("/stores/{id}", get(store_page))
+        .route("/orders", get(orders_page))
+        .route("/dashboard", get(dashboard))
+        .route("/dashboard/products/new", get(new_product))
+        .route("/dashboard/products/{id}", get(edit_product))
+        .route("/dashboard/shows/new", get(new_show))
+        .route("/dashboard/orders", get(seller_orders))
+        .fallback(not_found)
+}
+
+/// What every page's frame needs (`templates/base.html`).
+pub struct Layout {
+    pub title: String,
+    pub csrf: String,
+    pub test_payments: bool,
+    pub asset_version: &'static str,
+    pub user: Option<UserNav>,
+}
+
+pub struct UserNav {
+    pub name: String,
+    pub seller: bool,
+}
+
+fn layout(state: &AppState, user: Option<&CurrentUser>, title: impl Into<String>) -> Layout {
+    Layout {
+        title: title.into(),
+        csrf: user.map(|u| u.csrf().to_owned()).unwrap_or_default(),
+        test_payments: state.payments.is_test(),
+        asset_version: assets::version(),
+        user: user.map(|u| UserNav { name: u.user.display_name.clone(), seller: u.user.role.can_sell() }),
+    }
+}
+
+/// A page's failure, drawn as a page (with the request id when it is ours).
+pub struct PageError(AppError);
+
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let (_, message) = self.0.public_parts();
+        let layout = Layout { title: "Error".into(), csrf: String::new(), test_payments: false, asset_version: assets::version(), user: None };
+        let page = ErrorPage { layout, status: status.as_u16(), message };
+        (status, Html(page.render().unwrap_or(page.message))).into_response()
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn render(t: &impl Template) -> PageResult {
+    let html = t.render().map_err(|e| AppError::Internal(anyhow::anyhow!("rendering: {e}")))?;
+    Ok(Html(html).into_response())
+}
+
+fn login_redirect(next: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only local paths, so `next` cannot send people to another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
+        _ => "/".into(),
+    }
+}
+
+fn human_time(ms: Option<i64>) -> String {
+    ms.map(|ms| {
+        let secs = ms / 1000;
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Civil date from days since the epoch (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    })
+    .unwrap_or_else(|| "soon".into())
+}
+
+pub struct ShowView {
+    pub id: i64,
+    pub title: String,
+    pub category: String,
+    pub seller_id: i64,
+    pub seller_name: String,
+    pub status: String,
+    pub starts_at: String,
+    pub cover: Option<String>,
+}
+
+impl From<&Show> for ShowView {
+    fn from(s: &Show) -> Self {
+        Self {
+            id: s.id.0,
+            title: s.title.clone(),
+            category: s.category.clone(),
+            seller_id: s.seller_id.0,
+            seller_name: s.seller_name.clone(),
+            status: s.status.as_str().into(),
+            starts_at: human_time(s.scheduled_at.or(s.started_at).map(|t| t.0)),
+            cover: s.cover.clone(),
+        }
+    }
+}
+
+pub struct VariantView {
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    pub price: String,
+    pub stock: i64,
+}
+
+pub struct ProductView {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub currency: String,
+    pub image: Option<String>,
+    pub images: Vec<String>,
+    pub archived: bool,
+    pub variants: Vec<VariantView>,
+    pub from_price: String,
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        let variants: Vec<VariantView> = p
+            .variants
+            .iter()
+            .map(|v| VariantView { id: v.id.0, name: v.name.clone(), price_cents: v.price_cents, price: format_cents(v.price_cents, &p.currency), stock: v.stock })
+            .collect();
+        let min = p.variants.iter().map(|v| v.price_cents).min().unwrap_or(0);
+        Self {
+            id: p.id.0,
+            title: p.title.clone(),
+            description: p.description.clone(),
+            currency: p.currency.clone(),
+            image: p.images.first().cloned(),
+            images: p.images.clone(),
+            archived: p.archived,
+            variants,
+            from_price: format_cents(min, &p.currency),
+        }
+    }
+}
+
+pub struct OrderView {
+    pub id: i64,
+    pub status: String,
+    pub show_id: i64,
+    pub buyer_name: String,
+    pub product_title: String,
+    pub variant_name: String,
+    pub quantity: i64,
+    pub total: String,
+    pub discount: String,
+    pub code: String,
+    pub tracking: String,
+    pub created: String,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.0,
+            status: o.status.clone(),
+            show_id: o.show_id.0,
+            buyer_name: o.buyer_name.clone(),
+            product_title: o.product_title.clone(),
+            variant_name: o.variant_name.clone(),
+            quantity: o.quantity,
+            total: format_cents(o.total_cents, &o.currency),
+            discount: if o.discount_cents > 0 { format_cents(o.discount_cents, &o.currency) } else { String::new() },
+            code: o.code.clone().unwrap_or_default(),
+            tracking: o.tracking.clone().unwrap_or_default(),
+            created: human_time(Some(o.created_at.0)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    live: Vec<ShowView>,
+    upcoming: Vec<ShowView>,
+    categories: Vec<String>,
+    category: String,
+}
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    category: Option<String>,
+}
+
+async fn home(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiQuery(q): ApiQuery<HomeQuery>) -> PageResult {
+    let category = q.category.map(|c| c.to_lowercase()).filter(|c| !c.is_empty());
+    let all = state.store.shows(&ShowFilter::default()).await?;
+    let mut categories: Vec<String> = all.iter().filter(|s| s.status != ShowStatus::Ended).map(|s| s.category.clone()).collect();
+    categories.sort();
+    categories.dedup();
+    let in_category = |s: &&Show| category.as_ref().is_none_or(|c| &s.category == c);
+    let live = all.iter().filter(|s| s.status == ShowStatus::Live).filter(in_category).map(ShowView::from).collect();
+    let mut upcoming: Vec<&Show> = all.iter().filter(|s| s.status == ShowStatus::Scheduled).filter(in_category).collect();
+    upcoming.sort_by_key(|s| s.scheduled_at.map(|t| t.0).unwrap_or(i64::MAX));
+    render(&HomePage {
+        layout: layout(&state, user.as_ref(), "Live now"),
+        live,
+        upcoming: upcoming.into_iter().map(ShowView::from).collect(),
+        categories,
+        category: category.unwrap_or_default(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "auth.html")]
+struct AuthPage {
+    layout: Layout,
+    signup: bool,
+    error: String,
+    next: String,
+    form_csrf: String,
+    email: String,
+    display_name: String,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+fn auth_page(state: &AppState, headers: &HeaderMap, signup: bool, next: String, error: String, email: String, display_name: String, status: StatusCode) -> PageResult {
+    let form_csrf = auth::cookie(headers, FORM_CSRF_COOKIE).map(str::to_owned).unwrap_or_else(|| random_token(16));
+    let page = AuthPage { layout: layout(state, None, if signup { "Sign up" } else { "Log in" }), signup, error, next, form_csrf: form_csrf.clone(), email, display_name };
+    let mut response = render(&page)?;
+    *response.status_mut() = status;
+    let cookie = format!("{FORM_CSRF_COOKIE}={form_csrf}; Path=/; HttpOnly; SameSite=Lax");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, ApiQuery(q): ApiQuery<NextQuery>) -> PageResult {
+    auth_page(&state, &headers, false, safe_next(q.next.as_deref()), String::new(), String::new(), String::new(), StatusCode::OK)
+}
+
+async fn signup_page(State(state): State<AppState>, headers: HeaderMap, ApiQuery(q): ApiQuery<NextQuery>) -> PageResult {
+    auth_page(&state, &headers, true, safe_next(q.next.as_deref()), String::new(), String::new(), String::new(), StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct AuthForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    email: String,
+    password: String,
+    display_name: Option<String>,
+    role: Option<String>,
+    next: Option<String>,
+}
+
+fn form_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
+    auth::cookie(headers, FORM_CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == submitted)
+}
+
+async fn start_session(state: &AppState, user: &crate::store::User, next: &str) -> PageResult {
+    let token = accounts::issue_token(state, user, TokenKind::Session).await?;
+    let mut response = Redirect::to(next).into_response();
+    let cookie = auth::session_cookie(&token, state.config.secure_cookies);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AuthForm>) -> PageResult {
+    let next = safe_next(form.next.as_deref());
+    if !form_csrf_ok(&headers, &form.csrf) {
+        return auth_page(&state, &headers, false, next, "The form expired. Please try again.".into(), form.email, String::new(), StatusCode::FORBIDDEN);
+    }
+    match accounts::authenticate(&state, &form.email, &form.password).await {
+        Ok(user) => start_session(&state, &user, &next).await,
+        Err(e) => {
+            let status = e.status();
+            let (_, message) = e.public_parts();
+            auth_page(&state, &headers, false, next, message, form.email, String::new(), status)
+        }
+    }
+}
+
+async fn signup_submit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AuthForm>) -> PageResult {
+    let next = safe_next(form.next.as_deref());
+    let name = form.display_name.clone().unwrap_or_default();
+    if !form_csrf_ok(&headers, &form.csrf) {
+        return auth_page(&state, &headers, true, next, "The form expired. Please try again.".into(), form.email, name, StatusCode::FORBIDDEN);
+    }
+    let role = form.role.as_deref().unwrap_or("buyer");
+    match accounts::create_account(&state, &form.email, &form.password, &name, role).await {
+        Ok(user) => start_session(&state, &user, &next).await,
+        Err(e) => {
+            let status = e.status();
+            let (_, message) = e.public_parts();
+            auth_page(&state, &headers, true, next, message, form.email, name, status)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+}
+
+async fn logout(State(state): State<AppState>, MaybeUser(user): MaybeUser, Form(form): Form<CsrfForm>) -> PageResult {
+    if let Some(user) = user {
+        user.check_form_csrf(&form.csrf)?;
+        if let auth::Via::Session { token_hash, .. } = &user.via {
+            state.store.delete_token(token_hash).await?;
+        }
+    }
+    Ok(([(header::SET_COOKIE, auth::clear_session_cookie())], Redirect::to("/")).into_response())
+}
+
+pub struct PaymentMethodView {
+    pub id: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "show.html")]
+struct ShowPage {
+    layout: Layout,
+    show: ShowView,
+    signed_in: bool,
+    is_host: bool,
+    can_moderate: bool,
+    payment_methods: Vec<PaymentMethodView>,
+}
+
+async fn show_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
+    let show = state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))?;
+    let is_host = user.as_ref().is_some_and(|u| u.user.id == show.seller_id);
+    let can_moderate = is_host || user.as_ref().is_some_and(|u| u.user.role.can_moderate());
+    let mut payment_methods = Vec::new();
+    if let Some(u) = &user {
+        payment_methods = state.store.payment_methods(u.user.id).await?;
+        for (id, label) in state.payments.suggested_methods() {
+            if !payment_methods.iter().any(|(m, _)| *m == id) {
+                payment_methods.push((id, label));
+            }
+        }
+    }
+    render(&ShowPage {
+        layout: layout(&state, user.as_ref(), show.title.clone()),
+        show: ShowView::from(&show),
+        signed_in: user.is_some(),
+        is_host,
+        can_moderate,
+        payment_methods: payment_methods.into_iter().map(|(id, label)| PaymentMethodView { id, label }).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "host.html")]
+struct HostPage {
+    layout: Layout,
+    show: ShowView,
+    products: Vec<ProductView>,
+}
+
+async fn host_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
+    let Some(user) = user else { return Ok(login_redirect(&format!("/shows/{id}/host"))) };
+    let show = state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))?;
+    if show.seller_id != user.user.id && user.user.role != Role::Admin {
+        return Err(AppError::forbidden("only the show's host can open its console").into());
+    }
+    let mut products = Vec::new();
+    for pid in &show.product_ids {
+        if let Some(p) = state.store.product(*pid).await? {
+            products.push(ProductView::from(&p));
+        }
+    }
+    render(&HostPage { layout: layout(&state, Some(&user), format!("Host · {}", show.title)), show: ShowView::from(&show), products })
+}
+
+#[derive(Template)]
+#[template(path = "store.html")]
+struct StorePage {
+    layout: Layout,
+    seller_name: String,
+    shows: Vec<ShowView>,
+    products: Vec<ProductView>,
+}
+
+async fn store_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
+    let seller = state.store.user(UserId(id)).await?.filter(|u| u.role.can_sell()).ok_or_else(|| AppError::not_found("store"))?;
+    let shows = state.store.shows(&ShowFilter { seller: Some(seller.id), ..ShowFilter::default() }).await?;
+    let products = state.store.products_by_seller(seller.id).await?;
+    render(&StorePage {
+        layout: layout(&state, user.as_ref(), seller.display_name.clone()),
+        seller_name: seller.display_name,
+        shows: shows.iter().filter(|s| s.status != ShowStatus::Ended).map(ShowView::from).collect(),
+        products: products.iter().filter(|p| !p.archived).map(ProductView::from).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage {
+    layout: Layout,
+    seller_view: bool,
+    orders: Vec<OrderView>,
+}
+
+async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+    let Some(user) = user else { return Ok(login_redirect("/orders")) };
+    let orders = state.store.orders_for_buyer(user.user.id).await?;
+    render(&OrdersPage { layout: layout(&state, Some(&user), "My orders"), seller_view: false, orders: orders.iter().map(OrderView::from).collect() })
+}
+
+async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+    let user = seller(user, "/dashboard/orders")?;
+    let user = match user {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let orders = state.store.orders_for_seller(user.user.id, None).await?;
+    render(&OrdersPage { layout: layout(&state, Some(&user), "Store orders"), seller_view: true, orders: orders.iter().map(OrderView::from).collect() })
+}
+
+/// The signed-in seller, a redirect to log in, or a refusal.
+fn seller(user: Option<CurrentUser>, here: &str) -> Result<Result<CurrentUser, Response>, PageError> {
+    match user {
+        None => Ok(Err(login_redirect(here))),
+        Some(u) if u.user.role.can_sell() => Ok(Ok(u)),
+        Some(_) => Err(AppError::forbidden("this page is for sellers; sign up as a seller to sell").into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    layout: Layout,
+    seller_id: i64,
+    products: Vec<ProductView>,
+    shows: Vec<ShowView>,
+    blocked_words: String,
+}
+
+async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+    let user = match seller(user, "/dashboard")? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let products = state.store.products_by_seller(user.user.id).await?;
+    let shows = state.store.shows(&ShowFilter { seller: Some(user.user.id), ..ShowFilter::default() }).await?;
+    render(&DashboardPage {
+        layout: layout(&state, Some(&user), "Dashboard"),
+        seller_id: user.user.id.0,
+        products: products.iter().map(ProductView::from).collect(),
+        shows: shows.iter().map(ShowView::from).collect(),
+        blocked_words: user.user.blocked_words.join(", "),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "product_form.html")]
+struct ProductFormPage {
+    layout: Layout,
+    product: Option<ProductView>,
+}
+
+async fn new_product(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+    let user = match seller(user, "/dashboard/products/new")? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    render(&ProductFormPage { layout: layout(&state, Some(&user), "New product"), product: None })
+}
+
+async fn edit_product(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
+    let user = match seller(user, &format!("/dashboard/products/{id}"))? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let product = state.store.product(ProductId(id)).await?.filter(|p| p.seller_id == user.user.id).ok_or_else(|| AppError::not_found("product"))?;
+    render(&ProductFormPage { layout: layout(&state, Some(&user), format!("Edit {}", product.title)), product: Some(ProductView::from(&product)) })
+}
+
+#[derive(Template)]
+#[template(path = "show_form.html")]
+struct ShowFormPage {
+    layout: Layout,
+    products: Vec<ProductView>,
+}
+
+async fn new_show(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+    let user = match seller(user, "/dashboard/shows/new")? {
+        Ok(u) => u,
+        Err(r) => return Ok(r),
+    };
+    let products = state.store.products_by_seller(user.user.id).await?;
+    render(&ShowFormPage { layout: layout(&state, Some(&user), "Schedule a show"), products: products.iter().filter(|p| !p.archived).map(ProductView::from).collect() })
+}
+
+async fn not_found() -> PageError {
+    PageError(AppError::not_found("page"))
+}

@@ -1,0 +1,281 @@
+//! Storage behind one object-safe [`Store`] trait, chosen by the database URL's scheme.
+//!
+//! Only [`sqlite`] exists today; nothing outside this module knows which backend runs, so
+//! PostgreSQL can join as a second implementation. Driver errors are mapped to [`StoreError`] in
+//! one place per backend; named constraints become [`StoreError::Conflict`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hawker_core::account::Role;
+use hawker_core::commerce::{Event, Restore};
+use hawker_core::ids::{OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::protocol::HostStats;
+use hawker_core::time::Timestamp;
+use serde::Serialize;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness or check constraint refused the write; the text names it for people.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Backend(anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub blocked_words: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A browser session; cookie-authenticated writes must echo its CSRF token.
+    Session,
+    /// A token for scripts (`Authorization: Bearer`).
+    Api,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantRow {
+    pub id: VariantId,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Product {
+    pub id: ProductId,
+    pub seller_id: UserId,
+    pub title: String,
+    pub description: String,
+    pub currency: String,
+    /// URLs under `/media/`.
+    pub images: Vec<String>,
+    pub archived: bool,
+    pub variants: Vec<VariantRow>,
+}
+
+/// A variant as the seller edits it: `id` is `None` for a new one.
+#[derive(Debug, Clone)]
+pub struct VariantEdit {
+    pub id: Option<VariantId>,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProductEdit {
+    pub title: String,
+    pub description: String,
+    pub currency: String,
+    pub variants: Vec<VariantEdit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShowStatus {
+    Scheduled,
+    Live,
+    Ended,
+}
+
+impl ShowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::Ended => "ended",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "scheduled" => Some(Self::Scheduled),
+            "live" => Some(Self::Live),
+            "ended" => Some(Self::Ended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Show {
+    pub id: ShowId,
+    pub seller_id: UserId,
+    pub seller_name: String,
+    pub title: String,
+    pub category: String,
+    pub status: ShowStatus,
+    pub scheduled_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub cover: Option<String>,
+    #[serde(skip)]
+    pub stream_key: String,
+    pub product_ids: Vec<ProductId>,
+    pub pinned_product_id: Option<ProductId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewShow {
+    pub seller_id: UserId,
+    pub title: String,
+    pub category: String,
+    pub scheduled_at: Option<Timestamp>,
+    pub stream_key: String,
+    pub product_ids: Vec<ProductId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ShowFilter {
+    pub status: Option<ShowStatus>,
+    pub seller: Option<UserId>,
+    pub category: Option<String>,
+}
+
+/// A flash sale as stored, for requests that name one.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleRow {
+    pub id: SaleId,
+    pub show_id: ShowId,
+    pub variant_id: VariantId,
+    pub price_cents: i64,
+    pub quantity: i64,
+    pub remaining: i64,
+    pub per_buyer_limit: i64,
+    pub ends_at: Timestamp,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub status: String,
+    pub buyer_id: UserId,
+    pub buyer_name: String,
+    pub show_id: ShowId,
+    pub seller_id: UserId,
+    pub product_id: ProductId,
+    pub product_title: String,
+    pub variant_id: VariantId,
+    pub variant_name: String,
+    pub flash_sale_id: Option<SaleId>,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+    pub subtotal_cents: i64,
+    pub discount_cents: i64,
+    pub total_cents: i64,
+    pub currency: String,
+    pub code: Option<String>,
+    pub payment_method: String,
+    #[serde(skip)]
+    pub payment_ref: Option<String>,
+    pub tracking: Option<String>,
+    pub hold_until: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// What a new order carries besides the core's decision.
+#[derive(Debug, Clone)]
+pub struct OrderMeta {
+    pub order_id: OrderId,
+    pub idempotency_key: String,
+    pub payment_method: String,
+}
+
+/// One group commit: the events of many decisions, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub new_orders: Vec<OrderMeta>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Accounts.
+    async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User>;
+    /// The user and their password hash.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()>;
+    async fn insert_token(&self, hash: &str, user: UserId, kind: TokenKind, csrf: Option<&str>, now: Timestamp) -> StoreResult<()>;
+    /// The user behind a token hash, and the session's CSRF token if it is a session.
+    async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn delete_token(&self, hash: &str) -> StoreResult<()>;
+    async fn save_payment_method(&self, user: UserId, method: &str, label: &str) -> StoreResult<()>;
+    async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>>;
+
+    // Catalog.
+    async fn create_product(&self, seller: UserId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product>;
+    /// Replaces title, description and variants; variants left out are kept but no longer listed.
+    async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product>;
+    async fn archive_product(&self, id: ProductId) -> StoreResult<()>;
+    async fn product(&self, id: ProductId) -> StoreResult<Option<Product>>;
+    async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>>;
+    async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()>;
+
+    // Shows.
+    async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show>;
+    async fn show(&self, id: ShowId) -> StoreResult<Option<Show>>;
+    async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>>;
+    async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
+    async fn set_show_status(&self, id: ShowId, status: ShowStatus, now: Timestamp) -> StoreResult<()>;
+    async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()>;
+    async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()>;
+    /// A live show other than `except` whose lineup shares a product with `products`.
+    /// Shows holding unpaid reservations (their owners must come back after a restart).
+    async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>>;
+    async fn live_show_sharing_products(&self, products: &[ProductId], except: ShowId) -> StoreResult<Option<ShowId>>;
+
+    // Commerce.
+    /// Everything [`hawker_core::commerce::ShowCommerce::restore`] needs, as stored.
+    async fn load_commerce(&self, show: ShowId) -> StoreResult<Restore>;
+    /// Applies a batch of decisions and appends them to the commerce log, all or nothing, durably.
+    async fn commit(&self, show: ShowId, now: Timestamp, batch: &Batch) -> StoreResult<()>;
+    async fn sale(&self, id: SaleId) -> StoreResult<Option<SaleRow>>;
+    async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats>;
+    /// The show's commerce log as `(seq, at, event JSON)`.
+    async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
+
+    // Orders.
+    async fn order(&self, id: OrderId) -> StoreResult<Option<Order>>;
+    async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>>;
+    async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool>;
+    async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>>;
+    async fn orders_for_seller(&self, seller: UserId, show: Option<ShowId>) -> StoreResult<Vec<Order>>;
+    /// `paid` → `shipped`; `Conflict` if the order is in another state.
+    async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()>;
+    /// `paid` → `refunded`; `Conflict` if the order is in another state.
+    async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()>;
+}
+
+/// Opens the backend named by the URL's scheme and brings its schema up to date.
+pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, synchronous_full).await?))
+    } else {
+        anyhow::bail!("unsupported database URL {url:?}: use sqlite://path/to/file.db")
+    }
+}

@@ -1,0 +1,137 @@
+-- Hawker's schema. The in-memory owners decide; these constraints are the backstop and the truth
+-- after a restart. Written in the SQL that SQLite and PostgreSQL share where possible.
+
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('buyer', 'seller', 'moderator', 'admin')),
+    blocked_words TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL
+);
+
+-- Session cookies and API tokens, stored as SHA-256 of the secret.
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    kind TEXT NOT NULL CHECK (kind IN ('session', 'api')),
+    csrf TEXT,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY,
+    seller_id BIGINT NOT NULL REFERENCES users(id),
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    images TEXT NOT NULL DEFAULT '',
+    archived BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS variants (
+    id INTEGER PRIMARY KEY,
+    product_id BIGINT NOT NULL REFERENCES products(id),
+    name TEXT NOT NULL,
+    price_cents BIGINT NOT NULL CHECK (price_cents > 0),
+    stock BIGINT NOT NULL CONSTRAINT variant_stock_nonnegative CHECK (stock >= 0),
+    position BIGINT NOT NULL DEFAULT 0,
+    -- A variant removed from a product stays for its orders but is no longer offered.
+    listed BOOLEAN NOT NULL DEFAULT TRUE
+);
+
+CREATE TABLE IF NOT EXISTS shows (
+    id INTEGER PRIMARY KEY,
+    seller_id BIGINT NOT NULL REFERENCES users(id),
+    title TEXT NOT NULL,
+    category TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('scheduled', 'live', 'ended')),
+    scheduled_at BIGINT,
+    started_at BIGINT,
+    ended_at BIGINT,
+    cover TEXT,
+    stream_key TEXT NOT NULL UNIQUE,
+    pinned_product_id BIGINT,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS show_products (
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    product_id BIGINT NOT NULL REFERENCES products(id),
+    position BIGINT NOT NULL,
+    PRIMARY KEY (show_id, product_id)
+);
+
+CREATE TABLE IF NOT EXISTS flash_sales (
+    id BIGINT PRIMARY KEY,
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    variant_id BIGINT NOT NULL REFERENCES variants(id),
+    price_cents BIGINT NOT NULL CHECK (price_cents > 0),
+    quantity BIGINT NOT NULL CHECK (quantity > 0),
+    remaining BIGINT NOT NULL CONSTRAINT sale_remaining_nonnegative CHECK (remaining >= 0 AND remaining <= quantity),
+    per_buyer_limit BIGINT NOT NULL CHECK (per_buyer_limit > 0),
+    starts_at BIGINT NOT NULL,
+    ends_at BIGINT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'ended'))
+);
+
+CREATE TABLE IF NOT EXISTS codes (
+    id BIGINT PRIMARY KEY,
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    code TEXT NOT NULL,
+    percent_off BIGINT,
+    amount_off_cents BIGINT,
+    max_uses BIGINT NOT NULL CHECK (max_uses > 0),
+    uses BIGINT NOT NULL DEFAULT 0 CONSTRAINT code_uses_within_cap CHECK (uses >= 0 AND uses <= max_uses),
+    expires_at BIGINT,
+    first_order_only BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (show_id, code)
+);
+
+CREATE TABLE IF NOT EXISTS orders (
+    id BIGINT PRIMARY KEY,
+    buyer_id BIGINT NOT NULL REFERENCES users(id),
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    variant_id BIGINT NOT NULL REFERENCES variants(id),
+    sale_id BIGINT,
+    quantity BIGINT NOT NULL CHECK (quantity > 0),
+    unit_price_cents BIGINT NOT NULL,
+    subtotal_cents BIGINT NOT NULL,
+    discount_cents BIGINT NOT NULL CHECK (discount_cents >= 0),
+    total_cents BIGINT NOT NULL CHECK (total_cents >= 0),
+    currency TEXT NOT NULL,
+    code_id BIGINT,
+    status TEXT NOT NULL CHECK (status IN ('reserved', 'paid', 'declined', 'expired', 'shipped', 'refunded')),
+    hold_until BIGINT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    payment_method TEXT NOT NULL,
+    payment_ref TEXT,
+    tracking TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    CONSTRAINT orders_buyer_idempotency_key UNIQUE (buyer_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS orders_by_show ON orders (show_id, status);
+
+-- Append-only: every stock, price, sale and code change of every show, in decision order.
+CREATE TABLE IF NOT EXISTS commerce_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    show_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    event TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS payment_methods (
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    method TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (user_id, method)
+);
+
+CREATE TRIGGER IF NOT EXISTS commerce_log_no_update BEFORE UPDATE ON commerce_log
+BEGIN SELECT RAISE(ABORT, 'commerce_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS commerce_log_no_delete BEFORE DELETE ON commerce_log
+BEGIN SELECT RAISE(ABORT, 'commerce_log is append-only'); END;

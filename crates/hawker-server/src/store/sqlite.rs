@@ -1,0 +1,862 @@
+//! The embedded SQLite backend: WAL mode, `synchronous=FULL` by default, foreign keys on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use hawker_core::account::Role;
+use hawker_core::commerce::{Event, OrderLine, Restore, Sale, SaleStatus, Variant};
+use hawker_core::discount::{CodeRule, Discount};
+use hawker_core::ids::{CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::money::Currency;
+use hawker_core::protocol::HostStats;
+use hawker_core::time::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Maps driver errors to [`StoreError`]; the one place that knows SQLite's error shapes.
+fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_check_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        _ => StoreError::Backend(anyhow::Error::new(e)),
+    }
+}
+
+fn split_lines(s: &str) -> Vec<String> {
+    s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
+        role: Role::parse(&role).unwrap_or(Role::Buyer),
+        blocked_words: split_lines(&row.try_get::<String, _>("blocked_words")?),
+    })
+}
+
+fn show_from(row: &SqliteRow) -> Result<Show, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Show {
+        id: ShowId(row.try_get("id")?),
+        seller_id: UserId(row.try_get("seller_id")?),
+        seller_name: row.try_get("seller_name")?,
+        title: row.try_get("title")?,
+        category: row.try_get("category")?,
+        status: ShowStatus::parse(&status).unwrap_or(ShowStatus::Ended),
+        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(Timestamp),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+        cover: row.try_get("cover")?,
+        stream_key: row.try_get("stream_key")?,
+        product_ids: Vec::new(),
+        pinned_product_id: row.try_get::<Option<i64>, _>("pinned_product_id")?.map(ProductId),
+    })
+}
+
+fn order_from(row: &SqliteRow) -> Result<Order, sqlx::Error> {
+    Ok(Order {
+        id: OrderId(row.try_get("id")?),
+        status: row.try_get("status")?,
+        buyer_id: UserId(row.try_get("buyer_id")?),
+        buyer_name: row.try_get("buyer_name")?,
+        show_id: ShowId(row.try_get("show_id")?),
+        seller_id: UserId(row.try_get("seller_id")?),
+        product_id: ProductId(row.try_get("product_id")?),
+        product_title: row.try_get("product_title")?,
+        variant_id: VariantId(row.try_get("variant_id")?),
+        variant_name: row.try_get("variant_name")?,
+        flash_sale_id: row.try_get::<Option<i64>, _>("sale_id")?.map(SaleId),
+        quantity: row.try_get("quantity")?,
+        unit_price_cents: row.try_get("unit_price_cents")?,
+        subtotal_cents: row.try_get("subtotal_cents")?,
+        discount_cents: row.try_get("discount_cents")?,
+        total_cents: row.try_get("total_cents")?,
+        currency: row.try_get("currency")?,
+        code: row.try_get("code")?,
+        payment_method: row.try_get("payment_method")?,
+        payment_ref: row.try_get("payment_ref")?,
+        tracking: row.try_get("tracking")?,
+        hold_until: Timestamp(row.try_get("hold_until")?),
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+const SHOW_SELECT: &str = "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
+
+const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_id, p.id AS product_id, \
+     p.title AS product_title, v.name AS variant_name, c.code AS code \
+     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN shows s ON s.id = o.show_id \
+     JOIN variants v ON v.id = o.variant_id JOIN products p ON p.id = v.product_id \
+     LEFT JOIN codes c ON c.id = o.code_id";
+
+impl SqliteStore {
+    pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("parsing database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("opening SQLite")?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating the schema")?;
+        Ok(Self { pool })
+    }
+
+    async fn variants_of(&self, product: ProductId) -> StoreResult<Vec<VariantRow>> {
+        let rows = sqlx::query("SELECT id, name, price_cents, stock FROM variants WHERE product_id = ? AND listed ORDER BY position, id")
+            .bind(product.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(VariantRow {
+                    id: VariantId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    price_cents: r.try_get("price_cents")?,
+                    stock: r.try_get("stock")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+
+    async fn with_lineup(&self, mut show: Show) -> StoreResult<Show> {
+        let rows = sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
+            .bind(show.id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        show.product_ids = rows.iter().map(|r| r.try_get("product_id").map(ProductId)).collect::<Result<_, _>>().map_err(db_err)?;
+        Ok(show)
+    }
+
+    async fn orders_where(&self, clause: &str, binds: &[i64]) -> StoreResult<Vec<Order>> {
+        let sql = format!("{ORDER_SELECT} WHERE {clause} ORDER BY o.created_at DESC, o.id");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(order_from).collect::<Result<_, _>>().map_err(db_err)
+    }
+}
+
+/// Fails the transaction unless exactly one row changed: a write that matched nothing means the
+/// stored state disagrees with the owner's, and the batch must not half-apply.
+fn exactly_one(result: sqlx::sqlite::SqliteQueryResult, what: &str) -> StoreResult<()> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("{what}: expected one row, changed {}", result.rows_affected())))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, display_name, role, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Conflict(_) => StoreError::Conflict("an account with this e-mail already exists".into()),
+            other => other,
+        })?;
+        Ok(User { id: UserId(id), email: user.email.clone(), display_name: user.display_name.clone(), role: user.role, blocked_words: vec![] })
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = ?").bind(email).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?))).transpose().map_err(db_err)
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(user_from).transpose().map_err(db_err)
+    }
+
+    async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET blocked_words = ? WHERE id = ?")
+            .bind(words.join("\n"))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn insert_token(&self, hash: &str, user: UserId, kind: TokenKind, csrf: Option<&str>, now: Timestamp) -> StoreResult<()> {
+        let kind = match kind {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+        };
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, kind, csrf, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(hash)
+            .bind(user.0)
+            .bind(kind)
+            .bind(csrf)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>> {
+        let row = sqlx::query("SELECT u.*, t.csrf FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get("csrf")?))).transpose().map_err(db_err)
+    }
+
+    async fn delete_token(&self, hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM tokens WHERE token_hash = ?").bind(hash).execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn save_payment_method(&self, user: UserId, method: &str, label: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO payment_methods (user_id, method, label) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(user.0)
+            .bind(method)
+            .bind(label)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT method, label FROM payment_methods WHERE user_id = ? ORDER BY method")
+            .bind(user.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.try_get("method")?, r.try_get("label")?))).collect::<Result<_, sqlx::Error>>().map_err(db_err)
+    }
+
+    async fn create_product(&self, seller: UserId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO products (seller_id, title, description, currency, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(seller.0)
+        .bind(&product.title)
+        .bind(&product.description)
+        .bind(&product.currency)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (pos, v) in product.variants.iter().enumerate() {
+            sqlx::query("INSERT INTO variants (product_id, name, price_cents, stock, position) VALUES (?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(&v.name)
+                .bind(v.price_cents)
+                .bind(v.stock)
+                .bind(pos as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.product(ProductId(id)).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        exactly_one(
+            sqlx::query("UPDATE products SET title = ?, description = ?, currency = ? WHERE id = ?")
+                .bind(&product.title)
+                .bind(&product.description)
+                .bind(&product.currency)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?,
+            "product",
+        )?;
+        sqlx::query("UPDATE variants SET listed = FALSE WHERE product_id = ?").bind(id.0).execute(&mut *tx).await.map_err(db_err)?;
+        for (pos, v) in product.variants.iter().enumerate() {
+            match v.id {
+                Some(vid) => exactly_one(
+                    sqlx::query("UPDATE variants SET name = ?, price_cents = ?, stock = ?, position = ?, listed = TRUE WHERE id = ? AND product_id = ?")
+                        .bind(&v.name)
+                        .bind(v.price_cents)
+                        .bind(v.stock)
+                        .bind(pos as i64)
+                        .bind(vid.0)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?,
+                    "variant of this product",
+                )?,
+                None => {
+                    sqlx::query("INSERT INTO variants (product_id, name, price_cents, stock, position) VALUES (?, ?, ?, ?, ?)")
+                        .bind(id.0)
+                        .bind(&v.name)
+                        .bind(v.price_cents)
+                        .bind(v.stock)
+                        .bind(pos as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.product(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn archive_product(&self, id: ProductId) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?").bind(id.0).execute(&self.pool).await.map_err(db_err)?,
+            "product",
+        )
+    }
+
+    async fn product(&self, id: ProductId) -> StoreResult<Option<Product>> {
+        let Some(row) = sqlx::query("SELECT * FROM products WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let images: String = row.try_get("images").map_err(db_err)?;
+        Ok(Some(Product {
+            id,
+            seller_id: UserId(row.try_get("seller_id").map_err(db_err)?),
+            title: row.try_get("title").map_err(db_err)?,
+            description: row.try_get("description").map_err(db_err)?,
+            currency: row.try_get("currency").map_err(db_err)?,
+            images: split_lines(&images),
+            archived: row.try_get("archived").map_err(db_err)?,
+            variants: self.variants_of(id).await?,
+        }))
+    }
+
+    async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM products WHERE seller_id = ? ORDER BY archived, id DESC")
+            .bind(seller.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(p) = self.product(ProductId(id)).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE products SET images = images || ? || char(10) WHERE id = ?")
+                .bind(url)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "product",
+        )
+    }
+
+    async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO shows (seller_id, title, category, status, scheduled_at, stream_key, created_at) \
+             VALUES (?, ?, ?, 'scheduled', ?, ?, ?) RETURNING id",
+        )
+        .bind(show.seller_id.0)
+        .bind(&show.title)
+        .bind(&show.category)
+        .bind(show.scheduled_at.map(|t| t.0))
+        .bind(&show.stream_key)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        for (pos, p) in show.product_ids.iter().enumerate() {
+            sqlx::query("INSERT INTO show_products (show_id, product_id, position) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(p.0)
+                .bind(pos as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.show(ShowId(id)).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn show(&self, id: ShowId) -> StoreResult<Option<Show>> {
+        let sql = format!("{SHOW_SELECT} WHERE s.id = ?");
+        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some(self.with_lineup(show_from(&r).map_err(db_err)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>> {
+        let sql = format!("{SHOW_SELECT} WHERE s.stream_key = ?");
+        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
+        match row {
+            Some(r) => Ok(Some(self.with_lineup(show_from(&r).map_err(db_err)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
+        let sql = format!(
+            "{SHOW_SELECT} WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR s.seller_id = ?2) AND (?3 IS NULL OR s.category = ?3) \
+             ORDER BY CASE s.status WHEN 'live' THEN 0 WHEN 'scheduled' THEN 1 ELSE 2 END, COALESCE(s.started_at, s.scheduled_at, s.created_at) DESC LIMIT 200"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.status.map(ShowStatus::as_str))
+            .bind(filter.seller.map(|s| s.0))
+            .bind(filter.category.as_deref())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.with_lineup(show_from(r).map_err(db_err)?).await?);
+        }
+        Ok(out)
+    }
+
+    async fn set_show_status(&self, id: ShowId, status: ShowStatus, now: Timestamp) -> StoreResult<()> {
+        let sql = match status {
+            ShowStatus::Live => "UPDATE shows SET status = 'live', started_at = COALESCE(started_at, ?) WHERE id = ?",
+            ShowStatus::Ended => "UPDATE shows SET status = 'ended', ended_at = ?, pinned_product_id = NULL WHERE id = ?",
+            ShowStatus::Scheduled => "UPDATE shows SET status = 'scheduled', scheduled_at = ? WHERE id = ?",
+        };
+        exactly_one(sqlx::query(sql).bind(now.0).bind(id.0).execute(&self.pool).await.map_err(db_err)?, "show")
+    }
+
+    async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()> {
+        exactly_one(sqlx::query("UPDATE shows SET cover = ? WHERE id = ?").bind(url).bind(id.0).execute(&self.pool).await.map_err(db_err)?, "show")
+    }
+
+    async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE shows SET pinned_product_id = ? WHERE id = ?")
+                .bind(product.map(|p| p.0))
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "show",
+        )
+    }
+
+    async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT show_id FROM orders WHERE status = 'reserved'")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(ids.into_iter().map(ShowId).collect())
+    }
+
+    async fn live_show_sharing_products(&self, products: &[ProductId], except: ShowId) -> StoreResult<Option<ShowId>> {
+        for p in products {
+            let hit: Option<i64> = sqlx::query_scalar(
+                "SELECT s.id FROM shows s JOIN show_products sp ON sp.show_id = s.id WHERE s.status = 'live' AND sp.product_id = ? AND s.id <> ? LIMIT 1",
+            )
+            .bind(p.0)
+            .bind(except.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+            if let Some(id) = hit {
+                return Ok(Some(ShowId(id)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn load_commerce(&self, show: ShowId) -> StoreResult<Restore> {
+        let load = async {
+            let mut restore = Restore::default();
+            let rows = sqlx::query(
+                "SELECT v.id, v.product_id, p.title, v.name, v.price_cents, p.currency, v.stock, p.images \
+                 FROM show_products sp JOIN products p ON p.id = sp.product_id JOIN variants v ON v.product_id = p.id \
+                 WHERE sp.show_id = ? AND v.listed AND NOT p.archived ORDER BY sp.position, v.position, v.id",
+            )
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let currency: String = r.try_get("currency")?;
+                let images: String = r.try_get("images")?;
+                restore.variants.push(Variant {
+                    id: VariantId(r.try_get("id")?),
+                    product_id: ProductId(r.try_get("product_id")?),
+                    product_title: r.try_get("title")?,
+                    name: r.try_get("name")?,
+                    price_cents: r.try_get("price_cents")?,
+                    currency: Currency::parse(&currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    stock: u32::try_from(r.try_get::<i64, _>("stock")?).unwrap_or(0),
+                    image: split_lines(&images).into_iter().next(),
+                });
+            }
+            let rows = sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'").bind(show.0).fetch_all(&self.pool).await?;
+            for r in &rows {
+                restore.running_sales.push(Sale {
+                    id: SaleId(r.try_get("id")?),
+                    variant_id: VariantId(r.try_get("variant_id")?),
+                    price_cents: r.try_get("price_cents")?,
+                    quantity: r.try_get::<i64, _>("quantity")? as u32,
+                    remaining: r.try_get::<i64, _>("remaining")? as u32,
+                    per_buyer_limit: r.try_get::<i64, _>("per_buyer_limit")? as u32,
+                    starts_at: Timestamp(r.try_get("starts_at")?),
+                    ends_at: Timestamp(r.try_get("ends_at")?),
+                    status: SaleStatus::Running,
+                });
+            }
+            let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?").bind(show.0).fetch_all(&self.pool).await?;
+            for r in &rows {
+                let discount = match (r.try_get::<Option<i64>, _>("percent_off")?, r.try_get::<Option<i64>, _>("amount_off_cents")?) {
+                    (Some(p), _) => Discount::PercentOff(p as u8),
+                    (None, Some(a)) => Discount::AmountOffCents(a),
+                    (None, None) => continue,
+                };
+                let rule = CodeRule {
+                    id: CodeId(r.try_get("id")?),
+                    code: r.try_get("code")?,
+                    discount,
+                    max_uses: r.try_get::<i64, _>("max_uses")? as u32,
+                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+                    first_order_only: r.try_get("first_order_only")?,
+                };
+                restore.codes.push((rule, r.try_get::<i64, _>("uses")? as u32));
+            }
+            let rows = sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'").bind(show.0).fetch_all(&self.pool).await?;
+            for r in &rows {
+                let currency: String = r.try_get("currency")?;
+                restore.reservations.push(OrderLine {
+                    id: OrderId(r.try_get("id")?),
+                    buyer: UserId(r.try_get("buyer_id")?),
+                    variant_id: VariantId(r.try_get("variant_id")?),
+                    sale_id: r.try_get::<Option<i64>, _>("sale_id")?.map(SaleId),
+                    quantity: r.try_get::<i64, _>("quantity")? as u32,
+                    unit_price_cents: r.try_get("unit_price_cents")?,
+                    subtotal_cents: r.try_get("subtotal_cents")?,
+                    discount_cents: r.try_get("discount_cents")?,
+                    total_cents: r.try_get("total_cents")?,
+                    currency: Currency::parse(&currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    code_id: r.try_get::<Option<i64>, _>("code_id")?.map(CodeId),
+                    hold_until: Timestamp(r.try_get("hold_until")?),
+                });
+            }
+            let rows = sqlx::query(
+                "SELECT o.sale_id, o.buyer_id, SUM(o.quantity) AS held FROM orders o JOIN flash_sales f ON f.id = o.sale_id \
+                 WHERE o.show_id = ? AND f.status = 'running' AND o.status NOT IN ('declined', 'expired') GROUP BY o.sale_id, o.buyer_id",
+            )
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                restore.held.push((SaleId(r.try_get("sale_id")?), UserId(r.try_get("buyer_id")?), r.try_get::<i64, _>("held")? as u32));
+            }
+            Ok::<_, sqlx::Error>(restore)
+        };
+        load.await.map_err(db_err)
+    }
+
+    async fn commit(&self, show: ShowId, now: Timestamp, batch: &Batch) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for event in &batch.events {
+            match event {
+                Event::SaleStarted { sale, .. } => {
+                    sqlx::query(
+                        "INSERT INTO flash_sales (id, show_id, variant_id, price_cents, quantity, remaining, per_buyer_limit, starts_at, ends_at, status) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                    )
+                    .bind(sale.id.0)
+                    .bind(show.0)
+                    .bind(sale.variant_id.0)
+                    .bind(sale.price_cents)
+                    .bind(i64::from(sale.quantity))
+                    .bind(i64::from(sale.remaining))
+                    .bind(i64::from(sale.per_buyer_limit))
+                    .bind(sale.starts_at.0)
+                    .bind(sale.ends_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    exactly_one(
+                        sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?")
+                            .bind(i64::from(sale.quantity))
+                            .bind(sale.variant_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "variant",
+                    )?;
+                }
+                Event::SaleEnded { sale_id, variant_id, returned, .. } => {
+                    exactly_one(
+                        sqlx::query("UPDATE flash_sales SET status = 'ended', remaining = remaining - ? WHERE id = ? AND status = 'running'")
+                            .bind(i64::from(*returned))
+                            .bind(sale_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "running sale",
+                    )?;
+                    exactly_one(
+                        sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?")
+                            .bind(i64::from(*returned))
+                            .bind(variant_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "variant",
+                    )?;
+                }
+                Event::CodeCreated { rule } => {
+                    let (percent, amount) = match rule.discount {
+                        Discount::PercentOff(p) => (Some(i64::from(p)), None),
+                        Discount::AmountOffCents(a) => (None, Some(a)),
+                    };
+                    sqlx::query(
+                        "INSERT INTO codes (id, show_id, code, percent_off, amount_off_cents, max_uses, expires_at, first_order_only, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(rule.id.0)
+                    .bind(show.0)
+                    .bind(&rule.code)
+                    .bind(percent)
+                    .bind(amount)
+                    .bind(i64::from(rule.max_uses))
+                    .bind(rule.expires_at.map(|t| t.0))
+                    .bind(rule.first_order_only)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                Event::Reserved { order, .. } => {
+                    let meta = batch
+                        .new_orders
+                        .iter()
+                        .find(|m| m.order_id == order.id)
+                        .ok_or_else(|| StoreError::Backend(anyhow::anyhow!("order {} has no metadata in its batch", order.id)))?;
+                    sqlx::query(
+                        "INSERT INTO orders (id, buyer_id, show_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
+                         discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
+                    )
+                    .bind(order.id.0)
+                    .bind(order.buyer.0)
+                    .bind(show.0)
+                    .bind(order.variant_id.0)
+                    .bind(order.sale_id.map(|s| s.0))
+                    .bind(i64::from(order.quantity))
+                    .bind(order.unit_price_cents)
+                    .bind(order.subtotal_cents)
+                    .bind(order.discount_cents)
+                    .bind(order.total_cents)
+                    .bind(order.currency.as_str())
+                    .bind(order.code_id.map(|c| c.0))
+                    .bind(order.hold_until.0)
+                    .bind(&meta.idempotency_key)
+                    .bind(&meta.payment_method)
+                    .bind(now.0)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let q = i64::from(order.quantity);
+                    let taken = match order.sale_id {
+                        Some(s) => sqlx::query("UPDATE flash_sales SET remaining = remaining - ? WHERE id = ?").bind(q).bind(s.0),
+                        None => sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?").bind(q).bind(order.variant_id.0),
+                    };
+                    exactly_one(taken.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
+                    if let Some(code) = order.code_id {
+                        exactly_one(
+                            sqlx::query("UPDATE codes SET uses = uses + 1 WHERE id = ?").bind(code.0).execute(&mut *tx).await.map_err(db_err)?,
+                            "code",
+                        )?;
+                    }
+                }
+                Event::Paid { order_id, payment_ref, .. } => {
+                    exactly_one(
+                        sqlx::query("UPDATE orders SET status = 'paid', payment_ref = ?, updated_at = ? WHERE id = ? AND status = 'reserved'")
+                            .bind(payment_ref.as_deref())
+                            .bind(now.0)
+                            .bind(order_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "reserved order",
+                    )?;
+                }
+                Event::Released { order_id, reason, variant_id, to_sale, quantity, code_id, .. } => {
+                    exactly_one(
+                        sqlx::query("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'")
+                            .bind(reason.order_status())
+                            .bind(now.0)
+                            .bind(order_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "reserved order",
+                    )?;
+                    let q = i64::from(*quantity);
+                    let back = match to_sale {
+                        Some(s) => sqlx::query("UPDATE flash_sales SET remaining = remaining + ? WHERE id = ?").bind(q).bind(s.0),
+                        None => sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?").bind(q).bind(variant_id.0),
+                    };
+                    exactly_one(back.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
+                    if let Some(code) = code_id {
+                        sqlx::query("UPDATE codes SET uses = uses - 1 WHERE id = ?").bind(code.0).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                }
+            }
+            let json = serde_json::to_string(event).map_err(|e| StoreError::Backend(e.into()))?;
+            sqlx::query("INSERT INTO commerce_log (show_id, at, event) VALUES (?, ?, ?)")
+                .bind(show.0)
+                .bind(now.0)
+                .bind(json)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn sale(&self, id: SaleId) -> StoreResult<Option<SaleRow>> {
+        let row = sqlx::query("SELECT * FROM flash_sales WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|r| {
+            Ok(SaleRow {
+                id,
+                show_id: ShowId(r.try_get("show_id")?),
+                variant_id: VariantId(r.try_get("variant_id")?),
+                price_cents: r.try_get("price_cents")?,
+                quantity: r.try_get("quantity")?,
+                remaining: r.try_get("remaining")?,
+                per_buyer_limit: r.try_get("per_buyer_limit")?,
+                ends_at: Timestamp(r.try_get("ends_at")?),
+                status: r.try_get("status")?,
+            })
+        })
+        .transpose()
+        .map_err(db_err)
+    }
+
+    async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(quantity), 0) AS units, COALESCE(SUM(total_cents), 0) AS revenue \
+             FROM orders WHERE show_id = ? AND status IN ('paid', 'shipped')",
+        )
+        .bind(show.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let get = |c: &str| r.try_get::<i64, _>(c).map_err(db_err);
+        Ok(HostStats { orders: get("n")? as u64, units: get("units")? as u64, revenue_cents: get("revenue")? })
+    }
+
+    async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
+        let rows = sqlx::query("SELECT seq, at, event FROM commerce_log WHERE show_id = ? ORDER BY seq")
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.try_get("seq")?, Timestamp(r.try_get("at")?), r.try_get("event")?))).collect::<Result<_, sqlx::Error>>().map_err(db_err)
+    }
+
+    async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
+        Ok(self.orders_where("o.id = ?", &[id.0]).await?.pop())
+    }
+
+    async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = ? AND idempotency_key = ?")
+            .bind(buyer.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match id {
+            Some(id) => self.order(OrderId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status NOT IN ('declined', 'expired')")
+            .bind(buyer.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(n > 0)
+    }
+
+    async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>> {
+        self.orders_where("o.buyer_id = ?", &[buyer.0]).await
+    }
+
+    async fn orders_for_seller(&self, seller: UserId, show: Option<ShowId>) -> StoreResult<Vec<Order>> {
+        match show {
+            Some(s) => self.orders_where("s.seller_id = ? AND o.show_id = ?", &[seller.0, s.0]).await,
+            None => self.orders_where("s.seller_id = ?", &[seller.0]).await,
+        }
+    }
+
+    async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE orders SET status = 'shipped', tracking = ?, updated_at = ? WHERE id = ? AND status = 'paid'")
+                .bind(tracking)
+                .bind(now.0)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "paid order",
+        )
+    }
+
+    async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE orders SET status = 'refunded', updated_at = ? WHERE id = ? AND status = 'paid'")
+                .bind(now.0)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "paid order",
+        )
+    }
+}

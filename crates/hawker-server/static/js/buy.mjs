@@ -1,0 +1,190 @@
+// The buy sheet (#buy-sheet): pick variant and quantity, add a code, pay once even across retries.
+import { api, formatCents, newIdempotencyKey } from './api.mjs';
+import { el } from './chat.mjs';
+
+const MAX_QTY = 99;
+const $ = (id) => document.getElementById(id);
+
+/**
+ * A target is what the sheet sells:
+ * `{ kind: 'sale', id, title, image, currency, variants: [one], limit, remaining }` or
+ * `{ kind: 'product', id, title, image, currency, variants: [{ id, name, price_cents, stock }] }`;
+ * a sale's variant also has `list_price_cents`.
+ */
+export function createBuySheet({ showId, signedIn, loginUrl }) {
+  const sheet = $('buy-sheet');
+  const form = $('buy-form');
+  const variant = $('buy-variant');
+  const qty = $('buy-qty');
+  const code = $('buy-code');
+  const pm = $('buy-pm');
+  const submit = $('buy-submit');
+  const result = $('buy-result');
+  let target = null;
+  let busy = false;
+  let closedReason = ''; // set when the thing on sale went away while the sheet was open
+  let placed = false;
+  // A buy attempt whose answer never arrived: the same body is sent again with the same key.
+  let pending = null;
+
+  const selected = () => target.variants.find((v) => String(v.id) === variant.value) ?? target.variants[0];
+
+  function maxQty() {
+    const v = selected();
+    if (!v) return 0;
+    if (target.kind === 'sale') {
+      const limit = target.limit > 0 ? target.limit : MAX_QTY;
+      return Math.min(target.remaining, limit, MAX_QTY);
+    }
+    return Math.min(v.stock, MAX_QTY);
+  }
+
+  function fillVariants() {
+    const keep = variant.value;
+    variant.replaceChildren(
+      ...target.variants.map((v) => {
+        const soldOut = v.stock === 0;
+        const label = `${v.name} · ${formatCents(v.price_cents, target.currency)}${soldOut ? ' · sold out' : ''}`;
+        const opt = el('option', '', label);
+        opt.value = String(v.id);
+        opt.disabled = soldOut && target.kind === 'product';
+        return opt;
+      }),
+    );
+    const first = target.variants.find((v) => v.stock > 0) ?? target.variants[0];
+    variant.value = target.variants.some((v) => String(v.id) === keep) ? keep : String(first?.id ?? '');
+    variant.disabled = target.kind === 'sale' || target.variants.length < 2;
+  }
+
+  /** Redraws from the target and the form; `clamp` also corrects the typed quantity. */
+  function render(clamp = true) {
+    const v = selected();
+    const max = maxQty();
+    const n = Math.max(1, Math.min(Math.trunc(Number(qty.value)) || 1, Math.max(max, 1)));
+    if (clamp) qty.value = String(n);
+    qty.max = String(Math.max(max, 1));
+    $('buy-minus').disabled = n <= 1;
+    $('buy-plus').disabled = n >= max;
+    $('buy-title').textContent = target.title;
+    const img = $('buy-img');
+    img.hidden = !target.image;
+    if (target.image) img.src = target.image;
+    const unit = v?.price_cents ?? 0;
+    $('buy-unit').textContent = formatCents(unit, target.currency);
+    const list = $('buy-list');
+    list.hidden = !(v && v.list_price_cents > unit);
+    if (!list.hidden) list.textContent = formatCents(v.list_price_cents, target.currency);
+    $('buy-note').textContent =
+      target.kind === 'sale'
+        ? `${target.limit > 0 ? `Limit ${target.limit} per buyer · ` : ''}${target.remaining} left`
+        : `${v?.stock ?? 0} in stock`;
+    const total = formatCents(unit * n, target.currency);
+    $('buy-total').textContent = total;
+    $('buy-code-note').hidden = !code.value.trim();
+    if (placed) return;
+    if (closedReason || max === 0) {
+      submit.disabled = true;
+      submit.textContent = closedReason || 'Sold out';
+    } else {
+      submit.disabled = busy;
+      submit.textContent = busy ? 'Paying…' : `Pay ${total}`;
+    }
+  }
+
+  function setResult(kind, text) {
+    result.className = kind;
+    result.replaceChildren(text);
+    if (kind === 'ok') {
+      const a = el('a', '', 'See my orders');
+      a.href = '/orders';
+      result.append(' ', a);
+    }
+  }
+
+  /** Opens the sheet for a target, or sends a signed-out viewer to log in. */
+  function open(t) {
+    if (!signedIn) {
+      location.href = loginUrl;
+      return;
+    }
+    target = t;
+    closedReason = '';
+    placed = false;
+    qty.value = '1';
+    result.className = '';
+    result.replaceChildren();
+    fillVariants();
+    render();
+    if (!sheet.open) sheet.showModal();
+  }
+
+  /** Live changes to the open target (stock, remaining); `null` means it is gone. */
+  function update(kind, id, t) {
+    if (!sheet.open || !target || target.kind !== kind || String(target.id) !== String(id)) return;
+    if (t) {
+      target = t;
+      fillVariants();
+    } else if (!placed) {
+      closedReason = kind === 'sale' ? 'Sale ended' : 'No longer available';
+    }
+    render();
+  }
+
+  async function pay() {
+    if (busy || placed || !target || closedReason || maxQty() === 0) return;
+    render();
+    const body = { show_id: showId, quantity: Number(qty.value), payment_method: pm.value };
+    if (target.kind === 'sale') body.flash_sale_id = target.id;
+    else body.variant_id = selected().id;
+    const c = code.value.trim();
+    if (c) body.code = c;
+    const sig = JSON.stringify(body);
+    if (pending?.sig !== sig) pending = { sig, key: newIdempotencyKey() };
+    busy = true;
+    result.className = '';
+    result.replaceChildren();
+    render();
+    try {
+      const res = await api('POST', '/orders', body, { idempotencyKey: pending.key });
+      pending = null;
+      placed = true;
+      const order = res?.order;
+      const total = order ? ` · ${formatCents(order.total_cents, order.currency)}` : '';
+      setResult('ok', `Order placed ✓${total}`);
+      submit.disabled = true;
+      submit.textContent = 'Paid ✓';
+    } catch (err) {
+      // Without an answer (or with a server fault) the order may exist: keep the key for a retry.
+      if (err.status !== 0 && err.status < 500) pending = null;
+      if (err.code === 'sold_out') closedReason = 'Sold out';
+      if (err.code === 'sale_ended') closedReason = 'Sale ended';
+      setResult('error', err.message);
+    } finally {
+      busy = false;
+      render();
+    }
+  }
+
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    pay();
+  });
+  // While typing, the quantity is left as typed; leaving the field corrects it.
+  form.addEventListener('input', () => target && render(false));
+  form.addEventListener('change', () => target && render());
+  $('buy-minus').addEventListener('click', () => {
+    qty.value = String(Number(qty.value) - 1);
+    render();
+  });
+  $('buy-plus').addEventListener('click', () => {
+    qty.value = String(Number(qty.value) + 1);
+    render();
+  });
+  $('buy-close').addEventListener('click', () => sheet.close());
+  // A tap on the dimmed backdrop (the dialog box itself, outside the form) closes the sheet.
+  sheet.addEventListener('click', (ev) => {
+    if (ev.target === sheet) sheet.close();
+  });
+
+  return { open, update };
+}
