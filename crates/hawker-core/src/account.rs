@@ -50,15 +50,30 @@ pub fn email(raw: &str) -> Result<String, InvalidInput> {
     let valid = email.len() <= 254
         && !email.contains(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
         });
-    if valid { Ok(email) } else { Err(InvalidInput::new("email", "must be an e-mail address like ana@example.com")) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(InvalidInput::new(
+            "email",
+            "must be an e-mail address like ana@example.com",
+        ))
+    }
 }
 
 /// Passwords: 8 to 128 characters; longer ones are passphrases we still hash cheaply enough.
 pub fn password(raw: &str) -> Result<&str, InvalidInput> {
     let n = raw.chars().count();
-    if (8..=128).contains(&n) { Ok(raw) } else { Err(InvalidInput::new("password", "must be 8 to 128 characters")) }
+    if (8..=128).contains(&n) {
+        Ok(raw)
+    } else {
+        Err(InvalidInput::new("password", "must be 8 to 128 characters"))
+    }
 }
 
 pub fn display_name(raw: &str) -> Result<String, InvalidInput> {

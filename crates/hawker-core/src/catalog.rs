@@ -16,7 +16,10 @@ impl Quantity {
         if (1..=i64::from(Self::MAX)).contains(&n) {
             Ok(Self(n as u32))
         } else {
-            Err(InvalidInput::new("quantity", format!("must be between 1 and {}", Self::MAX)))
+            Err(InvalidInput::new(
+                "quantity",
+                format!("must be between 1 and {}", Self::MAX),
+            ))
         }
     }
 
@@ -31,7 +34,10 @@ pub fn stock_level(field: &'static str, n: i64) -> Result<u32, InvalidInput> {
     if (0..=MAX_STOCK).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(InvalidInput::new(field, format!("must be between 0 and {MAX_STOCK}")))
+        Err(InvalidInput::new(
+            field,
+            format!("must be between 0 and {MAX_STOCK}"),
+        ))
     }
 }
 
@@ -42,7 +48,10 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Invali
         return Err(InvalidInput::new(field, "must not be empty"));
     }
     if trimmed.chars().count() > max {
-        return Err(InvalidInput::new(field, format!("must be at most {max} characters")));
+        return Err(InvalidInput::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }

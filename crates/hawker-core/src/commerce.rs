@@ -183,10 +183,24 @@ pub enum SaleEndReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    SaleStarted { sale: Sale, variant_stock_left: u32 },
-    SaleEnded { sale_id: SaleId, variant_id: VariantId, returned: u32, variant_stock_left: u32, reason: SaleEndReason },
-    CodeCreated { rule: CodeRule },
-    Reserved { order: OrderLine, left: u32 },
+    SaleStarted {
+        sale: Sale,
+        variant_stock_left: u32,
+    },
+    SaleEnded {
+        sale_id: SaleId,
+        variant_id: VariantId,
+        returned: u32,
+        variant_stock_left: u32,
+        reason: SaleEndReason,
+    },
+    CodeCreated {
+        rule: CodeRule,
+    },
+    Reserved {
+        order: OrderLine,
+        left: u32,
+    },
     Paid {
         order_id: OrderId,
         buyer: UserId,
@@ -252,10 +266,22 @@ impl ShowCommerce {
         Self {
             show_id,
             variants: stored.variants.into_iter().map(|v| (v.id, v)).collect(),
-            sales: stored.running_sales.into_iter().map(|s| (s.id, s)).collect(),
-            codes: stored.codes.into_iter().map(|(rule, uses)| (rule.code.clone(), Code { rule, uses })).collect(),
+            sales: stored
+                .running_sales
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect(),
+            codes: stored
+                .codes
+                .into_iter()
+                .map(|(rule, uses)| (rule.code.clone(), Code { rule, uses }))
+                .collect(),
             reservations: stored.reservations.into_iter().map(|o| (o.id, o)).collect(),
-            held: stored.held.into_iter().map(|(s, u, n)| ((s, u), n)).collect(),
+            held: stored
+                .held
+                .into_iter()
+                .map(|(s, u, n)| ((s, u), n))
+                .collect(),
             ordered,
         }
     }
@@ -278,14 +304,20 @@ impl ShowCommerce {
 
     /// Sales that are still running, oldest first.
     pub fn running_sales(&self) -> impl Iterator<Item = &Sale> {
-        self.sales.values().filter(|s| s.status == SaleStatus::Running)
+        self.sales
+            .values()
+            .filter(|s| s.status == SaleStatus::Running)
     }
 
     pub fn reservation(&self, id: OrderId) -> Option<&OrderLine> {
         self.reservations.get(&id)
     }
 
-    pub fn start_sale(&mut self, now: Timestamp, req: SaleRequest) -> Result<Vec<Event>, SaleRejected> {
+    pub fn start_sale(
+        &mut self,
+        now: Timestamp,
+        req: SaleRequest,
+    ) -> Result<Vec<Event>, SaleRejected> {
         if req.quantity == 0 {
             return Err(SaleRejected::EmptySale);
         }
@@ -295,15 +327,24 @@ impl ShowCommerce {
         if !(5_000..=86_400_000).contains(&req.duration_ms) {
             return Err(SaleRejected::BadDuration);
         }
-        let variant = self.variants.get_mut(&req.variant_id).ok_or(SaleRejected::UnknownVariant)?;
+        let variant = self
+            .variants
+            .get_mut(&req.variant_id)
+            .ok_or(SaleRejected::UnknownVariant)?;
         if req.price.cents() > variant.price_cents {
             return Err(SaleRejected::PriceAboveList);
         }
-        if self.sales.values().any(|s| s.variant_id == req.variant_id && s.status == SaleStatus::Running) {
+        if self
+            .sales
+            .values()
+            .any(|s| s.variant_id == req.variant_id && s.status == SaleStatus::Running)
+        {
             return Err(SaleRejected::AlreadyRunning);
         }
         let Some(stock_left) = variant.stock.checked_sub(req.quantity) else {
-            return Err(SaleRejected::NotEnoughStock { stock: variant.stock });
+            return Err(SaleRejected::NotEnoughStock {
+                stock: variant.stock,
+            });
         };
         variant.stock = stock_left;
         let sale = Sale {
@@ -318,12 +359,23 @@ impl ShowCommerce {
             status: SaleStatus::Running,
         };
         self.sales.insert(sale.id, sale.clone());
-        Ok(vec![Event::SaleStarted { sale, variant_stock_left: stock_left }])
+        Ok(vec![Event::SaleStarted {
+            sale,
+            variant_stock_left: stock_left,
+        }])
     }
 
     /// Ends a running sale now; what is left goes back to the variant's stock.
-    pub fn end_sale(&mut self, sale_id: SaleId, reason: SaleEndReason) -> Result<Vec<Event>, SaleRejected> {
-        let sale = self.sales.get_mut(&sale_id).filter(|s| s.status == SaleStatus::Running).ok_or(SaleRejected::UnknownSale)?;
+    pub fn end_sale(
+        &mut self,
+        sale_id: SaleId,
+        reason: SaleEndReason,
+    ) -> Result<Vec<Event>, SaleRejected> {
+        let sale = self
+            .sales
+            .get_mut(&sale_id)
+            .filter(|s| s.status == SaleStatus::Running)
+            .ok_or(SaleRejected::UnknownSale)?;
         sale.status = SaleStatus::Ended;
         let returned = std::mem::take(&mut sale.remaining);
         let variant_id = sale.variant_id;
@@ -336,26 +388,53 @@ impl ShowCommerce {
         };
         // An ended sale is only kept while reservations may still point at it.
         self.forget_sale_if_settled(sale_id);
-        Ok(vec![Event::SaleEnded { sale_id, variant_id, returned, variant_stock_left, reason }])
+        Ok(vec![Event::SaleEnded {
+            sale_id,
+            variant_id,
+            returned,
+            variant_stock_left,
+            reason,
+        }])
     }
 
     /// Ends every sale whose deadline has come. Call it on every tick and right after a restore.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Event> {
-        let due: Vec<SaleId> = self.running_sales().filter(|s| s.ends_at <= now).map(|s| s.id).collect();
-        due.into_iter().flat_map(|id| self.end_sale(id, SaleEndReason::Deadline).unwrap_or_default()).collect()
+        let due: Vec<SaleId> = self
+            .running_sales()
+            .filter(|s| s.ends_at <= now)
+            .map(|s| s.id)
+            .collect();
+        due.into_iter()
+            .flat_map(|id| {
+                self.end_sale(id, SaleEndReason::Deadline)
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// Ends all sales because the show is ending.
     pub fn end_all_sales(&mut self) -> Vec<Event> {
         let running: Vec<SaleId> = self.running_sales().map(|s| s.id).collect();
-        running.into_iter().flat_map(|id| self.end_sale(id, SaleEndReason::ShowEnded).unwrap_or_default()).collect()
+        running
+            .into_iter()
+            .flat_map(|id| {
+                self.end_sale(id, SaleEndReason::ShowEnded)
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     pub fn create_code(&mut self, rule: CodeRule) -> Result<Vec<Event>, DuplicateCode> {
         if self.codes.contains_key(&rule.code) {
             return Err(DuplicateCode);
         }
-        self.codes.insert(rule.code.clone(), Code { rule: rule.clone(), uses: 0 });
+        self.codes.insert(
+            rule.code.clone(),
+            Code {
+                rule: rule.clone(),
+                uses: 0,
+            },
+        );
         Ok(vec![Event::CodeCreated { rule }])
     }
 
@@ -371,7 +450,10 @@ impl ShowCommerce {
                 }
                 let held = self.held.get(&(id, req.buyer)).copied().unwrap_or(0);
                 if held + qty > sale.per_buyer_limit {
-                    return Err(BuyRejected::OverLimit { limit: sale.per_buyer_limit, held });
+                    return Err(BuyRejected::OverLimit {
+                        limit: sale.per_buyer_limit,
+                        held,
+                    });
                 }
                 if sale.remaining < qty {
                     return Err(BuyRejected::SoldOut);
@@ -390,10 +472,19 @@ impl ShowCommerce {
         let (code_id, discount) = match &req.code {
             None => (None, 0),
             Some(code) => {
-                let entry = self.codes.get(code).ok_or(BuyRejected::Code(CodeRejected::Unknown))?;
+                let entry = self
+                    .codes
+                    .get(code)
+                    .ok_or(BuyRejected::Code(CodeRejected::Unknown))?;
                 let has_ordered = req.buyer_has_ordered || self.ordered.contains(&req.buyer);
-                entry.rule.check(now, entry.uses, has_ordered).map_err(BuyRejected::Code)?;
-                (Some(entry.rule.id), entry.rule.discount.amount_off(subtotal))
+                entry
+                    .rule
+                    .check(now, entry.uses, has_ordered)
+                    .map_err(BuyRejected::Code)?;
+                (
+                    Some(entry.rule.id),
+                    entry.rule.discount.amount_off(subtotal),
+                )
             }
         };
         let Some(variant) = self.variants.get(&variant_id) else {
@@ -410,7 +501,10 @@ impl ShowCommerce {
                 sale.remaining
             }
             None => {
-                let variant = self.variants.get_mut(&variant_id).ok_or(BuyRejected::UnknownItem)?;
+                let variant = self
+                    .variants
+                    .get_mut(&variant_id)
+                    .ok_or(BuyRejected::UnknownItem)?;
                 variant.stock -= qty;
                 variant.stock
             }
@@ -440,7 +534,11 @@ impl ShowCommerce {
     }
 
     /// The reservation was paid: it becomes an order for good.
-    pub fn confirm(&mut self, order_id: OrderId, payment_ref: Option<String>) -> Result<Vec<Event>, NotReserved> {
+    pub fn confirm(
+        &mut self,
+        order_id: OrderId,
+        payment_ref: Option<String>,
+    ) -> Result<Vec<Event>, NotReserved> {
         let order = self.reservations.remove(&order_id).ok_or(NotReserved)?;
         if let Some(sale_id) = order.sale_id {
             self.forget_sale_if_settled(sale_id);
@@ -457,10 +555,17 @@ impl ShowCommerce {
     }
 
     /// The reservation was declined or timed out: its units and its code use come back.
-    pub fn release(&mut self, order_id: OrderId, reason: ReleaseReason) -> Result<Vec<Event>, NotReserved> {
+    pub fn release(
+        &mut self,
+        order_id: OrderId,
+        reason: ReleaseReason,
+    ) -> Result<Vec<Event>, NotReserved> {
         let order = self.reservations.remove(&order_id).ok_or(NotReserved)?;
         let qty = order.quantity;
-        let running_sale = order.sale_id.and_then(|id| self.sales.get_mut(&id)).filter(|s| s.status == SaleStatus::Running);
+        let running_sale = order
+            .sale_id
+            .and_then(|id| self.sales.get_mut(&id))
+            .filter(|s| s.status == SaleStatus::Running);
         let (to_sale, left) = match running_sale {
             Some(sale) => {
                 sale.remaining += qty;
@@ -499,7 +604,11 @@ impl ShowCommerce {
     /// Reservations whose hold has run out at `now`; the caller checks each with the payment
     /// provider and then confirms or releases it.
     pub fn due_reservations(&self, now: Timestamp) -> Vec<OrderId> {
-        self.reservations.values().filter(|o| o.hold_until <= now).map(|o| o.id).collect()
+        self.reservations
+            .values()
+            .filter(|o| o.hold_until <= now)
+            .map(|o| o.id)
+            .collect()
     }
 
     /// Units left in a running sale, stock on hand for a variant.
@@ -511,8 +620,14 @@ impl ShowCommerce {
     }
 
     fn forget_sale_if_settled(&mut self, sale_id: SaleId) {
-        let ended = self.sales.get(&sale_id).is_some_and(|s| s.status == SaleStatus::Ended);
-        let referenced = self.reservations.values().any(|o| o.sale_id == Some(sale_id));
+        let ended = self
+            .sales
+            .get(&sale_id)
+            .is_some_and(|s| s.status == SaleStatus::Ended);
+        let referenced = self
+            .reservations
+            .values()
+            .any(|o| o.sale_id == Some(sale_id));
         if ended && !referenced {
             self.sales.remove(&sale_id);
             self.held.retain(|(s, _), _| *s != sale_id);

@@ -20,13 +20,27 @@ pub enum Discount {
 
 impl Discount {
     /// Exactly one of the two must be given, in range.
-    pub fn from_parts(percent_off: Option<i64>, amount_off_cents: Option<i64>) -> Result<Self, InvalidInput> {
+    pub fn from_parts(
+        percent_off: Option<i64>,
+        amount_off_cents: Option<i64>,
+    ) -> Result<Self, InvalidInput> {
         match (percent_off, amount_off_cents) {
             (Some(p), None) if (1..=100).contains(&p) => Ok(Self::PercentOff(p as u8)),
-            (Some(_), None) => Err(InvalidInput::new("percent_off", "must be between 1 and 100")),
-            (None, Some(a)) if (1..=crate::money::Price::MAX_CENTS).contains(&a) => Ok(Self::AmountOffCents(a)),
-            (None, Some(_)) => Err(InvalidInput::new("amount_off_cents", "must be a positive amount in cents")),
-            _ => Err(InvalidInput::new("percent_off", "give exactly one of percent_off and amount_off_cents")),
+            (Some(_), None) => Err(InvalidInput::new(
+                "percent_off",
+                "must be between 1 and 100",
+            )),
+            (None, Some(a)) if (1..=crate::money::Price::MAX_CENTS).contains(&a) => {
+                Ok(Self::AmountOffCents(a))
+            }
+            (None, Some(_)) => Err(InvalidInput::new(
+                "amount_off_cents",
+                "must be a positive amount in cents",
+            )),
+            _ => Err(InvalidInput::new(
+                "percent_off",
+                "give exactly one of percent_off and amount_off_cents",
+            )),
         }
     }
 
@@ -68,7 +82,12 @@ pub enum CodeRejected {
 
 impl CodeRule {
     /// Whether `uses` earlier uses still leave room, at `now`, for this buyer.
-    pub fn check(&self, now: Timestamp, uses: u32, buyer_has_ordered: bool) -> Result<(), CodeRejected> {
+    pub fn check(
+        &self,
+        now: Timestamp,
+        uses: u32,
+        buyer_has_ordered: bool,
+    ) -> Result<(), CodeRejected> {
         if self.expires_at.is_some_and(|at| now >= at) {
             return Err(CodeRejected::Expired);
         }
@@ -86,11 +105,16 @@ impl CodeRule {
 pub fn normalize_code(raw: &str) -> Result<String, InvalidInput> {
     let code = raw.trim().to_ascii_uppercase();
     let ok_len = (3..=32).contains(&code.len());
-    let ok_chars = code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok_chars = code
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok_len && ok_chars {
         Ok(code)
     } else {
-        Err(InvalidInput::new("code", "must be 3 to 32 letters, digits, '-' or '_'"))
+        Err(InvalidInput::new(
+            "code",
+            "must be 3 to 32 letters, digits, '-' or '_'",
+        ))
     }
 }
 
@@ -122,9 +146,18 @@ mod tests {
             first_order_only: true,
         };
         assert_eq!(rule.check(Timestamp(999), 0, false), Ok(()));
-        assert_eq!(rule.check(Timestamp(1_000), 0, false), Err(CodeRejected::Expired));
-        assert_eq!(rule.check(Timestamp(0), 2, false), Err(CodeRejected::Exhausted));
-        assert_eq!(rule.check(Timestamp(0), 1, true), Err(CodeRejected::NotFirstOrder));
+        assert_eq!(
+            rule.check(Timestamp(1_000), 0, false),
+            Err(CodeRejected::Expired)
+        );
+        assert_eq!(
+            rule.check(Timestamp(0), 2, false),
+            Err(CodeRejected::Exhausted)
+        );
+        assert_eq!(
+            rule.check(Timestamp(0), 1, true),
+            Err(CodeRejected::NotFirstOrder)
+        );
         assert_eq!(Discount::PercentOff(10).amount_off(1999), 199);
         assert_eq!(Discount::AmountOffCents(5000).amount_off(1999), 1999);
     }

@@ -14,7 +14,10 @@ impl Currency {
         let bytes = raw.as_bytes();
         match bytes {
             [a, b, c] if bytes.iter().all(u8::is_ascii_uppercase) => Ok(Self([*a, *b, *c])),
-            _ => Err(InvalidInput::new("currency", "must be a three-letter ISO code such as USD")),
+            _ => Err(InvalidInput::new(
+                "currency",
+                "must be a three-letter ISO code such as USD",
+            )),
         }
     }
 
@@ -56,7 +59,10 @@ impl Price {
         if (1..=Self::MAX_CENTS).contains(&cents) {
             Ok(Self(cents))
         } else {
-            Err(InvalidInput::new(field, format!("must be between 1 and {} cents", Self::MAX_CENTS)))
+            Err(InvalidInput::new(
+                field,
+                format!("must be between 1 and {} cents", Self::MAX_CENTS),
+            ))
         }
     }
 
@@ -90,7 +96,10 @@ mod tests {
 
     #[test]
     fn currency_and_price_parse() {
-        assert_eq!(Currency::parse("USD").map(|c| c.to_string()), Ok("USD".into()));
+        assert_eq!(
+            Currency::parse("USD").map(|c| c.to_string()),
+            Ok("USD".into())
+        );
         assert!(Currency::parse("usd").is_err());
         assert!(Currency::parse("US").is_err());
         assert!(Price::new("price_cents", 0).is_err());

@@ -32,28 +32,57 @@ pub struct Envelope {
 pub enum ServerMsg {
     Snapshot(Snapshot),
     Chat(ChatLine),
-    ChatDeleted { id: u64 },
+    ChatDeleted {
+        id: u64,
+    },
     /// Hearts tapped since the last tick, and the show's total.
-    Hearts { count: u64, total: u64 },
-    Viewers { count: u32 },
-    Pinned { product: Option<ProductCard> },
+    Hearts {
+        count: u64,
+        total: u64,
+    },
+    Viewers {
+        count: u32,
+    },
+    Pinned {
+        product: Option<ProductCard>,
+    },
     /// A flash sale started (or its terms are re-sent).
     Sale(SaleView),
     /// Units left in a running sale changed.
-    SaleLeft { id: SaleId, remaining: u32 },
-    SaleEnded { id: SaleId },
+    SaleLeft {
+        id: SaleId,
+        remaining: u32,
+    },
+    SaleEnded {
+        id: SaleId,
+    },
     /// Units on hand of a variant changed (list-price buying).
-    Stock { variant_id: VariantId, stock: u32 },
+    Stock {
+        variant_id: VariantId,
+        stock: u32,
+    },
     /// The host announced a discount code.
-    Code { code: String, description: String },
+    Code {
+        code: String,
+        description: String,
+    },
     /// Somebody bought something (shown as social proof).
-    Purchase { buyer: String, product_title: String, quantity: u32 },
+    Purchase {
+        buyer: String,
+        product_title: String,
+        quantity: u32,
+    },
     /// Orders and revenue of this show so far. Host only.
     HostStats(HostStats),
     ShowEnded,
     /// Something the client sent was refused; nothing changed.
-    Error { code: String, message: String },
-    Pong { nonce: u64 },
+    Error {
+        code: String,
+        message: String,
+    },
+    Pong {
+        nonce: u64,
+    },
 }
 
 impl ServerMsg {
@@ -67,10 +96,16 @@ impl ServerMsg {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
     /// Taps since the client last sent; clients batch taps, the server caps the count.
-    Hearts { count: u32 },
-    Ping { nonce: u64 },
+    Hearts {
+        count: u32,
+    },
+    Ping {
+        nonce: u64,
+    },
 }
 
 /// Everything a viewer needs to draw the room from scratch.
@@ -147,12 +182,21 @@ mod tests {
 
     #[test]
     fn wire_shape_is_stable() {
-        let env = Envelope { v: PROTOCOL_VERSION, seq: 3, now: Timestamp(10), msg: ServerMsg::SaleLeft { id: SaleId(7), remaining: 2 } };
+        let env = Envelope {
+            v: PROTOCOL_VERSION,
+            seq: 3,
+            now: Timestamp(10),
+            msg: ServerMsg::SaleLeft {
+                id: SaleId(7),
+                remaining: 2,
+            },
+        };
         assert_eq!(
             serde_json::to_string(&env).expect("serializes"),
             r#"{"v":1,"seq":3,"now":10,"type":"sale_left","id":7,"remaining":2}"#
         );
-        let msg: ClientMsg = serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).expect("parses");
+        let msg: ClientMsg =
+            serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).expect("parses");
         assert_eq!(msg, ClientMsg::Chat { text: "hi".into() });
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"chat","text":"hi","x":1}"#).is_err());
     }

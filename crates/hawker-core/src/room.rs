@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::account::Role;
 use crate::ids::{SaleId, ShowId, UserId};
-use crate::protocol::{ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard, SaleView, ServerMsg, Snapshot};
+use crate::protocol::{
+    ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard, SaleView,
+    ServerMsg, Snapshot,
+};
 use crate::time::Timestamp;
 
 /// How many chat lines a late joiner gets.
@@ -93,7 +96,11 @@ impl Room {
             next_chat_id: 1,
             recent: VecDeque::with_capacity(RECENT_CHAT),
             muted: BTreeSet::new(),
-            blocked_words: blocked_words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect(),
+            blocked_words: blocked_words
+                .iter()
+                .map(|w| w.trim().to_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect(),
             buckets: HashMap::new(),
             viewers: 0,
             viewers_announced: 0,
@@ -152,7 +159,12 @@ impl Room {
             | ServerMsg::Pong { .. } => {}
         }
         self.seq += 1;
-        Envelope { v: PROTOCOL_VERSION, seq: self.seq, now, msg }
+        Envelope {
+            v: PROTOCOL_VERSION,
+            seq: self.seq,
+            now,
+            msg,
+        }
     }
 
     /// The whole state as of the last published message, for a joiner. `for_host` adds the stats.
@@ -176,7 +188,12 @@ impl Room {
 
     /// Checks a chat message against length, mute, rate and blocked words; on success returns
     /// the line to publish.
-    pub fn chat(&mut self, now: Timestamp, author: &Author, text: &str) -> Result<ChatLine, ChatRejected> {
+    pub fn chat(
+        &mut self,
+        now: Timestamp,
+        author: &Author,
+        text: &str,
+    ) -> Result<ChatLine, ChatRejected> {
         let text = text.trim();
         if text.is_empty() {
             return Err(ChatRejected::Empty);
@@ -218,7 +235,11 @@ impl Room {
     }
 
     pub fn set_blocked_words(&mut self, words: &[String]) {
-        self.blocked_words = words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect();
+        self.blocked_words = words
+            .iter()
+            .map(|w| w.trim().to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
     }
 
     /// Adds hearts gathered since the last tick; returns the message to publish, if any.
@@ -227,7 +248,10 @@ impl Room {
             return None;
         }
         self.hearts_total += count;
-        Some(ServerMsg::Hearts { count, total: self.hearts_total })
+        Some(ServerMsg::Hearts {
+            count,
+            total: self.hearts_total,
+        })
     }
 
     pub fn viewer_joined(&mut self) {
@@ -243,7 +267,9 @@ impl Room {
     pub fn viewers_changed(&mut self) -> Option<ServerMsg> {
         (self.viewers != self.viewers_announced).then(|| {
             self.viewers_announced = self.viewers;
-            ServerMsg::Viewers { count: self.viewers }
+            ServerMsg::Viewers {
+                count: self.viewers,
+            }
         })
     }
 
@@ -256,7 +282,10 @@ impl Room {
             return false;
         }
         let lower = text.to_lowercase();
-        let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
         self.blocked_words.iter().any(|blocked| {
             if blocked.contains(char::is_whitespace) {
                 lower.contains(blocked.as_str())
@@ -267,7 +296,10 @@ impl Room {
     }
 
     fn take_token(&mut self, now: Timestamp, user: UserId) -> Result<(), ChatRejected> {
-        let bucket = self.buckets.entry(user).or_insert(Bucket { tokens: CHAT_BURST, at: now });
+        let bucket = self.buckets.entry(user).or_insert(Bucket {
+            tokens: CHAT_BURST,
+            at: now,
+        });
         let elapsed = (now.millis() - bucket.at.millis()).max(0) as f64;
         bucket.tokens = (bucket.tokens + elapsed / CHAT_REFILL_MS).min(CHAT_BURST);
         bucket.at = now;
@@ -287,18 +319,38 @@ mod tests {
     use crate::ids::VariantId;
 
     fn ana() -> Author {
-        Author { id: UserId(2), name: "Ana".into(), role: Role::Buyer }
+        Author {
+            id: UserId(2),
+            name: "Ana".into(),
+            role: Role::Buyer,
+        }
     }
 
     #[test]
     fn chat_rules() {
-        let mut room = Room::new(ShowId(1), UserId(1), &["spam".into(), "buy followers".into()]);
+        let mut room = Room::new(
+            ShowId(1),
+            UserId(1),
+            &["spam".into(), "buy followers".into()],
+        );
         let t = Timestamp(0);
         assert_eq!(room.chat(t, &ana(), "  "), Err(ChatRejected::Empty));
-        assert_eq!(room.chat(t, &ana(), &"x".repeat(501)), Err(ChatRejected::TooLong));
-        assert!(room.chat(t, &ana(), &"é".repeat(500)).is_ok(), "500 characters, not bytes");
-        assert_eq!(room.chat(t, &ana(), "SPAM here"), Err(ChatRejected::BlockedWord));
-        assert_eq!(room.chat(t, &ana(), "Buy Followers now"), Err(ChatRejected::BlockedWord));
+        assert_eq!(
+            room.chat(t, &ana(), &"x".repeat(501)),
+            Err(ChatRejected::TooLong)
+        );
+        assert!(
+            room.chat(t, &ana(), &"é".repeat(500)).is_ok(),
+            "500 characters, not bytes"
+        );
+        assert_eq!(
+            room.chat(t, &ana(), "SPAM here"),
+            Err(ChatRejected::BlockedWord)
+        );
+        assert_eq!(
+            room.chat(t, &ana(), "Buy Followers now"),
+            Err(ChatRejected::BlockedWord)
+        );
         assert!(room.chat(t, &ana(), "spammy is a different word").is_ok());
         room.mute(UserId(2));
         assert_eq!(room.chat(t, &ana(), "hi"), Err(ChatRejected::Muted));
@@ -310,7 +362,12 @@ mod tests {
         for _ in 0..5 {
             assert!(room.chat(Timestamp(0), &ana(), "hi").is_ok());
         }
-        assert_eq!(room.chat(Timestamp(0), &ana(), "hi"), Err(ChatRejected::RateLimited { retry_after_ms: 1000 }));
+        assert_eq!(
+            room.chat(Timestamp(0), &ana(), "hi"),
+            Err(ChatRejected::RateLimited {
+                retry_after_ms: 1000
+            })
+        );
         assert!(room.chat(Timestamp(1_000), &ana(), "hi").is_ok());
     }
 
@@ -336,15 +393,25 @@ mod tests {
             ends_at: Timestamp(60_000),
         };
         room.publish(t, ServerMsg::Sale(sale));
-        let last = room.publish(t, ServerMsg::SaleLeft { id: SaleId(3), remaining: 7 });
+        let last = room.publish(
+            t,
+            ServerMsg::SaleLeft {
+                id: SaleId(3),
+                remaining: 7,
+            },
+        );
         let snap = room.snapshot(t, false);
         assert_eq!(snap.seq, last.seq);
-        let ServerMsg::Snapshot(s) = snap.msg else { panic!("a snapshot") };
+        let ServerMsg::Snapshot(s) = snap.msg else {
+            panic!("a snapshot")
+        };
         assert_eq!(s.sales[0].remaining, 7);
         assert_eq!(s.chat.len(), 1);
         assert_eq!(s.host_stats, None);
         room.publish(t, ServerMsg::ChatDeleted { id: 1 });
-        let ServerMsg::Snapshot(s) = room.snapshot(t, true).msg else { panic!("a snapshot") };
+        let ServerMsg::Snapshot(s) = room.snapshot(t, true).msg else {
+            panic!("a snapshot")
+        };
         assert!(s.chat.is_empty());
         assert!(s.host_stats.is_some());
     }
@@ -353,10 +420,19 @@ mod tests {
     fn hearts_and_viewers_are_announced_once_per_tick() {
         let mut room = Room::new(ShowId(1), UserId(1), &[]);
         assert_eq!(room.hearts(0), None);
-        assert_eq!(room.hearts(1_000_000), Some(ServerMsg::Hearts { count: 1_000_000, total: 1_000_000 }));
+        assert_eq!(
+            room.hearts(1_000_000),
+            Some(ServerMsg::Hearts {
+                count: 1_000_000,
+                total: 1_000_000
+            })
+        );
         room.viewer_joined();
         room.viewer_joined();
-        assert_eq!(room.viewers_changed(), Some(ServerMsg::Viewers { count: 2 }));
+        assert_eq!(
+            room.viewers_changed(),
+            Some(ServerMsg::Viewers { count: 2 })
+        );
         assert_eq!(room.viewers_changed(), None);
     }
 }

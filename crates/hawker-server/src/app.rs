@@ -37,7 +37,8 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let store = store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
+        let store =
+            store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
         let test = Arc::new(TestProvider::default());
         let payments: Arc<dyn PaymentProvider> = test.clone();
         let hub = Hub::new(
@@ -50,11 +51,24 @@ impl App {
             },
         );
         let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?;
-        let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-        let state = AppState { config: Arc::new(config), store, payments, hub, passwords };
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            payments,
+            hub,
+            passwords,
+        };
         restore_owners(&state).await?;
         let router = router(state.clone());
-        Ok(Self { listener, router, state, test_payments: Some(test) })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            test_payments: Some(test),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -70,20 +84,41 @@ impl App {
         self.test_payments.clone()
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
     }
 }
 
 /// After a restart, every live show (and every ended show with unpaid reservations) gets its
 /// owner back, rebuilt from the database, before the first request is served.
 async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
-    for show in state.store.shows(&ShowFilter { status: Some(ShowStatus::Live), ..ShowFilter::default() }).await? {
-        state.hub.open(&show).await.map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
+    for show in state
+        .store
+        .shows(&ShowFilter {
+            status: Some(ShowStatus::Live),
+            ..ShowFilter::default()
+        })
+        .await?
+    {
+        state
+            .hub
+            .open(&show)
+            .await
+            .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
     }
     for show_id in state.store.shows_with_reservations().await? {
         if let Some(show) = state.store.show(show_id).await? {
-            state.hub.open(&show).await.map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
+            state
+                .hub
+                .open(&show)
+                .await
+                .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
         }
     }
     Ok(())

@@ -40,7 +40,8 @@ pub struct Passwords {
 
 impl Passwords {
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
-        let params = Params::new(memory_kib, iterations, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params = Params::new(memory_kib, iterations, 1, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         Ok(Self { params })
     }
 
@@ -56,7 +57,10 @@ impl Passwords {
             let mut salt = [0u8; 16];
             rand::rng().fill_bytes(&mut salt);
             let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-            Ok(argon.hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("hashing: {e}"))?.to_string())
+            Ok(argon
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+                .to_string())
         })
         .await?
     }
@@ -65,7 +69,8 @@ impl Passwords {
         let argon = self.argon2();
         let (hash, password) = (hash.to_owned(), password.to_owned());
         tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .unwrap_or(false)
@@ -110,7 +115,9 @@ impl CurrentUser {
     /// Checks a form's `_csrf` field (pages; the API checks the header in the extractor).
     pub fn check_form_csrf(&self, submitted: &str) -> Result<(), AppError> {
         match &self.via {
-            Via::Session { csrf, .. } if csrf != submitted => Err(AppError::forbidden("the form expired; reload the page and try again")),
+            Via::Session { csrf, .. } if csrf != submitted => Err(AppError::forbidden(
+                "the form expired; reload the page and try again",
+            )),
             _ => Ok(()),
         }
     }
@@ -123,26 +130,51 @@ pub struct MaybeUser(pub Option<CurrentUser>);
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(AppError::unauthorized)?;
-            let (user, _) = state.store.user_by_token(&token_hash(token.trim())).await?.ok_or_else(AppError::unauthorized)?;
-            return Ok(Self(Some(CurrentUser { user, via: Via::Bearer })));
+            let token = auth
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or_else(AppError::unauthorized)?;
+            let (user, _) = state
+                .store
+                .user_by_token(&token_hash(token.trim()))
+                .await?
+                .ok_or_else(AppError::unauthorized)?;
+            return Ok(Self(Some(CurrentUser {
+                user,
+                via: Via::Bearer,
+            })));
         }
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Ok(Self(None));
         };
         let hash = token_hash(token);
-        Ok(Self(state.store.user_by_token(&hash).await?.and_then(|(user, csrf)| {
-            csrf.map(|csrf| CurrentUser { user, via: Via::Session { token_hash: hash, csrf } })
-        })))
+        Ok(Self(state.store.user_by_token(&hash).await?.and_then(
+            |(user, csrf)| {
+                csrf.map(|csrf| CurrentUser {
+                    user,
+                    via: Via::Session {
+                        token_hash: hash,
+                        csrf,
+                    },
+                })
+            },
+        )))
     }
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
         let user = user.ok_or_else(AppError::unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -150,9 +182,14 @@ impl FromRequestParts<AppState> for CurrentUser {
             && !safe
             && parts.uri.path().starts_with("/api/")
         {
-            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
             if sent != Some(csrf.as_str()) {
-                return Err(AppError::forbidden("missing or wrong X-CSRF-Token header for a cookie-authenticated request"));
+                return Err(AppError::forbidden(
+                    "missing or wrong X-CSRF-Token header for a cookie-authenticated request",
+                ));
             }
         }
         Ok(user)

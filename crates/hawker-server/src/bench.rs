@@ -11,15 +11,19 @@ use hawker_core::account::Role;
 use hawker_core::ids::UserId;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::App;
 use crate::auth::{random_token, token_hash};
 use crate::clock;
 use crate::config::Config;
 use crate::store::{NewUser, ProductEdit, TokenKind, VariantEdit};
-use crate::App;
 
 fn flag(args: &[&str], name: &str, default: usize) -> anyhow::Result<usize> {
     match args.iter().position(|a| *a == name) {
-        Some(i) => args.get(i + 1).context("flag needs a value")?.parse().with_context(|| format!("{name} takes a number")),
+        Some(i) => args
+            .get(i + 1)
+            .context("flag needs a value")?
+            .parse()
+            .with_context(|| format!("{name} takes a number")),
         None => Ok(default),
     }
 }
@@ -28,15 +32,30 @@ pub async fn herd(args: &[&str]) -> anyhow::Result<()> {
     let buyers = flag(args, "--buyers", 2000)?;
     let units = flag(args, "--units", 500)?;
     let dir = tempfile::tempdir()?;
-    println!("# hawker bench herd: {buyers} buyers, {units} units, SQLite synchronous=FULL, temp dir {}\n", dir.path().display());
+    println!(
+        "# hawker bench herd: {buyers} buyers, {units} units, SQLite synchronous=FULL, temp dir {}\n",
+        dir.path().display()
+    );
     let ours = hawker(dir.path(), buyers, units).await?;
     let baseline = row_lock(dir.path(), buyers, units).await?;
     println!("| design | buyers | units sold | wall time | buy decisions/s | commits |");
     println!("|---|---|---|---|---|---|");
-    for (name, r) in [("Hawker: per-show owner, group commit, over HTTP", &ours), ("Baseline: transaction per buyer, no HTTP", &baseline)] {
-        println!("| {name} | {buyers} | {} | {:.2} s | {:.0} | {} |", r.sold, r.elapsed.as_secs_f64(), buyers as f64 / r.elapsed.as_secs_f64(), r.commits);
+    for (name, r) in [
+        ("Hawker: per-show owner, group commit, over HTTP", &ours),
+        ("Baseline: transaction per buyer, no HTTP", &baseline),
+    ] {
+        println!(
+            "| {name} | {buyers} | {} | {:.2} s | {:.0} | {} |",
+            r.sold,
+            r.elapsed.as_secs_f64(),
+            buyers as f64 / r.elapsed.as_secs_f64(),
+            r.commits
+        );
     }
-    println!("\nratio (Hawker / baseline decisions per second): {:.1}×", baseline.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64());
+    println!(
+        "\nratio (Hawker / baseline decisions per second): {:.1}×",
+        baseline.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -59,16 +78,34 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
     let port = app.port();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let now = clock::now();
-    let seller = state.store.create_user(&NewUser { email: "s@bench".into(), password_hash: "x".into(), display_name: "Seller".into(), role: Role::Seller }, now).await?;
+    let seller = state
+        .store
+        .create_user(
+            &NewUser {
+                email: "s@bench".into(),
+                password_hash: "x".into(),
+                display_name: "Seller".into(),
+                role: Role::Seller,
+            },
+            now,
+        )
+        .await?;
     let product = ProductEdit {
         title: "Bench lipstick".into(),
         description: String::new(),
         currency: "USD".into(),
-        variants: vec![VariantEdit { id: None, name: "Ruby".into(), price_cents: 2000, stock: units as i64 }],
+        variants: vec![VariantEdit {
+            id: None,
+            name: "Ruby".into(),
+            price_cents: 2000,
+            stock: units as i64,
+        }],
     };
     let product = state.store.create_product(seller.id, &product, now).await?;
     let seller_token = token(&state, seller.id).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(buyers).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(buyers)
+        .build()?;
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let show: serde_json::Value = client
         .post(format!("{base}/shows"))
@@ -79,7 +116,12 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
         .json()
         .await?;
     let show_id = show["id"].as_i64().context("show id")?;
-    client.post(format!("{base}/shows/{show_id}/start")).bearer_auth(&seller_token).send().await?.error_for_status()?;
+    client
+        .post(format!("{base}/shows/{show_id}/start"))
+        .bearer_auth(&seller_token)
+        .send()
+        .await?
+        .error_for_status()?;
     let sale: serde_json::Value = client
         .post(format!("{base}/shows/{show_id}/flash-sales"))
         .bearer_auth(&seller_token)
@@ -92,7 +134,18 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
     let sale_id = sale["id"].as_i64().context("sale id")?;
     let mut tokens = Vec::with_capacity(buyers);
     for i in 0..buyers {
-        let u = state.store.create_user(&NewUser { email: format!("b{i}@bench"), password_hash: "x".into(), display_name: format!("B{i}"), role: Role::Buyer }, now).await?;
+        let u = state
+            .store
+            .create_user(
+                &NewUser {
+                    email: format!("b{i}@bench"),
+                    password_hash: "x".into(),
+                    display_name: format!("B{i}"),
+                    role: Role::Buyer,
+                },
+                now,
+            )
+            .await?;
         tokens.push(token(&state, u.id).await?);
     }
     let before = log_len(&state, show_id).await?;
@@ -119,17 +172,28 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
     }
     let elapsed = started.elapsed();
     let events = log_len(&state, show_id).await? - before;
-    Ok(Run { sold, elapsed, commits: format!("{events} log events in group commits") })
+    Ok(Run {
+        sold,
+        elapsed,
+        commits: format!("{events} log events in group commits"),
+    })
 }
 
 async fn token(state: &crate::app::AppState, user: UserId) -> anyhow::Result<String> {
     let t = random_token(32);
-    state.store.insert_token(&token_hash(&t), user, TokenKind::Api, None, clock::now()).await?;
+    state
+        .store
+        .insert_token(&token_hash(&t), user, TokenKind::Api, None, clock::now())
+        .await?;
     Ok(t)
 }
 
 async fn log_len(state: &crate::app::AppState, show: i64) -> anyhow::Result<usize> {
-    Ok(state.store.commerce_log(hawker_core::ids::ShowId(show)).await?.len())
+    Ok(state
+        .store
+        .commerce_log(hawker_core::ids::ShowId(show))
+        .await?
+        .len())
 }
 
 /// The conventional design, given every advantage: no HTTP, no JSON, just two durable
@@ -141,14 +205,20 @@ async fn row_lock(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow:
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(60));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
     sqlx::raw_sql(
         "CREATE TABLE sale (id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL CHECK (remaining >= 0));
          CREATE TABLE orders (id INTEGER PRIMARY KEY, buyer INTEGER NOT NULL, status TEXT NOT NULL, UNIQUE (buyer));",
     )
     .execute(&pool)
     .await?;
-    sqlx::query("INSERT INTO sale (id, remaining) VALUES (1, ?)").bind(units as i64).execute(&pool).await?;
+    sqlx::query("INSERT INTO sale (id, remaining) VALUES (1, ?)")
+        .bind(units as i64)
+        .execute(&pool)
+        .await?;
     let pool = Arc::new(pool);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(buyers);
@@ -157,13 +227,23 @@ async fn row_lock(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow:
         tasks.push(tokio::spawn(async move {
             let reserve = async {
                 let mut tx = pool.begin().await?;
-                let taken = sqlx::query("UPDATE sale SET remaining = remaining - 1 WHERE id = 1 AND remaining >= 1").execute(&mut *tx).await?;
+                let taken = sqlx::query(
+                    "UPDATE sale SET remaining = remaining - 1 WHERE id = 1 AND remaining >= 1",
+                )
+                .execute(&mut *tx)
+                .await?;
                 if taken.rows_affected() == 0 {
                     return Ok::<bool, sqlx::Error>(false);
                 }
-                sqlx::query("INSERT INTO orders (buyer, status) VALUES (?, 'reserved')").bind(buyer).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO orders (buyer, status) VALUES (?, 'reserved')")
+                    .bind(buyer)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                sqlx::query("UPDATE orders SET status = 'paid' WHERE buyer = ?").bind(buyer).execute(&*pool).await?;
+                sqlx::query("UPDATE orders SET status = 'paid' WHERE buyer = ?")
+                    .bind(buyer)
+                    .execute(&*pool)
+                    .await?;
                 Ok(true)
             };
             reserve.await.unwrap_or(false)
@@ -175,6 +255,12 @@ async fn row_lock(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow:
             sold += 1;
         }
     }
-    Ok(Run { sold, elapsed: started.elapsed(), commits: format!("{} (two per sale, one per sold-out)", sold * 2 + (buyers - sold)) })
+    Ok(Run {
+        sold,
+        elapsed: started.elapsed(),
+        commits: format!(
+            "{} (two per sale, one per sold-out)",
+            sold * 2 + (buyers - sold)
+        ),
+    })
 }
-

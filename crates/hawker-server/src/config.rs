@@ -80,7 +80,9 @@ impl Config {
     pub fn load() -> anyhow::Result<Self> {
         let path = std::env::var("HAWKER_CONFIG").ok().map(PathBuf::from);
         let file = match &path {
-            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            Some(p) => Some(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            ),
             None => std::fs::read_to_string("hawker.toml").ok(),
         };
         let mut config: Config = match file {
@@ -94,7 +96,8 @@ impl Config {
     /// Applies `HAWKER_*` variables found by `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, raw: String) -> anyhow::Result<T> {
-            raw.parse().map_err(|_| anyhow::anyhow!("{key}: cannot parse {raw:?}"))
+            raw.parse()
+                .map_err(|_| anyhow::anyhow!("{key}: cannot parse {raw:?}"))
         }
         if let Some(v) = get("HAWKER_LISTEN") {
             self.listen = v;
@@ -161,9 +164,15 @@ impl Config {
             other => anyhow::bail!("environment must be development or production, not {other:?}"),
         }
         if self.payment_provider != "test" {
-            anyhow::bail!("payment_provider {:?} is unknown; the built-in provider is \"test\"", self.payment_provider);
+            anyhow::bail!(
+                "payment_provider {:?} is unknown; the built-in provider is \"test\"",
+                self.payment_provider
+            );
         }
-        if self.environment == "production" && self.payment_provider == "test" && !self.allow_test_payments {
+        if self.environment == "production"
+            && self.payment_provider == "test"
+            && !self.allow_test_payments
+        {
             anyhow::bail!(
                 "refusing to start: production uses the TEST payment provider, which moves no money. \
                  Configure a real provider, or set HAWKER_ALLOW_TEST_PAYMENTS=true for a demo instance."
@@ -184,7 +193,9 @@ impl Config {
 
     /// The defaults as a TOML file, for `hawker config --print-defaults`.
     pub fn defaults_toml() -> String {
-        let mut out = String::from("# Hawker settings and their defaults. Each key `x` can also be set as HAWKER_X.\n");
+        let mut out = String::from(
+            "# Hawker settings and their defaults. Each key `x` can also be set as HAWKER_X.\n",
+        );
         out.push_str(&toml::to_string(&Config::default()).unwrap_or_default());
         out
     }
@@ -196,8 +207,15 @@ mod tests {
 
     #[test]
     fn production_refuses_the_test_provider_unless_allowed() {
-        let mut c = Config { environment: "production".into(), ..Config::default() };
-        let err = c.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let mut c = Config {
+            environment: "production".into(),
+            ..Config::default()
+        };
+        let err = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("TEST payment provider"), "{err}");
         c.allow_test_payments = true;
         assert!(c.validate().is_ok());
@@ -207,9 +225,13 @@ mod tests {
     #[test]
     fn environment_overrides_defaults() {
         let mut c = Config::default();
-        c.apply_env(|k| (k == "HAWKER_LISTEN").then(|| "0.0.0.0:9000".to_string())).expect("applies");
+        c.apply_env(|k| (k == "HAWKER_LISTEN").then(|| "0.0.0.0:9000".to_string()))
+            .expect("applies");
         assert_eq!(c.listen, "0.0.0.0:9000");
-        assert!(c.apply_env(|k| (k == "HAWKER_RESERVATION_HOLD_S").then(|| "soon".to_string())).is_err());
+        assert!(
+            c.apply_env(|k| (k == "HAWKER_RESERVATION_HOLD_S").then(|| "soon".to_string()))
+                .is_err()
+        );
         assert!(Config::defaults_toml().contains("listen = \"127.0.0.1:8080\""));
     }
 }

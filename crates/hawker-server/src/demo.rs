@@ -28,7 +28,18 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
 
 async fn user(state: &AppState, email: &str, name: &str, role: Role) -> anyhow::Result<User> {
     let password_hash = state.passwords.hash(DEMO_PASSWORD).await?;
-    Ok(state.store.create_user(&NewUser { email: email.into(), password_hash, display_name: name.into(), role }, clock::now()).await?)
+    Ok(state
+        .store
+        .create_user(
+            &NewUser {
+                email: email.into(),
+                password_hash,
+                display_name: name.into(),
+                role,
+            },
+            clock::now(),
+        )
+        .await?)
 }
 
 fn product(title: &str, description: &str, variants: &[(&str, i64, i64)]) -> ProductEdit {
@@ -36,7 +47,15 @@ fn product(title: &str, description: &str, variants: &[(&str, i64, i64)]) -> Pro
         title: title.into(),
         description: description.into(),
         currency: "USD".into(),
-        variants: variants.iter().map(|(name, price, stock)| VariantEdit { id: None, name: (*name).into(), price_cents: *price, stock: *stock }).collect(),
+        variants: variants
+            .iter()
+            .map(|(name, price, stock)| VariantEdit {
+                id: None,
+                name: (*name).into(),
+                price_cents: *price,
+                stock: *stock,
+            })
+            .collect(),
     }
 }
 
@@ -45,22 +64,78 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
     let lumi = user(state, "lumi@demo.hawker.dev", "Lumi Beauty", Role::Seller).await?;
     let vault = user(state, "vault@demo.hawker.dev", "Card Vault", Role::Seller).await?;
     user(state, "ana@demo.hawker.dev", "Ana", Role::Buyer).await?;
-    user(state, "mod@demo.hawker.dev", "Mo the moderator", Role::Moderator).await?;
+    user(
+        state,
+        "mod@demo.hawker.dev",
+        "Mo the moderator",
+        Role::Moderator,
+    )
+    .await?;
 
     let lipstick = state
         .store
-        .create_product(lumi.id, &product("Velvet Matte Lipstick", "Long-wear matte finish, 12 hours, no transfer.", &[("Ruby", 2400, 300), ("Nude Rose", 2400, 200), ("Berry", 2400, 150)]), now)
+        .create_product(
+            lumi.id,
+            &product(
+                "Velvet Matte Lipstick",
+                "Long-wear matte finish, 12 hours, no transfer.",
+                &[
+                    ("Ruby", 2400, 300),
+                    ("Nude Rose", 2400, 200),
+                    ("Berry", 2400, 150),
+                ],
+            ),
+            now,
+        )
         .await?;
     let serum = state
         .store
-        .create_product(lumi.id, &product("Glow Serum", "Vitamin C serum for a morning glow.", &[("30 ml", 3900, 120), ("50 ml", 5900, 80)]), now)
+        .create_product(
+            lumi.id,
+            &product(
+                "Glow Serum",
+                "Vitamin C serum for a morning glow.",
+                &[("30 ml", 3900, 120), ("50 ml", 5900, 80)],
+            ),
+            now,
+        )
         .await?;
-    let palette = state.store.create_product(lumi.id, &product("Sunset Eyeshadow Palette", "Twelve warm shades.", &[("One size", 4500, 60)]), now).await?;
+    let palette = state
+        .store
+        .create_product(
+            lumi.id,
+            &product(
+                "Sunset Eyeshadow Palette",
+                "Twelve warm shades.",
+                &[("One size", 4500, 60)],
+            ),
+            now,
+        )
+        .await?;
     let booster = state
         .store
-        .create_product(vault.id, &product("Booster Box — Series 7", "Sealed box of 36 packs.", &[("Sealed", 14_900, 12)]), now)
+        .create_product(
+            vault.id,
+            &product(
+                "Booster Box — Series 7",
+                "Sealed box of 36 packs.",
+                &[("Sealed", 14_900, 12)],
+            ),
+            now,
+        )
         .await?;
-    let sleeves = state.store.create_product(vault.id, &product("Card Sleeves (100)", "Matte, acid-free.", &[("Black", 999, 400), ("Clear", 899, 400)]), now).await?;
+    let sleeves = state
+        .store
+        .create_product(
+            vault.id,
+            &product(
+                "Card Sleeves (100)",
+                "Matte, acid-free.",
+                &[("Black", 999, 400), ("Clear", 899, 400)],
+            ),
+            now,
+        )
+        .await?;
 
     let live = state
         .store
@@ -104,20 +179,37 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
             now,
         )
         .await?;
-    start_show(state, live).await.map_err(|e| anyhow::anyhow!("starting the demo show: {e:?}"))?;
+    start_show(state, live)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the demo show: {e:?}"))?;
     Ok(lumi)
 }
 
 /// Starts (or restarts) a one-hour flash sale on the demo show's first lipstick shade, and pins it.
 async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()> {
-    let shows = state.store.shows(&ShowFilter { status: Some(ShowStatus::Live), seller: Some(seller.id), category: None }).await?;
-    let Some(show) = shows.into_iter().next() else { return Ok(()) };
-    let live = state.hub.live(&show).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let shows = state
+        .store
+        .shows(&ShowFilter {
+            status: Some(ShowStatus::Live),
+            seller: Some(seller.id),
+            category: None,
+        })
+        .await?;
+    let Some(show) = shows.into_iter().next() else {
+        return Ok(());
+    };
+    let live = state
+        .hub
+        .live(&show)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let restore = state.store.load_commerce(ShowId(show.id.0)).await?;
     if !restore.running_sales.is_empty() {
         return Ok(());
     }
-    let Some(variant) = restore.variants.first() else { return Ok(()) };
+    let Some(variant) = restore.variants.first() else {
+        return Ok(());
+    };
     let (reply, answer) = oneshot::channel();
     let req = SaleRequest {
         id: SaleId(new_id()),
@@ -127,10 +219,19 @@ async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()
         per_buyer_limit: 2,
         duration_ms: 3_600_000,
     };
-    live.commerce.send(CommerceCmd::StartSale { req, reply }).await?;
-    answer.await?.map_err(|e| anyhow::anyhow!("starting the demo sale: {e}"))?;
+    live.commerce
+        .send(CommerceCmd::StartSale { req, reply })
+        .await?;
+    answer
+        .await?
+        .map_err(|e| anyhow::anyhow!("starting the demo sale: {e}"))?;
     let (reply, answer) = oneshot::channel();
-    live.commerce.send(CommerceCmd::Pin { product: Some(variant.product_id), reply }).await?;
+    live.commerce
+        .send(CommerceCmd::Pin {
+            product: Some(variant.product_id),
+            reply,
+        })
+        .await?;
     answer.await?.map_err(|e| anyhow::anyhow!("pinning: {e}"))?;
     Ok(())
 }

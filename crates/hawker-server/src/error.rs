@@ -13,14 +13,22 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub enum AppError {
     /// An expected refusal: the status, a stable machine-readable code and a readable message.
-    Refused { status: StatusCode, code: &'static str, message: String },
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// Something broke on our side; logged, answered with a bare 500 and a request id.
     Internal(anyhow::Error),
 }
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Refused { status, code, message: message.into() }
+        Self::Refused {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -28,7 +36,11 @@ impl AppError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "log in or send a valid Bearer token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "log in or send a valid Bearer token",
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -36,7 +48,11 @@ impl AppError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -65,7 +81,10 @@ impl AppError {
             Self::Internal(cause) => {
                 let request_id = crate::auth::random_token(6);
                 tracing::error!(request_id, "internal error: {cause:#}");
-                ("internal", format!("something went wrong on our side (request id {request_id})"))
+                (
+                    "internal",
+                    format!("something went wrong on our side (request id {request_id})"),
+                )
             }
         }
     }
@@ -75,7 +94,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (code, message) = self.public_parts();
-        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
     }
 }
 
@@ -106,9 +129,11 @@ impl From<JsonRejection> for AppError {
         match r {
             JsonRejection::JsonDataError(e) => Self::unprocessable("invalid_input", e.body_text()),
             JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed_json", e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/json")
-            }
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ),
             other => Self::bad_request("bad_request", other.body_text()),
         }
     }

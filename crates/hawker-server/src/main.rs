@@ -32,17 +32,30 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(with_demo: bool) -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_target(false).with_max_level(tracing::Level::INFO).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let config = Config::load()?;
     let app = App::build(config).await.context("starting Hawker")?;
     if with_demo {
         demo::seed(app.state()).await.context("seeding demo data")?;
     }
-    let addr = app.state().config.listen.rsplit_once(':').map(|(host, _)| host.to_owned()).unwrap_or_default();
+    let addr = app
+        .state()
+        .config
+        .listen
+        .rsplit_once(':')
+        .map(|(host, _)| host.to_owned())
+        .unwrap_or_default();
     // Tests and scripts read this line to find the port.
     println!("hawker listening on http://{addr}:{}", app.port());
     if with_demo {
-        println!("demo accounts (password {}): lumi@demo.hawker.dev (seller), ana@demo.hawker.dev (buyer)", demo::DEMO_PASSWORD);
+        println!(
+            "demo accounts (password {}): lumi@demo.hawker.dev (seller), ana@demo.hawker.dev (buyer)",
+            demo::DEMO_PASSWORD
+        );
     }
     app.run_until_stopped(async {
         let _ = tokio::signal::ctrl_c().await;

@@ -15,39 +15,88 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some("png"),
         [0xFF, 0xD8, 0xFF, ..] => Some("jpg"),
         [b'G', b'I', b'F', b'8', ..] => Some("gif"),
-        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some("webp"),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some("webp"),
         _ => None,
     }
 }
 
 /// Reads the `image` field, checks it, stores it; returns its URL.
 pub async fn save_upload(state: &AppState, mut multipart: Multipart) -> Result<String, AppError> {
-    let too_large = || AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("images must be under {} bytes", state.config.max_upload_bytes));
+    let too_large = || {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "images must be under {} bytes",
+                state.config.max_upload_bytes
+            ),
+        )
+    };
     while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { AppError::bad_request("bad_upload", e.body_text()) }
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            AppError::bad_request("bad_upload", e.body_text())
+        }
     })? {
         if field.name() != Some("image") {
             continue;
         }
         let bytes = field.bytes().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { AppError::bad_request("bad_upload", e.body_text()) }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                AppError::bad_request("bad_upload", e.body_text())
+            }
         })?;
         if bytes.len() > state.config.max_upload_bytes {
             return Err(too_large());
         }
-        let ext = sniff(&bytes).ok_or_else(|| AppError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", "upload a PNG, JPEG, WebP or GIF image"))?;
+        let ext = sniff(&bytes).ok_or_else(|| {
+            AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_an_image",
+                "upload a PNG, JPEG, WebP or GIF image",
+            )
+        })?;
         let name = format!("{}.{ext}", hex::encode(Sha256::digest(&bytes)));
         let dir = state.config.uploads_dir();
-        tokio::fs::create_dir_all(&dir).await.map_err(anyhow::Error::from)?;
-        tokio::fs::write(dir.join(&name), &bytes).await.map_err(anyhow::Error::from)?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(anyhow::Error::from)?;
+        tokio::fs::write(dir.join(&name), &bytes)
+            .await
+            .map_err(anyhow::Error::from)?;
         return Ok(format!("/media/{name}"));
     }
-    Err(AppError::unprocessable("invalid_input", "image: send the file in a multipart field named \"image\""))
+    Err(AppError::unprocessable(
+        "invalid_input",
+        "image: send the file in a multipart field named \"image\"",
+    ))
 }
 
 /// `GET /media/{name}`.
-pub async fn serve(State(state): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Response, AppError> {
-    let Some((stem, ext)) = name.split_once('.') else { return Err(AppError::not_found("image")) };
+pub async fn serve(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Response, AppError> {
+    let Some((stem, ext)) = name.split_once('.') else {
+        return Err(AppError::not_found("image"));
+    };
     if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AppError::not_found("image"));
     }
@@ -58,12 +107,21 @@ pub async fn serve(State(state): State<AppState>, ApiPath(name): ApiPath<String>
         "webp" => "image/webp",
         _ => return Err(AppError::not_found("image")),
     };
-    let bytes = tokio::fs::read(state.config.uploads_dir().join(&name)).await.map_err(|_| AppError::not_found("image"))?;
+    let bytes = tokio::fs::read(state.config.uploads_dir().join(&name))
+        .await
+        .map_err(|_| AppError::not_found("image"))?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
-            (header::ETAG, HeaderValue::from_str(&format!("\"{stem}\"")).unwrap_or(HeaderValue::from_static("\"\""))),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+            (
+                header::ETAG,
+                HeaderValue::from_str(&format!("\"{stem}\""))
+                    .unwrap_or(HeaderValue::from_static("\"\"")),
+            ),
         ],
         bytes,
     )

@@ -76,7 +76,10 @@ pub struct TestProvider {
 impl TestProvider {
     /// How many distinct successful charges exist (tests use it to prove nobody pays twice).
     pub fn successful_charges(&self) -> usize {
-        self.charges.lock().map(|c| c.values().filter(|r| r.is_ok()).count()).unwrap_or(0)
+        self.charges
+            .lock()
+            .map(|c| c.values().filter(|r| r.is_ok()).count())
+            .unwrap_or(0)
     }
 
     pub fn refunded(&self) -> Vec<String> {
@@ -95,15 +98,26 @@ impl PaymentProvider for TestProvider {
     }
 
     fn method_label(&self, method: &str) -> Option<String> {
-        TEST_METHODS.iter().find(|(m, _)| *m == method).map(|(_, label)| (*label).to_owned())
+        TEST_METHODS
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, label)| (*label).to_owned())
     }
 
     fn suggested_methods(&self) -> Vec<(String, String)> {
-        TEST_METHODS.iter().map(|(m, l)| ((*m).to_owned(), (*l).to_owned())).collect()
+        TEST_METHODS
+            .iter()
+            .map(|(m, l)| ((*m).to_owned(), (*l).to_owned()))
+            .collect()
     }
 
     async fn charge(&self, req: &ChargeRequest) -> Result<Charge, PaymentError> {
-        if let Some(first) = self.charges.lock().map_err(|_| PaymentError::Unavailable("poisoned".into()))?.get(&req.idempotency_key) {
+        if let Some(first) = self
+            .charges
+            .lock()
+            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?
+            .get(&req.idempotency_key)
+        {
             return first.clone();
         }
         let outcome = match req.payment_method.as_str() {
@@ -113,21 +127,38 @@ impl PaymentProvider for TestProvider {
                 Ok(())
             }
             "pm_card_declined" => Err(PaymentError::Declined("your card was declined".into())),
-            other => Err(PaymentError::Declined(format!("unknown test payment method {other:?}"))),
+            other => Err(PaymentError::Declined(format!(
+                "unknown test payment method {other:?}"
+            ))),
         };
-        let outcome = outcome.map(|()| Charge { id: format!("ch_test_{}", req.idempotency_key), amount_cents: req.amount_cents });
-        let mut charges = self.charges.lock().map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
+        let outcome = outcome.map(|()| Charge {
+            id: format!("ch_test_{}", req.idempotency_key),
+            amount_cents: req.amount_cents,
+        });
+        let mut charges = self
+            .charges
+            .lock()
+            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
         // A concurrent retry may have finished first; the first outcome stands.
-        Ok(charges.entry(req.idempotency_key.clone()).or_insert(outcome).clone()?)
+        Ok(charges
+            .entry(req.idempotency_key.clone())
+            .or_insert(outcome)
+            .clone()?)
     }
 
     async fn lookup(&self, idempotency_key: &str) -> Result<Option<Charge>, PaymentError> {
-        let charges = self.charges.lock().map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
+        let charges = self
+            .charges
+            .lock()
+            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
         Ok(charges.get(idempotency_key).and_then(|r| r.clone().ok()))
     }
 
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
-        let mut refunds = self.refunds.lock().map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
+        let mut refunds = self
+            .refunds
+            .lock()
+            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
         if !refunds.iter().any(|r| r == charge_id) {
             refunds.push(charge_id.to_owned());
         }
@@ -140,7 +171,12 @@ mod tests {
     use super::*;
 
     fn req(key: &str, pm: &str) -> ChargeRequest {
-        ChargeRequest { idempotency_key: key.into(), payment_method: pm.into(), amount_cents: 100, currency: "USD".into() }
+        ChargeRequest {
+            idempotency_key: key.into(),
+            payment_method: pm.into(),
+            amount_cents: 100,
+            currency: "USD".into(),
+        }
     }
 
     #[tokio::test]
@@ -149,7 +185,10 @@ mod tests {
         let first = p.charge(&req("o1", "pm_card_visa")).await;
         assert!(first.is_ok());
         assert_eq!(p.charge(&req("o1", "pm_card_declined")).await, first);
-        assert!(matches!(p.charge(&req("o2", "pm_card_declined")).await, Err(PaymentError::Declined(_))));
+        assert!(matches!(
+            p.charge(&req("o2", "pm_card_declined")).await,
+            Err(PaymentError::Declined(_))
+        ));
         assert_eq!(p.successful_charges(), 1);
         assert_eq!(p.lookup("o1").await, Ok(first.ok()));
         assert_eq!(p.lookup("o3").await, Ok(None));

@@ -22,7 +22,13 @@ fn variant(id: VariantId, stock: u32) -> Variant {
 }
 
 fn show(stock: u32) -> ShowCommerce {
-    ShowCommerce::restore(SHOW, Restore { variants: vec![variant(SHADE, stock), variant(SIZE, stock)], ..Restore::default() })
+    ShowCommerce::restore(
+        SHOW,
+        Restore {
+            variants: vec![variant(SHADE, stock), variant(SIZE, stock)],
+            ..Restore::default()
+        },
+    )
 }
 
 fn sale_req(id: i64, variant_id: VariantId, quantity: u32, limit: u32) -> SaleRequest {
@@ -52,7 +58,10 @@ fn buy(order: i64, buyer: i64, item: Item, qty: i64) -> BuyRequest {
 fn flash_sale_events_snapshot() {
     let mut c = show(10);
     let mut log = Vec::new();
-    log.extend(c.start_sale(Timestamp(0), sale_req(7, SHADE, 3, 2)).expect("starts"));
+    log.extend(
+        c.start_sale(Timestamp(0), sale_req(7, SHADE, 3, 2))
+            .expect("starts"),
+    );
     log.extend(
         c.create_code(CodeRule {
             id: CodeId(5),
@@ -68,11 +77,23 @@ fn flash_sale_events_snapshot() {
     with_code.code = Some("LIVE10".into());
     log.extend(c.reserve(Timestamp(1_000), &with_code).expect("reserved"));
     log.extend(c.confirm(OrderId(1), Some("ch_1".into())).expect("paid"));
-    log.extend(c.reserve(Timestamp(2_000), &buy(2, 2, Item::Sale(SaleId(7)), 1)).expect("reserved"));
-    assert_eq!(c.reserve(Timestamp(2_500), &buy(3, 3, Item::Sale(SaleId(7)), 1)), Err(BuyRejected::SoldOut));
-    log.extend(c.release(OrderId(2), ReleaseReason::Declined).expect("released"));
+    log.extend(
+        c.reserve(Timestamp(2_000), &buy(2, 2, Item::Sale(SaleId(7)), 1))
+            .expect("reserved"),
+    );
+    assert_eq!(
+        c.reserve(Timestamp(2_500), &buy(3, 3, Item::Sale(SaleId(7)), 1)),
+        Err(BuyRejected::SoldOut)
+    );
+    log.extend(
+        c.release(OrderId(2), ReleaseReason::Declined)
+            .expect("released"),
+    );
     log.extend(c.tick(Timestamp(60_000)));
-    let text: Vec<String> = log.iter().map(|e| serde_json::to_string(e).expect("serializes")).collect();
+    let text: Vec<String> = log
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("serializes"))
+        .collect();
     expect![[r#"
         {"event":"sale_started","sale":{"id":7,"variant_id":10,"price_cents":1500,"quantity":3,"remaining":3,"per_buyer_limit":2,"starts_at":0,"ends_at":60000,"status":"running"},"variant_stock_left":7}
         {"event":"code_created","rule":{"id":5,"code":"LIVE10","discount":{"percent_off":10},"max_uses":1,"expires_at":null,"first_order_only":false}}
@@ -87,29 +108,62 @@ fn flash_sale_events_snapshot() {
 #[test]
 fn rejections_change_nothing() {
     let mut c = show(5);
-    c.start_sale(Timestamp(0), sale_req(7, SHADE, 2, 1)).expect("starts");
+    c.start_sale(Timestamp(0), sale_req(7, SHADE, 2, 1))
+        .expect("starts");
     let before = format!("{c:?}");
-    assert_eq!(c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(7)), 2)), Err(BuyRejected::OverLimit { limit: 1, held: 0 }));
-    assert_eq!(c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(99)), 1)), Err(BuyRejected::UnknownItem));
-    assert_eq!(c.reserve(Timestamp(60_000), &buy(1, 1, Item::Sale(SaleId(7)), 1)), Err(BuyRejected::SaleEnded));
+    assert_eq!(
+        c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(7)), 2)),
+        Err(BuyRejected::OverLimit { limit: 1, held: 0 })
+    );
+    assert_eq!(
+        c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(99)), 1)),
+        Err(BuyRejected::UnknownItem)
+    );
+    assert_eq!(
+        c.reserve(Timestamp(60_000), &buy(1, 1, Item::Sale(SaleId(7)), 1)),
+        Err(BuyRejected::SaleEnded)
+    );
     let mut bad_code = buy(1, 1, Item::Variant(SHADE), 1);
     bad_code.code = Some("NOPE".into());
-    assert_eq!(c.reserve(Timestamp(1), &bad_code), Err(BuyRejected::Code(CodeRejected::Unknown)));
-    assert_eq!(c.start_sale(Timestamp(0), sale_req(8, SHADE, 1, 1)), Err(SaleRejected::AlreadyRunning));
-    assert_eq!(c.start_sale(Timestamp(0), sale_req(8, SIZE, 6, 1)), Err(SaleRejected::NotEnoughStock { stock: 5 }));
+    assert_eq!(
+        c.reserve(Timestamp(1), &bad_code),
+        Err(BuyRejected::Code(CodeRejected::Unknown))
+    );
+    assert_eq!(
+        c.start_sale(Timestamp(0), sale_req(8, SHADE, 1, 1)),
+        Err(SaleRejected::AlreadyRunning)
+    );
+    assert_eq!(
+        c.start_sale(Timestamp(0), sale_req(8, SIZE, 6, 1)),
+        Err(SaleRejected::NotEnoughStock { stock: 5 })
+    );
     assert_eq!(format!("{c:?}"), before);
 }
 
 #[test]
 fn late_release_after_sale_end_goes_back_to_the_variant() {
     let mut c = show(4);
-    c.start_sale(Timestamp(0), sale_req(7, SHADE, 2, 2)).expect("starts");
-    c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(7)), 2)).expect("reserved");
+    c.start_sale(Timestamp(0), sale_req(7, SHADE, 2, 2))
+        .expect("starts");
+    c.reserve(Timestamp(1), &buy(1, 1, Item::Sale(SaleId(7)), 2))
+        .expect("reserved");
     c.end_sale(SaleId(7), SaleEndReason::Host).expect("ends");
-    let events = c.release(OrderId(1), ReleaseReason::Expired).expect("released");
-    assert!(matches!(events[..], [Event::Released { to_sale: None, left: 4, .. }]));
+    let events = c
+        .release(OrderId(1), ReleaseReason::Expired)
+        .expect("released");
+    assert!(matches!(
+        events[..],
+        [Event::Released {
+            to_sale: None,
+            left: 4,
+            ..
+        }]
+    ));
     assert_eq!(c.variant(SHADE).map(|v| v.stock), Some(4));
-    assert!(c.sale(SaleId(7)).is_none(), "a settled ended sale is forgotten");
+    assert!(
+        c.sale(SaleId(7)).is_none(),
+        "a settled ended sale is forgotten"
+    );
 }
 
 #[test]
@@ -129,25 +183,57 @@ fn first_order_code_cannot_be_used_twice_by_one_buyer_in_a_show() {
     c.reserve(Timestamp(0), &first).expect("first order");
     let mut second = buy(2, 1, Item::Variant(SHADE), 1);
     second.code = Some("HELLO".into());
-    assert_eq!(c.reserve(Timestamp(0), &second), Err(BuyRejected::Code(CodeRejected::NotFirstOrder)));
+    assert_eq!(
+        c.reserve(Timestamp(0), &second),
+        Err(BuyRejected::Code(CodeRejected::NotFirstOrder))
+    );
 }
 
 /// One step of a random session against the state machine.
 #[derive(Debug, Clone)]
 enum Op {
-    StartSale { variant: bool, quantity: u32, limit: u32 },
-    EndSale { pick: usize },
-    Buy { buyer: i64, sale: bool, pick: usize, qty: i64 },
-    Confirm { pick: usize },
-    Release { pick: usize, expired: bool },
-    Tick { advance_ms: i64 },
+    StartSale {
+        variant: bool,
+        quantity: u32,
+        limit: u32,
+    },
+    EndSale {
+        pick: usize,
+    },
+    Buy {
+        buyer: i64,
+        sale: bool,
+        pick: usize,
+        qty: i64,
+    },
+    Confirm {
+        pick: usize,
+    },
+    Release {
+        pick: usize,
+        expired: bool,
+    },
+    Tick {
+        advance_ms: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (any::<bool>(), 0u32..8, 0u32..4).prop_map(|(variant, quantity, limit)| Op::StartSale { variant, quantity, limit }),
+        (any::<bool>(), 0u32..8, 0u32..4).prop_map(|(variant, quantity, limit)| Op::StartSale {
+            variant,
+            quantity,
+            limit
+        }),
         any::<usize>().prop_map(|pick| Op::EndSale { pick }),
-        (1i64..6, any::<bool>(), any::<usize>(), 1i64..4).prop_map(|(buyer, sale, pick, qty)| Op::Buy { buyer, sale, pick, qty }),
+        (1i64..6, any::<bool>(), any::<usize>(), 1i64..4).prop_map(|(buyer, sale, pick, qty)| {
+            Op::Buy {
+                buyer,
+                sale,
+                pick,
+                qty,
+            }
+        }),
         any::<usize>().prop_map(|pick| Op::Confirm { pick }),
         (any::<usize>(), any::<bool>()).prop_map(|(pick, expired)| Op::Release { pick, expired }),
         (0i64..40_000).prop_map(|advance_ms| Op::Tick { advance_ms }),
@@ -174,9 +260,15 @@ impl Ledger {
                 *self.stock.entry(sale.variant_id).or_default() -= i64::from(sale.quantity);
                 self.sale_left.insert(sale.id, i64::from(sale.quantity));
                 self.sale_variant.insert(sale.id, sale.variant_id);
-                self.sale_limit.insert(sale.id, i64::from(sale.per_buyer_limit));
+                self.sale_limit
+                    .insert(sale.id, i64::from(sale.per_buyer_limit));
             }
-            Event::SaleEnded { sale_id, variant_id, returned, .. } => {
+            Event::SaleEnded {
+                sale_id,
+                variant_id,
+                returned,
+                ..
+            } => {
                 *self.sale_left.entry(*sale_id).or_default() -= i64::from(*returned);
                 *self.stock.entry(*variant_id).or_default() += i64::from(*returned);
             }
@@ -190,14 +282,23 @@ impl Ledger {
                     }
                     None => *self.stock.entry(order.variant_id).or_default() -= q,
                 }
-                self.reserved.insert(order.id, (order.variant_id, q, order.sale_id, order.buyer));
+                self.reserved
+                    .insert(order.id, (order.variant_id, q, order.sale_id, order.buyer));
             }
             Event::Paid { order_id, .. } => {
                 let (v, q, _, _) = self.reserved.remove(order_id).expect("paid a reservation");
                 *self.paid.entry(v).or_default() += q;
             }
-            Event::Released { order_id, to_sale, variant_id, .. } => {
-                let (_, q, sale, buyer) = self.reserved.remove(order_id).expect("released a reservation");
+            Event::Released {
+                order_id,
+                to_sale,
+                variant_id,
+                ..
+            } => {
+                let (_, q, sale, buyer) = self
+                    .reserved
+                    .remove(order_id)
+                    .expect("released a reservation");
                 if let Some(s) = sale {
                     *self.held.entry((s, buyer)).or_default() -= q;
                 }

@@ -24,17 +24,41 @@ pub struct Signup {
 }
 
 /// Creates an account and returns an API token for it.
-pub async fn signup(State(state): State<AppState>, ApiJson(body): ApiJson<Signup>) -> Result<(StatusCode, Json<Value>), AppError> {
-    let user = create_account(&state, &body.email, &body.password, &body.display_name, &body.role).await?;
+pub async fn signup(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Signup>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let user = create_account(
+        &state,
+        &body.email,
+        &body.password,
+        &body.display_name,
+        &body.role,
+    )
+    .await?;
     let token = issue_token(&state, &user, TokenKind::Api).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "user": user, "token": token }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": user, "token": token })),
+    ))
 }
 
 /// Shared by the API and the sign-up page: only buyers and sellers may sign themselves up.
-pub async fn create_account(state: &AppState, email: &str, password: &str, display_name: &str, role: &str) -> Result<User, AppError> {
+pub async fn create_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    display_name: &str,
+    role: &str,
+) -> Result<User, AppError> {
     let role = match Role::parse(role) {
         Some(r @ (Role::Buyer | Role::Seller)) => r,
-        _ => return Err(AppError::unprocessable("invalid_input", "role: must be \"buyer\" or \"seller\"")),
+        _ => {
+            return Err(AppError::unprocessable(
+                "invalid_input",
+                "role: must be \"buyer\" or \"seller\"",
+            ));
+        }
     };
     let email = account::email(email)?;
     let password = account::password(password)?;
@@ -42,7 +66,15 @@ pub async fn create_account(state: &AppState, email: &str, password: &str, displ
     let password_hash = state.passwords.hash(password).await?;
     let user = state
         .store
-        .create_user(&NewUser { email, password_hash, display_name, role }, clock::now())
+        .create_user(
+            &NewUser {
+                email,
+                password_hash,
+                display_name,
+                role,
+            },
+            clock::now(),
+        )
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(m) => AppError::conflict("email_taken", m),
@@ -51,10 +83,23 @@ pub async fn create_account(state: &AppState, email: &str, password: &str, displ
     Ok(user)
 }
 
-pub async fn issue_token(state: &AppState, user: &User, kind: TokenKind) -> Result<String, AppError> {
+pub async fn issue_token(
+    state: &AppState,
+    user: &User,
+    kind: TokenKind,
+) -> Result<String, AppError> {
     let token = random_token(32);
     let csrf = (kind == TokenKind::Session).then(|| random_token(16));
-    state.store.insert_token(&token_hash(&token), user.id, kind, csrf.as_deref(), clock::now()).await?;
+    state
+        .store
+        .insert_token(
+            &token_hash(&token),
+            user.id,
+            kind,
+            csrf.as_deref(),
+            clock::now(),
+        )
+        .await?;
     Ok(token)
 }
 
@@ -67,29 +112,58 @@ pub struct Login {
 
 /// Checks a password; the same answer for an unknown e-mail and a wrong password.
 pub async fn authenticate(state: &AppState, email: &str, password: &str) -> Result<User, AppError> {
-    let refused = || AppError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong e-mail or password");
+    let refused = || {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong e-mail or password",
+        )
+    };
     let email = account::email(email).map_err(|_| refused())?;
-    let (user, hash) = state.store.user_by_email(&email).await?.ok_or_else(refused)?;
-    if state.passwords.verify(&hash, password).await { Ok(user) } else { Err(refused()) }
+    let (user, hash) = state
+        .store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(refused)?;
+    if state.passwords.verify(&hash, password).await {
+        Ok(user)
+    } else {
+        Err(refused())
+    }
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> Result<Json<Value>, AppError> {
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Json<Value>, AppError> {
     let user = authenticate(&state, &body.email, &body.password).await?;
     let token = issue_token(&state, &user, TokenKind::Api).await?;
     Ok(Json(json!({ "token": token, "user": user })))
 }
 
 /// Revokes the token or session used for this request.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: CurrentUser) -> Result<Response, AppError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: CurrentUser,
+) -> Result<Response, AppError> {
     let hash = match &user.via {
         Via::Session { token_hash, .. } => token_hash.clone(),
         Via::Bearer => {
-            let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+            let token = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
             token_hash(token.trim())
         }
     };
     state.store.delete_token(&hash).await?;
-    Ok(([(header::SET_COOKIE, auth::clear_session_cookie())], StatusCode::NO_CONTENT).into_response())
+    Ok((
+        [(header::SET_COOKIE, auth::clear_session_cookie())],
+        StatusCode::NO_CONTENT,
+    )
+        .into_response())
 }
 
 pub async fn me(user: CurrentUser) -> Json<Value> {
@@ -97,7 +171,10 @@ pub async fn me(user: CurrentUser) -> Json<Value> {
 }
 
 /// A new API token for scripts, for a signed-in user.
-pub async fn new_token(State(state): State<AppState>, user: CurrentUser) -> Result<(StatusCode, Json<Value>), AppError> {
+pub async fn new_token(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let token = issue_token(&state, &user.user, TokenKind::Api).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))))
 }
@@ -109,19 +186,48 @@ pub struct BlockedWords {
 }
 
 /// The seller's chat filter, applied at once to their live shows.
-pub async fn set_blocked_words(State(state): State<AppState>, user: CurrentUser, ApiJson(body): ApiJson<BlockedWords>) -> Result<Json<Value>, AppError> {
+pub async fn set_blocked_words(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<BlockedWords>,
+) -> Result<Json<Value>, AppError> {
     if !user.user.role.can_sell() {
-        return Err(AppError::forbidden("only sellers have a blocked-words list"));
+        return Err(AppError::forbidden(
+            "only sellers have a blocked-words list",
+        ));
     }
-    if body.words.len() > 500 || body.words.iter().any(|w| w.chars().count() > 64 || w.contains('\n')) {
-        return Err(AppError::unprocessable("invalid_input", "words: at most 500 words of at most 64 characters"));
+    if body.words.len() > 500
+        || body
+            .words
+            .iter()
+            .any(|w| w.chars().count() > 64 || w.contains('\n'))
+    {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "words: at most 500 words of at most 64 characters",
+        ));
     }
-    let words: Vec<String> = body.words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()).collect();
+    let words: Vec<String> = body
+        .words
+        .iter()
+        .map(|w| w.trim().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
     state.store.set_blocked_words(user.user.id, &words).await?;
-    let shows = state.store.shows(&crate::store::ShowFilter { status: Some(crate::store::ShowStatus::Live), seller: Some(user.user.id), category: None }).await?;
+    let shows = state
+        .store
+        .shows(&crate::store::ShowFilter {
+            status: Some(crate::store::ShowStatus::Live),
+            seller: Some(user.user.id),
+            category: None,
+        })
+        .await?;
     for show in shows {
         if let Some(live) = state.hub.get(show.id) {
-            let _ = live.room.send(crate::live::RoomCmd::SetBlockedWords(words.clone())).await;
+            let _ = live
+                .room
+                .send(crate::live::RoomCmd::SetBlockedWords(words.clone()))
+                .await;
         }
     }
     Ok(Json(json!({ "words": words })))

@@ -37,11 +37,17 @@ pub struct ProductBody {
 
 fn parse(body: ProductBody) -> Result<ProductEdit, AppError> {
     if body.variants.is_empty() || body.variants.len() > 100 {
-        return Err(AppError::unprocessable("invalid_input", "variants: give 1 to 100 variants"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "variants: give 1 to 100 variants",
+        ));
     }
     let description = body.description.trim().to_owned();
     if description.chars().count() > 5_000 {
-        return Err(AppError::unprocessable("invalid_input", "description: at most 5000 characters"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "description: at most 5000 characters",
+        ));
     }
     let variants = body
         .variants
@@ -55,37 +61,83 @@ fn parse(body: ProductBody) -> Result<ProductEdit, AppError> {
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;
-    Ok(ProductEdit { title: text("title", &body.title, 120)?, description, currency: Currency::parse(&body.currency)?.to_string(), variants })
+    Ok(ProductEdit {
+        title: text("title", &body.title, 120)?,
+        description,
+        currency: Currency::parse(&body.currency)?.to_string(),
+        variants,
+    })
 }
 
 fn require_seller(user: &CurrentUser) -> Result<(), AppError> {
-    if user.user.role.can_sell() { Ok(()) } else { Err(AppError::forbidden("only sellers can do this")) }
+    if user.user.role.can_sell() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("only sellers can do this"))
+    }
 }
 
 /// The product, if the user may change it.
-pub async fn owned_product(state: &AppState, user: &CurrentUser, id: i64) -> Result<Product, AppError> {
-    let product = state.store.product(ProductId(id)).await?.ok_or_else(|| AppError::not_found("product"))?;
+pub async fn owned_product(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<Product, AppError> {
+    let product = state
+        .store
+        .product(ProductId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("product"))?;
     if product.seller_id != user.user.id && user.user.role != hawker_core::account::Role::Admin {
-        return Err(AppError::forbidden("this product belongs to another seller"));
+        return Err(AppError::forbidden(
+            "this product belongs to another seller",
+        ));
     }
     Ok(product)
 }
 
-pub async fn create(State(state): State<AppState>, user: CurrentUser, ApiJson(body): ApiJson<ProductBody>) -> Result<(StatusCode, Json<Product>), AppError> {
+pub async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<ProductBody>,
+) -> Result<(StatusCode, Json<Product>), AppError> {
     require_seller(&user)?;
     let edit = parse(body)?;
     if edit.variants.iter().any(|v| v.id.is_some()) {
-        return Err(AppError::unprocessable("invalid_input", "variants.id: new products have new variants"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "variants.id: new products have new variants",
+        ));
     }
-    Ok((StatusCode::CREATED, Json(state.store.create_product(user.user.id, &edit, clock::now()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            state
+                .store
+                .create_product(user.user.id, &edit, clock::now())
+                .await?,
+        ),
+    ))
 }
 
-pub async fn mine(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, AppError> {
-    Ok(Json(json!({ "products": state.store.products_by_seller(user.user.id).await? })))
+pub async fn mine(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        json!({ "products": state.store.products_by_seller(user.user.id).await? }),
+    ))
 }
 
-pub async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Product>, AppError> {
-    let product = state.store.product(ProductId(id)).await?.ok_or_else(|| AppError::not_found("product"))?;
+pub async fn show(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Product>, AppError> {
+    let product = state
+        .store
+        .product(ProductId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("product"))?;
     Ok(Json(product))
 }
 
@@ -98,16 +150,34 @@ pub async fn update(
 ) -> Result<Json<Product>, AppError> {
     let product = owned_product(&state, &user, id).await?;
     let edit = parse(body)?;
-    if let Some(show) = state.store.live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0)).await? {
-        return Err(AppError::conflict("product_live", format!("this product is in live show {show}; edit it after the show")));
+    if let Some(show) = state
+        .store
+        .live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0))
+        .await?
+    {
+        return Err(AppError::conflict(
+            "product_live",
+            format!("this product is in live show {show}; edit it after the show"),
+        ));
     }
     Ok(Json(state.store.update_product(product.id, &edit).await?))
 }
 
-pub async fn archive(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, AppError> {
+pub async fn archive(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, AppError> {
     let product = owned_product(&state, &user, id).await?;
-    if let Some(show) = state.store.live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0)).await? {
-        return Err(AppError::conflict("product_live", format!("this product is in live show {show}")));
+    if let Some(show) = state
+        .store
+        .live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0))
+        .await?
+    {
+        return Err(AppError::conflict(
+            "product_live",
+            format!("this product is in live show {show}"),
+        ));
     }
     state.store.archive_product(product.id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -19,10 +19,18 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(accounts::login))
         .route("/auth/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
-        .route("/me/blocked-words", axum::routing::put(accounts::set_blocked_words))
+        .route(
+            "/me/blocked-words",
+            axum::routing::put(accounts::set_blocked_words),
+        )
         .route("/me/tokens", post(accounts::new_token))
         .route("/products", post(catalog::create).get(catalog::mine))
-        .route("/products/{id}", get(catalog::show).put(catalog::update).delete(catalog::archive))
+        .route(
+            "/products/{id}",
+            get(catalog::show)
+                .put(catalog::update)
+                .delete(catalog::archive),
+        )
         .route("/products/{id}/images", post(catalog::upload_image))
         .route("/shows", post(shows::create).get(shows::list))
         .route("/shows/{id}", get(shows::get_one))

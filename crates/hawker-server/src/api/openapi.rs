@@ -12,7 +12,8 @@ fn op(summary: &str, body: Option<Value>, ok: (&str, &str), errors: &[(&str, &st
     }
     let mut o = json!({ "summary": summary, "responses": responses });
     if let Some(schema) = body {
-        o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        o["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     }
     o
 }
@@ -24,7 +25,8 @@ fn obj(required: &[&str], props: Value) -> Value {
 pub fn spec() -> Value {
     let int = json!({ "type": "integer" });
     let s = json!({ "type": "string" });
-    let id_param = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
+    let id_param =
+        json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Hawker API", "version": "1", "description": "Live-stream shopping. Authenticate with `Authorization: Bearer <token>` (from signup or login) or the session cookie plus `X-CSRF-Token`. Errors are `{\"error\":{\"code\",\"message\"}}`." },

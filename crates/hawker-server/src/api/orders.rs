@@ -30,9 +30,15 @@ pub fn refusal(r: Refusal) -> AppError {
     use hawker_core::commerce::SaleRejected as S;
     match r {
         Refusal::Buy(BuyRejected::SoldOut) => AppError::conflict("sold_out", "sold out"),
-        Refusal::Buy(BuyRejected::SaleEnded) => AppError::conflict("sale_ended", "this flash sale has ended"),
-        Refusal::Buy(BuyRejected::UnknownItem) => AppError::unprocessable("unknown_item", "this item is not for sale in this show"),
-        Refusal::Buy(e @ BuyRejected::OverLimit { .. }) => AppError::conflict("per_buyer_limit", e.to_string()),
+        Refusal::Buy(BuyRejected::SaleEnded) => {
+            AppError::conflict("sale_ended", "this flash sale has ended")
+        }
+        Refusal::Buy(BuyRejected::UnknownItem) => {
+            AppError::unprocessable("unknown_item", "this item is not for sale in this show")
+        }
+        Refusal::Buy(e @ BuyRejected::OverLimit { .. }) => {
+            AppError::conflict("per_buyer_limit", e.to_string())
+        }
         Refusal::Buy(BuyRejected::Code(c)) => {
             let code = match c {
                 CodeRejected::Unknown => "code_unknown",
@@ -42,18 +48,34 @@ pub fn refusal(r: Refusal) -> AppError {
             };
             AppError::unprocessable(code, c.to_string())
         }
-        Refusal::Sale(e @ (S::UnknownVariant | S::PriceAboveList | S::EmptySale | S::ZeroLimit | S::BadDuration)) => {
-            AppError::unprocessable("invalid_sale", e.to_string())
+        Refusal::Sale(
+            e @ (S::UnknownVariant
+            | S::PriceAboveList
+            | S::EmptySale
+            | S::ZeroLimit
+            | S::BadDuration),
+        ) => AppError::unprocessable("invalid_sale", e.to_string()),
+        Refusal::Sale(e @ S::NotEnoughStock { .. }) => {
+            AppError::conflict("not_enough_stock", e.to_string())
         }
-        Refusal::Sale(e @ S::NotEnoughStock { .. }) => AppError::conflict("not_enough_stock", e.to_string()),
         Refusal::Sale(e @ S::AlreadyRunning) => AppError::conflict("sale_running", e.to_string()),
-        Refusal::Sale(S::UnknownSale) => AppError::conflict("sale_ended", "this flash sale is not running"),
+        Refusal::Sale(S::UnknownSale) => {
+            AppError::conflict("sale_ended", "this flash sale is not running")
+        }
         Refusal::DuplicateCode(e) => AppError::conflict("code_exists", e.to_string()),
         Refusal::NotReserved(e) => AppError::conflict("not_reserved", e.to_string()),
-        Refusal::NotInLineup => AppError::unprocessable("unknown_product", "this product is not in the show's lineup"),
+        Refusal::NotInLineup => AppError::unprocessable(
+            "unknown_product",
+            "this product is not in the show's lineup",
+        ),
         Refusal::ShowEnded => AppError::conflict("show_not_live", "this show has ended"),
-        Refusal::Duplicate(_) => AppError::conflict("duplicate", "this idempotency key is being used by another request"),
-        Refusal::Unavailable => AppError::unavailable("could not save your order; nothing was charged, try again"),
+        Refusal::Duplicate(_) => AppError::conflict(
+            "duplicate",
+            "this idempotency key is being used by another request",
+        ),
+        Refusal::Unavailable => {
+            AppError::unavailable("could not save your order; nothing was charged, try again")
+        }
     }
 }
 
@@ -68,10 +90,18 @@ pub struct BuyBody {
     payment_method: String,
 }
 
-pub async fn buy(State(state): State<AppState>, user: CurrentUser, headers: HeaderMap, ApiJson(body): ApiJson<BuyBody>) -> Result<Response, AppError> {
-    let raw_key = headers
-        .get("idempotency-key")
-        .ok_or_else(|| AppError::bad_request("missing_idempotency_key", "send an Idempotency-Key header; reuse it when you retry"))?;
+pub async fn buy(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<BuyBody>,
+) -> Result<Response, AppError> {
+    let raw_key = headers.get("idempotency-key").ok_or_else(|| {
+        AppError::bad_request(
+            "missing_idempotency_key",
+            "send an Idempotency-Key header; reuse it when you retry",
+        )
+    })?;
     let key = IdempotencyKey::parse(raw_key.to_str().unwrap_or(""))?;
     let buyer = &user.user;
 
@@ -85,22 +115,46 @@ pub async fn buy(State(state): State<AppState>, user: CurrentUser, headers: Head
     }
     let item = match (body.flash_sale_id, body.variant_id) {
         (Some(sale_id), _) => {
-            let sale = state.store.sale(SaleId(sale_id)).await?.ok_or_else(|| AppError::unprocessable("unknown_item", "no such flash sale"))?;
+            let sale = state
+                .store
+                .sale(SaleId(sale_id))
+                .await?
+                .ok_or_else(|| AppError::unprocessable("unknown_item", "no such flash sale"))?;
             if sale.show_id != show.id {
-                return Err(AppError::unprocessable("unknown_item", "this flash sale belongs to another show"));
+                return Err(AppError::unprocessable(
+                    "unknown_item",
+                    "this flash sale belongs to another show",
+                ));
             }
             if body.variant_id.is_some_and(|v| v != sale.variant_id.0) {
-                return Err(AppError::unprocessable("invalid_input", "variant_id does not match the flash sale"));
+                return Err(AppError::unprocessable(
+                    "invalid_input",
+                    "variant_id does not match the flash sale",
+                ));
             }
             Item::Sale(sale.id)
         }
         (None, Some(variant_id)) => Item::Variant(VariantId(variant_id)),
-        (None, None) => return Err(AppError::unprocessable("invalid_input", "give flash_sale_id or variant_id")),
+        (None, None) => {
+            return Err(AppError::unprocessable(
+                "invalid_input",
+                "give flash_sale_id or variant_id",
+            ));
+        }
     };
-    let code = body.code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(normalize_code).transpose()?;
+    let code = body
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(normalize_code)
+        .transpose()?;
     let payment_method = body.payment_method.trim().to_owned();
     if state.payments.method_label(&payment_method).is_none() {
-        return Err(AppError::unprocessable("unknown_payment_method", format!("{payment_method:?} is not a payment method this shop accepts")));
+        return Err(AppError::unprocessable(
+            "unknown_payment_method",
+            format!("{payment_method:?} is not a payment method this shop accepts"),
+        ));
     }
     let live = state.hub.live(&show).await?;
     let now = clock::now();
@@ -114,15 +168,31 @@ pub async fn buy(State(state): State<AppState>, user: CurrentUser, headers: Head
         buyer_has_ordered: state.store.buyer_has_orders(buyer.id).await?,
         hold_until: now.plus_ms(state.hub.settings().reservation_hold_ms),
     };
-    let meta = OrderMeta { order_id, idempotency_key: key.as_str().to_owned(), payment_method };
-    let reserved = ask(&live, |reply| CommerceCmd::Buy { req, meta, buyer_name: buyer.display_name.clone(), reply }).await;
+    let meta = OrderMeta {
+        order_id,
+        idempotency_key: key.as_str().to_owned(),
+        payment_method,
+    };
+    let reserved = ask(&live, |reply| CommerceCmd::Buy {
+        req,
+        meta,
+        buyer_name: buyer.display_name.clone(),
+        reply,
+    })
+    .await;
     match reserved {
         Ok(_) => {}
         // A concurrent retry of this very request got there first: answer as it will.
-        Err(AppError::Refused { code: "duplicate", .. }) => {}
+        Err(AppError::Refused {
+            code: "duplicate", ..
+        }) => {}
         Err(e) => return Err(e),
     }
-    let order = state.store.order_by_key(buyer.id, key.as_str()).await?.ok_or_else(|| AppError::unavailable("order not found after reserving; retry"))?;
+    let order = state
+        .store
+        .order_by_key(buyer.id, key.as_str())
+        .await?
+        .ok_or_else(|| AppError::unavailable("order not found after reserving; retry"))?;
     finish(&state, order).await
 }
 
@@ -144,11 +214,17 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
         state.payments.charge(&req).await.map(Some)
     };
     let settlement = match &charge {
-        Ok(c) => Settlement::Paid { payment_ref: c.as_ref().map(|c| c.id.clone()) },
+        Ok(c) => Settlement::Paid {
+            payment_ref: c.as_ref().map(|c| c.id.clone()),
+        },
         Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
         Err(PaymentError::Unavailable(m)) => {
             tracing::warn!(order = %order.id, "payment provider unavailable: {m}");
-            return Err(AppError::new(StatusCode::BAD_GATEWAY, "payment_unavailable", "the payment provider did not answer; retry with the same Idempotency-Key"));
+            return Err(AppError::new(
+                StatusCode::BAD_GATEWAY,
+                "payment_unavailable",
+                "the payment provider did not answer; retry with the same Idempotency-Key",
+            ));
         }
     };
     let show = find_show(state, order.show_id.0).await?;
@@ -156,8 +232,17 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
         Some(live) => live,
         None => state.hub.open(&show).await?,
     };
-    let settled = ask(&live, |reply| CommerceCmd::Settle { order_id: order.id, settlement, reply: Some(reply) }).await;
-    let stored = state.store.order(order.id).await?.ok_or_else(|| AppError::not_found("order"))?;
+    let settled = ask(&live, |reply| CommerceCmd::Settle {
+        order_id: order.id,
+        settlement,
+        reply: Some(reply),
+    })
+    .await;
+    let stored = state
+        .store
+        .order(order.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("order"))?;
     if let (Err(_), Ok(Some(c))) = (&settled, &charge)
         && stored.status != "paid"
     {
@@ -167,27 +252,59 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
         }
     }
     if stored.status == "paid" {
-        let label = state.payments.method_label(&stored.payment_method).unwrap_or_default();
-        state.store.save_payment_method(stored.buyer_id, &stored.payment_method, &label).await?;
+        let label = state
+            .payments
+            .method_label(&stored.payment_method)
+            .unwrap_or_default();
+        state
+            .store
+            .save_payment_method(stored.buyer_id, &stored.payment_method, &label)
+            .await?;
     }
     answer(stored)
 }
 
 fn answer(order: Order) -> Result<Response, AppError> {
     match order.status.as_str() {
-        "paid" | "shipped" | "refunded" => Ok((StatusCode::CREATED, Json(json!({ "order": order }))).into_response()),
-        "declined" => Err(AppError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", "your payment was declined; nothing was charged")),
-        "expired" => Err(AppError::conflict("reservation_expired", "the reservation expired before payment completed")),
-        _ => Err(AppError::new(StatusCode::ACCEPTED, "pending", "payment is still being processed; retry with the same Idempotency-Key")),
+        "paid" | "shipped" | "refunded" => {
+            Ok((StatusCode::CREATED, Json(json!({ "order": order }))).into_response())
+        }
+        "declined" => Err(AppError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_declined",
+            "your payment was declined; nothing was charged",
+        )),
+        "expired" => Err(AppError::conflict(
+            "reservation_expired",
+            "the reservation expired before payment completed",
+        )),
+        _ => Err(AppError::new(
+            StatusCode::ACCEPTED,
+            "pending",
+            "payment is still being processed; retry with the same Idempotency-Key",
+        )),
     }
 }
 
-pub async fn mine(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, AppError> {
-    Ok(Json(json!({ "orders": state.store.orders_for_buyer(user.user.id).await? })))
+pub async fn mine(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        json!({ "orders": state.store.orders_for_buyer(user.user.id).await? }),
+    ))
 }
 
-pub async fn get_one(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
-    let order = state.store.order(OrderId(id)).await?.ok_or_else(|| AppError::not_found("order"))?;
+pub async fn get_one(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let order = state
+        .store
+        .order(OrderId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("order"))?;
     if order.buyer_id != user.user.id && order.seller_id != user.user.id {
         return Err(AppError::not_found("order"));
     }
@@ -200,15 +317,25 @@ pub struct SellerQuery {
     show_id: Option<i64>,
 }
 
-pub async fn for_seller(State(state): State<AppState>, user: CurrentUser, ApiQuery(q): ApiQuery<SellerQuery>) -> Result<Json<Value>, AppError> {
+pub async fn for_seller(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiQuery(q): ApiQuery<SellerQuery>,
+) -> Result<Json<Value>, AppError> {
     if !user.user.role.can_sell() {
         return Err(AppError::forbidden("only sellers have a store"));
     }
-    Ok(Json(json!({ "orders": state.store.orders_for_seller(user.user.id, q.show_id.map(ShowId)).await? })))
+    Ok(Json(
+        json!({ "orders": state.store.orders_for_seller(user.user.id, q.show_id.map(ShowId)).await? }),
+    ))
 }
 
 async fn sellers_order(state: &AppState, user: &CurrentUser, id: i64) -> Result<Order, AppError> {
-    let order = state.store.order(OrderId(id)).await?.ok_or_else(|| AppError::not_found("order"))?;
+    let order = state
+        .store
+        .order(OrderId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("order"))?;
     if order.seller_id != user.user.id {
         return Err(AppError::not_found("order"));
     }
@@ -221,33 +348,70 @@ pub struct ShipBody {
     tracking: String,
 }
 
-pub async fn ship(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<ShipBody>) -> Result<Json<Value>, AppError> {
+pub async fn ship(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ShipBody>,
+) -> Result<Json<Value>, AppError> {
     let order = sellers_order(&state, &user, id).await?;
     let tracking = hawker_core::catalog::text("tracking", &body.tracking, 100)?;
-    state.store.mark_shipped(order.id, &tracking, clock::now()).await.map_err(|e| match e {
-        crate::store::StoreError::Conflict(_) => AppError::conflict("not_paid", format!("only paid orders can ship; this one is {}", order.status)),
-        other => other.into(),
-    })?;
+    state
+        .store
+        .mark_shipped(order.id, &tracking, clock::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => AppError::conflict(
+                "not_paid",
+                format!("only paid orders can ship; this one is {}", order.status),
+            ),
+            other => other.into(),
+        })?;
     Ok(Json(json!({ "order": state.store.order(order.id).await? })))
 }
 
 /// Cancels a paid order and refunds the charge. The units are not put back on sale: the seller
 /// decides whether the goods can be sold again and edits stock.
-pub async fn refund(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+pub async fn refund(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
     let order = sellers_order(&state, &user, id).await?;
     if order.status != "paid" {
-        return Err(AppError::conflict("not_paid", format!("only paid, unshipped orders can be cancelled; this one is {}", order.status)));
+        return Err(AppError::conflict(
+            "not_paid",
+            format!(
+                "only paid, unshipped orders can be cancelled; this one is {}",
+                order.status
+            ),
+        ));
     }
     if let Some(charge) = &order.payment_ref {
-        state.payments.refund(charge).await.map_err(|e| AppError::new(StatusCode::BAD_GATEWAY, "payment_unavailable", e.to_string()))?;
+        state.payments.refund(charge).await.map_err(|e| {
+            AppError::new(
+                StatusCode::BAD_GATEWAY,
+                "payment_unavailable",
+                e.to_string(),
+            )
+        })?;
     }
     state.store.mark_refunded(order.id, clock::now()).await?;
     Ok(Json(json!({ "order": state.store.order(order.id).await? })))
 }
 
 /// The buyer's saved methods, and what the provider suggests when there are none.
-pub async fn payment_methods(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, AppError> {
+pub async fn payment_methods(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, AppError> {
     let saved = state.store.payment_methods(user.user.id).await?;
-    let as_json = |v: Vec<(String, String)>| v.into_iter().map(|(id, label)| json!({ "id": id, "label": label })).collect::<Vec<_>>();
-    Ok(Json(json!({ "saved": as_json(saved), "available": as_json(state.payments.suggested_methods()), "test_mode": state.payments.is_test() })))
+    let as_json = |v: Vec<(String, String)>| {
+        v.into_iter()
+            .map(|(id, label)| json!({ "id": id, "label": label }))
+            .collect::<Vec<_>>()
+    };
+    Ok(Json(
+        json!({ "saved": as_json(saved), "available": as_json(state.payments.suggested_methods()), "test_mode": state.payments.is_test() }),
+    ))
 }

@@ -30,7 +30,11 @@ pub fn new_id() -> i64 {
 }
 
 pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {
-    state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))
+    state
+        .store
+        .show(ShowId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("show"))
 }
 
 /// The show, if `user` is its host (or an admin).
@@ -60,25 +64,44 @@ pub struct NewShowBody {
     product_ids: Vec<i64>,
 }
 
-pub async fn create(State(state): State<AppState>, user: CurrentUser, ApiJson(body): ApiJson<NewShowBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+pub async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<NewShowBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = create_show(&state, &user, body).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": show.id, "stream_key": show.stream_key, "show": show_json(&show) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": show.id, "stream_key": show.stream_key, "show": show_json(&show) })),
+    ))
 }
 
-pub async fn create_show(state: &AppState, user: &CurrentUser, body: NewShowBody) -> Result<Show, AppError> {
+pub async fn create_show(
+    state: &AppState,
+    user: &CurrentUser,
+    body: NewShowBody,
+) -> Result<Show, AppError> {
     if !user.user.role.can_sell() {
         return Err(AppError::forbidden("only sellers can schedule shows"));
     }
     let title = text("title", &body.title, 120)?;
     let category = text("category", &body.category, 40)?.to_lowercase();
     if body.product_ids.is_empty() || body.product_ids.len() > 100 {
-        return Err(AppError::unprocessable("invalid_input", "product_ids: give 1 to 100 products"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "product_ids: give 1 to 100 products",
+        ));
     }
     let mut product_ids = Vec::new();
     for id in &body.product_ids {
-        let product = state.store.product(ProductId(*id)).await?.ok_or_else(|| AppError::unprocessable("unknown_product", format!("product {id} does not exist")))?;
+        let product = state.store.product(ProductId(*id)).await?.ok_or_else(|| {
+            AppError::unprocessable("unknown_product", format!("product {id} does not exist"))
+        })?;
         if product.seller_id != user.user.id || product.archived {
-            return Err(AppError::unprocessable("unknown_product", format!("product {id} is not one of your active products")));
+            return Err(AppError::unprocessable(
+                "unknown_product",
+                format!("product {id} is not one of your active products"),
+            ));
         }
         if !product_ids.contains(&product.id) {
             product_ids.push(product.id);
@@ -103,17 +126,32 @@ pub struct ListQuery {
     seller_id: Option<i64>,
 }
 
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(ShowStatus::parse(s).ok_or_else(|| AppError::bad_request("bad_query", "status: live, scheduled or ended"))?),
+        Some(s) => Some(ShowStatus::parse(s).ok_or_else(|| {
+            AppError::bad_request("bad_query", "status: live, scheduled or ended")
+        })?),
     };
-    let filter = ShowFilter { status, seller: q.seller_id.map(UserId), category: q.category.map(|c| c.to_lowercase()) };
+    let filter = ShowFilter {
+        status,
+        seller: q.seller_id.map(UserId),
+        category: q.category.map(|c| c.to_lowercase()),
+    };
     let shows = state.store.shows(&filter).await?;
-    Ok(Json(json!({ "shows": shows.iter().map(show_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "shows": shows.iter().map(show_json).collect::<Vec<_>>() }),
+    ))
 }
 
-pub async fn get_one(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
     let show = find_show(&state, id).await?;
     let mut body = show_json(&show);
     if user.is_some_and(|u| u.user.id == show.seller_id) {
@@ -122,7 +160,12 @@ pub async fn get_one(State(state): State<AppState>, MaybeUser(user): MaybeUser, 
     Ok(Json(body))
 }
 
-pub async fn upload_cover(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, multipart: Multipart) -> Result<(StatusCode, Json<Value>), AppError> {
+pub async fn upload_cover(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = hosted_show(&state, &user, id).await?;
     let url = crate::media::save_upload(&state, multipart).await?;
     state.store.set_show_cover(show.id, &url).await?;
@@ -131,7 +174,11 @@ pub async fn upload_cover(State(state): State<AppState>, user: CurrentUser, ApiP
 
 /// Goes live. Refused if a product of the lineup is live in another show: each variant's stock
 /// has one owner at a time.
-pub async fn start(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+pub async fn start(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
     let show = hosted_show(&state, &user, id).await?;
     start_show(&state, show).await.map(|s| Json(show_json(&s)))
 }
@@ -139,24 +186,46 @@ pub async fn start(State(state): State<AppState>, user: CurrentUser, ApiPath(id)
 pub async fn start_show(state: &AppState, show: Show) -> Result<Show, AppError> {
     match show.status {
         ShowStatus::Live => return Ok(show),
-        ShowStatus::Ended => return Err(AppError::conflict("show_ended", "this show has ended; schedule a new one")),
+        ShowStatus::Ended => {
+            return Err(AppError::conflict(
+                "show_ended",
+                "this show has ended; schedule a new one",
+            ));
+        }
         ShowStatus::Scheduled => {}
     }
-    if let Some(other) = state.store.live_show_sharing_products(&show.product_ids, show.id).await? {
-        return Err(AppError::conflict("product_live_elsewhere", format!("a product of this lineup is live in show {other}")));
+    if let Some(other) = state
+        .store
+        .live_show_sharing_products(&show.product_ids, show.id)
+        .await?
+    {
+        return Err(AppError::conflict(
+            "product_live_elsewhere",
+            format!("a product of this lineup is live in show {other}"),
+        ));
     }
-    state.store.set_show_status(show.id, ShowStatus::Live, clock::now()).await?;
+    state
+        .store
+        .set_show_status(show.id, ShowStatus::Live, clock::now())
+        .await?;
     let show = find_show(state, show.id.0).await?;
     state.hub.open(&show).await?;
     Ok(show)
 }
 
-pub async fn end(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+pub async fn end(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
     let show = hosted_show(&state, &user, id).await?;
     match show.status {
         ShowStatus::Ended => return Ok(Json(show_json(&show))),
         ShowStatus::Scheduled => {
-            state.store.set_show_status(show.id, ShowStatus::Ended, clock::now()).await?;
+            state
+                .store
+                .set_show_status(show.id, ShowStatus::Ended, clock::now())
+                .await?;
         }
         ShowStatus::Live => {
             let live = state.hub.live(&show).await?;
@@ -167,10 +236,19 @@ pub async fn end(State(state): State<AppState>, user: CurrentUser, ApiPath(id): 
 }
 
 /// Sends a command to the show's owner and waits for its (durable) answer.
-pub async fn ask<T>(live: &LiveShow, cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd) -> Result<T, AppError> {
+pub async fn ask<T>(
+    live: &LiveShow,
+    cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd,
+) -> Result<T, AppError> {
     let (reply, answer) = oneshot::channel();
-    live.commerce.send(cmd(reply)).await.map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?;
-    answer.await.map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?.map_err(refusal)
+    live.commerce
+        .send(cmd(reply))
+        .await
+        .map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?;
+    answer
+        .await
+        .map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?
+        .map_err(refusal)
 }
 
 async fn live_hosted(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
@@ -184,9 +262,18 @@ pub struct PinBody {
     product_id: Option<i64>,
 }
 
-pub async fn pin(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<PinBody>) -> Result<Json<Value>, AppError> {
+pub async fn pin(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<PinBody>,
+) -> Result<Json<Value>, AppError> {
     let live = live_hosted(&state, &user, id).await?;
-    let card = ask(&live, |reply| CommerceCmd::Pin { product: body.product_id.map(ProductId), reply }).await?;
+    let card = ask(&live, |reply| CommerceCmd::Pin {
+        product: body.product_id.map(ProductId),
+        reply,
+    })
+    .await?;
     Ok(Json(json!({ "pinned": card })))
 }
 
@@ -200,15 +287,26 @@ pub struct SaleBody {
     duration_s: i64,
 }
 
-pub async fn start_sale(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<SaleBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+pub async fn start_sale(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SaleBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let live = live_hosted(&state, &user, id).await?;
     let quantity = stock_level("quantity", body.quantity)?;
     if quantity == 0 {
-        return Err(AppError::unprocessable("invalid_input", "quantity: must be at least 1"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "quantity: must be at least 1",
+        ));
     }
     let per_buyer_limit = stock_level("per_buyer_limit", body.per_buyer_limit)?;
     if !(5..=86_400).contains(&body.duration_s) {
-        return Err(AppError::unprocessable("invalid_input", "duration_s: must be between 5 and 86400"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "duration_s: must be between 5 and 86400",
+        ));
     }
     let req = SaleRequest {
         id: SaleId(new_id()),
@@ -219,13 +317,27 @@ pub async fn start_sale(State(state): State<AppState>, user: CurrentUser, ApiPat
         duration_ms: body.duration_s * 1000,
     };
     let sale = ask(&live, |reply| CommerceCmd::StartSale { req, reply }).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": sale.id, "ends_at": sale.ends_at, "sale": sale }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": sale.id, "ends_at": sale.ends_at, "sale": sale })),
+    ))
 }
 
-pub async fn get_sale(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
-    let sale = state.store.sale(SaleId(id)).await?.ok_or_else(|| AppError::not_found("flash sale"))?;
+pub async fn get_sale(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let sale = state
+        .store
+        .sale(SaleId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("flash sale"))?;
     // The owner's memory is ahead of nothing: every change is committed before it is told.
-    let status = if sale.status == "running" && sale.ends_at <= clock::now() { "ended" } else { sale.status.as_str() };
+    let status = if sale.status == "running" && sale.ends_at <= clock::now() {
+        "ended"
+    } else {
+        sale.status.as_str()
+    };
     Ok(Json(json!({
         "id": sale.id, "show_id": sale.show_id, "variant_id": sale.variant_id, "price_cents": sale.price_cents,
         "quantity": sale.quantity, "remaining": sale.remaining, "per_buyer_limit": sale.per_buyer_limit,
@@ -233,10 +345,22 @@ pub async fn get_sale(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) 
     })))
 }
 
-pub async fn end_sale(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
-    let sale = state.store.sale(SaleId(id)).await?.ok_or_else(|| AppError::not_found("flash sale"))?;
+pub async fn end_sale(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let sale = state
+        .store
+        .sale(SaleId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("flash sale"))?;
     let live = live_hosted(&state, &user, sale.show_id.0).await?;
-    ask(&live, |reply| CommerceCmd::EndSale { sale_id: sale.id, reply }).await?;
+    ask(&live, |reply| CommerceCmd::EndSale {
+        sale_id: sale.id,
+        reply,
+    })
+    .await?;
     Ok(Json(json!({ "id": sale.id, "status": "ended" })))
 }
 
@@ -254,15 +378,26 @@ pub struct CodeBody {
     announce: Option<bool>,
 }
 
-pub async fn create_code(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<CodeBody>) -> Result<(StatusCode, Json<Value>), AppError> {
+pub async fn create_code(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let live = live_hosted(&state, &user, id).await?;
     let discount = Discount::from_parts(body.percent_off, body.amount_off_cents)?;
     if !(1..=1_000_000).contains(&body.max_uses) {
-        return Err(AppError::unprocessable("invalid_input", "max_uses: must be between 1 and 1000000"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "max_uses: must be between 1 and 1000000",
+        ));
     }
     let now = clock::now();
     if body.expires_at.is_some_and(|at| at <= now.0) {
-        return Err(AppError::unprocessable("invalid_input", "expires_at: must be in the future (ms since the epoch)"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "expires_at: must be in the future (ms since the epoch)",
+        ));
     }
     let rule = CodeRule {
         id: CodeId(new_id()),
@@ -274,12 +409,20 @@ pub async fn create_code(State(state): State<AppState>, user: CurrentUser, ApiPa
     };
     let answer = json!({ "id": rule.id, "code": rule.code, "discount": rule.discount, "max_uses": rule.max_uses, "expires_at": rule.expires_at, "first_order_only": rule.first_order_only });
     let announce = body.announce.unwrap_or(true);
-    ask(&live, |reply| CommerceCmd::CreateCode { rule, announce, reply }).await?;
+    ask(&live, |reply| CommerceCmd::CreateCode {
+        rule,
+        announce,
+        reply,
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// The show's append-only commerce log: every stock, price, sale and code change, in order.
-pub async fn commerce_log(State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>, AppError> {
+pub async fn commerce_log(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
     let show = find_show(&state, id).await?;
     let entries: Vec<Value> = state
         .store
@@ -292,28 +435,61 @@ pub async fn commerce_log(State(state): State<AppState>, ApiPath(id): ApiPath<i6
 }
 
 /// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.
-pub async fn live_socket(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>, ws: WebSocketUpgrade) -> Result<Response, AppError> {
+pub async fn live_socket(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
-    let host = user.as_ref().is_some_and(|u| u.user.id == show.seller_id || u.user.role == Role::Admin);
-    let author = user.map(|u| Author { id: u.user.id, name: u.user.display_name, role: u.user.role });
-    Ok(ws.max_message_size(socket::MAX_CLIENT_MESSAGE).on_upgrade(move |socket| socket::serve(socket, live, author, host)))
+    let host = user
+        .as_ref()
+        .is_some_and(|u| u.user.id == show.seller_id || u.user.role == Role::Admin);
+    let author = user.map(|u| Author {
+        id: u.user.id,
+        name: u.user.display_name,
+        role: u.user.role,
+    });
+    Ok(ws
+        .max_message_size(socket::MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| socket::serve(socket, live, author, host)))
 }
 
 /// Moderators, admins and the show's host may moderate its chat.
-async fn moderated_live(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
+async fn moderated_live(
+    state: &AppState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<LiveShow, AppError> {
     let show = find_show(state, id).await?;
     if !(user.user.role.can_moderate() || user.user.id == show.seller_id) {
-        return Err(AppError::forbidden("only moderators and the host can moderate this chat"));
+        return Err(AppError::forbidden(
+            "only moderators and the host can moderate this chat",
+        ));
     }
     state.hub.live(&show).await
 }
 
-pub async fn delete_chat(State(state): State<AppState>, user: CurrentUser, ApiPath((id, message_id)): ApiPath<(i64, u64)>) -> Result<StatusCode, AppError> {
+pub async fn delete_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath((id, message_id)): ApiPath<(i64, u64)>,
+) -> Result<StatusCode, AppError> {
     let live = moderated_live(&state, &user, id).await?;
     let (reply, answer) = oneshot::channel();
-    let _ = live.room.send(RoomCmd::DeleteChat { id: message_id, reply }).await;
-    if answer.await.unwrap_or(false) { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::not_found("chat message")) }
+    let _ = live
+        .room
+        .send(RoomCmd::DeleteChat {
+            id: message_id,
+            reply,
+        })
+        .await;
+    if answer.await.unwrap_or(false) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found("chat message"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -322,11 +498,24 @@ pub struct MuteBody {
     user_id: i64,
 }
 
-pub async fn mute(State(state): State<AppState>, user: CurrentUser, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<MuteBody>) -> Result<StatusCode, AppError> {
+pub async fn mute(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MuteBody>,
+) -> Result<StatusCode, AppError> {
     let live = moderated_live(&state, &user, id).await?;
     if body.user_id == live.host.0 {
-        return Err(AppError::unprocessable("invalid_input", "the host cannot be muted"));
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "the host cannot be muted",
+        ));
     }
-    let _ = live.room.send(RoomCmd::Mute { user: UserId(body.user_id) }).await;
+    let _ = live
+        .room
+        .send(RoomCmd::Mute {
+            user: UserId(body.user_id),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

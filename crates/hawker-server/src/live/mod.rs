@@ -58,8 +58,18 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, payments: Arc<dyn PaymentProvider>, settings: LiveSettings) -> Arc<Self> {
-        Arc::new(Self { store, payments, settings, shows: Mutex::new(HashMap::new()), opening: tokio::sync::Mutex::new(()) })
+    pub fn new(
+        store: Arc<dyn Store>,
+        payments: Arc<dyn PaymentProvider>,
+        settings: LiveSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            payments,
+            settings,
+            shows: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn settings(&self) -> &LiveSettings {
@@ -86,9 +96,20 @@ impl Hub {
         let (room_tx, room_rx) = mpsc::channel(4096);
         let (commerce_tx, commerce_rx) = mpsc::channel(65_536);
         let hearts = Arc::new(AtomicU64::new(0));
-        let live = LiveShow { show_id: show.id, host: show.seller_id, commerce: commerce_tx, room: room_tx.clone(), hearts: hearts.clone() };
+        let live = LiveShow {
+            show_id: show.id,
+            host: show.seller_id,
+            commerce: commerce_tx,
+            room: room_tx.clone(),
+            hearts: hearts.clone(),
+        };
         let room = Room::new(show.id, show.seller_id, &blocked);
-        tokio::spawn(room::run(room, room_rx, hearts, self.settings.viewer_buffer));
+        tokio::spawn(room::run(
+            room,
+            room_rx,
+            hearts,
+            self.settings.viewer_buffer,
+        ));
         let owner = owner::Owner::new(
             self.clone(),
             commerce,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hawker_core::commerce::{
-    BuyRejected, BuyRequest, DuplicateCode, Event, NotReserved, OrderLine, ReleaseReason, Sale, SaleEndReason, SaleRejected, SaleRequest,
-    ShowCommerce,
+    BuyRejected, BuyRequest, DuplicateCode, Event, NotReserved, OrderLine, ReleaseReason, Sale,
+    SaleEndReason, SaleRejected, SaleRequest, ShowCommerce,
 };
 use hawker_core::discount::{CodeRule, Discount};
 use hawker_core::ids::{OrderId, ProductId, SaleId, UserId};
@@ -58,14 +58,38 @@ pub enum Settlement {
 type Reply<T> = oneshot::Sender<Result<T, Refusal>>;
 
 pub enum CommerceCmd {
-    Buy { req: BuyRequest, meta: OrderMeta, buyer_name: String, reply: Reply<OrderLine> },
-    Settle { order_id: OrderId, settlement: Settlement, reply: Option<Reply<()>> },
-    StartSale { req: SaleRequest, reply: Reply<Sale> },
-    EndSale { sale_id: SaleId, reply: Reply<()> },
-    CreateCode { rule: CodeRule, announce: bool, reply: Reply<()> },
-    Pin { product: Option<ProductId>, reply: Reply<Option<ProductCard>> },
+    Buy {
+        req: BuyRequest,
+        meta: OrderMeta,
+        buyer_name: String,
+        reply: Reply<OrderLine>,
+    },
+    Settle {
+        order_id: OrderId,
+        settlement: Settlement,
+        reply: Option<Reply<()>>,
+    },
+    StartSale {
+        req: SaleRequest,
+        reply: Reply<Sale>,
+    },
+    EndSale {
+        sale_id: SaleId,
+        reply: Reply<()>,
+    },
+    CreateCode {
+        rule: CodeRule,
+        announce: bool,
+        reply: Reply<()>,
+    },
+    Pin {
+        product: Option<ProductId>,
+        reply: Reply<Option<ProductCard>>,
+    },
     /// Ends every sale and closes the room; the owner lives on until no reservation is left.
-    EndShow { reply: Reply<()> },
+    EndShow {
+        reply: Reply<()>,
+    },
     /// A settlement check finished without settling (the provider was unreachable).
     Unchecked(OrderId),
 }
@@ -75,7 +99,11 @@ type Pending = Box<dyn FnOnce(bool) + Send>;
 
 fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T, Refusal>) -> Pending {
     Box::new(move |committed| {
-        let _ = reply.send(if committed { result } else { Err(Refusal::Unavailable) });
+        let _ = reply.send(if committed {
+            result
+        } else {
+            Err(Refusal::Unavailable)
+        });
     })
 }
 
@@ -129,9 +157,16 @@ impl Owner {
         let show_id = self.commerce.show_id();
         let mut initial = vec![ServerMsg::HostStats(self.stats)];
         if let Some(card) = self.pinned.and_then(|p| self.card(p)) {
-            initial.push(ServerMsg::Pinned { product: Some(card) });
+            initial.push(ServerMsg::Pinned {
+                product: Some(card),
+            });
         }
-        initial.extend(self.commerce.running_sales().filter_map(|s| self.sale_view(s)).map(ServerMsg::Sale));
+        initial.extend(
+            self.commerce
+                .running_sales()
+                .filter_map(|s| self.sale_view(s))
+                .map(ServerMsg::Sale),
+        );
         let _ = self.room.send(RoomCmd::Publish(initial)).await;
         if self.closing {
             let _ = self.room.send(RoomCmd::Close).await;
@@ -156,7 +191,12 @@ impl Owner {
                 }
             }
             self.turn(clock::now(), cmds).await;
-            if self.closing && self.commerce.due_reservations(Timestamp(i64::MAX)).is_empty() {
+            if self.closing
+                && self
+                    .commerce
+                    .due_reservations(Timestamp(i64::MAX))
+                    .is_empty()
+            {
                 break;
             }
         }
@@ -169,16 +209,22 @@ impl Owner {
         let mut batch = Batch::default();
         let mut answers: Vec<Pending> = Vec::new();
         let mut end_show = false;
+        let mut pin = None;
         batch.events.extend(self.commerce.tick(now));
         for cmd in cmds {
-            self.decide(now, cmd, &mut batch, &mut answers, &mut end_show);
+            self.decide(now, cmd, &mut batch, &mut answers, &mut end_show, &mut pin);
         }
         self.check_due_reservations(now);
 
         let committed = if batch.events.is_empty() {
             true
         } else {
-            match self.hub.store().commit(self.commerce.show_id(), now, &batch).await {
+            match self
+                .hub
+                .store()
+                .commit(self.commerce.show_id(), now, &batch)
+                .await
+            {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(show = %self.commerce.show_id(), "group commit failed, reloading: {e:#}");
@@ -188,12 +234,34 @@ impl Owner {
             }
         };
         if committed && end_show {
-            if let Err(e) = self.hub.store().set_show_status(self.commerce.show_id(), ShowStatus::Ended, now).await {
+            if let Err(e) = self
+                .hub
+                .store()
+                .set_show_status(self.commerce.show_id(), ShowStatus::Ended, now)
+                .await
+            {
                 tracing::error!("marking the show ended: {e:#}");
             }
             self.closing = true;
         }
-        let msgs = if committed { self.messages(&batch.events) } else { Vec::new() };
+        let mut msgs = if committed {
+            self.messages(&batch.events)
+        } else {
+            Vec::new()
+        };
+        if let (true, Some(product)) = (committed, pin) {
+            if let Err(e) = self
+                .hub
+                .store()
+                .set_pinned(self.commerce.show_id(), product)
+                .await
+            {
+                tracing::error!("saving the pinned product: {e:#}");
+            }
+            msgs.push(ServerMsg::Pinned {
+                product: product.and_then(|p| self.card(p)),
+            });
+        }
         for answer in answers {
             answer(committed);
         }
@@ -201,48 +269,79 @@ impl Owner {
             let _ = self.room.send(RoomCmd::Publish(msgs)).await;
         }
         if committed && end_show {
-            let _ = self.room.send(RoomCmd::Publish(vec![ServerMsg::ShowEnded])).await;
+            let _ = self
+                .room
+                .send(RoomCmd::Publish(vec![ServerMsg::ShowEnded]))
+                .await;
             let _ = self.room.send(RoomCmd::Close).await;
         }
     }
 
-    fn decide(&mut self, now: Timestamp, cmd: CommerceCmd, batch: &mut Batch, answers: &mut Vec<Pending>, end_show: &mut bool) {
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        cmd: CommerceCmd,
+        batch: &mut Batch,
+        answers: &mut Vec<Pending>,
+        end_show: &mut bool,
+        pin: &mut Option<Option<ProductId>>,
+    ) {
         match cmd {
-            CommerceCmd::Buy { req, meta, buyer_name, reply } => {
+            CommerceCmd::Buy {
+                req,
+                meta,
+                buyer_name,
+                reply,
+            } => {
                 let key = (req.buyer, meta.idempotency_key.clone());
                 let result = if self.closing {
                     Err(Refusal::ShowEnded)
                 } else if let Some(existing) = self.keys.get(&key) {
                     Err(Refusal::Duplicate(*existing))
                 } else {
-                    self.commerce.reserve(now, &req).map_err(Refusal::from).map(|events| {
-                        self.keys.insert(key, req.order_id);
-                        self.names.insert(req.order_id, buyer_name);
-                        batch.new_orders.push(meta);
-                        let order = events.iter().find_map(|e| match e {
-                            Event::Reserved { order, .. } => Some(order.clone()),
-                            _ => None,
-                        });
-                        batch.events.extend(events);
-                        order
-                    })
+                    self.commerce
+                        .reserve(now, &req)
+                        .map_err(Refusal::from)
+                        .map(|events| {
+                            self.keys.insert(key, req.order_id);
+                            self.names.insert(req.order_id, buyer_name);
+                            batch.new_orders.push(meta);
+                            let order = events.iter().find_map(|e| match e {
+                                Event::Reserved { order, .. } => Some(order.clone()),
+                                _ => None,
+                            });
+                            batch.events.extend(events);
+                            order
+                        })
                 };
                 let result = result.and_then(|o| o.ok_or(Refusal::Unavailable));
                 answers.push(pending(reply, result));
             }
-            CommerceCmd::Settle { order_id, settlement, reply } => {
+            CommerceCmd::Settle {
+                order_id,
+                settlement,
+                reply,
+            } => {
                 self.checking.remove(&order_id);
                 let result = match settlement {
-                    Settlement::Paid { payment_ref } => self.commerce.confirm(order_id, payment_ref),
+                    Settlement::Paid { payment_ref } => {
+                        self.commerce.confirm(order_id, payment_ref)
+                    }
                     Settlement::Released(reason) => self.commerce.release(order_id, reason),
                 };
-                let result = result.map(|events| batch.events.extend(events)).map_err(Refusal::from);
+                let result = result
+                    .map(|events| batch.events.extend(events))
+                    .map_err(Refusal::from);
                 if let Some(reply) = reply {
                     answers.push(pending(reply, result));
                 }
             }
             CommerceCmd::StartSale { req, reply } => {
-                let result = if self.closing { Err(Refusal::ShowEnded) } else { self.commerce.start_sale(now, req).map_err(Refusal::from) };
+                let result = if self.closing {
+                    Err(Refusal::ShowEnded)
+                } else {
+                    self.commerce.start_sale(now, req).map_err(Refusal::from)
+                };
                 let result = result.map(|events| {
                     let sale = events.iter().find_map(|e| match e {
                         Event::SaleStarted { sale, .. } => Some(sale.clone()),
@@ -251,15 +350,29 @@ impl Owner {
                     batch.events.extend(events);
                     sale
                 });
-                answers.push(pending(reply, result.and_then(|s| s.ok_or(Refusal::Unavailable))));
+                answers.push(pending(
+                    reply,
+                    result.and_then(|s| s.ok_or(Refusal::Unavailable)),
+                ));
             }
             CommerceCmd::EndSale { sale_id, reply } => {
-                let result = self.commerce.end_sale(sale_id, SaleEndReason::Host).map(|events| batch.events.extend(events));
+                let result = self
+                    .commerce
+                    .end_sale(sale_id, SaleEndReason::Host)
+                    .map(|events| batch.events.extend(events));
                 answers.push(pending(reply, result.map_err(Refusal::from)));
             }
-            CommerceCmd::CreateCode { rule, announce, reply } => {
+            CommerceCmd::CreateCode {
+                rule,
+                announce,
+                reply,
+            } => {
                 let code = rule.code.clone();
-                let result = if self.closing { Err(Refusal::ShowEnded) } else { self.commerce.create_code(rule).map_err(Refusal::from) };
+                let result = if self.closing {
+                    Err(Refusal::ShowEnded)
+                } else {
+                    self.commerce.create_code(rule).map_err(Refusal::from)
+                };
                 let result = result.map(|events| {
                     if announce {
                         self.announce.insert(code);
@@ -269,23 +382,16 @@ impl Owner {
                 answers.push(pending(reply, result));
             }
             CommerceCmd::Pin { product, reply } => {
-                // Pinning changes no stock or price: it is saved outside the batch and announced now.
+                // Pinning changes no stock or price; it is saved after the batch, in order.
                 let card = match product {
                     None => Ok(None),
                     Some(p) => self.card(p).map(Some).ok_or(Refusal::NotInLineup),
                 };
-                if let Ok(card) = &card {
+                if card.is_ok() {
                     self.pinned = product;
-                    let store = self.hub.store().clone();
-                    let (room, show_id, card) = (self.room.clone(), self.commerce.show_id(), card.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = store.set_pinned(show_id, product).await {
-                            tracing::error!("saving the pinned product: {e:#}");
-                        }
-                        let _ = room.send(RoomCmd::Publish(vec![ServerMsg::Pinned { product: card }])).await;
-                    });
+                    *pin = Some(product);
                 }
-                let _ = reply.send(card);
+                answers.push(pending(reply, card));
             }
             CommerceCmd::EndShow { reply } => {
                 if self.closing {
@@ -312,8 +418,18 @@ impl Owner {
             let (payments, inbox) = (self.hub.payments().clone(), self.inbox.clone());
             tokio::spawn(async move {
                 let cmd = match payments.lookup(&order_id.to_string()).await {
-                    Ok(Some(charge)) => CommerceCmd::Settle { order_id, settlement: Settlement::Paid { payment_ref: Some(charge.id) }, reply: None },
-                    Ok(None) => CommerceCmd::Settle { order_id, settlement: Settlement::Released(ReleaseReason::Expired), reply: None },
+                    Ok(Some(charge)) => CommerceCmd::Settle {
+                        order_id,
+                        settlement: Settlement::Paid {
+                            payment_ref: Some(charge.id),
+                        },
+                        reply: None,
+                    },
+                    Ok(None) => CommerceCmd::Settle {
+                        order_id,
+                        settlement: Settlement::Released(ReleaseReason::Expired),
+                        reply: None,
+                    },
                     Err(e) => {
                         tracing::warn!(order = %order_id, "settlement check failed, retrying: {e}");
                         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -344,39 +460,86 @@ impl Owner {
         let mut stats_changed = false;
         for event in events {
             match event {
-                Event::SaleStarted { sale, variant_stock_left } => {
+                Event::SaleStarted {
+                    sale,
+                    variant_stock_left,
+                } => {
                     msgs.extend(self.sale_view(sale).map(ServerMsg::Sale));
-                    msgs.push(ServerMsg::Stock { variant_id: sale.variant_id, stock: *variant_stock_left });
+                    msgs.push(ServerMsg::Stock {
+                        variant_id: sale.variant_id,
+                        stock: *variant_stock_left,
+                    });
                 }
-                Event::SaleEnded { sale_id, variant_id, variant_stock_left, .. } => {
+                Event::SaleEnded {
+                    sale_id,
+                    variant_id,
+                    variant_stock_left,
+                    ..
+                } => {
                     msgs.push(ServerMsg::SaleEnded { id: *sale_id });
-                    msgs.push(ServerMsg::Stock { variant_id: *variant_id, stock: *variant_stock_left });
+                    msgs.push(ServerMsg::Stock {
+                        variant_id: *variant_id,
+                        stock: *variant_stock_left,
+                    });
                 }
                 Event::CodeCreated { rule } => {
                     if self.announce.remove(&rule.code) {
                         let description = match rule.discount {
                             Discount::PercentOff(p) => format!("{p}% off"),
                             Discount::AmountOffCents(a) => {
-                                let currency = self.commerce.variants().next().map(|v| v.currency.to_string()).unwrap_or_default();
+                                let currency = self
+                                    .commerce
+                                    .variants()
+                                    .next()
+                                    .map(|v| v.currency.to_string())
+                                    .unwrap_or_default();
                                 format!("{} off", format_cents(a, &currency))
                             }
                         };
-                        msgs.push(ServerMsg::Code { code: rule.code.clone(), description });
+                        msgs.push(ServerMsg::Code {
+                            code: rule.code.clone(),
+                            description,
+                        });
                     }
                 }
-                Event::Reserved { order, left } => msgs.push(left_msg(order.sale_id, order.variant_id, *left)),
-                Event::Released { to_sale, variant_id, left, order_id, .. } => {
+                Event::Reserved { order, left } => {
+                    msgs.push(left_msg(order.sale_id, order.variant_id, *left))
+                }
+                Event::Released {
+                    to_sale,
+                    variant_id,
+                    left,
+                    order_id,
+                    ..
+                } => {
                     self.names.remove(order_id);
                     msgs.push(left_msg(*to_sale, *variant_id, *left));
                 }
-                Event::Paid { order_id, variant_id, quantity, total_cents, .. } => {
+                Event::Paid {
+                    order_id,
+                    variant_id,
+                    quantity,
+                    total_cents,
+                    ..
+                } => {
                     self.stats.orders += 1;
                     self.stats.units += u64::from(*quantity);
                     self.stats.revenue_cents += total_cents;
                     stats_changed = true;
-                    let buyer = self.names.remove(order_id).unwrap_or_else(|| "Someone".into());
-                    let product_title = self.commerce.variant(*variant_id).map(|v| v.product_title.clone()).unwrap_or_default();
-                    msgs.push(ServerMsg::Purchase { buyer, product_title, quantity: *quantity });
+                    let buyer = self
+                        .names
+                        .remove(order_id)
+                        .unwrap_or_else(|| "Someone".into());
+                    let product_title = self
+                        .commerce
+                        .variant(*variant_id)
+                        .map(|v| v.product_title.clone())
+                        .unwrap_or_default();
+                    msgs.push(ServerMsg::Purchase {
+                        buyer,
+                        product_title,
+                        quantity: *quantity,
+                    });
                 }
             }
         }
@@ -387,14 +550,26 @@ impl Owner {
     }
 
     fn card(&self, product: ProductId) -> Option<ProductCard> {
-        let variants: Vec<_> = self.commerce.variants().filter(|v| v.product_id == product).collect();
+        let variants: Vec<_> = self
+            .commerce
+            .variants()
+            .filter(|v| v.product_id == product)
+            .collect();
         let first = variants.first()?;
         Some(ProductCard {
             product_id: product,
             title: first.product_title.clone(),
             image: first.image.clone(),
             currency: first.currency.to_string(),
-            variants: variants.iter().map(|v| VariantCard { id: v.id, name: v.name.clone(), price_cents: v.price_cents, stock: v.stock }).collect(),
+            variants: variants
+                .iter()
+                .map(|v| VariantCard {
+                    id: v.id,
+                    name: v.name.clone(),
+                    price_cents: v.price_cents,
+                    stock: v.stock,
+                })
+                .collect(),
         })
     }
 
@@ -420,8 +595,14 @@ impl Owner {
 
 fn left_msg(sale: Option<SaleId>, variant_id: hawker_core::ids::VariantId, left: u32) -> ServerMsg {
     match sale {
-        Some(id) => ServerMsg::SaleLeft { id, remaining: left },
-        None => ServerMsg::Stock { variant_id, stock: left },
+        Some(id) => ServerMsg::SaleLeft {
+            id,
+            remaining: left,
+        },
+        None => ServerMsg::Stock {
+            variant_id,
+            stock: left,
+        },
     }
 }
 
@@ -449,12 +630,4 @@ fn last_value_per_counter(msgs: Vec<ServerMsg>) -> Vec<ServerMsg> {
         .collect();
     kept.reverse();
     kept
-}
-
-/// The currency-free part of a discount, for API answers.
-pub fn describe(d: Discount) -> String {
-    match d {
-        Discount::PercentOff(p) => format!("{p}% off"),
-        Discount::AmountOffCents(a) => format!("{a} cents off"),
-    }
 }

@@ -28,18 +28,36 @@ pub type Subscription = (Arc<str>, broadcast::Receiver<Outgoing>);
 
 pub enum RoomCmd {
     /// A viewer arrived (counted) or resynchronises after falling behind (not counted again).
-    Join { host: bool, count: bool, reply: oneshot::Sender<Subscription> },
+    Join {
+        host: bool,
+        count: bool,
+        reply: oneshot::Sender<Subscription>,
+    },
     Leave,
-    Chat { author: Author, text: String, reply: oneshot::Sender<Result<(), ChatRejected>> },
-    DeleteChat { id: u64, reply: oneshot::Sender<bool> },
-    Mute { user: UserId },
+    Chat {
+        author: Author,
+        text: String,
+        reply: oneshot::Sender<Result<(), ChatRejected>>,
+    },
+    DeleteChat {
+        id: u64,
+        reply: oneshot::Sender<bool>,
+    },
+    Mute {
+        user: UserId,
+    },
     SetBlockedWords(Vec<String>),
     Publish(Vec<ServerMsg>),
     /// The show ended: stop after telling everyone.
     Close,
 }
 
-pub async fn run(mut room: Room, mut rx: mpsc::Receiver<RoomCmd>, hearts: Arc<AtomicU64>, buffer: usize) {
+pub async fn run(
+    mut room: Room,
+    mut rx: mpsc::Receiver<RoomCmd>,
+    hearts: Arc<AtomicU64>,
+    buffer: usize,
+) {
     let (tx, _) = broadcast::channel::<Outgoing>(buffer.max(1));
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,7 +90,11 @@ pub async fn run(mut room: Room, mut rx: mpsc::Receiver<RoomCmd>, hearts: Arc<At
                 let _ = reply.send((snapshot, tx.subscribe()));
             }
             RoomCmd::Leave => room.viewer_left(),
-            RoomCmd::Chat { author, text, reply } => {
+            RoomCmd::Chat {
+                author,
+                text,
+                reply,
+            } => {
                 let result = room.chat(clock::now(), &author, &text);
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| *e));
                 if let Ok(line) = result {

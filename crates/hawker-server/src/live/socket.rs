@@ -28,14 +28,20 @@ const MAX_REFUSED: u32 = 200;
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
 pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, host: bool) {
-    let Some((snapshot, updates)) = join(&live, host, true).await else { return };
+    let Some((snapshot, updates)) = join(&live, host, true).await else {
+        return;
+    };
     let (mut sink, mut stream) = socket.split();
     let (direct_tx, mut direct_rx) = mpsc::channel::<String>(32);
 
     let sender_live = live.clone();
     let mut send_task = tokio::spawn(async move {
         let mut updates = updates;
-        if sink.send(Message::Text(Utf8Bytes::from(&*snapshot))).await.is_err() {
+        if sink
+            .send(Message::Text(Utf8Bytes::from(&*snapshot)))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -60,7 +66,12 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
                 return;
             }
         }
-        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "show ended".into() }))).await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: "show ended".into(),
+            })))
+            .await;
     });
 
     let receiver_live = live.clone();
@@ -85,7 +96,8 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
             if tokens < 1.0 {
                 refused += 1;
                 if refused > MAX_REFUSED {
-                    let _ = direct_tx.try_send(error_text("flooding", "too many messages; disconnected"));
+                    let _ = direct_tx
+                        .try_send(error_text("flooding", "too many messages; disconnected"));
                     return true;
                 }
                 if refused % 20 == 1 {
@@ -95,7 +107,12 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
             }
             tokens -= 1.0;
             if text.len() > MAX_CLIENT_MESSAGE {
-                direct(&direct_tx, "message_too_large", "messages must be under 4 KiB").await;
+                direct(
+                    &direct_tx,
+                    "message_too_large",
+                    "messages must be under 4 KiB",
+                )
+                .await;
                 continue;
             }
             match serde_json::from_str::<ClientMsg>(&text) {
@@ -105,18 +122,35 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
                         continue;
                     };
                     let (reply, answer) = oneshot::channel();
-                    let _ = live.room.send(RoomCmd::Chat { author: author.clone(), text, reply }).await;
+                    let _ = live
+                        .room
+                        .send(RoomCmd::Chat {
+                            author: author.clone(),
+                            text,
+                            reply,
+                        })
+                        .await;
                     if let Ok(Err(refusal)) = answer.await {
                         direct(&direct_tx, refusal.code(), &refusal.to_string()).await;
                     }
                 }
                 Ok(ClientMsg::Hearts { count }) => {
-                    live.hearts.fetch_add(u64::from(count.min(MAX_HEARTS_PER_MESSAGE)), Ordering::Relaxed);
+                    live.hearts.fetch_add(
+                        u64::from(count.min(MAX_HEARTS_PER_MESSAGE)),
+                        Ordering::Relaxed,
+                    );
                 }
                 Ok(ClientMsg::Ping { nonce }) => {
                     let _ = direct_tx.send(direct_text(ServerMsg::Pong { nonce })).await;
                 }
-                Err(e) => direct(&direct_tx, "bad_message", &format!("not a valid message: {e}")).await,
+                Err(e) => {
+                    direct(
+                        &direct_tx,
+                        "bad_message",
+                        &format!("not a valid message: {e}"),
+                    )
+                    .await
+                }
             }
         }
         false
@@ -136,17 +170,29 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
 
 async fn join(live: &LiveShow, host: bool, count: bool) -> Option<super::room::Subscription> {
     let (reply, answer) = oneshot::channel();
-    live.room.send(RoomCmd::Join { host, count, reply }).await.ok()?;
+    live.room
+        .send(RoomCmd::Join { host, count, reply })
+        .await
+        .ok()?;
     answer.await.ok()
 }
 
 /// Direct messages are not part of the show's sequence: their `seq` is 0.
 fn direct_text(msg: ServerMsg) -> String {
-    serde_json::to_string(&Envelope { v: PROTOCOL_VERSION, seq: 0, now: clock::now(), msg }).unwrap_or_default()
+    serde_json::to_string(&Envelope {
+        v: PROTOCOL_VERSION,
+        seq: 0,
+        now: clock::now(),
+        msg,
+    })
+    .unwrap_or_default()
 }
 
 fn error_text(code: &str, message: &str) -> String {
-    direct_text(ServerMsg::Error { code: code.into(), message: message.into() })
+    direct_text(ServerMsg::Error {
+        code: code.into(),
+        message: message.into(),
+    })
 }
 
 async fn direct(tx: &mpsc::Sender<String>, code: &str, message: &str) {

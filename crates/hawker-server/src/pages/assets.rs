@@ -41,10 +41,23 @@ pub fn version() -> &'static str {
 }
 
 pub async fn serve(ApiPath(path): ApiPath<String>) -> Result<Response, AppError> {
-    let (_, body) = ASSETS.iter().find(|(p, _)| *p == path).ok_or_else(|| AppError::not_found("asset"))?;
-    let content_type = if path.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
+    let (_, body) = ASSETS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .ok_or_else(|| AppError::not_found("asset"))?;
+    let content_type = if path.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    };
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"))],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
         *body,
     )
         .into_response())

@@ -60,7 +60,10 @@ fn layout(state: &AppState, user: Option<&CurrentUser>, title: impl Into<String>
         csrf: user.map(|u| u.csrf().to_owned()).unwrap_or_default(),
         test_payments: state.payments.is_test(),
         asset_version: assets::version(),
-        user: user.map(|u| UserNav { name: u.user.display_name.clone(), seller: u.user.role.can_sell() }),
+        user: user.map(|u| UserNav {
+            name: u.user.display_name.clone(),
+            seller: u.user.role.can_sell(),
+        }),
     }
 }
 
@@ -91,8 +94,18 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let (_, message) = self.0.public_parts();
-        let layout = Layout { title: "Error".into(), csrf: String::new(), test_payments: false, asset_version: assets::version(), user: None };
-        let page = ErrorPage { layout, status: status.as_u16(), message };
+        let layout = Layout {
+            title: "Error".into(),
+            csrf: String::new(),
+            test_payments: false,
+            asset_version: assets::version(),
+            user: None,
+        };
+        let page = ErrorPage {
+            layout,
+            status: status.as_u16(),
+            message,
+        };
         (status, Html(page.render().unwrap_or(page.message))).into_response()
     }
 }
@@ -100,7 +113,9 @@ impl IntoResponse for PageError {
 type PageResult = Result<Response, PageError>;
 
 fn render(t: &impl Template) -> PageResult {
-    let html = t.render().map_err(|e| AppError::Internal(anyhow::anyhow!("rendering: {e}")))?;
+    let html = t
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("rendering: {e}")))?;
     Ok(Html(html).into_response())
 }
 
@@ -111,7 +126,9 @@ fn login_redirect(next: &str) -> Response {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -139,7 +156,11 @@ fn human_time(ms: Option<i64>) -> String {
         let d = doy - (153 * mp + 2) / 5 + 1;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+        format!(
+            "{y}-{m:02}-{d:02} {:02}:{:02} UTC",
+            rem / 3600,
+            rem % 3600 / 60
+        )
     })
     .unwrap_or_else(|| "soon".into())
 }
@@ -195,7 +216,13 @@ impl From<&Product> for ProductView {
         let variants: Vec<VariantView> = p
             .variants
             .iter()
-            .map(|v| VariantView { id: v.id.0, name: v.name.clone(), price_cents: v.price_cents, price: format_cents(v.price_cents, &p.currency), stock: v.stock })
+            .map(|v| VariantView {
+                id: v.id.0,
+                name: v.name.clone(),
+                price_cents: v.price_cents,
+                price: format_cents(v.price_cents, &p.currency),
+                stock: v.stock,
+            })
             .collect();
         let min = p.variants.iter().map(|v| v.price_cents).min().unwrap_or(0);
         Self {
@@ -238,7 +265,11 @@ impl From<&Order> for OrderView {
             variant_name: o.variant_name.clone(),
             quantity: o.quantity,
             total: format_cents(o.total_cents, &o.currency),
-            discount: if o.discount_cents > 0 { format_cents(o.discount_cents, &o.currency) } else { String::new() },
+            discount: if o.discount_cents > 0 {
+                format_cents(o.discount_cents, &o.currency)
+            } else {
+                String::new()
+            },
             code: o.code.clone().unwrap_or_default(),
             tracking: o.tracking.clone().unwrap_or_default(),
             created: human_time(Some(o.created_at.0)),
@@ -261,15 +292,35 @@ struct HomeQuery {
     category: Option<String>,
 }
 
-async fn home(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiQuery(q): ApiQuery<HomeQuery>) -> PageResult {
-    let category = q.category.map(|c| c.to_lowercase()).filter(|c| !c.is_empty());
+async fn home(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiQuery(q): ApiQuery<HomeQuery>,
+) -> PageResult {
+    let category = q
+        .category
+        .map(|c| c.to_lowercase())
+        .filter(|c| !c.is_empty());
     let all = state.store.shows(&ShowFilter::default()).await?;
-    let mut categories: Vec<String> = all.iter().filter(|s| s.status != ShowStatus::Ended).map(|s| s.category.clone()).collect();
+    let mut categories: Vec<String> = all
+        .iter()
+        .filter(|s| s.status != ShowStatus::Ended)
+        .map(|s| s.category.clone())
+        .collect();
     categories.sort();
     categories.dedup();
     let in_category = |s: &&Show| category.as_ref().is_none_or(|c| &s.category == c);
-    let live = all.iter().filter(|s| s.status == ShowStatus::Live).filter(in_category).map(ShowView::from).collect();
-    let mut upcoming: Vec<&Show> = all.iter().filter(|s| s.status == ShowStatus::Scheduled).filter(in_category).collect();
+    let live = all
+        .iter()
+        .filter(|s| s.status == ShowStatus::Live)
+        .filter(in_category)
+        .map(ShowView::from)
+        .collect();
+    let mut upcoming: Vec<&Show> = all
+        .iter()
+        .filter(|s| s.status == ShowStatus::Scheduled)
+        .filter(in_category)
+        .collect();
     upcoming.sort_by_key(|s| s.scheduled_at.map(|t| t.0).unwrap_or(i64::MAX));
     render(&HomePage {
         layout: layout(&state, user.as_ref(), "Live now"),
@@ -297,9 +348,28 @@ struct NextQuery {
     next: Option<String>,
 }
 
-fn auth_page(state: &AppState, headers: &HeaderMap, signup: bool, next: String, error: String, email: String, display_name: String, status: StatusCode) -> PageResult {
-    let form_csrf = auth::cookie(headers, FORM_CSRF_COOKIE).map(str::to_owned).unwrap_or_else(|| random_token(16));
-    let page = AuthPage { layout: layout(state, None, if signup { "Sign up" } else { "Log in" }), signup, error, next, form_csrf: form_csrf.clone(), email, display_name };
+fn auth_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    signup: bool,
+    next: String,
+    error: String,
+    email: String,
+    display_name: String,
+    status: StatusCode,
+) -> PageResult {
+    let form_csrf = auth::cookie(headers, FORM_CSRF_COOKIE)
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_token(16));
+    let page = AuthPage {
+        layout: layout(state, None, if signup { "Sign up" } else { "Log in" }),
+        signup,
+        error,
+        next,
+        form_csrf: form_csrf.clone(),
+        email,
+        display_name,
+    };
     let mut response = render(&page)?;
     *response.status_mut() = status;
     let cookie = format!("{FORM_CSRF_COOKIE}={form_csrf}; Path=/; HttpOnly; SameSite=Lax");
@@ -309,12 +379,38 @@ fn auth_page(state: &AppState, headers: &HeaderMap, signup: bool, next: String, 
     Ok(response)
 }
 
-async fn login_page(State(state): State<AppState>, headers: HeaderMap, ApiQuery(q): ApiQuery<NextQuery>) -> PageResult {
-    auth_page(&state, &headers, false, safe_next(q.next.as_deref()), String::new(), String::new(), String::new(), StatusCode::OK)
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<NextQuery>,
+) -> PageResult {
+    auth_page(
+        &state,
+        &headers,
+        false,
+        safe_next(q.next.as_deref()),
+        String::new(),
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+    )
 }
 
-async fn signup_page(State(state): State<AppState>, headers: HeaderMap, ApiQuery(q): ApiQuery<NextQuery>) -> PageResult {
-    auth_page(&state, &headers, true, safe_next(q.next.as_deref()), String::new(), String::new(), String::new(), StatusCode::OK)
+async fn signup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<NextQuery>,
+) -> PageResult {
+    auth_page(
+        &state,
+        &headers,
+        true,
+        safe_next(q.next.as_deref()),
+        String::new(),
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -342,26 +438,61 @@ async fn start_session(state: &AppState, user: &crate::store::User, next: &str) 
     Ok(response)
 }
 
-async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AuthForm>) -> PageResult {
+async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AuthForm>,
+) -> PageResult {
     let next = safe_next(form.next.as_deref());
     if !form_csrf_ok(&headers, &form.csrf) {
-        return auth_page(&state, &headers, false, next, "The form expired. Please try again.".into(), form.email, String::new(), StatusCode::FORBIDDEN);
+        return auth_page(
+            &state,
+            &headers,
+            false,
+            next,
+            "The form expired. Please try again.".into(),
+            form.email,
+            String::new(),
+            StatusCode::FORBIDDEN,
+        );
     }
     match accounts::authenticate(&state, &form.email, &form.password).await {
         Ok(user) => start_session(&state, &user, &next).await,
         Err(e) => {
             let status = e.status();
             let (_, message) = e.public_parts();
-            auth_page(&state, &headers, false, next, message, form.email, String::new(), status)
+            auth_page(
+                &state,
+                &headers,
+                false,
+                next,
+                message,
+                form.email,
+                String::new(),
+                status,
+            )
         }
     }
 }
 
-async fn signup_submit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<AuthForm>) -> PageResult {
+async fn signup_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<AuthForm>,
+) -> PageResult {
     let next = safe_next(form.next.as_deref());
     let name = form.display_name.clone().unwrap_or_default();
     if !form_csrf_ok(&headers, &form.csrf) {
-        return auth_page(&state, &headers, true, next, "The form expired. Please try again.".into(), form.email, name, StatusCode::FORBIDDEN);
+        return auth_page(
+            &state,
+            &headers,
+            true,
+            next,
+            "The form expired. Please try again.".into(),
+            form.email,
+            name,
+            StatusCode::FORBIDDEN,
+        );
     }
     let role = form.role.as_deref().unwrap_or("buyer");
     match accounts::create_account(&state, &form.email, &form.password, &name, role).await {
@@ -369,7 +500,9 @@ async fn signup_submit(State(state): State<AppState>, headers: HeaderMap, Form(f
         Err(e) => {
             let status = e.status();
             let (_, message) = e.public_parts();
-            auth_page(&state, &headers, true, next, message, form.email, name, status)
+            auth_page(
+                &state, &headers, true, next, message, form.email, name, status,
+            )
         }
     }
 }
@@ -380,14 +513,22 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(state): State<AppState>, MaybeUser(user): MaybeUser, Form(form): Form<CsrfForm>) -> PageResult {
+async fn logout(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
     if let Some(user) = user {
         user.check_form_csrf(&form.csrf)?;
         if let auth::Via::Session { token_hash, .. } = &user.via {
             state.store.delete_token(token_hash).await?;
         }
     }
-    Ok(([(header::SET_COOKIE, auth::clear_session_cookie())], Redirect::to("/")).into_response())
+    Ok((
+        [(header::SET_COOKIE, auth::clear_session_cookie())],
+        Redirect::to("/"),
+    )
+        .into_response())
 }
 
 pub struct PaymentMethodView {
@@ -406,8 +547,16 @@ struct ShowPage {
     payment_methods: Vec<PaymentMethodView>,
 }
 
-async fn show_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
-    let show = state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))?;
+async fn show_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+) -> PageResult {
+    let show = state
+        .store
+        .show(ShowId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("show"))?;
     let is_host = user.as_ref().is_some_and(|u| u.user.id == show.seller_id);
     let can_moderate = is_host || user.as_ref().is_some_and(|u| u.user.role.can_moderate());
     let mut payment_methods = Vec::new();
@@ -425,7 +574,10 @@ async fn show_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, Ap
         signed_in: user.is_some(),
         is_host,
         can_moderate,
-        payment_methods: payment_methods.into_iter().map(|(id, label)| PaymentMethodView { id, label }).collect(),
+        payment_methods: payment_methods
+            .into_iter()
+            .map(|(id, label)| PaymentMethodView { id, label })
+            .collect(),
     })
 }
 
@@ -437,9 +589,19 @@ struct HostPage {
     products: Vec<ProductView>,
 }
 
-async fn host_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
-    let Some(user) = user else { return Ok(login_redirect(&format!("/shows/{id}/host"))) };
-    let show = state.store.show(ShowId(id)).await?.ok_or_else(|| AppError::not_found("show"))?;
+async fn host_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+) -> PageResult {
+    let Some(user) = user else {
+        return Ok(login_redirect(&format!("/shows/{id}/host")));
+    };
+    let show = state
+        .store
+        .show(ShowId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("show"))?;
     if show.seller_id != user.user.id && user.user.role != Role::Admin {
         return Err(AppError::forbidden("only the show's host can open its console").into());
     }
@@ -449,7 +611,11 @@ async fn host_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, Ap
             products.push(ProductView::from(&p));
         }
     }
-    render(&HostPage { layout: layout(&state, Some(&user), format!("Host · {}", show.title)), show: ShowView::from(&show), products })
+    render(&HostPage {
+        layout: layout(&state, Some(&user), format!("Host · {}", show.title)),
+        show: ShowView::from(&show),
+        products,
+    })
 }
 
 #[derive(Template)]
@@ -461,15 +627,38 @@ struct StorePage {
     products: Vec<ProductView>,
 }
 
-async fn store_page(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
-    let seller = state.store.user(UserId(id)).await?.filter(|u| u.role.can_sell()).ok_or_else(|| AppError::not_found("store"))?;
-    let shows = state.store.shows(&ShowFilter { seller: Some(seller.id), ..ShowFilter::default() }).await?;
+async fn store_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+) -> PageResult {
+    let seller = state
+        .store
+        .user(UserId(id))
+        .await?
+        .filter(|u| u.role.can_sell())
+        .ok_or_else(|| AppError::not_found("store"))?;
+    let shows = state
+        .store
+        .shows(&ShowFilter {
+            seller: Some(seller.id),
+            ..ShowFilter::default()
+        })
+        .await?;
     let products = state.store.products_by_seller(seller.id).await?;
     render(&StorePage {
         layout: layout(&state, user.as_ref(), seller.display_name.clone()),
         seller_name: seller.display_name,
-        shows: shows.iter().filter(|s| s.status != ShowStatus::Ended).map(ShowView::from).collect(),
-        products: products.iter().filter(|p| !p.archived).map(ProductView::from).collect(),
+        shows: shows
+            .iter()
+            .filter(|s| s.status != ShowStatus::Ended)
+            .map(ShowView::from)
+            .collect(),
+        products: products
+            .iter()
+            .filter(|p| !p.archived)
+            .map(ProductView::from)
+            .collect(),
     })
 }
 
@@ -482,9 +671,15 @@ struct OrdersPage {
 }
 
 async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
-    let Some(user) = user else { return Ok(login_redirect("/orders")) };
+    let Some(user) = user else {
+        return Ok(login_redirect("/orders"));
+    };
     let orders = state.store.orders_for_buyer(user.user.id).await?;
-    render(&OrdersPage { layout: layout(&state, Some(&user), "My orders"), seller_view: false, orders: orders.iter().map(OrderView::from).collect() })
+    render(&OrdersPage {
+        layout: layout(&state, Some(&user), "My orders"),
+        seller_view: false,
+        orders: orders.iter().map(OrderView::from).collect(),
+    })
 }
 
 async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
@@ -494,15 +689,24 @@ async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser
         Err(r) => return Ok(r),
     };
     let orders = state.store.orders_for_seller(user.user.id, None).await?;
-    render(&OrdersPage { layout: layout(&state, Some(&user), "Store orders"), seller_view: true, orders: orders.iter().map(OrderView::from).collect() })
+    render(&OrdersPage {
+        layout: layout(&state, Some(&user), "Store orders"),
+        seller_view: true,
+        orders: orders.iter().map(OrderView::from).collect(),
+    })
 }
 
 /// The signed-in seller, a redirect to log in, or a refusal.
-fn seller(user: Option<CurrentUser>, here: &str) -> Result<Result<CurrentUser, Response>, PageError> {
+fn seller(
+    user: Option<CurrentUser>,
+    here: &str,
+) -> Result<Result<CurrentUser, Response>, PageError> {
     match user {
         None => Ok(Err(login_redirect(here))),
         Some(u) if u.user.role.can_sell() => Ok(Ok(u)),
-        Some(_) => Err(AppError::forbidden("this page is for sellers; sign up as a seller to sell").into()),
+        Some(_) => {
+            Err(AppError::forbidden("this page is for sellers; sign up as a seller to sell").into())
+        }
     }
 }
 
@@ -522,7 +726,13 @@ async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) ->
         Err(r) => return Ok(r),
     };
     let products = state.store.products_by_seller(user.user.id).await?;
-    let shows = state.store.shows(&ShowFilter { seller: Some(user.user.id), ..ShowFilter::default() }).await?;
+    let shows = state
+        .store
+        .shows(&ShowFilter {
+            seller: Some(user.user.id),
+            ..ShowFilter::default()
+        })
+        .await?;
     render(&DashboardPage {
         layout: layout(&state, Some(&user), "Dashboard"),
         seller_id: user.user.id.0,
@@ -544,16 +754,31 @@ async fn new_product(State(state): State<AppState>, MaybeUser(user): MaybeUser) 
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    render(&ProductFormPage { layout: layout(&state, Some(&user), "New product"), product: None })
+    render(&ProductFormPage {
+        layout: layout(&state, Some(&user), "New product"),
+        product: None,
+    })
 }
 
-async fn edit_product(State(state): State<AppState>, MaybeUser(user): MaybeUser, ApiPath(id): ApiPath<i64>) -> PageResult {
+async fn edit_product(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiPath(id): ApiPath<i64>,
+) -> PageResult {
     let user = match seller(user, &format!("/dashboard/products/{id}"))? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    let product = state.store.product(ProductId(id)).await?.filter(|p| p.seller_id == user.user.id).ok_or_else(|| AppError::not_found("product"))?;
-    render(&ProductFormPage { layout: layout(&state, Some(&user), format!("Edit {}", product.title)), product: Some(ProductView::from(&product)) })
+    let product = state
+        .store
+        .product(ProductId(id))
+        .await?
+        .filter(|p| p.seller_id == user.user.id)
+        .ok_or_else(|| AppError::not_found("product"))?;
+    render(&ProductFormPage {
+        layout: layout(&state, Some(&user), format!("Edit {}", product.title)),
+        product: Some(ProductView::from(&product)),
+    })
 }
 
 #[derive(Template)]
@@ -569,7 +794,14 @@ async fn new_show(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> 
         Err(r) => return Ok(r),
     };
     let products = state.store.products_by_seller(user.user.id).await?;
-    render(&ShowFormPage { layout: layout(&state, Some(&user), "Schedule a show"), products: products.iter().filter(|p| !p.archived).map(ProductView::from).collect() })
+    render(&ShowFormPage {
+        layout: layout(&state, Some(&user), "Schedule a show"),
+        products: products
+            .iter()
+            .filter(|p| !p.archived)
+            .map(ProductView::from)
+            .collect(),
+    })
 }
 
 async fn not_found() -> PageError {

@@ -220,15 +220,28 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()>;
-    async fn insert_token(&self, hash: &str, user: UserId, kind: TokenKind, csrf: Option<&str>, now: Timestamp) -> StoreResult<()>;
+    async fn insert_token(
+        &self,
+        hash: &str,
+        user: UserId,
+        kind: TokenKind,
+        csrf: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     /// The user behind a token hash, and the session's CSRF token if it is a session.
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>>;
     async fn delete_token(&self, hash: &str) -> StoreResult<()>;
-    async fn save_payment_method(&self, user: UserId, method: &str, label: &str) -> StoreResult<()>;
+    async fn save_payment_method(&self, user: UserId, method: &str, label: &str)
+    -> StoreResult<()>;
     async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>>;
 
     // Catalog.
-    async fn create_product(&self, seller: UserId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product>;
+    async fn create_product(
+        &self,
+        seller: UserId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product>;
     /// Replaces title, description and variants; variants left out are kept but no longer listed.
     async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product>;
     async fn archive_product(&self, id: ProductId) -> StoreResult<()>;
@@ -241,13 +254,22 @@ pub trait Store: Send + Sync + 'static {
     async fn show(&self, id: ShowId) -> StoreResult<Option<Show>>;
     async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>>;
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
-    async fn set_show_status(&self, id: ShowId, status: ShowStatus, now: Timestamp) -> StoreResult<()>;
+    async fn set_show_status(
+        &self,
+        id: ShowId,
+        status: ShowStatus,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()>;
     async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()>;
     /// A live show other than `except` whose lineup shares a product with `products`.
     /// Shows holding unpaid reservations (their owners must come back after a restart).
     async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>>;
-    async fn live_show_sharing_products(&self, products: &[ProductId], except: ShowId) -> StoreResult<Option<ShowId>>;
+    async fn live_show_sharing_products(
+        &self,
+        products: &[ProductId],
+        except: ShowId,
+    ) -> StoreResult<Option<ShowId>>;
 
     // Commerce.
     /// Everything [`hawker_core::commerce::ShowCommerce::restore`] needs, as stored.
@@ -264,7 +286,11 @@ pub trait Store: Send + Sync + 'static {
     async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>>;
     async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool>;
     async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>>;
-    async fn orders_for_seller(&self, seller: UserId, show: Option<ShowId>) -> StoreResult<Vec<Order>>;
+    async fn orders_for_seller(
+        &self,
+        seller: UserId,
+        show: Option<ShowId>,
+    ) -> StoreResult<Vec<Order>>;
     /// `paid` → `shipped`; `Conflict` if the order is in another state.
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()>;
     /// `paid` → `refunded`; `Conflict` if the order is in another state.
@@ -274,7 +300,9 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the backend named by the URL's scheme and brings its schema up to date.
 pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, synchronous_full).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, synchronous_full).await?,
+        ))
     } else {
         anyhow::bail!("unsupported database URL {url:?}: use sqlite://path/to/file.db")
     }

@@ -12,7 +12,9 @@ use hawker_core::ids::{CodeId, OrderId, ProductId, SaleId, ShowId, UserId, Varia
 use hawker_core::money::Currency;
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use super::*;
@@ -35,7 +37,10 @@ fn db_err(e: sqlx::Error) -> StoreError {
 }
 
 fn split_lines(s: &str) -> Vec<String> {
-    s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    s.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
@@ -58,13 +63,17 @@ fn show_from(row: &SqliteRow) -> Result<Show, sqlx::Error> {
         title: row.try_get("title")?,
         category: row.try_get("category")?,
         status: ShowStatus::parse(&status).unwrap_or(ShowStatus::Ended),
-        scheduled_at: row.try_get::<Option<i64>, _>("scheduled_at")?.map(Timestamp),
+        scheduled_at: row
+            .try_get::<Option<i64>, _>("scheduled_at")?
+            .map(Timestamp),
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
         cover: row.try_get("cover")?,
         stream_key: row.try_get("stream_key")?,
         product_ids: Vec::new(),
-        pinned_product_id: row.try_get::<Option<i64>, _>("pinned_product_id")?.map(ProductId),
+        pinned_product_id: row
+            .try_get::<Option<i64>, _>("pinned_product_id")?
+            .map(ProductId),
     })
 }
 
@@ -96,7 +105,8 @@ fn order_from(row: &SqliteRow) -> Result<Order, sqlx::Error> {
     })
 }
 
-const SHOW_SELECT: &str = "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
+const SHOW_SELECT: &str =
+    "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
 
 const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_id, p.id AS product_id, \
      p.title AS product_title, v.name AS variant_name, c.code AS code \
@@ -110,16 +120,28 @@ impl SqliteStore {
             .with_context(|| format!("parsing database URL {url:?}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .synchronous(if synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.context("opening SQLite")?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.context("creating the schema")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .context("opening SQLite")?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .context("creating the schema")?;
         Ok(Self { pool })
     }
 
@@ -143,12 +165,17 @@ impl SqliteStore {
     }
 
     async fn with_lineup(&self, mut show: Show) -> StoreResult<Show> {
-        let rows = sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
-            .bind(show.id.0)
-            .fetch_all(&self.pool)
-            .await
+        let rows =
+            sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
+                .bind(show.id.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        show.product_ids = rows
+            .iter()
+            .map(|r| r.try_get("product_id").map(ProductId))
+            .collect::<Result<_, _>>()
             .map_err(db_err)?;
-        show.product_ids = rows.iter().map(|r| r.try_get("product_id").map(ProductId)).collect::<Result<_, _>>().map_err(db_err)?;
         Ok(show)
     }
 
@@ -159,7 +186,10 @@ impl SqliteStore {
             q = q.bind(*b);
         }
         let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
-        rows.iter().map(order_from).collect::<Result<_, _>>().map_err(db_err)
+        rows.iter()
+            .map(order_from)
+            .collect::<Result<_, _>>()
+            .map_err(db_err)
     }
 }
 
@@ -169,7 +199,10 @@ fn exactly_one(result: sqlx::sqlite::SqliteQueryResult, what: &str) -> StoreResu
     if result.rows_affected() == 1 {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("{what}: expected one row, changed {}", result.rows_affected())))
+        Err(StoreError::Conflict(format!(
+            "{what}: expected one row, changed {}",
+            result.rows_affected()
+        )))
     }
 }
 
@@ -190,16 +223,32 @@ impl Store for SqliteStore {
             StoreError::Conflict(_) => StoreError::Conflict("an account with this e-mail already exists".into()),
             other => other,
         })?;
-        Ok(User { id: UserId(id), email: user.email.clone(), display_name: user.display_name.clone(), role: user.role, blocked_words: vec![] })
+        Ok(User {
+            id: UserId(id),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role,
+            blocked_words: vec![],
+        })
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = ?").bind(email).fetch_optional(&self.pool).await.map_err(db_err)?;
-        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?))).transpose().map_err(db_err)
+        let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.try_get("password_hash")?)))
+            .transpose()
+            .map_err(db_err)
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         row.as_ref().map(user_from).transpose().map_err(db_err)
     }
 
@@ -213,7 +262,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_token(&self, hash: &str, user: UserId, kind: TokenKind, csrf: Option<&str>, now: Timestamp) -> StoreResult<()> {
+    async fn insert_token(
+        &self,
+        hash: &str,
+        user: UserId,
+        kind: TokenKind,
+        csrf: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let kind = match kind {
             TokenKind::Session => "session",
             TokenKind::Api => "api",
@@ -236,15 +292,26 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.map(|r| Ok((user_from(&r)?, r.try_get("csrf")?))).transpose().map_err(db_err)
+        row.map(|r| Ok((user_from(&r)?, r.try_get("csrf")?)))
+            .transpose()
+            .map_err(db_err)
     }
 
     async fn delete_token(&self, hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM tokens WHERE token_hash = ?").bind(hash).execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 
-    async fn save_payment_method(&self, user: UserId, method: &str, label: &str) -> StoreResult<()> {
+    async fn save_payment_method(
+        &self,
+        user: UserId,
+        method: &str,
+        label: &str,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO payment_methods (user_id, method, label) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
             .bind(user.0)
             .bind(method)
@@ -256,15 +323,25 @@ impl Store for SqliteStore {
     }
 
     async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT method, label FROM payment_methods WHERE user_id = ? ORDER BY method")
-            .bind(user.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(|r| Ok((r.try_get("method")?, r.try_get("label")?))).collect::<Result<_, sqlx::Error>>().map_err(db_err)
+        let rows = sqlx::query(
+            "SELECT method, label FROM payment_methods WHERE user_id = ? ORDER BY method",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("method")?, r.try_get("label")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
     }
 
-    async fn create_product(&self, seller: UserId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product> {
+    async fn create_product(
+        &self,
+        seller: UserId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO products (seller_id, title, description, currency, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -289,23 +366,31 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
-        self.product(ProductId(id)).await?.ok_or(StoreError::NotFound)
+        self.product(ProductId(id))
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         exactly_one(
-            sqlx::query("UPDATE products SET title = ?, description = ?, currency = ? WHERE id = ?")
-                .bind(&product.title)
-                .bind(&product.description)
-                .bind(&product.currency)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
+            sqlx::query(
+                "UPDATE products SET title = ?, description = ?, currency = ? WHERE id = ?",
+            )
+            .bind(&product.title)
+            .bind(&product.description)
+            .bind(&product.currency)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?,
             "product",
         )?;
-        sqlx::query("UPDATE variants SET listed = FALSE WHERE product_id = ?").bind(id.0).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("UPDATE variants SET listed = FALSE WHERE product_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         for (pos, v) in product.variants.iter().enumerate() {
             match v.id {
                 Some(vid) => exactly_one(
@@ -340,13 +425,21 @@ impl Store for SqliteStore {
 
     async fn archive_product(&self, id: ProductId) -> StoreResult<()> {
         exactly_one(
-            sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?").bind(id.0).execute(&self.pool).await.map_err(db_err)?,
+            sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?")
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
             "product",
         )
     }
 
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>> {
-        let Some(row) = sqlx::query("SELECT * FROM products WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?
+        let Some(row) = sqlx::query("SELECT * FROM products WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
         else {
             return Ok(None);
         };
@@ -364,11 +457,13 @@ impl Store for SqliteStore {
     }
 
     async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM products WHERE seller_id = ? ORDER BY archived, id DESC")
-            .bind(seller.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM products WHERE seller_id = ? ORDER BY archived, id DESC",
+        )
+        .bind(seller.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(p) = self.product(ProductId(id)).await? {
@@ -406,13 +501,15 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         for (pos, p) in show.product_ids.iter().enumerate() {
-            sqlx::query("INSERT INTO show_products (show_id, product_id, position) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(p.0)
-                .bind(pos as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO show_products (show_id, product_id, position) VALUES (?, ?, ?)",
+            )
+            .bind(id)
+            .bind(p.0)
+            .bind(pos as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
         self.show(ShowId(id)).await?.ok_or(StoreError::NotFound)
@@ -420,18 +517,30 @@ impl Store for SqliteStore {
 
     async fn show(&self, id: ShowId) -> StoreResult<Option<Show>> {
         let sql = format!("{SHOW_SELECT} WHERE s.id = ?");
-        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         match row {
-            Some(r) => Ok(Some(self.with_lineup(show_from(&r).map_err(db_err)?).await?)),
+            Some(r) => Ok(Some(
+                self.with_lineup(show_from(&r).map_err(db_err)?).await?,
+            )),
             None => Ok(None),
         }
     }
 
     async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>> {
         let sql = format!("{SHOW_SELECT} WHERE s.stream_key = ?");
-        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(&sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         match row {
-            Some(r) => Ok(Some(self.with_lineup(show_from(&r).map_err(db_err)?).await?)),
+            Some(r) => Ok(Some(
+                self.with_lineup(show_from(&r).map_err(db_err)?).await?,
+            )),
             None => Ok(None),
         }
     }
@@ -455,17 +564,44 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn set_show_status(&self, id: ShowId, status: ShowStatus, now: Timestamp) -> StoreResult<()> {
+    async fn set_show_status(
+        &self,
+        id: ShowId,
+        status: ShowStatus,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let sql = match status {
-            ShowStatus::Live => "UPDATE shows SET status = 'live', started_at = COALESCE(started_at, ?) WHERE id = ?",
-            ShowStatus::Ended => "UPDATE shows SET status = 'ended', ended_at = ?, pinned_product_id = NULL WHERE id = ?",
-            ShowStatus::Scheduled => "UPDATE shows SET status = 'scheduled', scheduled_at = ? WHERE id = ?",
+            ShowStatus::Live => {
+                "UPDATE shows SET status = 'live', started_at = COALESCE(started_at, ?) WHERE id = ?"
+            }
+            ShowStatus::Ended => {
+                "UPDATE shows SET status = 'ended', ended_at = ?, pinned_product_id = NULL WHERE id = ?"
+            }
+            ShowStatus::Scheduled => {
+                "UPDATE shows SET status = 'scheduled', scheduled_at = ? WHERE id = ?"
+            }
         };
-        exactly_one(sqlx::query(sql).bind(now.0).bind(id.0).execute(&self.pool).await.map_err(db_err)?, "show")
+        exactly_one(
+            sqlx::query(sql)
+                .bind(now.0)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "show",
+        )
     }
 
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()> {
-        exactly_one(sqlx::query("UPDATE shows SET cover = ? WHERE id = ?").bind(url).bind(id.0).execute(&self.pool).await.map_err(db_err)?, "show")
+        exactly_one(
+            sqlx::query("UPDATE shows SET cover = ? WHERE id = ?")
+                .bind(url)
+                .bind(id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "show",
+        )
     }
 
     async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()> {
@@ -481,14 +617,19 @@ impl Store for SqliteStore {
     }
 
     async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT show_id FROM orders WHERE status = 'reserved'")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT DISTINCT show_id FROM orders WHERE status = 'reserved'")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
         Ok(ids.into_iter().map(ShowId).collect())
     }
 
-    async fn live_show_sharing_products(&self, products: &[ProductId], except: ShowId) -> StoreResult<Option<ShowId>> {
+    async fn live_show_sharing_products(
+        &self,
+        products: &[ProductId],
+        except: ShowId,
+    ) -> StoreResult<Option<ShowId>> {
         for p in products {
             let hit: Option<i64> = sqlx::query_scalar(
                 "SELECT s.id FROM shows s JOIN show_products sp ON sp.show_id = s.id WHERE s.status = 'live' AND sp.product_id = ? AND s.id <> ? LIMIT 1",
@@ -525,12 +666,17 @@ impl Store for SqliteStore {
                     product_title: r.try_get("title")?,
                     name: r.try_get("name")?,
                     price_cents: r.try_get("price_cents")?,
-                    currency: Currency::parse(&currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    currency: Currency::parse(&currency)
+                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
                     stock: u32::try_from(r.try_get::<i64, _>("stock")?).unwrap_or(0),
                     image: split_lines(&images).into_iter().next(),
                 });
             }
-            let rows = sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'").bind(show.0).fetch_all(&self.pool).await?;
+            let rows =
+                sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'")
+                    .bind(show.0)
+                    .fetch_all(&self.pool)
+                    .await?;
             for r in &rows {
                 restore.running_sales.push(Sale {
                     id: SaleId(r.try_get("id")?),
@@ -544,9 +690,15 @@ impl Store for SqliteStore {
                     status: SaleStatus::Running,
                 });
             }
-            let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?").bind(show.0).fetch_all(&self.pool).await?;
+            let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?")
+                .bind(show.0)
+                .fetch_all(&self.pool)
+                .await?;
             for r in &rows {
-                let discount = match (r.try_get::<Option<i64>, _>("percent_off")?, r.try_get::<Option<i64>, _>("amount_off_cents")?) {
+                let discount = match (
+                    r.try_get::<Option<i64>, _>("percent_off")?,
+                    r.try_get::<Option<i64>, _>("amount_off_cents")?,
+                ) {
                     (Some(p), _) => Discount::PercentOff(p as u8),
                     (None, Some(a)) => Discount::AmountOffCents(a),
                     (None, None) => continue,
@@ -559,9 +711,15 @@ impl Store for SqliteStore {
                     expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
                     first_order_only: r.try_get("first_order_only")?,
                 };
-                restore.codes.push((rule, r.try_get::<i64, _>("uses")? as u32));
+                restore
+                    .codes
+                    .push((rule, r.try_get::<i64, _>("uses")? as u32));
             }
-            let rows = sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'").bind(show.0).fetch_all(&self.pool).await?;
+            let rows =
+                sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'")
+                    .bind(show.0)
+                    .fetch_all(&self.pool)
+                    .await?;
             for r in &rows {
                 let currency: String = r.try_get("currency")?;
                 restore.reservations.push(OrderLine {
@@ -574,7 +732,8 @@ impl Store for SqliteStore {
                     subtotal_cents: r.try_get("subtotal_cents")?,
                     discount_cents: r.try_get("discount_cents")?,
                     total_cents: r.try_get("total_cents")?,
-                    currency: Currency::parse(&currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
+                    currency: Currency::parse(&currency)
+                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
                     code_id: r.try_get::<Option<i64>, _>("code_id")?.map(CodeId),
                     hold_until: Timestamp(r.try_get("hold_until")?),
                 });
@@ -587,7 +746,11 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
             for r in &rows {
-                restore.held.push((SaleId(r.try_get("sale_id")?), UserId(r.try_get("buyer_id")?), r.try_get::<i64, _>("held")? as u32));
+                restore.held.push((
+                    SaleId(r.try_get("sale_id")?),
+                    UserId(r.try_get("buyer_id")?),
+                    r.try_get::<i64, _>("held")? as u32,
+                ));
             }
             Ok::<_, sqlx::Error>(restore)
         };
@@ -625,7 +788,12 @@ impl Store for SqliteStore {
                         "variant",
                     )?;
                 }
-                Event::SaleEnded { sale_id, variant_id, returned, .. } => {
+                Event::SaleEnded {
+                    sale_id,
+                    variant_id,
+                    returned,
+                    ..
+                } => {
                     exactly_one(
                         sqlx::query("UPDATE flash_sales SET status = 'ended', remaining = remaining - ? WHERE id = ? AND status = 'running'")
                             .bind(i64::from(*returned))
@@ -672,7 +840,12 @@ impl Store for SqliteStore {
                         .new_orders
                         .iter()
                         .find(|m| m.order_id == order.id)
-                        .ok_or_else(|| StoreError::Backend(anyhow::anyhow!("order {} has no metadata in its batch", order.id)))?;
+                        .ok_or_else(|| {
+                            StoreError::Backend(anyhow::anyhow!(
+                                "order {} has no metadata in its batch",
+                                order.id
+                            ))
+                        })?;
                     sqlx::query(
                         "INSERT INTO orders (id, buyer_id, show_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
                          discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at) \
@@ -700,18 +873,32 @@ impl Store for SqliteStore {
                     .map_err(db_err)?;
                     let q = i64::from(order.quantity);
                     let taken = match order.sale_id {
-                        Some(s) => sqlx::query("UPDATE flash_sales SET remaining = remaining - ? WHERE id = ?").bind(q).bind(s.0),
-                        None => sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?").bind(q).bind(order.variant_id.0),
+                        Some(s) => sqlx::query(
+                            "UPDATE flash_sales SET remaining = remaining - ? WHERE id = ?",
+                        )
+                        .bind(q)
+                        .bind(s.0),
+                        None => sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?")
+                            .bind(q)
+                            .bind(order.variant_id.0),
                     };
                     exactly_one(taken.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
                     if let Some(code) = order.code_id {
                         exactly_one(
-                            sqlx::query("UPDATE codes SET uses = uses + 1 WHERE id = ?").bind(code.0).execute(&mut *tx).await.map_err(db_err)?,
+                            sqlx::query("UPDATE codes SET uses = uses + 1 WHERE id = ?")
+                                .bind(code.0)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?,
                             "code",
                         )?;
                     }
                 }
-                Event::Paid { order_id, payment_ref, .. } => {
+                Event::Paid {
+                    order_id,
+                    payment_ref,
+                    ..
+                } => {
                     exactly_one(
                         sqlx::query("UPDATE orders SET status = 'paid', payment_ref = ?, updated_at = ? WHERE id = ? AND status = 'reserved'")
                             .bind(payment_ref.as_deref())
@@ -723,7 +910,15 @@ impl Store for SqliteStore {
                         "reserved order",
                     )?;
                 }
-                Event::Released { order_id, reason, variant_id, to_sale, quantity, code_id, .. } => {
+                Event::Released {
+                    order_id,
+                    reason,
+                    variant_id,
+                    to_sale,
+                    quantity,
+                    code_id,
+                    ..
+                } => {
                     exactly_one(
                         sqlx::query("UPDATE orders SET status = ?, updated_at = ? WHERE id = ? AND status = 'reserved'")
                             .bind(reason.order_status())
@@ -736,12 +931,22 @@ impl Store for SqliteStore {
                     )?;
                     let q = i64::from(*quantity);
                     let back = match to_sale {
-                        Some(s) => sqlx::query("UPDATE flash_sales SET remaining = remaining + ? WHERE id = ?").bind(q).bind(s.0),
-                        None => sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?").bind(q).bind(variant_id.0),
+                        Some(s) => sqlx::query(
+                            "UPDATE flash_sales SET remaining = remaining + ? WHERE id = ?",
+                        )
+                        .bind(q)
+                        .bind(s.0),
+                        None => sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?")
+                            .bind(q)
+                            .bind(variant_id.0),
                     };
                     exactly_one(back.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
                     if let Some(code) = code_id {
-                        sqlx::query("UPDATE codes SET uses = uses - 1 WHERE id = ?").bind(code.0).execute(&mut *tx).await.map_err(db_err)?;
+                        sqlx::query("UPDATE codes SET uses = uses - 1 WHERE id = ?")
+                            .bind(code.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
                     }
                 }
             }
@@ -758,7 +963,11 @@ impl Store for SqliteStore {
     }
 
     async fn sale(&self, id: SaleId) -> StoreResult<Option<SaleRow>> {
-        let row = sqlx::query("SELECT * FROM flash_sales WHERE id = ?").bind(id.0).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query("SELECT * FROM flash_sales WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         row.map(|r| {
             Ok(SaleRow {
                 id,
@@ -786,16 +995,30 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         let get = |c: &str| r.try_get::<i64, _>(c).map_err(db_err);
-        Ok(HostStats { orders: get("n")? as u64, units: get("units")? as u64, revenue_cents: get("revenue")? })
+        Ok(HostStats {
+            orders: get("n")? as u64,
+            units: get("units")? as u64,
+            revenue_cents: get("revenue")?,
+        })
     }
 
     async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        let rows = sqlx::query("SELECT seq, at, event FROM commerce_log WHERE show_id = ? ORDER BY seq")
-            .bind(show.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(|r| Ok((r.try_get("seq")?, Timestamp(r.try_get("at")?), r.try_get("event")?))).collect::<Result<_, sqlx::Error>>().map_err(db_err)
+        let rows =
+            sqlx::query("SELECT seq, at, event FROM commerce_log WHERE show_id = ? ORDER BY seq")
+                .bind(show.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    Timestamp(r.try_get("at")?),
+                    r.try_get("event")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
     }
 
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
@@ -803,12 +1026,13 @@ impl Store for SqliteStore {
     }
 
     async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = ? AND idempotency_key = ?")
-            .bind(buyer.0)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM orders WHERE buyer_id = ? AND idempotency_key = ?")
+                .bind(buyer.0)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
         match id {
             Some(id) => self.order(OrderId(id)).await,
             None => Ok(None),
@@ -828,9 +1052,16 @@ impl Store for SqliteStore {
         self.orders_where("o.buyer_id = ?", &[buyer.0]).await
     }
 
-    async fn orders_for_seller(&self, seller: UserId, show: Option<ShowId>) -> StoreResult<Vec<Order>> {
+    async fn orders_for_seller(
+        &self,
+        seller: UserId,
+        show: Option<ShowId>,
+    ) -> StoreResult<Vec<Order>> {
         match show {
-            Some(s) => self.orders_where("s.seller_id = ? AND o.show_id = ?", &[seller.0, s.0]).await,
+            Some(s) => {
+                self.orders_where("s.seller_id = ? AND o.show_id = ?", &[seller.0, s.0])
+                    .await
+            }
             None => self.orders_where("s.seller_id = ?", &[seller.0]).await,
         }
     }

@@ -47,7 +47,7 @@ export async function api(method, path, body, { idempotencyKey, retries = 3 } = 
     throw new ApiError(
       res.status,
       err?.code ?? `http_${res.status}`,
-      err?.message ?? (res.statusText || `Request failed (${res.status})`),
+      sentence(err?.message ?? (res.statusText || `Request failed (${res.status})`)),
     );
   }
 }
@@ -60,6 +60,12 @@ async function readJson(res) {
   } catch {
     return null;
   }
+}
+
+/** The server writes messages in lower case ("you are muted"); people read sentences. */
+export function sentence(text) {
+  const t = String(text ?? '');
+  return t.charAt(0).toUpperCase() + t.slice(1);
 }
 
 const SYMBOLS = { USD: '$', EUR: '€', GBP: '£' };

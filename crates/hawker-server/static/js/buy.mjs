@@ -2,8 +2,11 @@
 import { api, formatCents, newIdempotencyKey } from './api.mjs';
 import { el } from './chat.mjs';
 
-const MAX_QTY = 99;
 const $ = (id) => document.getElementById(id);
+const MAX_QTY = 99;
+/** How often a pending or duplicate answer is asked again, a second apart. */
+const RETRIES = 10;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A target is what the sheet sells:
@@ -145,23 +148,48 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
     result.replaceChildren();
     render();
     try {
-      const res = await api('POST', '/orders', body, { idempotencyKey: pending.key });
-      pending = null;
-      placed = true;
-      const order = res?.order;
-      const total = order ? ` · ${formatCents(order.total_cents, order.currency)}` : '';
-      setResult('ok', `Order placed ✓${total}`);
-      submit.disabled = true;
-      submit.textContent = 'Paid ✓';
-    } catch (err) {
-      // Without an answer (or with a server fault) the order may exist: keep the key for a retry.
-      if (err.status !== 0 && err.status < 500) pending = null;
-      if (err.code === 'sold_out') closedReason = 'Sold out';
-      if (err.code === 'sale_ended') closedReason = 'Sale ended';
-      setResult('error', err.message);
+      await settle(body);
     } finally {
       busy = false;
       render();
+    }
+  }
+
+  /** Posts the order until it has a final answer; the key is kept while the outcome is unknown. */
+  async function settle(body) {
+    for (let attempt = 1; ; attempt++) {
+      let res;
+      try {
+        res = await api('POST', '/orders', body, { idempotencyKey: pending.key });
+      } catch (err) {
+        // 409 duplicate: our own earlier try with this key is still running; wait for its answer.
+        if (err.code === 'duplicate' && attempt < RETRIES) {
+          await sleep(1000);
+          continue;
+        }
+        // Without an answer (or with a server fault) the order may exist: keep the key for a retry.
+        if (err.status !== 0 && err.status < 500 && err.code !== 'duplicate') pending = null;
+        if (err.code === 'sold_out') closedReason = 'Sold out';
+        if (err.code === 'sale_ended') closedReason = 'Sale ended';
+        setResult('error', err.message);
+        return;
+      }
+      const order = res?.order;
+      if (order) {
+        pending = null;
+        placed = true;
+        const saved = order.discount_cents > 0 ? ` (you saved ${formatCents(order.discount_cents, order.currency)})` : '';
+        setResult('ok', `Order placed ✓ · ${formatCents(order.total_cents, order.currency)}${saved}`);
+        submit.disabled = true;
+        submit.textContent = 'Paid ✓';
+        return;
+      }
+      // 202: the payment is still being processed; ask again with the same key.
+      if (attempt >= RETRIES) {
+        setResult('error', 'Your payment is still being processed. Tap Pay to check again, or see My orders.');
+        return;
+      }
+      await sleep(1000);
     }
   }
 

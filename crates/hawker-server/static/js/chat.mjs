@@ -1,7 +1,8 @@
 // Chat for the show page and the host console: draws #chat, sends from #chat-form, moderates.
-import { api } from './api.mjs';
+import { api, sentence } from './api.mjs';
 import { toast, toastError } from './toast.mjs';
 
+const $ = (id) => document.getElementById(id);
 const MAX_LINES = 200;
 const MAX_CHARS = 500;
 
@@ -10,10 +11,10 @@ const MAX_CHARS = 500;
  * every line gets delete and mute buttons.
  */
 export function createChat({ showId, canModerate, send }) {
-  const list = document.getElementById('chat');
-  const form = document.getElementById('chat-form');
-  const input = document.getElementById('chat-input');
-  const errorEl = document.getElementById('chat-error');
+  const list = $('chat');
+  const form = $('chat-form');
+  const input = $('chat-input');
+  const errorEl = $('chat-error');
   let errorTimer = null;
 
   function nearBottom() {
@@ -57,8 +58,8 @@ export function createChat({ showId, canModerate, send }) {
   }
 
   function showError(message) {
-    if (!errorEl) return toast(message, { kind: 'error' });
-    errorEl.textContent = message;
+    if (!errorEl) return toast(sentence(message), { kind: 'error' });
+    errorEl.textContent = sentence(message);
     errorEl.hidden = false;
     clearTimeout(errorTimer);
     errorTimer = setTimeout(() => (errorEl.hidden = true), 6000);

@@ -5,6 +5,7 @@ import { connectLive, formatCountdown } from './live.mjs';
 import { toast, toastError } from './toast.mjs';
 
 const $ = (id) => document.getElementById(id);
+
 const root = $('host-console');
 const showId = Number(root.dataset.showId);
 const currency = root.dataset.currency || 'USD';
@@ -26,6 +27,7 @@ function onMessage(m) {
       sales = new Map(m.sales.map((s) => [s.id, s]));
       renderSales();
       if (m.live) setStatus('live');
+      else if (root.dataset.status === 'live') setStatus('ended');
       refreshOrders();
       return;
     case 'chat':
@@ -69,7 +71,8 @@ function onMessage(m) {
 }
 
 function onStatus(status) {
-  $('conn').hidden = status !== 'reconnecting';
+  // Before the show starts the server refuses the socket; that is waiting, not a lost connection.
+  $('conn').hidden = status !== 'reconnecting' || root.dataset.status === 'scheduled';
 }
 
 function setNumber(id, n) {

@@ -31,6 +31,7 @@ function onMessage(m) {
   switch (m.type) {
     case 'snapshot':
       pinned = m.pinned ?? null;
+      for (const id of sales.keys()) if (!m.sales.some((s) => s.id === id)) buy.update('sale', id, null);
       sales = new Map(m.sales.map((s) => [s.id, s]));
       chat.reset(m.chat);
       setNumber('viewers', m.viewers);
@@ -92,7 +93,8 @@ function onMessage(m) {
 }
 
 function onStatus(status) {
-  $('conn').hidden = status !== 'reconnecting';
+  // Before the show starts the server refuses the socket; that is waiting, not a lost connection.
+  $('conn').hidden = status !== 'reconnecting' || $('video').dataset.state === 'scheduled';
 }
 
 function setNumber(id, n) {

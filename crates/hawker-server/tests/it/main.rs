@@ -1,1 +1,7 @@
-mod x {}
+mod bad_input;
+mod crash;
+mod flash_sale;
+mod helpers;
+mod live_room;
+mod pages;
+mod storage;

@@ -1,0 +1,174 @@
+//! `kill -9` during a herd, restart on the same database: every acknowledged order is there,
+//! and no unit is sold twice.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::TestApp;
+
+/// Starts the real `hawker` binary on `dir` and waits for it to say its port.
+async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, TestApp) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawker"));
+    cmd.arg("serve")
+        .env("HAWKER_LISTEN", "127.0.0.1:0")
+        .env("HAWKER_DATA_DIR", dir)
+        .env("HAWKER_ARGON2_MEMORY_KIB", "64")
+        .env("HAWKER_ARGON2_ITERATIONS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("hawker starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let port = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("starts in time")
+            .expect("reads")
+            .expect("a line");
+        if let Some(addr) = line.strip_prefix("hawker listening on http://") {
+            break addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .expect("port");
+        }
+    };
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()
+            .expect("client"),
+        payments: std::sync::Arc::default(),
+        _data_dir: tempfile::tempdir().expect("unused dir"),
+    };
+    (child, app)
+}
+
+async fn orders(app: &TestApp, seller: &str, show_id: i64) -> Vec<Value> {
+    let (status, body) = app
+        .get(
+            Some(seller),
+            &format!("/api/v1/seller/orders?show_id={show_id}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    body["orders"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_herd_loses_no_acknowledged_order() {
+    const UNITS: i64 = 120;
+    let data = tempfile::tempdir().expect("dir");
+    // A short hold, so reservations interrupted by the kill expire quickly after the restart.
+    let hold = [("HAWKER_RESERVATION_HOLD_S", "5")];
+    let (mut child, app) = start_hawker(data.path(), &hold).await;
+    let show = app.live_show(&[("Ruby", 2400, 200)]).await;
+    let sale_id = app.start_sale(&show, UNITS, 1, 3600).await;
+    let buyers = app.buyers(400).await;
+
+    // The herd, and a watcher that kills the server once 40 orders have been acknowledged.
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let mut herd = Vec::new();
+    for (i, b) in buyers.iter().enumerate() {
+        let (client, url, token, tx) = (
+            app.client.clone(),
+            app.url("/api/v1/orders"),
+            b.token.clone(),
+            acked_tx.clone(),
+        );
+        let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_visa" });
+        herd.push(tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("crash-{i}"))
+                .json(&body)
+                .send()
+                .await;
+            if let Ok(res) = res
+                && res.status() == StatusCode::CREATED
+                && let Ok(v) = res.json::<Value>().await
+            {
+                let _ = tx.send(v["order"]["id"].as_i64().expect("id"));
+            }
+        }));
+    }
+    drop(acked_tx);
+    let mut acknowledged = Vec::new();
+    while let Some(id) = acked_rx.recv().await {
+        acknowledged.push(id);
+        if acknowledged.len() == 40 {
+            child.start_kill().expect("SIGKILL");
+            break;
+        }
+    }
+    child.wait().await.expect("dead");
+    for h in herd {
+        let _ = h.await;
+    }
+    // Answers that raced the kill may still have arrived; they count as acknowledged too.
+    while let Ok(id) = acked_rx.try_recv() {
+        acknowledged.push(id);
+    }
+    assert!(acknowledged.len() >= 40);
+
+    // Restart on the same database.
+    let (_child, app) = start_hawker(data.path(), &hold).await;
+    let stored = orders(&app, &show.seller.token, show.show_id).await;
+    for id in &acknowledged {
+        let order = stored
+            .iter()
+            .find(|o| o["id"] == *id)
+            .unwrap_or_else(|| panic!("acknowledged order {id} lost"));
+        assert_eq!(order["status"], "paid");
+    }
+    let (_, sale) = app
+        .get(None, &format!("/api/v1/flash-sales/{sale_id}"))
+        .await;
+    let held = stored
+        .iter()
+        .filter(|o| o["status"] == "paid" || o["status"] == "reserved")
+        .count() as i64;
+    assert_eq!(
+        sale["remaining"].as_i64().expect("remaining") + held,
+        UNITS,
+        "units add up after the crash"
+    );
+
+    // Interrupted reservations expire and their units return; then the rest sells out exactly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while orders(&app, &show.seller.token, show.show_id)
+        .await
+        .iter()
+        .any(|o| o["status"] == "reserved")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reservations expire"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let late = app.buyers(150).await;
+    let buys = late.iter().enumerate().map(|(i, b)| {
+        let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_visa" });
+        let app = &app;
+        async move { app.buy(&b.token, &format!("after-{i}"), body).await.0 }
+    });
+    futures_util::future::join_all(buys).await;
+    let stored = orders(&app, &show.seller.token, show.show_id).await;
+    let paid = stored.iter().filter(|o| o["status"] == "paid").count() as i64;
+    let (_, sale) = app
+        .get(None, &format!("/api/v1/flash-sales/{sale_id}"))
+        .await;
+    assert_eq!(paid, UNITS, "sold out exactly, never oversold");
+    assert_eq!(sale["remaining"], 0);
+}

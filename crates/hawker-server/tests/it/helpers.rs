@@ -1,0 +1,296 @@
+//! `spawn_app()`: a real Hawker on port 0 with its own temporary SQLite database, and typed
+//! helpers to act on it over real HTTP and WebSocket connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hawker_server::payments::TestProvider;
+use hawker_server::{App, Config};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub payments: Arc<TestProvider>,
+    /// Keeps the temporary database alive as long as the app.
+    pub _data_dir: tempfile::TempDir,
+}
+
+/// Settings every test starts from: a temporary data dir, port 0, cheap password hashing.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let app = App::build(config).await.expect("app builds");
+    let port = app.port();
+    let payments = app.test_payments().expect("test provider");
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .expect("client"),
+        payments,
+        _data_dir: dir,
+    }
+}
+
+static NEXT_USER: AtomicUsize = AtomicUsize::new(1);
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub token: String,
+}
+
+/// A seller with one product of `variants` variants, and a live show selling it.
+#[derive(Debug, Clone)]
+pub struct LiveShow {
+    pub seller: Account,
+    pub show_id: i64,
+    pub product_id: i64,
+    pub variant_ids: Vec<i64>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, Some(token), path, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, token, path, None).await
+    }
+
+    pub async fn signup(&self, role: &str) -> Account {
+        let n = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                None,
+                "/api/v1/auth/signup",
+                Some(json!({ "email": format!("user{n}@test.dev"), "password": "correct horse", "display_name": format!("User {n}"), "role": role })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Account {
+            id: body["user"]["id"].as_i64().expect("id"),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Signs up many buyers at once.
+    pub async fn buyers(&self, n: usize) -> Vec<Account> {
+        let mut out = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+            let batch =
+                futures_util::future::join_all(chunk.iter().map(|_| self.signup("buyer"))).await;
+            out.extend(batch);
+        }
+        out
+    }
+
+    pub async fn product(
+        &self,
+        seller: &Account,
+        variants: &[(&str, i64, i64)],
+    ) -> (i64, Vec<i64>) {
+        let variants: Vec<Value> = variants
+            .iter()
+            .map(|(n, p, s)| json!({ "name": n, "price_cents": p, "stock": s }))
+            .collect();
+        let (status, body) = self.post(&seller.token, "/api/v1/products", json!({ "title": "Velvet lipstick", "description": "matte", "currency": "USD", "variants": variants })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let ids = body["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| v["id"].as_i64().expect("id"))
+            .collect();
+        (body["id"].as_i64().expect("id"), ids)
+    }
+
+    /// A seller, a product with the given variants (`(name, price_cents, stock)`), a live show.
+    pub async fn live_show(&self, variants: &[(&str, i64, i64)]) -> LiveShow {
+        let seller = self.signup("seller").await;
+        let (product_id, variant_ids) = self.product(&seller, variants).await;
+        let (status, body) = self
+            .post(
+                &seller.token,
+                "/api/v1/shows",
+                json!({ "title": "Drop", "category": "beauty", "product_ids": [product_id] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let show_id = body["id"].as_i64().expect("id");
+        let (status, body) = self
+            .post(
+                &seller.token,
+                &format!("/api/v1/shows/{show_id}/start"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        LiveShow {
+            seller,
+            show_id,
+            product_id,
+            variant_ids,
+        }
+    }
+
+    pub async fn start_sale(
+        &self,
+        show: &LiveShow,
+        quantity: i64,
+        per_buyer_limit: i64,
+        duration_s: i64,
+    ) -> i64 {
+        let (status, body) = self
+            .post(
+                &show.seller.token,
+                &format!("/api/v1/shows/{}/flash-sales", show.show_id),
+                json!({ "variant_id": show.variant_ids[0], "quantity": quantity, "price_cents": 1500, "per_buyer_limit": per_buyer_limit, "duration_s": duration_s }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().expect("sale id")
+    }
+
+    pub async fn buy(&self, token: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn connect_live(&self, show_id: i64, token: Option<&str>) -> LiveSocket {
+        let mut req = format!("ws://127.0.0.1:{}/api/v1/shows/{show_id}/live", self.port)
+            .into_client_request()
+            .expect("request");
+        if let Some(t) = token {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header"),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("socket connects");
+        LiveSocket { ws }
+    }
+
+    /// A viewer on a connection with a tiny receive buffer, so the server notices quickly when
+    /// it stops reading.
+    pub async fn connect_live_slow(&self, show_id: i64) -> LiveSocket {
+        let req = format!("ws://127.0.0.1:{}/api/v1/shows/{show_id}/live", self.port)
+            .into_client_request()
+            .expect("request");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small buffer");
+        let stream = socket
+            .connect(([127, 0, 0, 1], self.port).into())
+            .await
+            .expect("connects");
+        let (ws, _) =
+            tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+                .await
+                .expect("handshake");
+        LiveSocket { ws }
+    }
+}
+
+pub struct LiveSocket {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl LiveSocket {
+    /// The next JSON message, failing the test after 10 s of silence.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("socket open")
+                .expect("no error");
+            if let Message::Text(t) = msg {
+                return serde_json::from_str(&t).expect("JSON");
+            }
+        }
+    }
+
+    /// Skips messages until one of `kind` arrives that satisfies `pred`.
+    pub async fn until(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let m = self.next().await;
+            if m["type"] == kind && pred(&m) {
+                return m;
+            }
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("sent");
+    }
+}

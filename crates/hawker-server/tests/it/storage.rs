@@ -1,0 +1,231 @@
+//! The storage story: one walk through the `Store` trait that every backend must pass, including
+//! the database's own guards (CHECK constraints, unique keys, the append-only log).
+
+use hawker_core::account::Role;
+use hawker_core::commerce::{Event, OrderLine, Sale, SaleStatus};
+use hawker_core::ids::{OrderId, SaleId, ShowId};
+use hawker_core::money::Currency;
+use hawker_core::time::Timestamp;
+use hawker_server::store::{
+    self, Batch, NewShow, NewUser, OrderMeta, ProductEdit, ShowStatus, StoreError, VariantEdit,
+};
+
+#[tokio::test]
+async fn the_store_keeps_the_story_and_guards_the_invariants() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("story.db").display()));
+    let store = store::open(&url, true).await.expect("opens");
+    let now = Timestamp(1_000);
+    let seller = store
+        .create_user(
+            &NewUser {
+                email: "s@x.dev".into(),
+                password_hash: "h".into(),
+                display_name: "S".into(),
+                role: Role::Seller,
+            },
+            now,
+        )
+        .await
+        .expect("user");
+    let dup = store
+        .create_user(
+            &NewUser {
+                email: "s@x.dev".into(),
+                password_hash: "h".into(),
+                display_name: "S".into(),
+                role: Role::Buyer,
+            },
+            now,
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    let buyer = store
+        .create_user(
+            &NewUser {
+                email: "b@x.dev".into(),
+                password_hash: "h".into(),
+                display_name: "B".into(),
+                role: Role::Buyer,
+            },
+            now,
+        )
+        .await
+        .expect("user");
+    let product = store
+        .create_product(
+            seller.id,
+            &ProductEdit {
+                title: "P".into(),
+                description: String::new(),
+                currency: "USD".into(),
+                variants: vec![VariantEdit {
+                    id: None,
+                    name: "V".into(),
+                    price_cents: 100,
+                    stock: 3,
+                }],
+            },
+            now,
+        )
+        .await
+        .expect("product");
+    let variant = product.variants[0].id;
+    let show = store
+        .create_show(
+            &NewShow {
+                seller_id: seller.id,
+                title: "T".into(),
+                category: "c".into(),
+                scheduled_at: None,
+                stream_key: "sk".into(),
+                product_ids: vec![product.id],
+            },
+            now,
+        )
+        .await
+        .expect("show");
+    store
+        .set_show_status(show.id, ShowStatus::Live, now)
+        .await
+        .expect("live");
+
+    let sale = Sale {
+        id: SaleId(7),
+        variant_id: variant,
+        price_cents: 90,
+        quantity: 2,
+        remaining: 2,
+        per_buyer_limit: 2,
+        starts_at: now,
+        ends_at: Timestamp(9_000),
+        status: SaleStatus::Running,
+    };
+    let order = OrderLine {
+        id: OrderId(11),
+        buyer: buyer.id,
+        variant_id: variant,
+        sale_id: Some(sale.id),
+        quantity: 2,
+        unit_price_cents: 90,
+        subtotal_cents: 180,
+        discount_cents: 0,
+        total_cents: 180,
+        currency: Currency::parse("USD").expect("usd"),
+        code_id: None,
+        hold_until: Timestamp(5_000),
+    };
+    let meta = OrderMeta {
+        order_id: order.id,
+        idempotency_key: "k".into(),
+        payment_method: "pm_card_visa".into(),
+    };
+    let batch = Batch {
+        events: vec![
+            Event::SaleStarted {
+                sale: sale.clone(),
+                variant_stock_left: 1,
+            },
+            Event::Reserved {
+                order: order.clone(),
+                left: 0,
+            },
+        ],
+        new_orders: vec![meta.clone()],
+    };
+    store.commit(show.id, now, &batch).await.expect("commits");
+    let restored = store.load_commerce(show.id).await.expect("loads");
+    assert_eq!(restored.variants[0].stock, 1);
+    assert_eq!(restored.running_sales[0].remaining, 0);
+    assert_eq!(restored.reservations, vec![order.clone()]);
+    assert_eq!(restored.held, vec![(sale.id, buyer.id, 2)]);
+
+    // The database refuses what the owner must never do, and a failed batch changes nothing.
+    let mut oversell = order.clone();
+    oversell.id = OrderId(12);
+    let bad = Batch {
+        events: vec![Event::Reserved {
+            order: oversell,
+            left: 0,
+        }],
+        new_orders: vec![OrderMeta {
+            order_id: OrderId(12),
+            idempotency_key: "k2".into(),
+            payment_method: "pm".into(),
+        }],
+    };
+    assert!(
+        matches!(
+            store.commit(show.id, now, &bad).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "CHECK (remaining >= 0) holds"
+    );
+    let mut same_key = order.clone();
+    same_key.id = OrderId(13);
+    same_key.sale_id = None;
+    same_key.quantity = 1;
+    let bad = Batch {
+        events: vec![Event::Reserved {
+            order: same_key,
+            left: 0,
+        }],
+        new_orders: vec![OrderMeta {
+            order_id: OrderId(13),
+            ..meta
+        }],
+    };
+    assert!(
+        matches!(
+            store.commit(show.id, now, &bad).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "unique (buyer, idempotency key)"
+    );
+    assert_eq!(
+        store.load_commerce(show.id).await.expect("loads").variants[0].stock,
+        1,
+        "the failed batches left no trace"
+    );
+
+    let paid = Batch {
+        events: vec![Event::Paid {
+            order_id: order.id,
+            buyer: buyer.id,
+            variant_id: variant,
+            sale_id: Some(sale.id),
+            quantity: 2,
+            total_cents: 180,
+            payment_ref: Some("ch".into()),
+        }],
+        new_orders: vec![],
+    };
+    store.commit(show.id, now, &paid).await.expect("commits");
+    let stored = store.order(order.id).await.expect("reads").expect("exists");
+    assert_eq!(stored.status, "paid");
+    assert_eq!(
+        store
+            .host_stats(show.id)
+            .await
+            .expect("stats")
+            .revenue_cents,
+        180
+    );
+    assert_eq!(store.commerce_log(show.id).await.expect("log").len(), 3);
+    assert!(
+        store
+            .order_by_key(buyer.id, "k")
+            .await
+            .expect("reads")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .show(ShowId(show.id.0))
+            .await
+            .expect("reads")
+            .map(|s| s.status),
+        Some(ShowStatus::Live)
+    );
+}
