@@ -25,14 +25,16 @@ use crate::live::{CommerceCmd, Refusal, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
 use crate::store::{Order, OrderMeta, ShowStatus};
 
+fn sale_ended() -> AppError {
+    AppError::conflict("sale_ended", "this flash sale has ended")
+}
+
 /// Maps the owner's refusals to HTTP.
 pub fn refusal(r: Refusal) -> AppError {
     use hawker_core::commerce::SaleRejected as S;
     match r {
         Refusal::Buy(BuyRejected::SoldOut) => AppError::conflict("sold_out", "sold out"),
-        Refusal::Buy(BuyRejected::SaleEnded) => {
-            AppError::conflict("sale_ended", "this flash sale has ended")
-        }
+        Refusal::Buy(BuyRejected::SaleEnded) => sale_ended(),
         Refusal::Buy(BuyRejected::UnknownItem) => {
             AppError::unprocessable("unknown_item", "this item is not for sale in this show")
         }
@@ -132,6 +134,11 @@ pub async fn buy(
                     "variant_id does not match the flash sale",
                 ));
             }
+            // The owner forgets a sale once it has ended and settled, so it could only answer
+            // "unknown item"; the stored sale says what happened.
+            if sale.status != "running" || sale.ends_at <= clock::now() {
+                return Err(sale_ended());
+            }
             Item::Sale(sale.id)
         }
         (None, Some(variant_id)) => Item::Variant(VariantId(variant_id)),
@@ -173,6 +180,7 @@ pub async fn buy(
         idempotency_key: key.as_str().to_owned(),
         payment_method,
     };
+    let buying_sale = matches!(req.item, Item::Sale(_));
     let reserved = ask(&live, |reply| CommerceCmd::Buy {
         req,
         meta,
@@ -186,6 +194,11 @@ pub async fn buy(
         Err(AppError::Refused {
             code: "duplicate", ..
         }) => {}
+        // The sale ended (and was forgotten by the owner) since it was looked up above.
+        Err(AppError::Refused {
+            code: "unknown_item",
+            ..
+        }) if buying_sale => return Err(sale_ended()),
         Err(e) => return Err(e),
     }
     let order = state

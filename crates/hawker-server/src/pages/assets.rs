@@ -1,5 +1,8 @@
-//! Static assets, embedded in the binary so `hawker` runs from anywhere. Served with a version
-//! query string from the pages, so they can be cached for a day without going stale for long.
+//! Static assets, embedded in the binary so `hawker` runs from anywhere.
+//!
+//! Pages link them under a versioned path, `/static/v-<hash>/js/show.mjs`, so a module's relative
+//! imports (`./api.mjs`) carry the same version and everything can be cached forever: a new build
+//! has a new hash. Unversioned paths are served too, revalidated on every use.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -41,6 +44,18 @@ pub fn version() -> &'static str {
 }
 
 pub async fn serve(ApiPath(path): ApiPath<String>) -> Result<Response, AppError> {
+    let (versioned, path) = match path
+        .strip_prefix("v-")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((version, rest)) => (version == self::version(), rest.to_owned()),
+        None => (false, path),
+    };
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, no-cache"
+    };
     let (_, body) = ASSETS
         .iter()
         .find(|(p, _)| *p == path)
@@ -53,10 +68,7 @@ pub async fn serve(ApiPath(path): ApiPath<String>) -> Result<Response, AppError>
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400"),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         *body,
     )

@@ -18,7 +18,7 @@ const loginUrl = `/login?next=/shows/${showId}`;
 let pinned = null;
 let sales = new Map();
 let wasLive = room.dataset.status === 'live';
-let ended = room.dataset.status === 'ended';
+const ended = room.dataset.status === 'ended';
 
 const buy = createBuySheet({ showId, signedIn, loginUrl });
 const conn = ended ? null : connectLive(showId, onMessage, { onStatus });
@@ -36,10 +36,14 @@ function onMessage(m) {
       chat.reset(m.chat);
       setNumber('viewers', m.viewers);
       setNumber('hearts-total', m.hearts_total);
-      if (m.live) wasLive = true;
-      if (m.live) setStage('live');
-      else if (wasLive) return showEnded();
-      else setStage('scheduled');
+      if (m.live) {
+        wasLive = true;
+        setStage('live');
+      } else if (wasLive) {
+        return showEnded();
+      } else {
+        setStage('scheduled');
+      }
       break;
     case 'chat':
       return chat.add(m);
@@ -110,7 +114,6 @@ function setStage(state) {
 }
 
 function showEnded() {
-  ended = true;
   conn?.close();
   pinned = null;
   sales.clear();

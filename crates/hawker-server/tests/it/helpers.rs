@@ -294,3 +294,201 @@ impl LiveSocket {
             .expect("sent");
     }
 }
+
+// Helpers for refusals, pages and uploads (`bad_input.rs`, `pages.rs`).
+
+/// Asserts a refusal: `want` status, exactly the `{"error":{"code","message"}}` shape, `code`.
+#[track_caller]
+pub fn assert_refused((status, body): &(StatusCode, Value), want: StatusCode, code: &str) {
+    assert_eq!(*status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "a readable message: {body}");
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "only the error object: {body}"
+    );
+}
+
+/// Milliseconds since the epoch, as the server's clock reads them (same machine).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Polls every 50 ms until the wall clock passes `at_ms`.
+pub async fn wait_past(at_ms: i64) {
+    while now_ms() <= at_ms {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A PNG-looking body of `len` bytes: the signature, then filler. Only the magic number is checked.
+pub fn png_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bytes.resize(len.max(8), 7);
+    bytes
+}
+
+/// The `value` of the first `<input name="{name}" value="…">` in `html`.
+pub fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} field in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').expect("closing quote")].to_owned()
+}
+
+/// The session's CSRF token from a page's `<meta name="csrf-token">`.
+pub fn meta_csrf(html: &str) -> String {
+    let at = html
+        .find("<meta name=\"csrf-token\" content=\"")
+        .expect("csrf meta tag")
+        + 33;
+    html[at..at + html[at..].find('"').expect("closing quote")].to_owned()
+}
+
+/// A page as a browser sees it: status, headers and body.
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+pub async fn read_page(res: reqwest::Response) -> Page {
+    let (status, headers) = (res.status(), res.headers().clone());
+    Page {
+        status,
+        headers,
+        body: res.text().await.expect("body"),
+    }
+}
+
+/// An account made through the sign-up page; its browser holds the session cookie.
+pub struct FormUser {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+impl TestApp {
+    /// A browser: keeps cookies, does not follow redirects (tests look at them).
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("browser client")
+    }
+
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> Page {
+        read_page(
+            client
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("page request"),
+        )
+        .await
+    }
+
+    /// Signs up through the form (GET /signup for the CSRF cookie and field, then POST), and
+    /// checks the answer is the redirect to `next` that starts a session.
+    pub async fn form_signup(&self, browser: &reqwest::Client, role: &str, next: &str) -> FormUser {
+        let n = NEXT_USER.fetch_add(1, Ordering::Relaxed);
+        let user = FormUser {
+            email: format!("form{n}@test.dev"),
+            password: "correct horse".into(),
+            display_name: format!("Form User {n}"),
+        };
+        let form = self.page(browser, "/signup").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = input_value(&form.body, "_csrf");
+        let res = browser
+            .post(self.url("/signup"))
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("email", &user.email),
+                ("password", &user.password),
+                ("display_name", &user.display_name),
+                ("role", role),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("sign-up form sent");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            res.headers().get("location").and_then(|v| v.to_str().ok()),
+            Some(next)
+        );
+        user
+    }
+
+    /// Posts `bytes` as the multipart field `image` (what the upload forms send).
+    pub async fn upload(&self, token: &str, path: &str, bytes: &[u8]) -> (StatusCode, Value) {
+        let boundary = "hawker-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let res = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("upload sent");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The buyer's orders, as `GET /api/v1/orders` lists them.
+    pub async fn orders(&self, token: &str) -> Vec<Value> {
+        let (status, body) = self.get(Some(token), "/api/v1/orders").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["orders"].as_array().expect("orders").clone()
+    }
+
+    /// Units on hand of each variant of a product.
+    pub async fn stock(&self, product_id: i64) -> Vec<i64> {
+        let (status, body) = self
+            .get(None, &format!("/api/v1/products/{product_id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .map(|v| v["stock"].as_i64().expect("stock"))
+            .collect()
+    }
+
+    pub async fn sale(&self, sale_id: i64) -> Value {
+        let (status, body) = self
+            .get(None, &format!("/api/v1/flash-sales/{sale_id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
