@@ -4,6 +4,7 @@
 //! durability (`synchronous=FULL`), in the same run. Prints a Markdown table for BENCHMARKS.md.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use crate::App;
 use crate::auth::{random_token, token_hash};
 use crate::clock;
 use crate::config::Config;
+use crate::live::owner::GROUP_COMMITS;
 use crate::store::{NewUser, ProductEdit, TokenKind, VariantEdit};
 
 fn flag(args: &[&str], name: &str, default: usize) -> anyhow::Result<usize> {
@@ -149,6 +151,7 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
         tokens.push(token(&state, u.id).await?);
     }
     let before = log_len(&state, show_id).await?;
+    let commits_before = GROUP_COMMITS.load(Ordering::Relaxed);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(buyers);
     for (i, t) in tokens.into_iter().enumerate() {
@@ -172,10 +175,11 @@ async fn hawker(dir: &std::path::Path, buyers: usize, units: usize) -> anyhow::R
     }
     let elapsed = started.elapsed();
     let events = log_len(&state, show_id).await? - before;
+    let commits = GROUP_COMMITS.load(Ordering::Relaxed) - commits_before;
     Ok(Run {
         sold,
         elapsed,
-        commits: format!("{events} log events in group commits"),
+        commits: format!("{commits} (group commits carrying {events} events)"),
     })
 }
 

@@ -204,7 +204,12 @@ async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let restore = state.store.load_commerce(ShowId(show.id.0)).await?;
-    if !restore.running_sales.is_empty() {
+    // A sale past its deadline is still marked running until the owner's first tick ends it.
+    if restore
+        .running_sales
+        .iter()
+        .any(|s| s.ends_at > clock::now().plus_secs(60))
+    {
         return Ok(());
     }
     let Some(variant) = restore.variants.first() else {

@@ -94,6 +94,9 @@ pub enum CommerceCmd {
     Unchecked(OrderId),
 }
 
+/// Group commits made by all owners since the process started (for `hawker bench` and metrics).
+pub static GROUP_COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// An answer decided but not yet sent: it goes out after the batch commits (`true`) or fails.
 type Pending = Box<dyn FnOnce(bool) + Send>;
 
@@ -225,7 +228,10 @@ impl Owner {
                 .commit(self.commerce.show_id(), now, &batch)
                 .await
             {
-                Ok(()) => true,
+                Ok(()) => {
+                    GROUP_COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    true
+                }
                 Err(e) => {
                     tracing::error!(show = %self.commerce.show_id(), "group commit failed, reloading: {e:#}");
                     self.reload().await;

@@ -457,13 +457,45 @@ async fn an_unknown_page_is_a_404_page() {
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
+/// The value of the first `{attr}="…"` after `marker` in `html`.
+fn attr_after<'a>(html: &'a str, marker: &str, attr: &str) -> &'a str {
+    let from = &html[html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"))..];
+    let value = &from[from.find(&format!("{attr}=\"")).expect("attribute") + attr.len() + 2..];
+    &value[..value.find('"').expect("closing quote")]
+}
+
 #[tokio::test]
 async fn static_assets_are_served_with_cache_control() {
     let app = spawn_app().await;
     let browser = app.browser();
-    for (path, content_type, needle) in [
-        ("/static/app.css", "text/css", "{"),
-        ("/static/js/show.mjs", "text/javascript", "import"),
+    let show = app.live_show(&[("Ruby", 2400, 80)]).await;
+    let home = app.page(&browser, "/").await;
+    let show_page = app
+        .page(&browser, &format!("/shows/{}", show.show_id))
+        .await;
+    // What the pages link (versioned for cache busting), and the plain paths.
+    let linked_css = attr_after(&home.body, "rel=\"stylesheet\"", "href").to_owned();
+    let linked_js = attr_after(&show_page.body, "<script type=\"module\"", "src").to_owned();
+    assert!(
+        linked_css.starts_with("/static/")
+            && linked_css.contains("app.css")
+            && linked_css != "/static/app.css",
+        "{linked_css}"
+    );
+    assert!(
+        linked_js.starts_with("/static/")
+            && linked_js.contains("js/show.mjs")
+            && linked_js != "/static/js/show.mjs",
+        "{linked_js}"
+    );
+
+    for (path, content_type, needle, linked) in [
+        ("/static/app.css", "text/css", "{", false),
+        ("/static/js/show.mjs", "text/javascript", "import", false),
+        (linked_css.as_str(), "text/css", "{", true),
+        (linked_js.as_str(), "text/javascript", "import", true),
     ] {
         let page = app.page(&browser, path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
@@ -472,16 +504,16 @@ async fn static_assets_are_served_with_cache_control() {
             "{path}: {:?}",
             page.headers
         );
-        assert!(
-            page.header("cache-control").contains("max-age="),
-            "{path}: {:?}",
-            page.headers
-        );
         assert!(page.body.contains(needle), "{path}");
+        let cache = page.header("cache-control");
+        assert!(cache.starts_with("public"), "{path}: {cache:?}");
+        if linked {
+            assert!(
+                cache.contains("max-age=") && !cache.contains("max-age=0"),
+                "a versioned link is cached: {path}: {cache:?}"
+            );
+        }
     }
-    // Pages link them with the version that busts the cache.
-    let home = app.page(&browser, "/").await;
-    assert!(home.body.contains("/static/app.css?v="));
     assert_eq!(
         app.page(&browser, "/static/js/nope.mjs").await.status,
         StatusCode::NOT_FOUND
