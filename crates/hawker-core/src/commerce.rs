@@ -5,8 +5,8 @@
 //! of decisions) before it acknowledges anybody, and replays nothing: after a restart the state is
 //! rebuilt from the database with [`ShowCommerce::restore`].
 //!
-//! **Invariant (conservation)**: for every variant, units on hand + units left in its running sales
-//! + units in reservations + units paid never change except by a seller's restock. No decision
+//! **Invariant (conservation)**: for every variant, the sum of units on hand, units left in its
+//! running sales, units in reservations and units paid never changes. No decision
 //! drives a count below zero; a rejection changes nothing and emits no event.
 //!
 //! Stock moves like this: starting a sale carves its quantity out of the variant's stock; a buy

@@ -145,10 +145,10 @@ impl Page {
                     if let Some(tx) = p.lock().await.remove(&id) {
                         let _ = tx.send(msg);
                     }
-                } else if msg["method"] == "Runtime.exceptionThrown" {
-                    if let Ok(mut errs) = e.lock() {
-                        errs.push(msg["params"]["exceptionDetails"].to_string());
-                    }
+                } else if msg["method"] == "Runtime.exceptionThrown"
+                    && let Ok(mut errs) = e.lock()
+                {
+                    errs.push(msg["params"]["exceptionDetails"].to_string());
                 }
             }
         });

@@ -348,16 +348,28 @@ struct NextQuery {
     next: Option<String>,
 }
 
-fn auth_page(
-    state: &AppState,
-    headers: &HeaderMap,
+/// What the log-in or sign-up form shows: empty at first, the user's input after a refusal.
+struct AuthDraft {
     signup: bool,
     next: String,
     error: String,
     email: String,
     display_name: String,
+}
+
+fn auth_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    draft: AuthDraft,
     status: StatusCode,
 ) -> PageResult {
+    let AuthDraft {
+        signup,
+        next,
+        error,
+        email,
+        display_name,
+    } = draft;
     let form_csrf = auth::cookie(headers, FORM_CSRF_COOKIE)
         .map(str::to_owned)
         .unwrap_or_else(|| random_token(16));
@@ -387,11 +399,13 @@ async fn login_page(
     auth_page(
         &state,
         &headers,
-        false,
-        safe_next(q.next.as_deref()),
-        String::new(),
-        String::new(),
-        String::new(),
+        AuthDraft {
+            signup: false,
+            next: safe_next(q.next.as_deref()),
+            error: String::new(),
+            email: String::new(),
+            display_name: String::new(),
+        },
         StatusCode::OK,
     )
 }
@@ -404,11 +418,13 @@ async fn signup_page(
     auth_page(
         &state,
         &headers,
-        true,
-        safe_next(q.next.as_deref()),
-        String::new(),
-        String::new(),
-        String::new(),
+        AuthDraft {
+            signup: true,
+            next: safe_next(q.next.as_deref()),
+            error: String::new(),
+            email: String::new(),
+            display_name: String::new(),
+        },
         StatusCode::OK,
     )
 }
@@ -448,11 +464,13 @@ async fn login_submit(
         return auth_page(
             &state,
             &headers,
-            false,
-            next,
-            "The form expired. Please try again.".into(),
-            form.email,
-            String::new(),
+            AuthDraft {
+                signup: false,
+                next,
+                error: "The form expired. Please try again.".into(),
+                email: form.email,
+                display_name: String::new(),
+            },
             StatusCode::FORBIDDEN,
         );
     }
@@ -464,11 +482,13 @@ async fn login_submit(
             auth_page(
                 &state,
                 &headers,
-                false,
-                next,
-                message,
-                form.email,
-                String::new(),
+                AuthDraft {
+                    signup: false,
+                    next,
+                    error: message,
+                    email: form.email,
+                    display_name: String::new(),
+                },
                 status,
             )
         }
@@ -486,11 +506,13 @@ async fn signup_submit(
         return auth_page(
             &state,
             &headers,
-            true,
-            next,
-            "The form expired. Please try again.".into(),
-            form.email,
-            name,
+            AuthDraft {
+                signup: true,
+                next,
+                error: "The form expired. Please try again.".into(),
+                email: form.email,
+                display_name: name,
+            },
             StatusCode::FORBIDDEN,
         );
     }
@@ -501,7 +523,16 @@ async fn signup_submit(
             let status = e.status();
             let (_, message) = e.public_parts();
             auth_page(
-                &state, &headers, true, next, message, form.email, name, status,
+                &state,
+                &headers,
+                AuthDraft {
+                    signup: true,
+                    next,
+                    error: message,
+                    email: form.email,
+                    display_name: name,
+                },
+                status,
             )
         }
     }
