@@ -134,5 +134,31 @@ fn router(state: AppState) -> Router {
         .merge(pages::router())
         .route("/media/{name}", get(media::serve))
         .route("/static/{*path}", get(pages::assets::serve))
+        .layer(axum::middleware::from_fn(catch_panics))
         .with_state(state)
+}
+
+/// A bug must not reach a client as a dropped connection: a panicking handler answers a plain
+/// 500 with a request id (logged with the panic), and the server keeps serving.
+async fn catch_panics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            crate::error::AppError::Internal(anyhow::anyhow!("handler panicked: {what}"))
+                .into_response()
+        }
+    }
 }

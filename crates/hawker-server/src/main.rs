@@ -1,11 +1,14 @@
 //! `hawker`: parses the command line, sets up logging, and runs the [`hawker_server::App`].
 
 use anyhow::Context;
+use hawker_core::account::Role;
 use hawker_server::{App, Config, bench, demo};
 
 const USAGE: &str = "usage:
   hawker serve [--demo]          run the server (settings: hawker config --print-defaults)
   hawker config --print-defaults print every setting with its default
+  hawker user set-role EMAIL buyer|seller|moderator|admin
+                                 change an account's role (uses the configured database)
   hawker bench herd [--buyers N] [--units N]
                                  measure a flash-sale herd against a row-lock baseline";
 
@@ -20,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         ["bench", "herd", rest @ ..] => bench::herd(rest).await,
+        ["user", "set-role", email, role] => set_role(email, role).await,
         ["--help" | "-h" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -29,6 +33,18 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2)
         }
     }
+}
+
+async fn set_role(email: &str, role: &str) -> anyhow::Result<()> {
+    let role = Role::parse(role).context("role must be buyer, seller, moderator or admin")?;
+    let config = Config::load()?;
+    let store = hawker_server::store::open(&config.database_url(), true).await?;
+    store
+        .set_role(&email.trim().to_lowercase(), role)
+        .await
+        .with_context(|| format!("no account with e-mail {email}"))?;
+    println!("{email} is now {}", role.as_str());
+    Ok(())
 }
 
 async fn serve(with_demo: bool) -> anyhow::Result<()> {

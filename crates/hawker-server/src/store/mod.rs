@@ -220,6 +220,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()>;
+    /// Changes an account's role (operators make moderators and admins); `NotFound` if no such e-mail.
+    async fn set_role(&self, email: &str, role: Role) -> StoreResult<()>;
     async fn insert_token(
         &self,
         hash: &str,

@@ -252,6 +252,20 @@ impl Store for SqliteStore {
         row.as_ref().map(user_from).transpose().map_err(db_err)
     }
 
+    async fn set_role(&self, email: &str, role: Role) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET role = ? WHERE email = ?")
+            .bind(role.as_str())
+            .bind(email)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
     async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()> {
         sqlx::query("UPDATE users SET blocked_words = ? WHERE id = ?")
             .bind(words.join("\n"))

@@ -3,5 +3,6 @@ mod crash;
 mod flash_sale;
 mod helpers;
 mod live_room;
+mod orders;
 mod pages;
 mod storage;
