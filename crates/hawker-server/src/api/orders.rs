@@ -16,14 +16,14 @@ use hawker_core::ids::{IdempotencyKey, OrderId, SaleId, ShowId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::shows::{ask, find_show, new_id};
+use super::shows::{ask, ask_raw, find_show, new_id};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
-use crate::live::{CommerceCmd, Refusal, Settlement};
+use crate::live::{CommerceCmd, LiveShow, Refusal, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Order, OrderMeta, ShowStatus};
+use crate::store::{Order, OrderMeta};
 
 fn sale_ended() -> AppError {
     AppError::conflict("sale_ended", "this flash sale has ended")
@@ -111,36 +111,14 @@ pub async fn buy(
         return finish(&state, order).await;
     }
     let quantity = Quantity::new(body.quantity)?;
-    let show = find_show(&state, body.show_id).await?;
-    if show.status != ShowStatus::Live {
-        return Err(AppError::conflict("show_not_live", "this show is not live"));
-    }
     let item = match (body.flash_sale_id, body.variant_id) {
-        (Some(sale_id), _) => {
-            let sale = state
-                .store
-                .sale(SaleId(sale_id))
-                .await?
-                .ok_or_else(|| AppError::unprocessable("unknown_item", "no such flash sale"))?;
-            if sale.show_id != show.id {
-                return Err(AppError::unprocessable(
-                    "unknown_item",
-                    "this flash sale belongs to another show",
-                ));
-            }
-            if body.variant_id.is_some_and(|v| v != sale.variant_id.0) {
-                return Err(AppError::unprocessable(
-                    "invalid_input",
-                    "variant_id does not match the flash sale",
-                ));
-            }
-            // The owner forgets a sale once it has ended and settled, so it could only answer
-            // "unknown item"; the stored sale says what happened.
-            if sale.status != "running" || sale.ends_at <= clock::now() {
-                return Err(sale_ended());
-            }
-            Item::Sale(sale.id)
+        (Some(_), Some(_)) => {
+            return Err(AppError::unprocessable(
+                "invalid_input",
+                "give flash_sale_id or variant_id, not both",
+            ));
         }
+        (Some(sale_id), None) => Item::Sale(SaleId(sale_id)),
         (None, Some(variant_id)) => Item::Variant(VariantId(variant_id)),
         (None, None) => {
             return Err(AppError::unprocessable(
@@ -163,76 +141,127 @@ pub async fn buy(
             format!("{payment_method:?} is not a payment method this shop accepts"),
         ));
     }
-    let live = state.hub.live(&show).await?;
-    let now = clock::now();
+    let live = live_for_buying(&state, body.show_id).await?;
     let order_id = OrderId(new_id());
     let req = BuyRequest {
         order_id,
         buyer: buyer.id,
         item,
         quantity,
+        // Only first-order codes need to know; skip the read otherwise.
+        buyer_has_ordered: code.is_some() && state.store.buyer_has_orders(buyer.id).await?,
         code,
-        buyer_has_ordered: state.store.buyer_has_orders(buyer.id).await?,
-        hold_until: now.plus_ms(state.hub.settings().reservation_hold_ms),
+        hold_until: clock::now().plus_ms(state.hub.settings().reservation_hold_ms),
     };
     let meta = OrderMeta {
         order_id,
         idempotency_key: key.as_str().to_owned(),
-        payment_method,
+        payment_method: payment_method.clone(),
     };
-    let buying_sale = matches!(req.item, Item::Sale(_));
-    let reserved = ask(&live, |reply| CommerceCmd::Buy {
+    let reserved = ask_raw(&live, |reply| CommerceCmd::Buy {
         req,
         meta,
         buyer_name: buyer.display_name.clone(),
         reply,
     })
-    .await;
+    .await?;
     match reserved {
-        Ok(_) => {}
+        Ok(line) => {
+            let charge = ChargeRequest {
+                idempotency_key: line.id.to_string(),
+                payment_method,
+                amount_cents: line.total_cents,
+                currency: line.currency.to_string(),
+            };
+            settle(&state, &live, line.id, charge).await
+        }
         // A concurrent retry of this very request got there first: answer as it will.
-        Err(AppError::Refused {
-            code: "duplicate", ..
-        }) => {}
-        // The sale ended (and was forgotten by the owner) since it was looked up above.
-        Err(AppError::Refused {
-            code: "unknown_item",
-            ..
-        }) if buying_sale => return Err(sale_ended()),
-        Err(e) => return Err(e),
+        Err(Refusal::Duplicate(_)) => {
+            let order = state.store.order_by_key(buyer.id, key.as_str()).await?;
+            finish(
+                &state,
+                order.ok_or_else(|| {
+                    AppError::unavailable("the first attempt is still being saved; retry")
+                })?,
+            )
+            .await
+        }
+        Err(Refusal::Buy(BuyRejected::UnknownItem)) => {
+            Err(explain_unknown_item(&state, item, live.show_id).await)
+        }
+        Err(e) => Err(refusal(e)),
     }
-    let order = state
-        .store
-        .order_by_key(buyer.id, key.as_str())
-        .await?
-        .ok_or_else(|| AppError::unavailable("order not found after reserving; retry"))?;
-    finish(&state, order).await
 }
 
-/// Brings an order to its final answer: charges a reservation (idempotently), then confirms or
-/// releases it through the show's owner; repeats the answer of a settled order.
+/// The owner of a live show for a buy: the running one if any (it refuses buys once the show has
+/// ended), else the stored show must be live.
+async fn live_for_buying(state: &AppState, show_id: i64) -> Result<LiveShow, AppError> {
+    match state.hub.get(ShowId(show_id)) {
+        Some(live) => Ok(live),
+        None => state.hub.live(&find_show(state, show_id).await?).await,
+    }
+}
+
+/// The owner only knows what is on sale now; the database says what became of the rest.
+async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> AppError {
+    let unknown = AppError::unprocessable("unknown_item", "this item is not for sale in this show");
+    let Item::Sale(sale_id) = item else {
+        return unknown;
+    };
+    match state.store.sale(sale_id).await {
+        Ok(Some(sale)) if sale.show_id == show_id => sale_ended(),
+        Ok(Some(_)) => {
+            AppError::unprocessable("unknown_item", "this flash sale belongs to another show")
+        }
+        Ok(None) => AppError::unprocessable("unknown_item", "no such flash sale"),
+        Err(e) => e.into(),
+    }
+}
+
+/// Brings a stored order to its final answer: a reservation is charged and settled, anything
+/// else repeats its answer.
 async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
     if order.status != "reserved" {
         return answer(order);
     }
-    let charge = if order.total_cents == 0 {
+    let live = match state.hub.get(order.show_id) {
+        Some(live) => live,
+        None => {
+            state
+                .hub
+                .open(&find_show(state, order.show_id.0).await?)
+                .await?
+        }
+    };
+    let charge = ChargeRequest {
+        idempotency_key: order.id.to_string(),
+        payment_method: order.payment_method.clone(),
+        amount_cents: order.total_cents,
+        currency: order.currency.clone(),
+    };
+    settle(state, &live, order.id, charge).await
+}
+
+/// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
+/// through the show's owner, and answers with the stored result.
+async fn settle(
+    state: &AppState,
+    live: &LiveShow,
+    order_id: OrderId,
+    charge: ChargeRequest,
+) -> Result<Response, AppError> {
+    let charged = if charge.amount_cents == 0 {
         Ok(None)
     } else {
-        let req = ChargeRequest {
-            idempotency_key: order.id.to_string(),
-            payment_method: order.payment_method.clone(),
-            amount_cents: order.total_cents,
-            currency: order.currency.clone(),
-        };
-        state.payments.charge(&req).await.map(Some)
+        state.payments.charge(&charge).await.map(Some)
     };
-    let settlement = match &charge {
+    let settlement = match &charged {
         Ok(c) => Settlement::Paid {
             payment_ref: c.as_ref().map(|c| c.id.clone()),
         },
         Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
         Err(PaymentError::Unavailable(m)) => {
-            tracing::warn!(order = %order.id, "payment provider unavailable: {m}");
+            tracing::warn!(order = %order_id, "payment provider unavailable: {m}");
             return Err(AppError::new(
                 StatusCode::BAD_GATEWAY,
                 "payment_unavailable",
@@ -240,28 +269,23 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
             ));
         }
     };
-    let show = find_show(state, order.show_id.0).await?;
-    let live = match state.hub.get(show.id) {
-        Some(live) => live,
-        None => state.hub.open(&show).await?,
-    };
-    let settled = ask(&live, |reply| CommerceCmd::Settle {
-        order_id: order.id,
+    let settled = ask(live, |reply| CommerceCmd::Settle {
+        order_id,
         settlement,
         reply: Some(reply),
     })
     .await;
     let stored = state
         .store
-        .order(order.id)
+        .order(order_id)
         .await?
         .ok_or_else(|| AppError::not_found("order"))?;
-    if let (Err(_), Ok(Some(c))) = (&settled, &charge)
+    if let (Err(_), Ok(Some(c))) = (&settled, &charged)
         && stored.status != "paid"
     {
         // The hold ran out while the card was being charged: give the money back.
         if let Err(e) = state.payments.refund(&c.id).await {
-            tracing::error!(order = %order.id, "refunding a charge for an expired reservation failed: {e}");
+            tracing::error!(order = %order_id, "refunding a charge for an expired reservation failed: {e}");
         }
     }
     if stored.status == "paid" {

@@ -240,15 +240,18 @@ pub async fn ask<T>(
     live: &LiveShow,
     cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd,
 ) -> Result<T, AppError> {
+    ask_raw(live, cmd).await?.map_err(refusal)
+}
+
+/// Like [`ask`], but hands back the owner's refusal itself, for callers that explain it further.
+pub async fn ask_raw<T>(
+    live: &LiveShow,
+    cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd,
+) -> Result<Result<T, crate::live::Refusal>, AppError> {
+    let gone = || AppError::unavailable("the show's owner stopped; try again");
     let (reply, answer) = oneshot::channel();
-    live.commerce
-        .send(cmd(reply))
-        .await
-        .map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?;
-    answer
-        .await
-        .map_err(|_| AppError::unavailable("the show's owner stopped; try again"))?
-        .map_err(refusal)
+    live.commerce.send(cmd(reply)).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
 }
 
 async fn live_hosted(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
