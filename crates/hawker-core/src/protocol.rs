@@ -166,6 +166,7 @@ pub struct SaleView {
     pub quantity: u32,
     pub remaining: u32,
     pub per_buyer_limit: u32,
+    pub starts_at: Timestamp,
     pub ends_at: Timestamp,
 }
 

@@ -390,6 +390,7 @@ mod tests {
             quantity: 10,
             remaining: 10,
             per_buyer_limit: 2,
+            starts_at: Timestamp(0),
             ends_at: Timestamp(60_000),
         };
         room.publish(t, ServerMsg::Sale(sale));

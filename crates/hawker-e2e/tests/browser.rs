@@ -137,3 +137,66 @@ async fn the_host_pins_a_product_and_two_viewers_see_it() -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_starts_a_flash_sale_from_a_phone_and_a_viewer_sees_it_count_down()
+-> anyhow::Result<()> {
+    let server = Server::start_with_demo().await?;
+    let (show_id, products) = live_show(&server).await?;
+    let serum: Value = reqwest::get(server.url(&format!("/api/v1/products/{}", products[1])))
+        .await?
+        .json()
+        .await?;
+    let serum_50ml = serum["variants"][1]["id"].as_i64().unwrap_or(0);
+    let browser = Browser::launch().await?;
+
+    let viewer = browser.new_page(390, 844, true).await?;
+    viewer
+        .goto(&server.url(&format!("/shows/{show_id}")))
+        .await?;
+    viewer
+        .wait_for("document.querySelector('#sale-title')?.innerText.includes('Ruby')")
+        .await?;
+
+    let host = browser.new_page(390, 844, true).await?;
+    log_in(
+        &host,
+        &server,
+        "lumi@demo.hawker.dev",
+        &format!("/shows/{show_id}/host"),
+    )
+    .await?;
+    host.wait_for("document.querySelector('#sale-variant option')")
+        .await?;
+    host.eval(&format!(
+        "document.querySelector('#sale-variant').value = '{serum_50ml}'"
+    ))
+    .await?;
+    host.fill("#sale-quantity", "5").await?;
+    host.fill("#sale-price", "29.00").await?;
+    host.fill("#sale-limit", "1").await?;
+    host.fill("#sale-duration", "90").await?;
+    host.click("#sale-form button[type=submit]").await?;
+    host.wait_for("document.querySelectorAll('#host-sales li.host-sale').length === 2")
+        .await?;
+    host.screenshot(&artifacts_dir().join("host-console-phone.png"))
+        .await?;
+
+    // The newest sale takes the viewer's screen: its price, its five units, its countdown.
+    viewer
+        .wait_for("document.querySelector('#sale-title').innerText.includes('Glow Serum · 50 ml')")
+        .await?;
+    viewer
+        .wait_for("/\\$29\\.00/.test(document.querySelector('#sale-price').innerText)")
+        .await?;
+    viewer
+        .wait_for("document.querySelector('#sale-remaining').innerText.startsWith('5')")
+        .await?;
+    viewer
+        .wait_for("/^0?1:\\d\\d$/.test(document.querySelector('#sale-countdown').innerText)")
+        .await?;
+    for p in [&viewer, &host] {
+        assert!(p.js_errors().is_empty(), "{:?}", p.js_errors());
+    }
+    Ok(())
+}

@@ -594,6 +594,7 @@ impl Owner {
             quantity: sale.quantity,
             remaining: sale.remaining,
             per_buyer_limit: sale.per_buyer_limit,
+            starts_at: sale.starts_at,
             ends_at: sale.ends_at,
         })
     }

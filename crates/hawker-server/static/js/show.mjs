@@ -173,10 +173,10 @@ function renderPinned() {
   buy.update('product', p.product_id, productTarget(p));
 }
 
-/** The newest running sale is the one on screen. */
+/** The most recently started running sale is the one on screen (ids are random, not ordered). */
 function currentSale() {
   let best = null;
-  for (const s of sales.values()) if (!best || s.id > best.id) best = s;
+  for (const s of sales.values()) if (!best || s.starts_at > best.starts_at) best = s;
   return best;
 }
 
