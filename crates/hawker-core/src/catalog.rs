@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::InvalidInput;
+use crate::ids::{ProductId, VariantId};
 
 /// How many units one order may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -54,4 +55,27 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Invali
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A seller's change to the catalog outside a live show, appended to the same log as the shows'
+/// commerce events, so every price and stock change has a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CatalogEvent {
+    /// A variant was created or edited; the fields are its state afterwards.
+    VariantSet {
+        product_id: ProductId,
+        variant_id: VariantId,
+        name: String,
+        price_cents: i64,
+        stock: i64,
+    },
+    /// A variant was removed from sale (kept for its past orders).
+    VariantUnlisted {
+        product_id: ProductId,
+        variant_id: VariantId,
+    },
+    ProductArchived {
+        product_id: ProductId,
+    },
 }

@@ -160,7 +160,12 @@ pub async fn update(
             format!("this product is in live show {show}; edit it after the show"),
         ));
     }
-    Ok(Json(state.store.update_product(product.id, &edit).await?))
+    Ok(Json(
+        state
+            .store
+            .update_product(product.id, &edit, clock::now())
+            .await?,
+    ))
 }
 
 pub async fn archive(
@@ -179,8 +184,23 @@ pub async fn archive(
             format!("this product is in live show {show}"),
         ));
     }
-    state.store.archive_product(product.id).await?;
+    state
+        .store
+        .archive_product(product.id, clock::now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The product's catalog edits (price, stock, variants, archiving), for its seller.
+pub async fn log(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let product = owned_product(&state, &user, id).await?;
+    Ok(Json(super::shows::log_json(
+        state.store.product_log(product.id).await?,
+    )))
 }
 
 /// `multipart/form-data` with one `image` field: PNG, JPEG, WebP or GIF.

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
                 .delete(catalog::archive),
         )
         .route("/products/{id}/images", post(catalog::upload_image))
+        .route("/products/{id}/log", get(catalog::log))
         .route("/shows", post(shows::create).get(shows::list))
         .route("/shows/{id}", get(shows::get_one))
         .route("/shows/{id}/cover", post(shows::upload_cover))

@@ -422,19 +422,23 @@ pub async fn create_code(
 }
 
 /// The show's append-only commerce log: every stock, price, sale and code change, in order.
+/// For its host: entries name buyers by account id.
 pub async fn commerce_log(
     State(state): State<AppState>,
+    user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
-    let show = find_show(&state, id).await?;
-    let entries: Vec<Value> = state
-        .store
-        .commerce_log(show.id)
-        .await?
+    let show = hosted_show(&state, &user, id).await?;
+    Ok(Json(log_json(state.store.commerce_log(show.id).await?)))
+}
+
+/// `{"entries":[{seq, at, event}]}` from stored log rows.
+pub fn log_json(rows: Vec<(i64, Timestamp, String)>) -> Value {
+    let entries: Vec<Value> = rows
         .into_iter()
         .map(|(seq, at, event)| json!({ "seq": seq, "at": at, "event": serde_json::from_str::<Value>(&event).unwrap_or(Value::Null) }))
         .collect();
-    Ok(Json(json!({ "entries": entries })))
+    json!({ "entries": entries })
 }
 
 /// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.

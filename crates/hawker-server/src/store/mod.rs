@@ -245,8 +245,13 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Product>;
     /// Replaces title, description and variants; variants left out are kept but no longer listed.
-    async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product>;
-    async fn archive_product(&self, id: ProductId) -> StoreResult<()>;
+    async fn update_product(
+        &self,
+        id: ProductId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product>;
+    async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()>;
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>>;
     async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>>;
     async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()>;
@@ -282,6 +287,8 @@ pub trait Store: Send + Sync + 'static {
     async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats>;
     /// The show's commerce log as `(seq, at, event JSON)`.
     async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
+    /// A product's catalog edits (outside shows) as `(seq, at, event JSON)`.
+    async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
 
     // Orders.
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>>;

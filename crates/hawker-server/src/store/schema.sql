@@ -116,13 +116,18 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_show ON orders (show_id, status);
 
--- Append-only: every stock, price, sale and code change of every show, in decision order.
+-- Append-only: every stock, price, sale and code change, in decision order. A show's events carry
+-- its show_id; a seller's catalog edits outside a show carry the product_id.
 CREATE TABLE IF NOT EXISTS commerce_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    show_id BIGINT NOT NULL,
+    show_id BIGINT,
+    product_id BIGINT,
     at BIGINT NOT NULL,
-    event TEXT NOT NULL
+    event TEXT NOT NULL,
+    CHECK (show_id IS NOT NULL OR product_id IS NOT NULL)
 );
+CREATE INDEX IF NOT EXISTS commerce_log_by_show ON commerce_log (show_id, seq);
+CREATE INDEX IF NOT EXISTS commerce_log_by_product ON commerce_log (product_id, seq);
 
 CREATE TABLE IF NOT EXISTS payment_methods (
     user_id BIGINT NOT NULL REFERENCES users(id),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use hawker_core::account::Role;
+use hawker_core::catalog::CatalogEvent;
 use hawker_core::commerce::{Event, OrderLine, Restore, Sale, SaleStatus, Variant};
 use hawker_core::discount::{CodeRule, Discount};
 use hawker_core::ids::{CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
@@ -206,6 +207,78 @@ fn exactly_one(result: sqlx::sqlite::SqliteQueryResult, what: &str) -> StoreResu
     }
 }
 
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+/// Inserts new variants and updates existing ones (listing them again), in the given order;
+/// returns each variant's state afterwards as a log event.
+async fn write_variants(
+    tx: &mut Tx<'_>,
+    product: ProductId,
+    variants: &[VariantEdit],
+) -> StoreResult<Vec<CatalogEvent>> {
+    let mut events = Vec::with_capacity(variants.len());
+    for (pos, v) in variants.iter().enumerate() {
+        let variant_id = match v.id {
+            Some(vid) => {
+                exactly_one(
+                    sqlx::query(
+                        "UPDATE variants SET name = ?, price_cents = ?, stock = ?, position = ?, listed = TRUE WHERE id = ? AND product_id = ?",
+                    )
+                    .bind(&v.name)
+                    .bind(v.price_cents)
+                    .bind(v.stock)
+                    .bind(pos as i64)
+                    .bind(vid.0)
+                    .bind(product.0)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?,
+                    "variant of this product",
+                )?;
+                vid
+            }
+            None => VariantId(
+                sqlx::query_scalar("INSERT INTO variants (product_id, name, price_cents, stock, position) VALUES (?, ?, ?, ?, ?) RETURNING id")
+                    .bind(product.0)
+                    .bind(&v.name)
+                    .bind(v.price_cents)
+                    .bind(v.stock)
+                    .bind(pos as i64)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db_err)?,
+            ),
+        };
+        events.push(CatalogEvent::VariantSet {
+            product_id: product,
+            variant_id,
+            name: v.name.clone(),
+            price_cents: v.price_cents,
+            stock: v.stock,
+        });
+    }
+    Ok(events)
+}
+
+async fn append_catalog(
+    tx: &mut Tx<'_>,
+    product: ProductId,
+    now: Timestamp,
+    events: &[CatalogEvent],
+) -> StoreResult<()> {
+    for event in events {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Backend(e.into()))?;
+        sqlx::query("INSERT INTO commerce_log (product_id, at, event) VALUES (?, ?, ?)")
+            .bind(product.0)
+            .bind(now.0)
+            .bind(json)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
@@ -368,24 +441,20 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        for (pos, v) in product.variants.iter().enumerate() {
-            sqlx::query("INSERT INTO variants (product_id, name, price_cents, stock, position) VALUES (?, ?, ?, ?, ?)")
-                .bind(id)
-                .bind(&v.name)
-                .bind(v.price_cents)
-                .bind(v.stock)
-                .bind(pos as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
+        let events = write_variants(&mut tx, ProductId(id), &product.variants).await?;
+        append_catalog(&mut tx, ProductId(id), now, &events).await?;
         tx.commit().await.map_err(db_err)?;
         self.product(ProductId(id))
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    async fn update_product(&self, id: ProductId, product: &ProductEdit) -> StoreResult<Product> {
+    async fn update_product(
+        &self,
+        id: ProductId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query(
@@ -400,52 +469,49 @@ impl Store for SqliteStore {
             .map_err(db_err)?,
             "product",
         )?;
+        let listed: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM variants WHERE product_id = ? AND listed")
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
         sqlx::query("UPDATE variants SET listed = FALSE WHERE product_id = ?")
             .bind(id.0)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        for (pos, v) in product.variants.iter().enumerate() {
-            match v.id {
-                Some(vid) => exactly_one(
-                    sqlx::query("UPDATE variants SET name = ?, price_cents = ?, stock = ?, position = ?, listed = TRUE WHERE id = ? AND product_id = ?")
-                        .bind(&v.name)
-                        .bind(v.price_cents)
-                        .bind(v.stock)
-                        .bind(pos as i64)
-                        .bind(vid.0)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?,
-                    "variant of this product",
-                )?,
-                None => {
-                    sqlx::query("INSERT INTO variants (product_id, name, price_cents, stock, position) VALUES (?, ?, ?, ?, ?)")
-                        .bind(id.0)
-                        .bind(&v.name)
-                        .bind(v.price_cents)
-                        .bind(v.stock)
-                        .bind(pos as i64)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                }
+        let mut events = write_variants(&mut tx, id, &product.variants).await?;
+        for v in listed.into_iter().map(VariantId) {
+            if !product.variants.iter().any(|e| e.id == Some(v)) {
+                events.push(CatalogEvent::VariantUnlisted {
+                    product_id: id,
+                    variant_id: v,
+                });
             }
         }
+        append_catalog(&mut tx, id, now, &events).await?;
         tx.commit().await.map_err(db_err)?;
         self.product(id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn archive_product(&self, id: ProductId) -> StoreResult<()> {
+    async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?")
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?,
             "product",
+        )?;
+        append_catalog(
+            &mut tx,
+            id,
+            now,
+            &[CatalogEvent::ProductArchived { product_id: id }],
         )
+        .await?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>> {
@@ -1014,6 +1080,26 @@ impl Store for SqliteStore {
             units: get("units")? as u64,
             revenue_cents: get("revenue")?,
         })
+    }
+
+    async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, event FROM commerce_log WHERE product_id = ? ORDER BY seq",
+        )
+        .bind(product.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    Timestamp(r.try_get("at")?),
+                    r.try_get("event")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
     }
 
     async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {

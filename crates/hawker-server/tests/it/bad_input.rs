@@ -28,8 +28,13 @@ async fn create_code(app: &TestApp, show: &LiveShow, body: Value) {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
 
-async fn log_len(app: &TestApp, show_id: i64) -> usize {
-    let (status, body) = app.get(None, &format!("/api/v1/shows/{show_id}/log")).await;
+async fn log_len(app: &TestApp, show: &LiveShow) -> usize {
+    let (status, body) = app
+        .get(
+            Some(&show.seller.token),
+            &format!("/api/v1/shows/{}/log", show.show_id),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["entries"].as_array().expect("entries").len()
 }
@@ -268,7 +273,7 @@ async fn quantities_out_of_range_are_422_and_reserve_nothing() {
 async fn prices_out_of_range_are_422_on_products_and_flash_sales() {
     let app = spawn_app().await;
     let show = app.live_show(&[("Ruby", 2400, 80)]).await;
-    let log_before = log_len(&app, show.show_id).await;
+    let log_before = log_len(&app, &show).await;
 
     for price in [0, -1, -2400, 100_000_001, i64::MAX] {
         let product = json!({ "title": "Lamp", "currency": "USD", "variants": [{ "name": "One", "price_cents": price, "stock": 1 }] });
@@ -307,11 +312,7 @@ async fn prices_out_of_range_are_422_on_products_and_flash_sales() {
         vec![80],
         "no sale took units"
     );
-    assert_eq!(
-        log_len(&app, show.show_id).await,
-        log_before,
-        "no sale was logged"
-    );
+    assert_eq!(log_len(&app, &show).await, log_before, "no sale was logged");
     // The edges are fine: the refusals were about the range.
     let edge = json!({ "title": "Lamp", "currency": "USD", "variants": [{ "name": "Cheap", "price_cents": 1, "stock": 1 }, { "name": "Dear", "price_cents": 100_000_000, "stock": 1 }] });
     assert_eq!(

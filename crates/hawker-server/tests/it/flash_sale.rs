@@ -196,8 +196,22 @@ async fn the_commerce_log_records_every_change_in_order() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .get(
+            Some(&buyer.token),
+            &format!("/api/v1/shows/{}/log", show.show_id),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the log names buyers: host only"
+    );
     let (_, log) = app
-        .get(None, &format!("/api/v1/shows/{}/log", show.show_id))
+        .get(
+            Some(&show.seller.token),
+            &format!("/api/v1/shows/{}/log", show.show_id),
+        )
         .await;
     let kinds: Vec<&str> = log["entries"]
         .as_array()
@@ -217,4 +231,57 @@ async fn the_commerce_log_records_every_change_in_order() {
         product["variants"][0]["stock"], 9,
         "the 3 unsold units went back to stock"
     );
+}
+
+#[tokio::test]
+async fn catalog_price_and_stock_edits_are_logged_too() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (product_id, variants) = app
+        .product(&seller, &[("Ruby", 2000, 10), ("Berry", 2000, 4)])
+        .await;
+    let edit = json!({ "title": "Velvet lipstick", "currency": "USD", "variants": [{ "id": variants[0], "name": "Ruby", "price_cents": 1800, "stock": 12 }] });
+    let (status, body) = app
+        .request(
+            reqwest::Method::PUT,
+            Some(&seller.token),
+            &format!("/api/v1/products/{product_id}"),
+            Some(edit),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, log) = app
+        .get(
+            Some(&seller.token),
+            &format!("/api/v1/products/{product_id}/log"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<_> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["event"].clone())
+        .collect();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0]["event"], "variant_set");
+    assert_eq!(
+        (
+            events[2]["price_cents"].as_i64(),
+            events[2]["stock"].as_i64()
+        ),
+        (Some(1800), Some(12))
+    );
+    assert_eq!(
+        events[3],
+        json!({ "event": "variant_unlisted", "product_id": product_id, "variant_id": variants[1] })
+    );
+    let other = app.signup("seller").await;
+    let (status, _) = app
+        .get(
+            Some(&other.token),
+            &format!("/api/v1/products/{product_id}/log"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
