@@ -34,6 +34,8 @@ id! {
     OrderId,
     /// A show-exclusive discount code.
     CodeId,
+    /// A live auction of one unit of a variant.
+    AuctionId,
 }
 
 /// The client's name for one attempt to buy; a retry with the same key gets the first answer.

@@ -5,10 +5,13 @@
 //! - [`discount`]: show-exclusive discount codes and their arithmetic.
 //! - [`commerce`]: one live show's stock, flash sales, codes and reservations — the state machine
 //!   that decides every buy in arrival order.
+//! - [`auction`]: live auctions — increments, soft close and sudden death, proxy bids, and the
+//!   log whose bodies replay to the same winner and price.
 //! - [`room`]: one live show's chat, hearts, viewers and pinned product.
 //! - [`protocol`]: the versioned messages of the live WebSocket.
 
 pub mod account;
+pub mod auction;
 pub mod catalog;
 pub mod commerce;
 pub mod discount;
