@@ -461,6 +461,11 @@ pub struct Replayed {
 /// Re-runs the rules over a log's entries and checks that every recorded outcome, extension and
 /// the end are exactly what the rules give.
 pub fn replay(entries: &[Entry]) -> Result<Replayed, ReplayError> {
+    rebuild(entries).map(|(_, outcome)| outcome)
+}
+
+/// [`replay`], keeping the auction as the log leaves it (to resume after a restart).
+pub fn rebuild(entries: &[Entry]) -> Result<(Auction, Replayed), ReplayError> {
     let err = |index: usize, message: String| ReplayError { index, message };
     let Some(Entry::Started {
         auction_id,

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::catalog::Quantity;
 use crate::discount::{CodeRejected, CodeRule};
-use crate::ids::{CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use crate::ids::{AuctionId, CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
 use crate::money::{Currency, Price};
 use crate::time::Timestamp;
 
@@ -146,6 +146,8 @@ pub struct OrderLine {
     pub currency: Currency,
     pub code_id: Option<CodeId>,
     pub hold_until: Timestamp,
+    /// The auction this order won: its unit was held by the auction, not taken from stock.
+    pub auction_id: Option<AuctionId>,
 }
 
 /// Why a reservation gave its units back.
@@ -187,6 +189,10 @@ pub enum Event {
         sale: Sale,
         variant_stock_left: u32,
     },
+    /// An auction holds one unit of a variant while it runs.
+    LotHeld { auction_id: AuctionId, variant_id: VariantId, variant_stock_left: u32 },
+    /// An auction ended unsold: its unit is back on hand.
+    LotReturned { auction_id: AuctionId, variant_id: VariantId, variant_stock_left: u32 },
     SaleEnded {
         sale_id: SaleId,
         variant_id: VariantId,
@@ -241,6 +247,8 @@ pub struct Restore {
     pub reservations: Vec<OrderLine>,
     /// Units held (reserved or paid) per sale and buyer, for per-buyer limits.
     pub held: Vec<(SaleId, UserId, u32)>,
+    /// Units held by running auctions.
+    pub lots: Vec<(AuctionId, VariantId)>,
 }
 
 /// The state machine. See the module docs for its invariant.
@@ -252,6 +260,7 @@ pub struct ShowCommerce {
     codes: BTreeMap<String, Code>,
     reservations: BTreeMap<OrderId, OrderLine>,
     held: HashMap<(SaleId, UserId), u32>,
+    lots: BTreeMap<AuctionId, VariantId>,
     /// Buyers with an order in this show since it was loaded; closes the first-order race that
     /// the caller's database lookup alone would leave open.
     ordered: BTreeSet<UserId>,
@@ -282,6 +291,7 @@ impl ShowCommerce {
                 .into_iter()
                 .map(|(s, u, n)| ((s, u), n))
                 .collect(),
+            lots: stored.lots.into_iter().collect(),
             ordered,
         }
     }
@@ -528,9 +538,55 @@ impl ShowCommerce {
             currency,
             code_id,
             hold_until: req.hold_until,
+            auction_id: None,
         };
         self.reservations.insert(order.id, order.clone());
         Ok(vec![Event::Reserved { order, left }])
+    }
+
+    /// Takes one unit of `variant` off hand for an auction.
+    pub fn hold_lot(&mut self, auction: AuctionId, variant_id: VariantId) -> Result<Vec<Event>, SaleRejected> {
+        let variant = self.variants.get_mut(&variant_id).ok_or(SaleRejected::UnknownVariant)?;
+        let Some(left) = variant.stock.checked_sub(1) else {
+            return Err(SaleRejected::NotEnoughStock { stock: 0 });
+        };
+        variant.stock = left;
+        self.lots.insert(auction, variant_id);
+        Ok(vec![Event::LotHeld { auction_id: auction, variant_id, variant_stock_left: left }])
+    }
+
+    /// The auction ended unsold: its unit goes back on hand.
+    pub fn return_lot(&mut self, auction: AuctionId) -> Vec<Event> {
+        let Some(variant_id) = self.lots.remove(&auction) else { return Vec::new() };
+        let left = self.variants.get_mut(&variant_id).map_or(0, |v| {
+            v.stock += 1;
+            v.stock
+        });
+        vec![Event::LotReturned { auction_id: auction, variant_id, variant_stock_left: left }]
+    }
+
+    /// The auction's unit becomes the winner's reservation at the winning price.
+    pub fn sell_lot(&mut self, auction: AuctionId, order_id: OrderId, buyer: UserId, price_cents: i64, hold_until: Timestamp) -> Result<Vec<Event>, NotReserved> {
+        let variant_id = self.lots.remove(&auction).ok_or(NotReserved)?;
+        let variant = self.variants.get(&variant_id).ok_or(NotReserved)?;
+        let order = OrderLine {
+            id: order_id,
+            buyer,
+            variant_id,
+            sale_id: None,
+            quantity: 1,
+            unit_price_cents: price_cents,
+            subtotal_cents: price_cents,
+            discount_cents: 0,
+            total_cents: price_cents,
+            currency: variant.currency,
+            code_id: None,
+            hold_until,
+            auction_id: Some(auction),
+        };
+        self.reservations.insert(order_id, order.clone());
+        self.ordered.insert(buyer);
+        Ok(vec![Event::Reserved { order, left: variant.stock }])
     }
 
     /// The reservation was paid: it becomes an order for good.

@@ -3,6 +3,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::discount::Discount;
+use crate::ids::AuctionId;
 
 const SHOW: ShowId = ShowId(1);
 const SHADE: VariantId = VariantId(10);
@@ -97,9 +98,9 @@ fn flash_sale_events_snapshot() {
     expect![[r#"
         {"event":"sale_started","sale":{"id":7,"variant_id":10,"price_cents":1500,"quantity":3,"remaining":3,"per_buyer_limit":2,"starts_at":0,"ends_at":60000,"status":"running"},"variant_stock_left":7}
         {"event":"code_created","rule":{"id":5,"code":"LIVE10","discount":{"percent_off":10},"max_uses":1,"expires_at":null,"first_order_only":false}}
-        {"event":"reserved","order":{"id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"unit_price_cents":1500,"subtotal_cents":3000,"discount_cents":300,"total_cents":2700,"currency":"USD","code_id":5,"hold_until":600000},"left":1}
+        {"event":"reserved","order":{"id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"unit_price_cents":1500,"subtotal_cents":3000,"discount_cents":300,"total_cents":2700,"currency":"USD","code_id":5,"hold_until":600000,"auction_id":null},"left":1}
         {"event":"paid","order_id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"total_cents":2700,"payment_ref":"ch_1"}
-        {"event":"reserved","order":{"id":2,"buyer":2,"variant_id":10,"sale_id":7,"quantity":1,"unit_price_cents":1500,"subtotal_cents":1500,"discount_cents":0,"total_cents":1500,"currency":"USD","code_id":null,"hold_until":600000},"left":0}
+        {"event":"reserved","order":{"id":2,"buyer":2,"variant_id":10,"sale_id":7,"quantity":1,"unit_price_cents":1500,"subtotal_cents":1500,"discount_cents":0,"total_cents":1500,"currency":"USD","code_id":null,"hold_until":600000,"auction_id":null},"left":0}
         {"event":"released","order_id":2,"reason":"declined","variant_id":10,"to_sale":7,"quantity":1,"code_id":null,"left":1}
         {"event":"sale_ended","sale_id":7,"variant_id":10,"returned":1,"variant_stock_left":8,"reason":"deadline"}"#]]
     .assert_eq(&text.join("\n"));
@@ -216,6 +217,9 @@ enum Op {
     Tick {
         advance_ms: i64,
     },
+    HoldLot { variant: bool },
+    SellLot { pick: usize, buyer: i64 },
+    ReturnLot { pick: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -237,6 +241,9 @@ fn op() -> impl Strategy<Value = Op> {
         any::<usize>().prop_map(|pick| Op::Confirm { pick }),
         (any::<usize>(), any::<bool>()).prop_map(|(pick, expired)| Op::Release { pick, expired }),
         (0i64..40_000).prop_map(|advance_ms| Op::Tick { advance_ms }),
+        any::<bool>().prop_map(|variant| Op::HoldLot { variant }),
+        (any::<usize>(), 1i64..6).prop_map(|(pick, buyer)| Op::SellLot { pick, buyer }),
+        any::<usize>().prop_map(|pick| Op::ReturnLot { pick }),
     ]
 }
 
@@ -251,6 +258,7 @@ struct Ledger {
     paid: HashMap<VariantId, i64>,
     held: HashMap<(SaleId, UserId), i64>,
     sale_limit: HashMap<SaleId, i64>,
+    lots: HashMap<AuctionId, VariantId>,
 }
 
 impl Ledger {
@@ -273,14 +281,25 @@ impl Ledger {
                 *self.stock.entry(*variant_id).or_default() += i64::from(*returned);
             }
             Event::CodeCreated { .. } => {}
+            Event::LotHeld { auction_id, variant_id, .. } => {
+                *self.stock.entry(*variant_id).or_default() -= 1;
+                self.lots.insert(*auction_id, *variant_id);
+            }
+            Event::LotReturned { auction_id, variant_id, .. } => {
+                *self.stock.entry(*variant_id).or_default() += 1;
+                self.lots.remove(auction_id).expect("returned a held lot");
+            }
             Event::Reserved { order, .. } => {
                 let q = i64::from(order.quantity);
-                match order.sale_id {
-                    Some(s) => {
+                match (order.auction_id, order.sale_id) {
+                    (Some(a), _) => {
+                        self.lots.remove(&a).expect("sold a held lot");
+                    }
+                    (None, Some(s)) => {
                         *self.sale_left.entry(s).or_default() -= q;
                         *self.held.entry((s, order.buyer)).or_default() += q;
                     }
-                    None => *self.stock.entry(order.variant_id).or_default() -= q,
+                    (None, None) => *self.stock.entry(order.variant_id).or_default() -= q,
                 }
                 self.reserved
                     .insert(order.id, (order.variant_id, q, order.sale_id, order.buyer));
@@ -327,6 +346,7 @@ proptest! {
         let mut next_id = 1;
         let mut sale_ids: Vec<SaleId> = Vec::new();
         let mut order_ids: Vec<OrderId> = Vec::new();
+        let mut lot_ids: Vec<AuctionId> = Vec::new();
         for op in ops {
             let events = match op {
                 Op::StartSale { variant, quantity, limit } => {
@@ -359,6 +379,19 @@ proptest! {
                     now = now.plus_ms(advance_ms);
                     c.tick(now)
                 }
+                Op::HoldLot { variant } => {
+                    next_id += 1;
+                    let r = c.hold_lot(AuctionId(next_id), if variant { SHADE } else { SIZE });
+                    if r.is_ok() { lot_ids.push(AuctionId(next_id)); }
+                    r.unwrap_or_default()
+                }
+                Op::SellLot { pick, buyer } if !lot_ids.is_empty() => {
+                    next_id += 1;
+                    let r = c.sell_lot(lot_ids[pick % lot_ids.len()], OrderId(next_id), UserId(buyer), 2_500, Timestamp(600_000));
+                    if r.is_ok() { order_ids.push(OrderId(next_id)); }
+                    r.unwrap_or_default()
+                }
+                Op::ReturnLot { pick } if !lot_ids.is_empty() => c.return_lot(lot_ids[pick % lot_ids.len()]),
                 _ => Vec::new(),
             };
             for e in &events {
@@ -369,8 +402,9 @@ proptest! {
                 let in_sales: i64 = ledger.sale_left.iter().filter(|(s, _)| ledger.sale_variant[*s] == v).map(|(_, n)| *n).sum();
                 let reserved: i64 = ledger.reserved.values().filter(|r| r.0 == v).map(|r| r.1).sum();
                 let paid = ledger.paid.get(&v).copied().unwrap_or(0);
+                let lots = ledger.lots.values().filter(|lv| **lv == v).count() as i64;
                 prop_assert!(on_hand >= 0 && ledger.sale_left.values().all(|n| *n >= 0));
-                prop_assert_eq!(on_hand + in_sales + reserved + paid, i64::from(INITIAL));
+                prop_assert_eq!(on_hand + in_sales + lots + reserved + paid, i64::from(INITIAL));
                 prop_assert_eq!(c.variant(v).map(|x| i64::from(x.stock)), Some(on_hand));
             }
             for ((sale, _), held) in &ledger.held {
