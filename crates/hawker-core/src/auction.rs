@@ -565,5 +565,5 @@ pub fn rebuild(entries: &[Entry]) -> Result<(Auction, Replayed), ReplayError> {
             format!("the log ends before {missing:?}"),
         ));
     }
-    Ok(outcome)
+    Ok((auction, outcome))
 }

@@ -190,9 +190,17 @@ pub enum Event {
         variant_stock_left: u32,
     },
     /// An auction holds one unit of a variant while it runs.
-    LotHeld { auction_id: AuctionId, variant_id: VariantId, variant_stock_left: u32 },
+    LotHeld {
+        auction_id: AuctionId,
+        variant_id: VariantId,
+        variant_stock_left: u32,
+    },
     /// An auction ended unsold: its unit is back on hand.
-    LotReturned { auction_id: AuctionId, variant_id: VariantId, variant_stock_left: u32 },
+    LotReturned {
+        auction_id: AuctionId,
+        variant_id: VariantId,
+        variant_stock_left: u32,
+    },
     SaleEnded {
         sale_id: SaleId,
         variant_id: VariantId,
@@ -545,28 +553,52 @@ impl ShowCommerce {
     }
 
     /// Takes one unit of `variant` off hand for an auction.
-    pub fn hold_lot(&mut self, auction: AuctionId, variant_id: VariantId) -> Result<Vec<Event>, SaleRejected> {
-        let variant = self.variants.get_mut(&variant_id).ok_or(SaleRejected::UnknownVariant)?;
+    pub fn hold_lot(
+        &mut self,
+        auction: AuctionId,
+        variant_id: VariantId,
+    ) -> Result<Vec<Event>, SaleRejected> {
+        let variant = self
+            .variants
+            .get_mut(&variant_id)
+            .ok_or(SaleRejected::UnknownVariant)?;
         let Some(left) = variant.stock.checked_sub(1) else {
             return Err(SaleRejected::NotEnoughStock { stock: 0 });
         };
         variant.stock = left;
         self.lots.insert(auction, variant_id);
-        Ok(vec![Event::LotHeld { auction_id: auction, variant_id, variant_stock_left: left }])
+        Ok(vec![Event::LotHeld {
+            auction_id: auction,
+            variant_id,
+            variant_stock_left: left,
+        }])
     }
 
     /// The auction ended unsold: its unit goes back on hand.
     pub fn return_lot(&mut self, auction: AuctionId) -> Vec<Event> {
-        let Some(variant_id) = self.lots.remove(&auction) else { return Vec::new() };
+        let Some(variant_id) = self.lots.remove(&auction) else {
+            return Vec::new();
+        };
         let left = self.variants.get_mut(&variant_id).map_or(0, |v| {
             v.stock += 1;
             v.stock
         });
-        vec![Event::LotReturned { auction_id: auction, variant_id, variant_stock_left: left }]
+        vec![Event::LotReturned {
+            auction_id: auction,
+            variant_id,
+            variant_stock_left: left,
+        }]
     }
 
     /// The auction's unit becomes the winner's reservation at the winning price.
-    pub fn sell_lot(&mut self, auction: AuctionId, order_id: OrderId, buyer: UserId, price_cents: i64, hold_until: Timestamp) -> Result<Vec<Event>, NotReserved> {
+    pub fn sell_lot(
+        &mut self,
+        auction: AuctionId,
+        order_id: OrderId,
+        buyer: UserId,
+        price_cents: i64,
+        hold_until: Timestamp,
+    ) -> Result<Vec<Event>, NotReserved> {
         let variant_id = self.lots.remove(&auction).ok_or(NotReserved)?;
         let variant = self.variants.get(&variant_id).ok_or(NotReserved)?;
         let order = OrderLine {
@@ -586,7 +618,10 @@ impl ShowCommerce {
         };
         self.reservations.insert(order_id, order.clone());
         self.ordered.insert(buyer);
-        Ok(vec![Event::Reserved { order, left: variant.stock }])
+        Ok(vec![Event::Reserved {
+            order,
+            left: variant.stock,
+        }])
     }
 
     /// The reservation was paid: it becomes an order for good.

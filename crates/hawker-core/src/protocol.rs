@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::Role;
-use crate::ids::{ProductId, SaleId, ShowId, UserId, VariantId};
+use crate::ids::{AuctionId, ProductId, SaleId, ShowId, UserId, VariantId};
 use crate::time::Timestamp;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -66,6 +66,8 @@ pub enum ServerMsg {
         code: String,
         description: String,
     },
+    /// An auction started or changed (a bid, an extension, the end, the charge).
+    Auction(AuctionView),
     /// Somebody bought something (shown as social proof).
     Purchase {
         buyer: String,
@@ -106,6 +108,48 @@ pub enum ClientMsg {
     Ping {
         nonce: u64,
     },
+    /// A bid from the show's socket, decided like `POST /api/v1/auctions/{id}/bids`.
+    Bid {
+        auction_id: AuctionId,
+        amount_cents: i64,
+        #[serde(default)]
+        max: bool,
+    },
+}
+
+/// A live auction as viewers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuctionView {
+    pub id: AuctionId,
+    pub variant_id: VariantId,
+    pub product_title: String,
+    pub variant_name: String,
+    pub image: Option<String>,
+    pub currency: String,
+    /// `standard` or `sudden_death`.
+    pub mode: String,
+    pub status: AuctionStatus,
+    pub price_cents: i64,
+    /// Bids placed, accepted or not.
+    pub bids: u64,
+    /// The leader's public pseudonym, display name and account id.
+    pub leader: Option<String>,
+    pub leader_name: Option<String>,
+    pub leader_user_id: Option<UserId>,
+    pub ends_at: Timestamp,
+    /// The next valid bids to offer as buttons (the first is the minimum).
+    pub next_bids: Vec<i64>,
+    /// Set when the auction has ended: the last hash of its log, which anyone can check.
+    pub final_hash: Option<String>,
+    /// Whether the winner's charge went through (`None` until it is known).
+    pub paid: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuctionStatus {
+    Running,
+    Ended,
 }
 
 /// Everything a viewer needs to draw the room from scratch.
@@ -117,6 +161,8 @@ pub struct Snapshot {
     pub hearts_total: u64,
     pub pinned: Option<ProductCard>,
     pub sales: Vec<SaleView>,
+    /// Running auctions and those that ended during this show (the sold list).
+    pub auctions: Vec<AuctionView>,
     pub chat: Vec<ChatLine>,
     /// Present only in the host's snapshot.
     pub host_stats: Option<HostStats>,

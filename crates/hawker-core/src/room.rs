@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::account::Role;
-use crate::ids::{SaleId, ShowId, UserId};
+use crate::ids::{AuctionId, SaleId, ShowId, UserId};
 use crate::protocol::{
-    ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard, SaleView,
-    ServerMsg, Snapshot,
+    AuctionView, ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard,
+    SaleView, ServerMsg, Snapshot,
 };
 use crate::time::Timestamp;
 
@@ -83,6 +83,7 @@ pub struct Room {
     hearts_total: u64,
     pinned: Option<ProductCard>,
     sales: BTreeMap<SaleId, SaleView>,
+    auctions: BTreeMap<AuctionId, AuctionView>,
     stats: HostStats,
 }
 
@@ -107,6 +108,7 @@ impl Room {
             hearts_total: 0,
             pinned: None,
             sales: BTreeMap::new(),
+            auctions: BTreeMap::new(),
             stats: HostStats::default(),
         }
     }
@@ -145,6 +147,9 @@ impl Room {
                 }
             }
             ServerMsg::HostStats(stats) => self.stats = *stats,
+            ServerMsg::Auction(view) => {
+                self.auctions.insert(view.id, view.clone());
+            }
             ServerMsg::ShowEnded => {
                 self.live = false;
                 self.sales.clear();
@@ -180,6 +185,7 @@ impl Room {
                 hearts_total: self.hearts_total,
                 pinned: self.pinned.clone(),
                 sales: self.sales.values().cloned().collect(),
+                auctions: self.auctions.values().cloned().collect(),
                 chat: self.recent.iter().cloned().collect(),
                 host_stats: for_host.then_some(self.stats),
             }),

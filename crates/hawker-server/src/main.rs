@@ -7,6 +7,8 @@ use hawker_server::{App, Config, bench, demo};
 const USAGE: &str = "usage:
   hawker serve [--demo]          run the server (settings: hawker config --print-defaults)
   hawker config --print-defaults print every setting with its default
+  hawker verify-auction FILE     check an auction log (GET /api/v1/auctions/{id}/log): its hash
+                                 chain, then its bids replayed through the rules
   hawker user set-role EMAIL buyer|seller|moderator|admin
                                  change an account's role (uses the configured database)
   hawker bench herd [--buyers N] [--units N]
@@ -24,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         }
         ["bench", "herd", rest @ ..] => bench::herd(rest).await,
         ["user", "set-role", email, role] => set_role(email, role).await,
+        ["verify-auction", file] => verify_auction(file),
         ["--help" | "-h" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -31,6 +34,29 @@ async fn main() -> anyhow::Result<()> {
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2)
+        }
+    }
+}
+
+fn verify_auction(file: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let entries: Vec<hawker_server::auction_log::LogEntry> =
+        serde_json::from_str(&text).context("the file is not a JSON array of log entries")?;
+    match hawker_server::auction_log::verify(&entries) {
+        Ok((outcome, final_hash)) => {
+            match (&outcome.winner, outcome.price_cents, outcome.ended) {
+                (Some(w), Some(p), true) => {
+                    println!("ok: {} entries; winner {w} at {p} cents", entries.len())
+                }
+                (None, _, true) => println!("ok: {} entries; ended unsold", entries.len()),
+                _ => println!("ok: {} entries; still running", entries.len()),
+            }
+            println!("final hash {final_hash}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("INVALID: {e}");
+            std::process::exit(1)
         }
     }
 }

@@ -217,9 +217,16 @@ enum Op {
     Tick {
         advance_ms: i64,
     },
-    HoldLot { variant: bool },
-    SellLot { pick: usize, buyer: i64 },
-    ReturnLot { pick: usize },
+    HoldLot {
+        variant: bool,
+    },
+    SellLot {
+        pick: usize,
+        buyer: i64,
+    },
+    ReturnLot {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -281,11 +288,19 @@ impl Ledger {
                 *self.stock.entry(*variant_id).or_default() += i64::from(*returned);
             }
             Event::CodeCreated { .. } => {}
-            Event::LotHeld { auction_id, variant_id, .. } => {
+            Event::LotHeld {
+                auction_id,
+                variant_id,
+                ..
+            } => {
                 *self.stock.entry(*variant_id).or_default() -= 1;
                 self.lots.insert(*auction_id, *variant_id);
             }
-            Event::LotReturned { auction_id, variant_id, .. } => {
+            Event::LotReturned {
+                auction_id,
+                variant_id,
+                ..
+            } => {
                 *self.stock.entry(*variant_id).or_default() += 1;
                 self.lots.remove(auction_id).expect("returned a held lot");
             }

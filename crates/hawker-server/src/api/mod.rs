@@ -7,6 +7,7 @@ use axum::routing::{delete, get, post};
 use crate::app::AppState;
 
 pub mod accounts;
+pub mod auctions;
 mod catalog;
 pub mod openapi;
 pub mod orders;
@@ -45,6 +46,11 @@ pub fn router() -> Router<AppState> {
         .route("/shows/{id}/live", get(shows::live_socket))
         .route("/shows/{id}/chat/{message_id}", delete(shows::delete_chat))
         .route("/shows/{id}/mutes", post(shows::mute))
+        .route("/shows/{id}/auctions", post(auctions::start))
+        .route("/auctions/{id}", get(auctions::get_one))
+        .route("/auctions/{id}/bids", post(auctions::bid))
+        .route("/auctions/{id}/max-bid", post(auctions::max_bid))
+        .route("/auctions/{id}/log", get(auctions::log))
         .route("/flash-sales/{id}", get(shows::get_sale))
         .route("/flash-sales/{id}/end", post(shows::end_sale))
         .route("/orders", post(orders::buy).get(orders::mine))
@@ -52,5 +58,8 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/ship", post(orders::ship))
         .route("/orders/{id}/refund", post(orders::refund))
         .route("/seller/orders", get(orders::for_seller))
-        .route("/payment-methods", get(orders::payment_methods))
+        .route(
+            "/payment-methods",
+            get(orders::payment_methods).post(orders::save_payment_method),
+        )
 }

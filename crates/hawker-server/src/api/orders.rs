@@ -75,6 +75,11 @@ pub fn refusal(r: Refusal) -> AppError {
             "duplicate",
             "this idempotency key is being used by another request",
         ),
+        Refusal::UnknownAuction => AppError::not_found("auction"),
+        Refusal::AuctionRunning => AppError::conflict(
+            "auction_running",
+            "another auction is running in this show; wait for it to end",
+        ),
         Refusal::Unavailable => {
             AppError::unavailable("could not save your order; nothing was charged, try again")
         }
@@ -295,7 +300,7 @@ async fn settle(
             .unwrap_or_default();
         state
             .store
-            .save_payment_method(stored.buyer_id, &stored.payment_method, &label)
+            .save_payment_method(stored.buyer_id, &stored.payment_method, &label, false)
             .await?;
     }
     answer(stored)
@@ -450,5 +455,34 @@ pub async fn payment_methods(
     };
     Ok(Json(
         json!({ "saved": as_json(saved), "available": as_json(state.payments.suggested_methods()), "test_mode": state.payments.is_test() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMethod {
+    method: String,
+}
+
+/// Saves a payment method for one-tap buying and for auctions won ("you bid, you buy").
+pub async fn save_payment_method(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<NewMethod>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let method = body.method.trim();
+    let label = state.payments.method_label(method).ok_or_else(|| {
+        AppError::unprocessable(
+            "unknown_payment_method",
+            format!("{method:?} is not a payment method this shop accepts"),
+        )
+    })?;
+    state
+        .store
+        .save_payment_method(user.user.id, method, &label, true)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": method, "label": label })),
     ))
 }

@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::payments::PaymentProvider;
 use crate::store::{Show, ShowStatus, Store};
 
+pub mod auctions;
 pub mod owner;
 pub mod room;
 pub mod socket;
@@ -93,6 +94,7 @@ impl Hub {
         let seller = self.store.user(show.seller_id).await?;
         let blocked = seller.map(|u| u.blocked_words).unwrap_or_default();
         let commerce = ShowCommerce::restore(show.id, restore);
+        let auctions = auctions::load(self.store.as_ref(), show.id).await?;
         let (room_tx, room_rx) = mpsc::channel(4096);
         let (commerce_tx, commerce_rx) = mpsc::channel(65_536);
         let hearts = Arc::new(AtomicU64::new(0));
@@ -118,6 +120,7 @@ impl Hub {
             stats,
             show.pinned_product_id,
             show.status == ShowStatus::Ended,
+            auctions,
         );
         tokio::spawn(owner.run(commerce_rx));
         if let Ok(mut shows) = self.shows.lock() {

@@ -7,24 +7,28 @@
 //! a batch of only refusals writes nothing. If the commit fails, the in-memory state is thrown
 //! away and reloaded from the database, and every command of the batch is answered "unavailable".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hawker_core::auction::{Auction, BidKind, Entry, Outcome, Terms};
 use hawker_core::commerce::{
     BuyRejected, BuyRequest, DuplicateCode, Event, NotReserved, OrderLine, ReleaseReason, Sale,
     SaleEndReason, SaleRejected, SaleRequest, ShowCommerce,
 };
 use hawker_core::discount::{CodeRule, Discount};
-use hawker_core::ids::{OrderId, ProductId, SaleId, UserId};
+use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, UserId, VariantId};
 use hawker_core::money::format_cents;
 use hawker_core::protocol::{HostStats, ProductCard, SaleView, ServerMsg, VariantCard};
 use hawker_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
+use super::auctions::{LiveAuction, pseudonym};
 use super::{Hub, RoomCmd};
+use crate::auction_log::Chain;
 use crate::clock;
-use crate::store::{Batch, OrderMeta, ShowStatus};
+use crate::payments::{ChargeRequest, PaymentError};
+use crate::store::{Batch, NewAuction, OrderMeta, ShowStatus};
 
 /// Why the owner said no. The API maps each to a status and code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,6 +48,10 @@ pub enum Refusal {
     /// The same buyer already used this idempotency key in this show: that order stands.
     #[error("duplicate idempotency key")]
     Duplicate(OrderId),
+    #[error("no such auction in this show")]
+    UnknownAuction,
+    #[error("another auction is running in this show")]
+    AuctionRunning,
     #[error("the show's owner is unavailable; try again")]
     Unavailable,
 }
@@ -92,6 +100,56 @@ pub enum CommerceCmd {
     },
     /// A settlement check finished without settling (the provider was unreachable).
     Unchecked(OrderId),
+    /// Starts an auction of one unit of `variant_id`; one auction runs at a time per show.
+    StartAuction {
+        id: AuctionId,
+        variant_id: VariantId,
+        lot: String,
+        terms: Terms,
+        salt: String,
+        reply: Reply<(AuctionId, Timestamp)>,
+    },
+    /// A bid or max bid. `policy` is a refusal the caller decided (it is logged, nothing else);
+    /// a repeated `key` from the same bidder gets the first answer.
+    Bid {
+        auction_id: AuctionId,
+        bidder: UserId,
+        name: String,
+        kind: BidKind,
+        amount_cents: i64,
+        policy: Option<String>,
+        key: Option<String>,
+        reply: Reply<Outcome>,
+    },
+    /// The winner's charge finished (internal).
+    AuctionCharged {
+        auction_id: AuctionId,
+        bidder: String,
+        price_cents: i64,
+        paid: bool,
+    },
+}
+
+/// What one turn of the loop collects before it commits.
+#[derive(Default)]
+struct Turn {
+    batch: Batch,
+    answers: Vec<Pending>,
+    end_show: bool,
+    /// The product to pin (or unpin) once the batch is saved.
+    pin: Option<Option<ProductId>>,
+    /// Auctions whose view changed.
+    touched: BTreeSet<AuctionId>,
+    /// Winners to charge once their order is saved.
+    to_charge: Vec<WinnerCharge>,
+}
+
+struct WinnerCharge {
+    auction_id: AuctionId,
+    order_id: OrderId,
+    user: UserId,
+    bidder: String,
+    price_cents: i64,
 }
 
 /// Group commits made by all owners since the process started (for `hawker bench` and metrics).
@@ -129,6 +187,8 @@ pub struct Owner {
     announce: HashSet<String>,
     /// Reservations whose hold ran out and are being checked with the payment provider.
     checking: HashSet<OrderId>,
+    /// This show's auctions: the running one and those ended since the owner started.
+    auctions: BTreeMap<AuctionId, LiveAuction>,
 }
 
 impl Owner {
@@ -140,6 +200,7 @@ impl Owner {
         stats: HostStats,
         pinned: Option<ProductId>,
         closing: bool,
+        auctions: Vec<(AuctionId, LiveAuction)>,
     ) -> Self {
         Self {
             hub,
@@ -153,6 +214,7 @@ impl Owner {
             names: HashMap::new(),
             announce: HashSet::new(),
             checking: HashSet::new(),
+            auctions: auctions.into_iter().collect(),
         }
     }
 
@@ -169,6 +231,11 @@ impl Owner {
                 .running_sales()
                 .filter_map(|s| self.sale_view(s))
                 .map(ServerMsg::Sale),
+        );
+        initial.extend(
+            self.auctions
+                .values()
+                .map(|a| ServerMsg::Auction(a.view(&self.commerce))),
         );
         let _ = self.room.send(RoomCmd::Publish(initial)).await;
         if self.closing {
@@ -209,17 +276,24 @@ impl Owner {
 
     /// One batch: decide everything, commit once, answer, announce.
     async fn turn(&mut self, now: Timestamp, cmds: Vec<CommerceCmd>) {
-        let mut batch = Batch::default();
-        let mut answers: Vec<Pending> = Vec::new();
-        let mut end_show = false;
-        let mut pin = None;
-        batch.events.extend(self.commerce.tick(now));
+        let mut turn = Turn::default();
+        turn.batch.events.extend(self.commerce.tick(now));
+        self.close_due_auctions(now, &mut turn);
         for cmd in cmds {
-            self.decide(now, cmd, &mut batch, &mut answers, &mut end_show, &mut pin);
+            self.decide(now, cmd, &mut turn);
         }
         self.check_due_reservations(now);
+        let Turn {
+            batch,
+            answers,
+            end_show,
+            pin,
+            touched,
+            to_charge,
+        } = turn;
 
-        let committed = if batch.events.is_empty() {
+        let writes = !(batch.events.is_empty() && batch.auction_log.is_empty());
+        let committed = if !writes {
             true
         } else {
             match self
@@ -268,6 +342,17 @@ impl Owner {
                 product: product.and_then(|p| self.card(p)),
             });
         }
+        if committed {
+            msgs.extend(
+                touched
+                    .iter()
+                    .filter_map(|id| self.auctions.get(id))
+                    .map(|a| ServerMsg::Auction(a.view(&self.commerce))),
+            );
+            for charge in to_charge {
+                self.charge_winner(charge);
+            }
+        }
         for answer in answers {
             answer(committed);
         }
@@ -283,15 +368,8 @@ impl Owner {
         }
     }
 
-    fn decide(
-        &mut self,
-        now: Timestamp,
-        cmd: CommerceCmd,
-        batch: &mut Batch,
-        answers: &mut Vec<Pending>,
-        end_show: &mut bool,
-        pin: &mut Option<Option<ProductId>>,
-    ) {
+    fn decide(&mut self, now: Timestamp, cmd: CommerceCmd, turn: &mut Turn) {
+        let Turn { batch, answers, .. } = turn;
         match cmd {
             CommerceCmd::Buy {
                 req,
@@ -320,8 +398,10 @@ impl Owner {
                             order
                         })
                 };
-                let result = result.and_then(|o| o.ok_or(Refusal::Unavailable));
-                answers.push(pending(reply, result));
+                answers.push(pending(
+                    reply,
+                    result.and_then(|o| o.ok_or(Refusal::Unavailable)),
+                ));
             }
             CommerceCmd::Settle {
                 order_id,
@@ -395,23 +475,273 @@ impl Owner {
                 };
                 if card.is_ok() {
                     self.pinned = product;
-                    *pin = Some(product);
+                    turn.pin = Some(product);
                 }
-                answers.push(pending(reply, card));
+                turn.answers.push(pending(reply, card));
             }
             CommerceCmd::EndShow { reply } => {
                 if self.closing {
                     let _ = reply.send(Err(Refusal::ShowEnded));
                 } else {
                     batch.events.extend(self.commerce.end_all_sales());
-                    *end_show = true;
-                    answers.push(pending(reply, Ok(())));
+                    turn.end_show = true;
+                    turn.answers.push(pending(reply, Ok(())));
                 }
             }
             CommerceCmd::Unchecked(order_id) => {
                 self.checking.remove(&order_id);
             }
+            CommerceCmd::StartAuction {
+                id,
+                variant_id,
+                lot,
+                terms,
+                salt,
+                reply,
+            } => {
+                let result = self.start_auction(now, id, variant_id, lot, terms, salt, turn);
+                turn.answers.push(pending(reply, result));
+            }
+            CommerceCmd::Bid {
+                auction_id,
+                bidder,
+                name,
+                kind,
+                amount_cents,
+                policy,
+                key,
+                reply,
+            } => {
+                let result = self.bid(
+                    now,
+                    auction_id,
+                    bidder,
+                    name,
+                    kind,
+                    amount_cents,
+                    policy,
+                    key,
+                    turn,
+                );
+                turn.answers.push(pending(reply, result));
+            }
+            CommerceCmd::AuctionCharged {
+                auction_id,
+                bidder,
+                price_cents,
+                paid,
+            } => {
+                if let Some(a) = self.auctions.get_mut(&auction_id) {
+                    let entry = Entry::Charge {
+                        at: now,
+                        bidder,
+                        price_cents,
+                        paid,
+                    };
+                    a.log(auction_id, &[entry], &mut turn.batch);
+                    turn.touched.insert(auction_id);
+                }
+            }
         }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_auction(
+        &mut self,
+        now: Timestamp,
+        id: AuctionId,
+        variant_id: VariantId,
+        lot: String,
+        terms: Terms,
+        salt: String,
+        turn: &mut Turn,
+    ) -> Result<(AuctionId, Timestamp), Refusal> {
+        if self.closing {
+            return Err(Refusal::ShowEnded);
+        }
+        if self.auctions.values().any(|a| !a.machine.ended()) {
+            return Err(Refusal::AuctionRunning);
+        }
+        let events = self.commerce.hold_lot(id, variant_id)?;
+        turn.batch.events.extend(events);
+        let (machine, started) = Auction::start(id, lot, terms, now);
+        let ends_at = machine.ends_at();
+        let mut live = LiveAuction {
+            machine,
+            variant_id,
+            chain: Chain::new(),
+            salt: salt.clone(),
+            bidders: HashMap::new(),
+            bids: 0,
+            paid: None,
+            answered: HashMap::new(),
+        };
+        turn.batch.new_auctions.push(NewAuction {
+            id,
+            variant_id,
+            salt,
+        });
+        live.log(id, &[started], &mut turn.batch);
+        self.auctions.insert(id, live);
+        turn.touched.insert(id);
+        Ok((id, ends_at))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bid(
+        &mut self,
+        now: Timestamp,
+        auction_id: AuctionId,
+        bidder: UserId,
+        name: String,
+        kind: BidKind,
+        amount_cents: i64,
+        policy: Option<String>,
+        key: Option<String>,
+        turn: &mut Turn,
+    ) -> Result<Outcome, Refusal> {
+        self.close_due_auctions(now, turn);
+        let a = self
+            .auctions
+            .get_mut(&auction_id)
+            .ok_or(Refusal::UnknownAuction)?;
+        if let Some(first) = key
+            .as_ref()
+            .and_then(|k| a.answered.get(&(bidder, k.clone())))
+        {
+            return Ok(first.clone());
+        }
+        let tag = pseudonym(&a.salt, bidder);
+        if !a.bidders.contains_key(&tag) {
+            a.bidders.insert(tag.clone(), (bidder, name));
+            turn.batch.bidders.push((auction_id, tag.clone(), bidder));
+        }
+        let entries = a.machine.bid(now, &tag, kind, amount_cents, policy);
+        let outcome = match entries.first() {
+            Some(Entry::Bid { result, .. }) => result.clone(),
+            _ => return Err(Refusal::Unavailable),
+        };
+        a.log(auction_id, &entries, &mut turn.batch);
+        if let Some(k) = key {
+            a.answered.insert((bidder, k), outcome.clone());
+        }
+        turn.touched.insert(auction_id);
+        Ok(outcome)
+    }
+
+    /// Ends every auction whose deadline has come: the winner gets the lot as a reservation (charged
+    /// after the commit), an unsold lot goes back on hand.
+    fn close_due_auctions(&mut self, now: Timestamp, turn: &mut Turn) {
+        let hold = self.hub.settings().reservation_hold_ms;
+        for (id, a) in self.auctions.iter_mut() {
+            let Some(ended) = a.machine.close_if_due(now) else {
+                continue;
+            };
+            a.log(*id, &[ended], &mut turn.batch);
+            turn.touched.insert(*id);
+            let standing = a.machine.standing();
+            let winner = standing
+                .leader
+                .as_ref()
+                .and_then(|p| a.bidders.get(p).map(|(user, _)| (p.clone(), *user)));
+            match winner {
+                Some((tag, user)) => {
+                    let order_id = OrderId(crate::api::shows::new_id());
+                    match self.commerce.sell_lot(
+                        *id,
+                        order_id,
+                        user,
+                        standing.price_cents,
+                        now.plus_ms(hold),
+                    ) {
+                        Ok(events) => {
+                            turn.batch.events.extend(events);
+                            turn.batch.new_orders.push(OrderMeta {
+                                order_id,
+                                idempotency_key: format!("auction-{id}"),
+                                payment_method: "saved".into(),
+                            });
+                            turn.to_charge.push(WinnerCharge {
+                                auction_id: *id,
+                                order_id,
+                                user,
+                                bidder: tag,
+                                price_cents: standing.price_cents,
+                            });
+                        }
+                        Err(e) => tracing::error!(auction = %id, "the won lot was not held: {e}"),
+                    }
+                }
+                None => turn.batch.events.extend(self.commerce.return_lot(*id)),
+            }
+        }
+    }
+
+    /// "You bid, you buy": charges the winner's saved payment method, then settles the order and
+    /// logs the charge's result through our inbox.
+    fn charge_winner(&self, w: WinnerCharge) {
+        let (store, payments, inbox) = (
+            self.hub.store().clone(),
+            self.hub.payments().clone(),
+            self.inbox.clone(),
+        );
+        let currency = self
+            .auctions
+            .get(&w.auction_id)
+            .and_then(|a| self.commerce.variant(a.variant_id))
+            .map(|v| v.currency.to_string())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            let method = store
+                .payment_methods(w.user)
+                .await
+                .ok()
+                .and_then(|m| m.into_iter().next())
+                .map(|(m, _)| m);
+            let charged = match method {
+                None => Err(PaymentError::Declined("no saved payment method".into())),
+                Some(payment_method) => {
+                    let req = ChargeRequest {
+                        idempotency_key: w.order_id.to_string(),
+                        payment_method,
+                        amount_cents: w.price_cents,
+                        currency,
+                    };
+                    payments.charge(&req).await
+                }
+            };
+            let (settlement, paid) = match charged {
+                Ok(c) => (
+                    Settlement::Paid {
+                        payment_ref: Some(c.id),
+                    },
+                    true,
+                ),
+                Err(PaymentError::Declined(_)) => {
+                    (Settlement::Released(ReleaseReason::Declined), false)
+                }
+                // Unknown: the hold's expiry check asks the provider again later.
+                Err(PaymentError::Unavailable(e)) => {
+                    tracing::warn!(order = %w.order_id, "charging an auction winner: {e}");
+                    return;
+                }
+            };
+            let _ = inbox
+                .send(CommerceCmd::Settle {
+                    order_id: w.order_id,
+                    settlement,
+                    reply: None,
+                })
+                .await;
+            let _ = inbox
+                .send(CommerceCmd::AuctionCharged {
+                    auction_id: w.auction_id,
+                    bidder: w.bidder,
+                    price_cents: w.price_cents,
+                    paid,
+                })
+                .await;
+        });
     }
 
     /// Reservations whose hold ran out: ask the provider whether the charge happened (a crash or
@@ -466,6 +796,21 @@ impl Owner {
         let mut stats_changed = false;
         for event in events {
             match event {
+                Event::LotHeld {
+                    variant_id,
+                    variant_stock_left,
+                    ..
+                }
+                | Event::LotReturned {
+                    variant_id,
+                    variant_stock_left,
+                    ..
+                } => {
+                    msgs.push(ServerMsg::Stock {
+                        variant_id: *variant_id,
+                        stock: *variant_stock_left,
+                    });
+                }
                 Event::SaleStarted {
                     sale,
                     variant_stock_left,

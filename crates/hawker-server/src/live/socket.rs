@@ -15,7 +15,9 @@ use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
 use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{LiveShow, RoomCmd};
+use hawker_core::auction::{BidKind, Outcome, Rejection};
+
+use super::{CommerceCmd, LiveShow, RoomCmd};
 use crate::clock;
 
 /// Messages per second a socket may send, and the burst above it.
@@ -140,6 +142,43 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
                         Ordering::Relaxed,
                     );
                 }
+                Ok(ClientMsg::Bid {
+                    auction_id,
+                    amount_cents,
+                    max,
+                }) => {
+                    let Some(author) = &author else {
+                        direct(&direct_tx, "login_required", "log in to bid").await;
+                        continue;
+                    };
+                    let kind = if max { BidKind::Max } else { BidKind::Bid };
+                    let policy = (author.id == live.host).then(|| "shill_bid".to_owned());
+                    let (reply, answer) = oneshot::channel();
+                    let cmd = CommerceCmd::Bid {
+                        auction_id,
+                        bidder: author.id,
+                        name: author.name.clone(),
+                        kind,
+                        amount_cents,
+                        policy,
+                        key: None,
+                        reply,
+                    };
+                    if live.commerce.send(cmd).await.is_err() {
+                        continue;
+                    }
+                    match answer.await {
+                        Ok(Ok(Outcome::Rejected(r))) => {
+                            direct(&direct_tx, r.code(), &rejection_message(&r)).await
+                        }
+                        Ok(Err(super::Refusal::UnknownAuction)) => {
+                            direct(&direct_tx, "wrong_show", "that auction is not in this show")
+                                .await
+                        }
+                        Ok(Err(e)) => direct(&direct_tx, "unavailable", &e.to_string()).await,
+                        _ => {}
+                    }
+                }
                 Ok(ClientMsg::Ping { nonce }) => {
                     let _ = direct_tx.send(direct_text(ServerMsg::Pong { nonce })).await;
                 }
@@ -197,4 +236,23 @@ fn error_text(code: &str, message: &str) -> String {
 
 async fn direct(tx: &mpsc::Sender<String>, code: &str, message: &str) {
     let _ = tx.send(error_text(code, message)).await;
+}
+
+/// A refusal as a sentence for the bidder.
+pub fn rejection_message(r: &Rejection) -> String {
+    match r {
+        Rejection::BidTooLow { min_cents } => format!("bid at least {min_cents} cents"),
+        Rejection::AuctionClosed => "the auction has closed".into(),
+        Rejection::AlreadyWinning => "you are already winning".into(),
+        Rejection::MaxNotHigher { max_cents } => {
+            format!("your maximum is already {max_cents} cents; raise it above that")
+        }
+        Rejection::Policy { code } if code == "shill_bid" => {
+            "sellers cannot bid on their own lots".into()
+        }
+        Rejection::Policy { code } if code == "wrong_show" => {
+            "that auction is in another show".into()
+        }
+        Rejection::Policy { code } => format!("bid refused ({code})"),
+    }
 }

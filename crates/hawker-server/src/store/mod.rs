@@ -9,10 +9,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hawker_core::account::Role;
 use hawker_core::commerce::{Event, Restore};
-use hawker_core::ids::{OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use serde::Serialize;
+
+use crate::auction_log::LogEntry;
 
 pub mod sqlite;
 
@@ -193,6 +195,7 @@ pub struct Order {
     #[serde(skip)]
     pub payment_ref: Option<String>,
     pub tracking: Option<String>,
+    pub auction_id: Option<AuctionId>,
     pub hold_until: Timestamp,
     pub created_at: Timestamp,
 }
@@ -210,6 +213,39 @@ pub struct OrderMeta {
 pub struct Batch {
     pub events: Vec<Event>,
     pub new_orders: Vec<OrderMeta>,
+    pub new_auctions: Vec<NewAuction>,
+    /// Auction log entries, already hash-chained, in order.
+    pub auction_log: Vec<(AuctionId, LogEntry)>,
+    /// New pseudonym → user mappings.
+    pub bidders: Vec<(AuctionId, String, UserId)>,
+    /// The latest summary of every auction the batch touched.
+    pub auction_summaries: Vec<AuctionSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuction {
+    pub id: AuctionId,
+    pub variant_id: VariantId,
+    pub salt: String,
+}
+
+/// The row that sums up an auction's log (the log stays the truth).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuctionSummary {
+    pub id: AuctionId,
+    pub ends_at: Timestamp,
+    pub ended: bool,
+    pub winner: Option<String>,
+    pub price_cents: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuctionRow {
+    pub id: AuctionId,
+    pub show_id: ShowId,
+    pub variant_id: VariantId,
+    pub summary: AuctionSummary,
+    pub salt: String,
 }
 
 #[async_trait]
@@ -233,8 +269,15 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind a token hash, and the session's CSRF token if it is a session.
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>>;
     async fn delete_token(&self, hash: &str) -> StoreResult<()>;
-    async fn save_payment_method(&self, user: UserId, method: &str, label: &str)
-    -> StoreResult<()>;
+    /// Saves a method; `make_default` moves an already saved one to the front.
+    async fn save_payment_method(
+        &self,
+        user: UserId,
+        method: &str,
+        label: &str,
+        make_default: bool,
+    ) -> StoreResult<()>;
+    /// Saved methods as `(method, label)`, the default first.
     async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>>;
 
     // Catalog.
@@ -253,6 +296,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Product>;
     async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()>;
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>>;
+    async fn product_of_variant(&self, variant: VariantId) -> StoreResult<Option<Product>>;
     async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>>;
     async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()>;
 
@@ -289,6 +333,13 @@ pub trait Store: Send + Sync + 'static {
     async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
     /// A product's catalog edits (outside shows) as `(seq, at, event JSON)`.
     async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
+
+    // Auctions.
+    async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>>;
+    async fn auctions_of_show(&self, show: ShowId) -> StoreResult<Vec<AuctionRow>>;
+    async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>>;
+    /// Pseudonym, user id and display name of everyone who bid.
+    async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>>;
 
     // Orders.
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>>;

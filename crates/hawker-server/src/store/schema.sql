@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS orders (
     tracking TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
+    -- The auction this order won; its unit was held by the auction, not taken from stock.
+    auction_id BIGINT,
     CONSTRAINT orders_buyer_idempotency_key UNIQUE (buyer_id, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_show ON orders (show_id, status);
@@ -133,6 +135,8 @@ CREATE TABLE IF NOT EXISTS payment_methods (
     user_id BIGINT NOT NULL REFERENCES users(id),
     method TEXT NOT NULL,
     label TEXT NOT NULL,
+    -- The highest is the buyer's default (charged when they win an auction).
+    position BIGINT NOT NULL,
     PRIMARY KEY (user_id, method)
 );
 
@@ -140,3 +144,38 @@ CREATE TRIGGER IF NOT EXISTS commerce_log_no_update BEFORE UPDATE ON commerce_lo
 BEGIN SELECT RAISE(ABORT, 'commerce_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS commerce_log_no_delete BEFORE DELETE ON commerce_log
 BEGIN SELECT RAISE(ABORT, 'commerce_log is append-only'); END;
+
+-- Live auctions. The log is the truth (hash-chained, append-only); this row is its summary.
+CREATE TABLE IF NOT EXISTS auctions (
+    id BIGINT PRIMARY KEY,
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    variant_id BIGINT NOT NULL REFERENCES variants(id),
+    status TEXT NOT NULL CHECK (status IN ('running', 'ended')),
+    ends_at BIGINT NOT NULL,
+    winner TEXT,
+    price_cents BIGINT,
+    -- Secret per auction: bidder pseudonyms are hashes of it and the user id.
+    salt TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS auction_log (
+    auction_id BIGINT NOT NULL REFERENCES auctions(id),
+    seq BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (auction_id, seq)
+);
+CREATE TRIGGER IF NOT EXISTS auction_log_no_update BEFORE UPDATE ON auction_log
+BEGIN SELECT RAISE(ABORT, 'auction_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS auction_log_no_delete BEFORE DELETE ON auction_log
+BEGIN SELECT RAISE(ABORT, 'auction_log is append-only'); END;
+
+-- Who is behind each pseudonym (private: the public log shows only pseudonyms).
+CREATE TABLE IF NOT EXISTS auction_bidders (
+    auction_id BIGINT NOT NULL REFERENCES auctions(id),
+    pseudonym TEXT NOT NULL,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    PRIMARY KEY (auction_id, pseudonym)
+);

@@ -9,7 +9,7 @@ use hawker_core::account::Role;
 use hawker_core::catalog::CatalogEvent;
 use hawker_core::commerce::{Event, OrderLine, Restore, Sale, SaleStatus, Variant};
 use hawker_core::discount::{CodeRule, Discount};
-use hawker_core::ids::{CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::ids::{AuctionId, CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
 use hawker_core::money::Currency;
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::*;
+use crate::auction_log::LogEntry;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -101,6 +102,7 @@ fn order_from(row: &SqliteRow) -> Result<Order, sqlx::Error> {
         payment_method: row.try_get("payment_method")?,
         payment_ref: row.try_get("payment_ref")?,
         tracking: row.try_get("tracking")?,
+        auction_id: row.try_get::<Option<i64>, _>("auction_id")?.map(AuctionId),
         hold_until: Timestamp(row.try_get("hold_until")?),
         created_at: Timestamp(row.try_get("created_at")?),
     })
@@ -279,6 +281,81 @@ async fn append_catalog(
     Ok(())
 }
 
+/// The auction half of a group commit: new auctions, chained log entries, pseudonyms, summaries.
+async fn write_auctions(
+    tx: &mut Tx<'_>,
+    show: ShowId,
+    now: Timestamp,
+    batch: &Batch,
+) -> StoreResult<()> {
+    for a in &batch.new_auctions {
+        sqlx::query("INSERT INTO auctions (id, show_id, variant_id, status, ends_at, salt, created_at) VALUES (?, ?, ?, 'running', 0, ?, ?)")
+            .bind(a.id.0)
+            .bind(show.0)
+            .bind(a.variant_id.0)
+            .bind(&a.salt)
+            .bind(now.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    for (auction, e) in &batch.auction_log {
+        sqlx::query("INSERT INTO auction_log (auction_id, seq, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?)")
+            .bind(auction.0)
+            .bind(e.seq as i64)
+            .bind(&e.body)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    for (auction, pseudonym, user) in &batch.bidders {
+        sqlx::query(
+            "INSERT INTO auction_bidders (auction_id, pseudonym, user_id) VALUES (?, ?, ?)",
+        )
+        .bind(auction.0)
+        .bind(pseudonym)
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    for a in &batch.auction_summaries {
+        exactly_one(
+            sqlx::query("UPDATE auctions SET ends_at = ?, status = ?, winner = ?, price_cents = ? WHERE id = ?")
+                .bind(a.ends_at.0)
+                .bind(if a.ended { "ended" } else { "running" })
+                .bind(&a.winner)
+                .bind(a.price_cents)
+                .bind(a.id.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?,
+            "auction",
+        )?;
+    }
+    Ok(())
+}
+
+fn auction_from(r: &SqliteRow) -> Result<AuctionRow, sqlx::Error> {
+    let id = AuctionId(r.try_get("id")?);
+    let status: String = r.try_get("status")?;
+    Ok(AuctionRow {
+        id,
+        show_id: ShowId(r.try_get("show_id")?),
+        variant_id: VariantId(r.try_get("variant_id")?),
+        summary: AuctionSummary {
+            id,
+            ends_at: Timestamp(r.try_get("ends_at")?),
+            ended: status == "ended",
+            winner: r.try_get("winner")?,
+            price_cents: r.try_get("price_cents")?,
+        },
+        salt: r.try_get("salt")?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
@@ -398,8 +475,19 @@ impl Store for SqliteStore {
         user: UserId,
         method: &str,
         label: &str,
+        make_default: bool,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO payment_methods (user_id, method, label) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        let on_conflict = if make_default {
+            "DO UPDATE SET position = excluded.position"
+        } else {
+            "DO NOTHING"
+        };
+        let sql = format!(
+            "INSERT INTO payment_methods (user_id, method, label, position) \
+             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(position), 0) + 1 FROM payment_methods WHERE user_id = ?1)) \
+             ON CONFLICT (user_id, method) {on_conflict}"
+        );
+        sqlx::query(&sql)
             .bind(user.0)
             .bind(method)
             .bind(label)
@@ -411,7 +499,7 @@ impl Store for SqliteStore {
 
     async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT method, label FROM payment_methods WHERE user_id = ? ORDER BY method",
+            "SELECT method, label FROM payment_methods WHERE user_id = ? ORDER BY position DESC",
         )
         .bind(user.0)
         .fetch_all(&self.pool)
@@ -512,6 +600,18 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn product_of_variant(&self, variant: VariantId) -> StoreResult<Option<Product>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT product_id FROM variants WHERE id = ?")
+            .bind(variant.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        match id {
+            Some(id) => self.product(ProductId(id)).await,
+            None => Ok(None),
+        }
     }
 
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>> {
@@ -816,6 +916,7 @@ impl Store for SqliteStore {
                         .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
                     code_id: r.try_get::<Option<i64>, _>("code_id")?.map(CodeId),
                     hold_until: Timestamp(r.try_get("hold_until")?),
+                    auction_id: r.try_get::<Option<i64>, _>("auction_id")?.map(AuctionId),
                 });
             }
             let rows = sqlx::query(
@@ -830,6 +931,18 @@ impl Store for SqliteStore {
                     SaleId(r.try_get("sale_id")?),
                     UserId(r.try_get("buyer_id")?),
                     r.try_get::<i64, _>("held")? as u32,
+                ));
+            }
+            let rows = sqlx::query(
+                "SELECT id, variant_id FROM auctions WHERE show_id = ? AND status = 'running'",
+            )
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                restore.lots.push((
+                    AuctionId(r.try_get("id")?),
+                    VariantId(r.try_get("variant_id")?),
                 ));
             }
             Ok::<_, sqlx::Error>(restore)
@@ -915,6 +1028,22 @@ impl Store for SqliteStore {
                     .await
                     .map_err(db_err)?;
                 }
+                Event::LotHeld { variant_id, .. } | Event::LotReturned { variant_id, .. } => {
+                    let delta: i64 = if matches!(event, Event::LotHeld { .. }) {
+                        -1
+                    } else {
+                        1
+                    };
+                    exactly_one(
+                        sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?")
+                            .bind(delta)
+                            .bind(variant_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?,
+                        "variant",
+                    )?;
+                }
                 Event::Reserved { order, .. } => {
                     let meta = batch
                         .new_orders
@@ -928,8 +1057,8 @@ impl Store for SqliteStore {
                         })?;
                     sqlx::query(
                         "INSERT INTO orders (id, buyer_id, show_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
-                         discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
+                         discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at, auction_id) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?)",
                     )
                     .bind(order.id.0)
                     .bind(order.buyer.0)
@@ -948,21 +1077,30 @@ impl Store for SqliteStore {
                     .bind(&meta.payment_method)
                     .bind(now.0)
                     .bind(now.0)
+                    .bind(order.auction_id.map(|a| a.0))
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
                     let q = i64::from(order.quantity);
-                    let taken = match order.sale_id {
-                        Some(s) => sqlx::query(
-                            "UPDATE flash_sales SET remaining = remaining - ? WHERE id = ?",
-                        )
-                        .bind(q)
-                        .bind(s.0),
-                        None => sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?")
+                    let taken = match (order.auction_id, order.sale_id) {
+                        // The auction already took its unit off hand when it started.
+                        (Some(_), _) => None,
+                        (None, Some(s)) => Some(
+                            sqlx::query(
+                                "UPDATE flash_sales SET remaining = remaining - ? WHERE id = ?",
+                            )
                             .bind(q)
-                            .bind(order.variant_id.0),
+                            .bind(s.0),
+                        ),
+                        (None, None) => Some(
+                            sqlx::query("UPDATE variants SET stock = stock - ? WHERE id = ?")
+                                .bind(q)
+                                .bind(order.variant_id.0),
+                        ),
                     };
-                    exactly_one(taken.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
+                    if let Some(taken) = taken {
+                        exactly_one(taken.execute(&mut *tx).await.map_err(db_err)?, "stock")?;
+                    }
                     if let Some(code) = order.code_id {
                         exactly_one(
                             sqlx::query("UPDATE codes SET uses = uses + 1 WHERE id = ?")
@@ -1039,6 +1177,7 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         }
+        write_auctions(&mut tx, show, now, batch).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -1115,6 +1254,66 @@ impl Store for SqliteStore {
                     r.try_get("seq")?,
                     Timestamp(r.try_get("at")?),
                     r.try_get("event")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+
+    async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>> {
+        let row = sqlx::query("SELECT * FROM auctions WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(auction_from).transpose().map_err(db_err)
+    }
+
+    async fn auctions_of_show(&self, show: ShowId) -> StoreResult<Vec<AuctionRow>> {
+        let rows = sqlx::query("SELECT * FROM auctions WHERE show_id = ? ORDER BY created_at, id")
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(auction_from)
+            .collect::<Result<_, _>>()
+            .map_err(db_err)
+    }
+
+    async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, body, prev_hash, hash FROM auction_log WHERE auction_id = ? ORDER BY seq",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogEntry {
+                    seq: r.try_get::<i64, _>("seq")? as u64,
+                    body: r.try_get("body")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+
+    async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>> {
+        let rows = sqlx::query("SELECT b.pseudonym, b.user_id, u.display_name FROM auction_bidders b JOIN users u ON u.id = b.user_id WHERE b.auction_id = ?")
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("pseudonym")?,
+                    UserId(r.try_get("user_id")?),
+                    r.try_get("display_name")?,
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()

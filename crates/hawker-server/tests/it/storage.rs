@@ -115,6 +115,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
         currency: Currency::parse("USD").expect("usd"),
         code_id: None,
         hold_until: Timestamp(5_000),
+        auction_id: None,
     };
     let meta = OrderMeta {
         order_id: order.id,
@@ -133,6 +134,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             },
         ],
         new_orders: vec![meta.clone()],
+        ..Batch::default()
     };
     store.commit(show.id, now, &batch).await.expect("commits");
     let restored = store.load_commerce(show.id).await.expect("loads");
@@ -154,6 +156,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             idempotency_key: "k2".into(),
             payment_method: "pm".into(),
         }],
+        ..Batch::default()
     };
     assert!(
         matches!(
@@ -175,6 +178,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             order_id: OrderId(13),
             ..meta
         }],
+        ..Batch::default()
     };
     assert!(
         matches!(
@@ -200,6 +204,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             payment_ref: Some("ch".into()),
         }],
         new_orders: vec![],
+        ..Batch::default()
     };
     store.commit(show.id, now, &paid).await.expect("commits");
     let stored = store.order(order.id).await.expect("reads").expect("exists");

@@ -1,0 +1,284 @@
+//! Live auctions over HTTP: the host starts them, viewers bid, anybody reads the result and the
+//! hash-chained log.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hawker_core::auction::{BidKind, Increments, Mode, Outcome, Rejection, Terms};
+use hawker_core::ids::{AuctionId, VariantId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::shows::{ask, find_show, hosted_show, new_id};
+use crate::app::AppState;
+use crate::auth::{CurrentUser, random_token};
+use crate::error::{ApiJson, ApiPath, AppError};
+use crate::live::CommerceCmd;
+use crate::live::socket::rejection_message;
+use crate::store::AuctionRow;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    variant_id: i64,
+    start_cents: i64,
+    #[serde(default = "default_duration")]
+    duration_s: i64,
+    mode: String,
+    extend_s: Option<i64>,
+}
+
+fn default_duration() -> i64 {
+    30
+}
+
+/// `POST /api/v1/shows/{id}/auctions` (host).
+pub async fn start(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let show = hosted_show(&state, &user, id).await?;
+    let live = state.hub.live(&show).await?;
+    let mode = match (body.mode.as_str(), body.extend_s) {
+        ("standard", extend) => Mode::Standard {
+            extend_ms: extend.unwrap_or(10) * 1000,
+        },
+        ("sudden_death", None) => Mode::SuddenDeath,
+        ("sudden_death", Some(_)) => {
+            return Err(AppError::unprocessable(
+                "invalid_input",
+                "extend_s: sudden death never extends",
+            ));
+        }
+        _ => {
+            return Err(AppError::unprocessable(
+                "invalid_input",
+                "mode: \"standard\" or \"sudden_death\"",
+            ));
+        }
+    };
+    let terms = Terms::new(
+        body.start_cents,
+        body.duration_s,
+        mode,
+        Increments::standard(),
+    )?;
+    let variant_id = VariantId(body.variant_id);
+    let product = state.store.product_of_variant(variant_id).await?;
+    let lot = match &product {
+        Some(p) if show.product_ids.contains(&p.id) => {
+            let name = p
+                .variants
+                .iter()
+                .find(|v| v.id == variant_id)
+                .map(|v| v.name.clone())
+                .unwrap_or_default();
+            format!("{} · {name}", p.title)
+        }
+        _ => {
+            return Err(AppError::unprocessable(
+                "unknown_item",
+                "this variant is not in the show's lineup",
+            ));
+        }
+    };
+    let auction_id = AuctionId(new_id());
+    let salt = random_token(16);
+    let (id, ends_at) = ask(&live, |reply| CommerceCmd::StartAuction {
+        id: auction_id,
+        variant_id,
+        lot,
+        terms,
+        salt,
+        reply,
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "ends_at": ends_at })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BidBody {
+    amount_cents: i64,
+    /// The show the bidder is watching; a bid on another show's lot is refused (and logged).
+    show_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxBody {
+    max_cents: i64,
+    show_id: Option<i64>,
+}
+
+/// `POST /api/v1/auctions/{id}/bids`.
+pub async fn bid(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<BidBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    place(
+        &state,
+        &user,
+        &headers,
+        id,
+        BidKind::Bid,
+        body.amount_cents,
+        body.show_id,
+    )
+    .await
+}
+
+/// `POST /api/v1/auctions/{id}/max-bid`.
+pub async fn max_bid(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<MaxBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    place(
+        &state,
+        &user,
+        &headers,
+        id,
+        BidKind::Max,
+        body.max_cents,
+        body.show_id,
+    )
+    .await
+}
+
+async fn auction_row(state: &AppState, id: i64) -> Result<AuctionRow, AppError> {
+    state
+        .store
+        .auction(AuctionId(id))
+        .await?
+        .ok_or_else(|| AppError::not_found("auction"))
+}
+
+async fn place(
+    state: &AppState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    id: i64,
+    kind: BidKind,
+    amount: i64,
+    show_id: Option<i64>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    if !(1..=hawker_core::money::Price::MAX_CENTS).contains(&amount) {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "amount: a positive number of cents",
+        ));
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| hawker_core::ids::IdempotencyKey::parse(k).map(|k| k.as_str().to_owned()))
+        .transpose()?;
+    let row = auction_row(state, id).await?;
+    let show = find_show(state, row.show_id.0).await?;
+    // Policy refusals still reach the owner, so the log records every attempt.
+    let policy = if user.user.id == show.seller_id {
+        Some("shill_bid".to_owned())
+    } else if show_id.is_some_and(|s| s != show.id.0) {
+        Some("wrong_show".to_owned())
+    } else {
+        None
+    };
+    let live = match state.hub.get(show.id) {
+        Some(live) => live,
+        None => {
+            return Err(AppError::conflict(
+                "auction_closed",
+                "the auction has closed",
+            ));
+        }
+    };
+    let outcome = ask(&live, |reply| CommerceCmd::Bid {
+        auction_id: row.id,
+        bidder: user.user.id,
+        name: user.user.display_name.clone(),
+        kind,
+        amount_cents: amount,
+        policy,
+        key,
+        reply,
+    })
+    .await?;
+    match outcome {
+        Outcome::Accepted {
+            price_cents,
+            leader,
+            ends_at,
+        } => Ok((
+            StatusCode::CREATED,
+            Json(
+                json!({ "accepted": true, "price_cents": price_cents, "leader": leader, "ends_at": ends_at }),
+            ),
+        )),
+        Outcome::Rejected(r) => {
+            let status = match &r {
+                Rejection::BidTooLow { .. } | Rejection::MaxNotHigher { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                Rejection::AuctionClosed | Rejection::AlreadyWinning => StatusCode::CONFLICT,
+                Rejection::Policy { code } if code == "shill_bid" => StatusCode::FORBIDDEN,
+                Rejection::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let code: &'static str = match r.code() {
+                "bid_too_low" => "bid_too_low",
+                "auction_closed" => "auction_closed",
+                "already_winning" => "already_winning",
+                "max_not_higher" => "max_not_higher",
+                "shill_bid" => "shill_bid",
+                "wrong_show" => "wrong_show",
+                _ => "bid_refused",
+            };
+            Err(AppError::new(status, code, rejection_message(&r)))
+        }
+    }
+}
+
+/// `GET /api/v1/auctions/{id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let row = auction_row(&state, id).await?;
+    let s = &row.summary;
+    let mut body = json!({
+        "id": row.id, "show_id": row.show_id, "variant_id": row.variant_id,
+        "status": if s.ended { "ended" } else { "running" },
+        "price_cents": s.price_cents, "leader": s.winner, "ends_at": s.ends_at,
+    });
+    if s.ended {
+        body["winner"] = json!(s.winner);
+        body["final_hash"] = json!(
+            state
+                .store
+                .auction_log(row.id)
+                .await?
+                .last()
+                .map(|e| e.hash.clone())
+        );
+    }
+    Ok(Json(body))
+}
+
+/// `GET /api/v1/auctions/{id}/log`: the whole hash-chained log, for anyone to verify.
+pub async fn log(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let row = auction_row(&state, id).await?;
+    Ok(Json(json!(state.store.auction_log(row.id).await?)))
+}

@@ -1,0 +1,158 @@
+//! Auctions inside a show's commerce owner: each running [`LiveAuction`] wraps the pure
+//! [`Auction`] rules with its hash chain, its bidders' pseudonyms and what viewers see.
+//!
+//! Every bid, accepted or refused, becomes a log entry in the owner's next group commit, so a
+//! bidder is answered only once their bid is durable — like a buyer.
+
+use std::collections::HashMap;
+
+use hawker_core::auction::{Auction, Entry, Mode, Outcome, rebuild};
+use hawker_core::commerce::ShowCommerce;
+use hawker_core::ids::{AuctionId, ShowId, UserId, VariantId};
+use hawker_core::protocol::{AuctionStatus, AuctionView};
+use sha2::{Digest, Sha256};
+
+use crate::auction_log::Chain;
+use crate::store::{AuctionSummary, Batch, Store, StoreError};
+
+/// A stable, private pseudonym: the same person is the same bidder throughout one auction, and
+/// nobody without the auction's secret salt can tell who it is.
+pub fn pseudonym(salt: &str, user: UserId) -> String {
+    let digest = Sha256::digest(format!("{salt}:{user}").as_bytes());
+    format!("bidder-{}", &hex::encode(digest)[..10])
+}
+
+pub struct LiveAuction {
+    pub machine: Auction,
+    pub variant_id: VariantId,
+    pub chain: Chain,
+    pub salt: String,
+    /// Pseudonym → account and display name.
+    pub bidders: HashMap<String, (UserId, String)>,
+    pub bids: u64,
+    pub paid: Option<bool>,
+    /// First answers to idempotent bid retries, by bidder and key (kept while the owner runs).
+    pub answered: HashMap<(UserId, String), Outcome>,
+}
+
+impl LiveAuction {
+    /// Appends entries to the chain and the batch, and refreshes the auction's summary there.
+    pub fn log(&mut self, id: AuctionId, entries: &[Entry], batch: &mut Batch) {
+        for e in entries {
+            if matches!(e, Entry::Bid { .. }) {
+                self.bids += 1;
+            }
+            if let Entry::Charge { paid, .. } = e {
+                self.paid = Some(*paid);
+            }
+            batch.auction_log.push((id, self.chain.append(e)));
+        }
+        let s = self.machine.standing();
+        let summary = AuctionSummary {
+            id,
+            ends_at: s.ends_at,
+            ended: s.ended,
+            winner: s.leader.clone(),
+            price_cents: s.leader.as_ref().map(|_| s.price_cents),
+        };
+        batch.auction_summaries.retain(|a| a.id != id);
+        batch.auction_summaries.push(summary);
+    }
+
+    pub fn view(&self, commerce: &ShowCommerce) -> AuctionView {
+        let s = self.machine.standing();
+        let variant = commerce.variant(self.variant_id);
+        let leader = s.leader.as_ref().and_then(|p| self.bidders.get(p));
+        let step = |p: i64| p + self.machine.terms().increments.step(p);
+        let first = s.min_bid_cents;
+        AuctionView {
+            id: self.machine.id(),
+            variant_id: self.variant_id,
+            product_title: variant.map(|v| v.product_title.clone()).unwrap_or_default(),
+            variant_name: variant.map(|v| v.name.clone()).unwrap_or_default(),
+            image: variant.and_then(|v| v.image.clone()),
+            currency: variant
+                .map(|v| v.currency.to_string())
+                .unwrap_or_else(|| "USD".into()),
+            mode: match self.machine.terms().mode {
+                Mode::Standard { .. } => "standard".into(),
+                Mode::SuddenDeath => "sudden_death".into(),
+            },
+            status: if s.ended {
+                AuctionStatus::Ended
+            } else {
+                AuctionStatus::Running
+            },
+            price_cents: s.price_cents,
+            bids: self.bids,
+            leader: s.leader.clone(),
+            leader_name: leader.map(|(_, name)| name.clone()),
+            leader_user_id: leader.map(|(id, _)| *id),
+            ends_at: s.ends_at,
+            next_bids: if s.ended {
+                Vec::new()
+            } else {
+                vec![first, step(first), step(step(first))]
+            },
+            final_hash: s.ended.then(|| self.chain.last_hash.clone()),
+            paid: self.paid,
+        }
+    }
+}
+
+/// Rebuilds a show's auctions from their logs (running ones resume with the same leader and
+/// deadline; ended ones come back for the show's sold list).
+pub async fn load(
+    store: &dyn Store,
+    show: ShowId,
+) -> Result<Vec<(AuctionId, LiveAuction)>, StoreError> {
+    let mut out = Vec::new();
+    for row in store.auctions_of_show(show).await? {
+        let log = store.auction_log(row.id).await?;
+        let bodies: Vec<Entry> = log
+            .iter()
+            .filter_map(|e| serde_json::from_str(&e.body).ok())
+            .collect();
+        let (machine, _) = rebuild(&bodies).map_err(|e| {
+            StoreError::Backend(anyhow::anyhow!(
+                "auction {} log does not replay: {e}",
+                row.id
+            ))
+        })?;
+        let bidders = store
+            .auction_bidders(row.id)
+            .await?
+            .into_iter()
+            .map(|(p, user, name)| (p, (user, name)))
+            .collect();
+        let chain = Chain {
+            seq: log.len() as u64,
+            last_hash: log.last().map_or_else(
+                || crate::auction_log::GENESIS.to_owned(),
+                |e| e.hash.clone(),
+            ),
+        };
+        let bids = bodies
+            .iter()
+            .filter(|b| matches!(b, Entry::Bid { .. }))
+            .count() as u64;
+        let paid = bodies.iter().rev().find_map(|b| match b {
+            Entry::Charge { paid, .. } => Some(*paid),
+            _ => None,
+        });
+        out.push((
+            row.id,
+            LiveAuction {
+                machine,
+                variant_id: row.variant_id,
+                chain,
+                salt: row.salt,
+                bidders,
+                bids,
+                paid,
+                answered: HashMap::new(),
+            },
+        ));
+    }
+    Ok(out)
+}
