@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use crate::helpers::TestApp;
 
 /// Starts the real `hawker` binary on `dir` and waits for it to say its port.
-async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, TestApp) {
+pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, TestApp) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawker"));
     cmd.arg("serve")
         .env("HAWKER_LISTEN", "127.0.0.1:0")

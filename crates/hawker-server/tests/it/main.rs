@@ -1,3 +1,4 @@
+mod auctions;
 mod bad_input;
 mod crash;
 mod flash_sale;
