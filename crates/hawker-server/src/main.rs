@@ -12,7 +12,9 @@ const USAGE: &str = "usage:
   hawker user set-role EMAIL buyer|seller|moderator|admin
                                  change an account's role (uses the configured database)
   hawker bench herd [--buyers N] [--units N]
-                                 measure a flash-sale herd against a row-lock baseline";
+                                 measure a flash-sale herd against a row-lock baseline
+  hawker bench auction [--bidders N] [--bids N] [--viewers N]
+                                 measure bids decided and broadcast per second";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         ["bench", "herd", rest @ ..] => bench::herd(rest).await,
+        ["bench", "auction", rest @ ..] => bench::auction(rest).await,
         ["user", "set-role", email, role] => set_role(email, role).await,
         ["verify-auction", file] => verify_auction(file),
         ["--help" | "-h" | "help"] => {

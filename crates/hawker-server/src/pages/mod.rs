@@ -572,6 +572,8 @@ pub struct PaymentMethodView {
 struct ShowPage {
     layout: Layout,
     show: ShowView,
+    /// The viewer's account id (0 when signed out), so the page can tell "you're winning".
+    user_id: i64,
     signed_in: bool,
     is_host: bool,
     can_moderate: bool,
@@ -602,6 +604,7 @@ async fn show_page(
     render(&ShowPage {
         layout: layout(&state, user.as_ref(), show.title.clone()),
         show: ShowView::from(&show),
+        user_id: user.as_ref().map_or(0, |u| u.user.id.0),
         signed_in: user.is_some(),
         is_host,
         can_moderate,
