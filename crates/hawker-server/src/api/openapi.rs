@@ -71,7 +71,15 @@ pub fn spec() -> Value {
             "/api/v1/orders/{id}/ship": { "parameters": id_param, "post": op("Mark shipped with a tracking number (seller)", Some(obj(&["tracking"], json!({ "tracking": s }))), ("200", "{order}"), &[("409", "not paid")]) },
             "/api/v1/orders/{id}/refund": { "parameters": id_param, "post": op("Cancel and refund a paid order (seller)", None, ("200", "{order}"), &[("409", "not paid")]) },
             "/api/v1/seller/orders": { "get": op("My store's orders (optionally ?show_id=)", None, ("200", "{orders}"), &[]) },
-            "/api/v1/payment-methods": { "get": op("Saved and available payment methods", None, ("200", "{saved, available, test_mode}"), &[]) }
+            "/api/v1/payment-methods": {
+                "get": op("Saved and available payment methods", None, ("200", "{saved, available, test_mode}"), &[]),
+                "post": op("Save a payment method and make it the default", Some(obj(&["method"], json!({ "method": s }))), ("201", "{id, label}"), &[("422", "unknown method")])
+            },
+            "/api/v1/shows/{id}/auctions": { "parameters": id_param, "post": op("Start an auction of one unit (host)", Some(obj(&["variant_id", "start_cents", "mode"], json!({ "variant_id": int, "start_cents": int, "duration_s": int, "mode": { "enum": ["standard", "sudden_death"] }, "extend_s": int }))), ("201", "{id, ends_at}"), &[("409", "another auction running, or no stock"), ("422", "invalid input")]) },
+            "/api/v1/auctions/{id}": { "parameters": id_param, "get": op("An auction", None, ("200", "{id, status, price_cents, leader, ends_at, winner?, final_hash?}"), &[("404", "unknown")]) },
+            "/api/v1/auctions/{id}/bids": { "parameters": id_param, "post": op("Bid (Idempotency-Key recommended)", Some(obj(&["amount_cents"], json!({ "amount_cents": int, "show_id": int }))), ("201", "{accepted:true, price_cents, leader, ends_at}"), &[("403", "shill_bid"), ("409", "auction_closed, already_winning"), ("422", "bid_too_low, wrong_show")]) },
+            "/api/v1/auctions/{id}/max-bid": { "parameters": id_param, "post": op("Set a maximum (proxy bid)", Some(obj(&["max_cents"], json!({ "max_cents": int, "show_id": int }))), ("201", "{accepted:true, price_cents, leader, ends_at}"), &[("409", "auction_closed"), ("422", "bid_too_low, max_not_higher")]) },
+            "/api/v1/auctions/{id}/log": { "parameters": id_param, "get": op("The hash-chained log: [{seq, body, prev_hash, hash}]; check with `hawker verify-auction`", None, ("200", "the log"), &[("404", "unknown")]) }
         }
     })
 }
