@@ -200,3 +200,229 @@ async fn the_host_starts_a_flash_sale_from_a_phone_and_a_viewer_sees_it_count_do
     }
     Ok(())
 }
+
+/// Polls `js` for up to `secs`, for waits longer than `Page::wait_for`'s 20 s (a soft close).
+async fn wait_long(page: &Page, js: &str, secs: u64) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match page.wait_for(js).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Saves the test card for the page's signed-in user, so an auction they win is charged.
+async fn save_card(page: &Page) -> anyhow::Result<()> {
+    let status = page
+        .eval(
+            "fetch('/api/v1/payment-methods', { method: 'POST', headers: { 'Content-Type': 'application/json', \
+             'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content }, \
+             body: JSON.stringify({ method: 'pm_card_visa' }) }).then((r) => r.status)",
+        )
+        .await?;
+    assert_eq!(status, serde_json::json!(201), "saving the card");
+    Ok(())
+}
+
+/// `document.querySelector(selector).innerText` as JavaScript, for `wait_for` conditions.
+fn text_of(selector: &str) -> String {
+    format!(
+        "(document.querySelector({})?.innerText ?? '')",
+        serde_json::json!(selector)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_viewers_bid_against_each_other_and_the_winner_sees_the_win_and_the_order()
+-> anyhow::Result<()> {
+    let server = Server::start_with_demo().await?;
+    let (show_id, products) = live_show(&server).await?;
+    let lipstick: Value = reqwest::get(server.url(&format!("/api/v1/products/{}", products[0])))
+        .await?
+        .json()
+        .await?;
+    let ruby = lipstick["variants"][0]["id"].as_i64().unwrap_or(0);
+    let show_path = format!("/shows/{show_id}");
+    let browser = Browser::launch().await?;
+
+    // Buyer A is the demo's Ana; buyer B signs up. Both save a card: "you bid, you buy".
+    let ana = browser.new_page(390, 844, true).await?;
+    log_in(&ana, &server, "ana@demo.hawker.dev", &show_path).await?;
+    save_card(&ana).await?;
+    let ben = browser.new_page(390, 844, true).await?;
+    ben.goto(&server.url(&format!("/signup?next={show_path}")))
+        .await?;
+    ben.fill("input[name=email]", "ben@example.com").await?;
+    ben.fill("input[name=display_name]", "Ben").await?;
+    ben.fill("input[name=password]", "a good password").await?;
+    ben.click("#auth-form button[type=submit]").await?;
+    ben.wait_for(&format!("location.pathname === '{show_path}'"))
+        .await?;
+    save_card(&ben).await?;
+    for p in [&ana, &ben] {
+        p.wait_for("document.querySelector('#auction').hidden && document.querySelector('#show-room').dataset.userId !== '0'").await?;
+    }
+
+    // The host starts a 20 s standard auction of one Ruby at $10 from the console.
+    let host = browser.new_page(390, 844, true).await?;
+    log_in(
+        &host,
+        &server,
+        "lumi@demo.hawker.dev",
+        &format!("{show_path}/host"),
+    )
+    .await?;
+    host.wait_for("document.querySelector('#auction-variant option')")
+        .await?;
+    host.eval(&format!(
+        "document.querySelector('#auction-variant').value = '{ruby}'"
+    ))
+    .await?;
+    host.fill("#auction-start", "10.00").await?;
+    host.fill("#auction-duration", "20").await?;
+    host.fill("#auction-mode", "standard").await?;
+    host.wait_for("document.querySelector('#auction-extend').offsetParent !== null")
+        .await?;
+    host.click("#auction-form button[type=submit]").await?;
+    host.wait_for(&format!(
+        "!document.querySelector('#auction').hidden && {}.includes('Ruby')",
+        text_of("#auction-title")
+    ))
+    .await?;
+
+    // Both viewers see the lot open at $10 with nobody leading; Ana takes the first quick bid.
+    for p in [&ana, &ben] {
+        p.wait_for(&format!(
+            "!document.querySelector('#auction').hidden && {} === '$10.00' && {} === 'No bids yet' && /^00:\\d\\d$/.test({})",
+            text_of("#auction-price"),
+            text_of("#auction-leader"),
+            text_of("#auction-countdown")
+        ))
+        .await?;
+    }
+    ana.wait_for("document.querySelector('#auction-bids button.quick-bid[data-amount=\"1000\"]')")
+        .await?;
+    ana.click("#auction-bids button.quick-bid").await?;
+    for p in [&ana, &ben, &host] {
+        p.wait_for(&format!(
+            "{} === 'Ana' && {} === '$10.00'",
+            text_of("#auction-leader"),
+            text_of("#auction-price")
+        ))
+        .await?;
+    }
+    ana.wait_for(&format!(
+        "{}.includes(\"You're winning\")",
+        text_of("#auction-status")
+    ))
+    .await?;
+    assert_eq!(
+        ben.eval("document.querySelector('#auction-status').hidden")
+            .await?,
+        serde_json::json!(true),
+        "Ben has not bid: neither winning nor outbid"
+    );
+
+    // Ben bids $15 by hand: he leads, Ana is told she is outbid.
+    ben.fill("#auction-custom", "15.00").await?;
+    ben.click("#auction-bid").await?;
+    for p in [&ana, &ben, &host] {
+        p.wait_for(&format!(
+            "{} === 'Ben' && {} === '$15.00'",
+            text_of("#auction-leader"),
+            text_of("#auction-price")
+        ))
+        .await?;
+    }
+    ben.wait_for(&format!(
+        "{}.includes(\"You're winning\")",
+        text_of("#auction-status")
+    ))
+    .await?;
+    ana.wait_for(&format!("{} === 'Outbid'", text_of("#auction-status")))
+        .await?;
+    ana.screenshot(&artifacts_dir().join("auction-outbid-phone.png"))
+        .await?;
+
+    // The clock runs out (a late bid adds up to 10 s): Ben won, was charged, and sees the log hash.
+    wait_long(
+        &ben,
+        &format!(
+            "document.querySelector('#auction').dataset.status === 'ended' && {}.includes('Ben') && /[0-9a-f]{{16}}/.test({})",
+            text_of("#auction-result"),
+            text_of("#auction-hash")
+        ),
+        40,
+    )
+    .await?;
+    ben.wait_for(&format!(
+        "{}.includes('You won') && {}.includes('Paid')",
+        text_of("#auction-status"),
+        text_of("#auction-result")
+    ))
+    .await?;
+    // The sold list is folded away on a phone, so its text is read rather than its rendering.
+    ben.wait_for("/Ruby.*Ben.*\\$15\\.00/.test(document.querySelector('#sold-list').textContent)")
+        .await?;
+    ana.wait_for(&format!(
+        "{}.includes('Outbid') && {}.includes('Ben')",
+        text_of("#auction-status"),
+        text_of("#auction-result")
+    ))
+    .await?;
+    assert_eq!(
+        ben.eval("document.querySelectorAll('#auction-controls:not([hidden])').length")
+            .await?,
+        serde_json::json!(0),
+        "no bidding on an ended auction"
+    );
+    ben.screenshot(&artifacts_dir().join("auction-won-phone.png"))
+        .await?;
+    // The host watched it all without bid controls, and the console's sold list has the lot.
+    host.wait_for(&format!(
+        "{}.includes('Ben') && {}.includes('$15.00') && !document.querySelector('#auction-custom')",
+        text_of("#sold-list"),
+        text_of("#sold-list")
+    ))
+    .await?;
+    host.eval("document.querySelector('.area-auction').scrollIntoView()")
+        .await?;
+    host.screenshot(&artifacts_dir().join("auction-host-phone.png"))
+        .await?;
+
+    // The shown hash is in the published log behind the Verify link.
+    let shown = ben
+        .eval("document.querySelector('#auction-hash code').innerText.replace('…', '')")
+        .await?;
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    assert_eq!(shown.len(), 16, "{shown:?}");
+    let verify = ben
+        .eval("document.querySelector('#auction-hash a').getAttribute('href')")
+        .await?;
+    let log: Value = reqwest::get(server.url(verify.as_str().unwrap_or_default()))
+        .await?
+        .json()
+        .await?;
+    assert!(
+        log.as_array().is_some_and(|entries| entries
+            .iter()
+            .any(|e| e["hash"].as_str().is_some_and(|h| h.starts_with(&shown)))),
+        "{shown} not in {log}"
+    );
+
+    // Ben's orders list the lot, paid.
+    ben.goto(&server.url("/orders")).await?;
+    ben.wait_for("document.querySelector('#orders tbody tr[data-status=paid]')")
+        .await?;
+    let orders = ben.text("#orders").await?;
+    assert!(
+        orders.contains("Velvet Matte Lipstick") && orders.contains("$15.00"),
+        "{orders}"
+    );
+    for p in [&ana, &ben, &host] {
+        assert!(p.js_errors().is_empty(), "{:?}", p.js_errors());
+    }
+    Ok(())
+}

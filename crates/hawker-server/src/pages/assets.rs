@@ -18,6 +18,7 @@ macro_rules! assets {
 assets!(
     "app.css",
     "js/api.mjs",
+    "js/auction.mjs",
     "js/buy.mjs",
     "js/chat.mjs",
     "js/hearts.mjs",

@@ -1,5 +1,6 @@
-// The host console: go live and end, live numbers, pin, flash sales, codes, recent orders, chat.
+// The host console: go live and end, live numbers, pin, flash sales, auctions, codes, recent orders, chat.
 import { api, formatCents, parseCents } from './api.mjs';
+import { createAuction } from './auction.mjs';
 import { createChat, el } from './chat.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
 import { toast, toastError } from './toast.mjs';
@@ -15,6 +16,8 @@ const conn = root.dataset.status === 'ended' ? null : connectLive(showId, onMess
 const send = (obj) => (conn ? conn.send(obj) : false);
 const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate: true, send });
+// The host watches their auctions; the server refuses a seller's bids on their own lots anyway.
+const auction = createAuction({ showId, serverNow });
 
 function onMessage(m) {
   switch (m.type) {
@@ -26,6 +29,7 @@ function onMessage(m) {
       setPinned(m.pinned);
       sales = new Map(m.sales.map((s) => [s.id, s]));
       renderSales();
+      auction.reset(m.auctions);
       if (m.live) setStatus('live');
       else if (root.dataset.status === 'live') setStatus('ended');
       refreshOrders();
@@ -53,6 +57,10 @@ function onMessage(m) {
       return renderSales();
     case 'stock':
       return setStock(m.variant_id, m.stock);
+    case 'auction':
+      auction.update(m);
+      // The winner's order shows up once the lot is sold and charged.
+      return m.status === 'ended' ? refreshOrders() : undefined;
     case 'code':
       return void chat.system(`🏷️ Code ${m.code}: ${m.description}`, 'code');
     case 'purchase':
@@ -97,6 +105,7 @@ function setStatus(status) {
     conn?.close();
     sales.clear();
     renderSales();
+    auction.close();
     setPinned(null);
     chat.setEnabled(false);
     for (const b of document.querySelectorAll('#host-console .open-only')) b.disabled = true;
@@ -285,6 +294,40 @@ function showListPrice() {
 }
 $('sale-variant').addEventListener('change', showListPrice);
 
+$('auction-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = ev.currentTarget;
+  const start = parseCents(f.elements.start.value);
+  if (!start) return toast('Starting price must be an amount like 10.00', { kind: 'error' });
+  const body = {
+    variant_id: Number(f.elements.variant_id.value),
+    start_cents: start,
+    duration_s: Number(f.elements.duration_s.value),
+    mode: f.elements.mode.value,
+  };
+  // Sudden death never extends, and the server refuses an extension with it.
+  if (body.mode === 'standard') body.extend_s = Number(f.elements.extend_s.value);
+  act(f.querySelector('button[type=submit]'), async () => {
+    await api('POST', `/shows/${showId}/auctions`, body);
+    toast('Auction started', { kind: 'ok' });
+  });
+});
+
+// Like the sale form: the variant's list price as a hint, and the extension only for soft close.
+function showAuctionHints() {
+  const opt = $('auction-variant').selectedOptions[0];
+  $('auction-list').textContent = opt ? `List price ${formatCents(opt.dataset.priceCents, opt.dataset.currency)}` : '';
+  const sudden = $('auction-mode').value === 'sudden_death';
+  $('auction-extend-field').hidden = sudden;
+  $('auction-extend').disabled = sudden; // a hidden field must not block the form's validation
+  const extend = Number($('auction-extend').value) || 10;
+  $('auction-mode-note').textContent = sudden
+    ? 'Ends on time, whatever happens.'
+    : `A bid in the last ${extend} s resets the clock to ${extend} s.`;
+}
+$('auction-form').addEventListener('input', showAuctionHints);
+$('auction-form').addEventListener('change', showAuctionHints);
+
 $('code-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const f = ev.currentTarget;
@@ -326,6 +369,7 @@ $('code-form').addEventListener('change', showCodeUnit);
 
 setStatus(root.dataset.status);
 showListPrice();
+showAuctionHints();
 showCodeUnit();
 setInterval(tick, 250);
 loadOrders();

@@ -1,5 +1,6 @@
-// The viewer's show page: stage state, header numbers, pinned product, flash sale, hearts, chat, buying.
+// The viewer's show page: stage state, header numbers, pinned product, flash sale, auction, hearts, chat, buying.
 import { formatCents } from './api.mjs';
+import { createAuction } from './auction.mjs';
 import { createBuySheet } from './buy.mjs';
 import { createChat } from './chat.mjs';
 import { createHearts } from './hearts.mjs';
@@ -10,7 +11,9 @@ const $ = (id) => document.getElementById(id);
 const room = $('show-room');
 const showId = Number(room.dataset.showId);
 const signedIn = room.dataset.signedIn === 'true';
-const canModerate = room.dataset.canModerate === 'true' || room.dataset.isHost === 'true';
+const isHost = room.dataset.isHost === 'true';
+const userId = Number(room.dataset.userId) || 0;
+const canModerate = room.dataset.canModerate === 'true' || isHost;
 const startsAt = room.dataset.startsAt;
 const loginUrl = `/login?next=/shows/${showId}`;
 
@@ -26,6 +29,8 @@ const send = (obj) => (conn ? conn.send(obj) : false);
 const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate, send });
 const hearts = createHearts({ button: $('heart'), layer: $('hearts-layer'), send });
+// The host watches their own auctions here; bidding on them is refused anyway.
+const auction = createAuction({ showId, userId, canBid: signedIn && !isHost, serverNow });
 
 function onMessage(m) {
   switch (m.type) {
@@ -34,6 +39,7 @@ function onMessage(m) {
       for (const id of sales.keys()) if (!m.sales.some((s) => s.id === id)) buy.update('sale', id, null);
       sales = new Map(m.sales.map((s) => [s.id, s]));
       chat.reset(m.chat);
+      auction.reset(m.auctions);
       setNumber('viewers', m.viewers);
       setNumber('hearts-total', m.hearts_total);
       if (m.live) {
@@ -72,6 +78,8 @@ function onMessage(m) {
     case 'stock':
       for (const v of pinned?.variants ?? []) if (v.id === m.variant_id) v.stock = m.stock;
       break;
+    case 'auction':
+      return auction.update(m);
     case 'code':
       chat.system(`🏷️ Code ${m.code}: ${m.description}`, 'code', {
         label: 'Use',
@@ -122,6 +130,7 @@ function showEnded() {
   $('conn').hidden = true;
   chat.setEnabled(false);
   hearts.setEnabled(false);
+  auction.close();
   renderPinned();
   renderSale();
 }
