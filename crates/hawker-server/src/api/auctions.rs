@@ -282,3 +282,95 @@ pub async fn log(
     let row = auction_row(&state, id).await?;
     Ok(Json(json!(state.store.auction_log(row.id).await?)))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreBidBody {
+    variant_id: i64,
+    max_cents: i64,
+}
+
+/// `POST /api/v1/shows/{id}/pre-bids`: a maximum on a lineup variant before its auction starts.
+pub async fn pre_bid(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<PreBidBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let show = find_show(&state, id).await?;
+    if show.status == crate::store::ShowStatus::Ended {
+        return Err(AppError::conflict("show_not_live", "this show has ended"));
+    }
+    if user.user.id == show.seller_id {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "shill_bid",
+            "sellers cannot bid on their own lots",
+        ));
+    }
+    if !(1..=hawker_core::money::Price::MAX_CENTS).contains(&body.max_cents) {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "max_cents: a positive number of cents",
+        ));
+    }
+    let variant_id = VariantId(body.variant_id);
+    let in_lineup = state
+        .store
+        .product_of_variant(variant_id)
+        .await?
+        .is_some_and(|p| show.product_ids.contains(&p.id));
+    if !in_lineup {
+        return Err(AppError::unprocessable(
+            "unknown_item",
+            "this variant is not in the show's lineup",
+        ));
+    }
+    state
+        .store
+        .save_pre_bid(
+            show.id,
+            variant_id,
+            user.user.id,
+            body.max_cents,
+            crate::clock::now(),
+        )
+        .await?;
+    if let Some(live) = state.hub.get(show.id) {
+        let pre = crate::live::auctions::PreBid {
+            variant_id,
+            user: user.user.id,
+            name: user.user.display_name.clone(),
+            max_cents: body.max_cents,
+        };
+        let _ = live.commerce.send(CommerceCmd::PreBid(pre)).await;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "variant_id": variant_id, "max_cents": body.max_cents })),
+    ))
+}
+
+/// `POST /api/v1/auctions/{id}/second-chance` (host): the winner's charge failed; offer the lot to
+/// the next bidder at their highest bid, charged to their saved card.
+pub async fn second_chance(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let row = auction_row(&state, id).await?;
+    let show = hosted_show(&state, &user, row.show_id.0).await?;
+    let live = match state.hub.get(show.id) {
+        Some(live) => live,
+        None => state.hub.open(&show).await?,
+    };
+    let (bidder, price) = ask(&live, |reply| CommerceCmd::SecondChance {
+        auction_id: row.id,
+        reply,
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "bidder": bidder, "price_cents": price })),
+    ))
+}

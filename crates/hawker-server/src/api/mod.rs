@@ -51,6 +51,11 @@ pub fn router() -> Router<AppState> {
         .route("/auctions/{id}/bids", post(auctions::bid))
         .route("/auctions/{id}/max-bid", post(auctions::max_bid))
         .route("/auctions/{id}/log", get(auctions::log))
+        .route(
+            "/auctions/{id}/second-chance",
+            post(auctions::second_chance),
+        )
+        .route("/shows/{id}/pre-bids", post(auctions::pre_bid))
         .route("/flash-sales/{id}", get(shows::get_sale))
         .route("/flash-sales/{id}/end", post(shows::end_sale))
         .route("/orders", post(orders::buy).get(orders::mine))

@@ -76,6 +76,9 @@ pub fn refusal(r: Refusal) -> AppError {
             "this idempotency key is being used by another request",
         ),
         Refusal::UnknownAuction => AppError::not_found("auction"),
+        Refusal::NoSecondChance => {
+            AppError::conflict("no_second_chance", "the winner paid, or nobody else bid")
+        }
         Refusal::AuctionRunning => AppError::conflict(
             "auction_running",
             "another auction is running in this show; wait for it to end",

@@ -4,7 +4,7 @@
 //! Every bid, accepted or refused, becomes a log entry in the owner's next group commit, so a
 //! bidder is answered only once their bid is durable — like a buyer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hawker_core::auction::{Auction, Entry, Mode, Outcome, rebuild};
 use hawker_core::commerce::ShowCommerce;
@@ -31,6 +31,8 @@ pub struct LiveAuction {
     pub bidders: HashMap<String, (UserId, String)>,
     pub bids: u64,
     pub paid: Option<bool>,
+    /// Bidders whose charge for this lot failed (skipped by second-chance offers).
+    pub declined: HashSet<String>,
     /// First answers to idempotent bid retries, by bidder and key (kept while the owner runs).
     pub answered: HashMap<(UserId, String), Outcome>,
 }
@@ -42,8 +44,11 @@ impl LiveAuction {
             if matches!(e, Entry::Bid { .. }) {
                 self.bids += 1;
             }
-            if let Entry::Charge { paid, .. } = e {
+            if let Entry::Charge { paid, bidder, .. } = e {
                 self.paid = Some(*paid);
+                if !paid {
+                    self.declined.insert(bidder.clone());
+                }
             }
             batch.auction_log.push((id, self.chain.append(e)));
         }
@@ -140,6 +145,17 @@ pub async fn load(
             Entry::Charge { paid, .. } => Some(*paid),
             _ => None,
         });
+        let declined = bodies
+            .iter()
+            .filter_map(|b| match b {
+                Entry::Charge {
+                    paid: false,
+                    bidder,
+                    ..
+                } => Some(bidder.clone()),
+                _ => None,
+            })
+            .collect();
         out.push((
             row.id,
             LiveAuction {
@@ -150,9 +166,20 @@ pub async fn load(
                 bidders,
                 bids,
                 paid,
+                declined,
                 answered: HashMap::new(),
             },
         ));
     }
     Ok(out)
+}
+
+/// A maximum placed on a lineup variant before its auction starts; applied, in the order placed,
+/// the moment the auction starts.
+#[derive(Debug, Clone)]
+pub struct PreBid {
+    pub variant_id: VariantId,
+    pub user: UserId,
+    pub name: String,
+    pub max_cents: i64,
 }

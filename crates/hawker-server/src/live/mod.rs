@@ -95,6 +95,18 @@ impl Hub {
         let blocked = seller.map(|u| u.blocked_words).unwrap_or_default();
         let commerce = ShowCommerce::restore(show.id, restore);
         let auctions = auctions::load(self.store.as_ref(), show.id).await?;
+        let pre_bids = self
+            .store
+            .pre_bids(show.id)
+            .await?
+            .into_iter()
+            .map(|(variant_id, user, name, max_cents)| auctions::PreBid {
+                variant_id,
+                user,
+                name,
+                max_cents,
+            })
+            .collect();
         let (room_tx, room_rx) = mpsc::channel(4096);
         let (commerce_tx, commerce_rx) = mpsc::channel(65_536);
         let hearts = Arc::new(AtomicU64::new(0));
@@ -121,6 +133,7 @@ impl Hub {
             show.pinned_product_id,
             show.status == ShowStatus::Ended,
             auctions,
+            pre_bids,
         );
         tokio::spawn(owner.run(commerce_rx));
         if let Ok(mut shows) = self.shows.lock() {

@@ -23,7 +23,7 @@ use hawker_core::protocol::{HostStats, ProductCard, SaleView, ServerMsg, Variant
 use hawker_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
-use super::auctions::{LiveAuction, pseudonym};
+use super::auctions::{LiveAuction, PreBid, pseudonym};
 use super::{Hub, RoomCmd};
 use crate::auction_log::Chain;
 use crate::clock;
@@ -52,6 +52,8 @@ pub enum Refusal {
     UnknownAuction,
     #[error("another auction is running in this show")]
     AuctionRunning,
+    #[error("there is nobody left to offer this lot to, or its winner has paid")]
+    NoSecondChance,
     #[error("the show's owner is unavailable; try again")]
     Unavailable,
 }
@@ -121,6 +123,14 @@ pub enum CommerceCmd {
         key: Option<String>,
         reply: Reply<Outcome>,
     },
+    /// A pre-bid was saved for a lineup variant; it joins that variant's next auction.
+    PreBid(PreBid),
+    /// The winner's charge failed: offer the lot to the best bidder whose charge has not failed,
+    /// at their highest bid. Answers with their pseudonym and the price.
+    SecondChance {
+        auction_id: AuctionId,
+        reply: Reply<(String, i64)>,
+    },
     /// The winner's charge finished (internal).
     AuctionCharged {
         auction_id: AuctionId,
@@ -151,6 +161,9 @@ struct WinnerCharge {
     bidder: String,
     price_cents: i64,
 }
+
+/// How long an ended show's owner waits for more commands before it stops.
+const CLOSING_LINGER: Duration = Duration::from_secs(5);
 
 /// Group commits made by all owners since the process started (for `hawker bench` and metrics).
 pub static GROUP_COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -189,6 +202,8 @@ pub struct Owner {
     checking: HashSet<OrderId>,
     /// This show's auctions: the running one and those ended since the owner started.
     auctions: BTreeMap<AuctionId, LiveAuction>,
+    /// Pre-bids waiting for their variant's auction, oldest first.
+    pre_bids: Vec<PreBid>,
 }
 
 impl Owner {
@@ -201,6 +216,7 @@ impl Owner {
         pinned: Option<ProductId>,
         closing: bool,
         auctions: Vec<(AuctionId, LiveAuction)>,
+        pre_bids: Vec<PreBid>,
     ) -> Self {
         Self {
             hub,
@@ -215,6 +231,7 @@ impl Owner {
             announce: HashSet::new(),
             checking: HashSet::new(),
             auctions: auctions.into_iter().collect(),
+            pre_bids,
         }
     }
 
@@ -245,6 +262,7 @@ impl Owner {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let batch_max = self.hub.settings().commit_batch_max;
+        let mut last_command = tokio::time::Instant::now();
         loop {
             let mut cmds = Vec::new();
             tokio::select! {
@@ -260,12 +278,19 @@ impl Owner {
                     Err(_) => break,
                 }
             }
+            let had_commands = !cmds.is_empty();
             self.turn(clock::now(), cmds).await;
+            if had_commands {
+                last_command = tokio::time::Instant::now();
+            }
+            // An ended show's owner stays while reservations remain, and a little after its last
+            // command, so a request racing its stop (a second-chance offer) still finds it.
             if self.closing
                 && self
                     .commerce
                     .due_reservations(Timestamp(i64::MAX))
                     .is_empty()
+                && last_command.elapsed() > CLOSING_LINGER
             {
                 break;
             }
@@ -525,6 +550,15 @@ impl Owner {
                 );
                 turn.answers.push(pending(reply, result));
             }
+            CommerceCmd::PreBid(pre) => {
+                self.pre_bids
+                    .retain(|p| !(p.user == pre.user && p.variant_id == pre.variant_id));
+                self.pre_bids.push(pre);
+            }
+            CommerceCmd::SecondChance { auction_id, reply } => {
+                let result = self.second_chance(now, auction_id, turn);
+                turn.answers.push(pending(reply, result));
+            }
             CommerceCmd::AuctionCharged {
                 auction_id,
                 bidder,
@@ -574,6 +608,7 @@ impl Owner {
             bidders: HashMap::new(),
             bids: 0,
             paid: None,
+            declined: HashSet::new(),
             answered: HashMap::new(),
         };
         turn.batch.new_auctions.push(NewAuction {
@@ -582,6 +617,23 @@ impl Owner {
             salt,
         });
         live.log(id, &[started], &mut turn.batch);
+        // Pre-bids join the moment the auction starts, in the order they were placed.
+        let (pre, rest): (Vec<PreBid>, Vec<PreBid>) = std::mem::take(&mut self.pre_bids)
+            .into_iter()
+            .partition(|p| p.variant_id == variant_id);
+        self.pre_bids = rest;
+        if !pre.is_empty() {
+            turn.batch.consumed_pre_bids.push(variant_id);
+        }
+        for p in pre {
+            let tag = pseudonym(&live.salt, p.user);
+            if !live.bidders.contains_key(&tag) {
+                live.bidders.insert(tag.clone(), (p.user, p.name));
+                turn.batch.bidders.push((id, tag.clone(), p.user));
+            }
+            let entries = live.machine.bid(now, &tag, BidKind::Max, p.max_cents, None);
+            live.log(id, &entries, &mut turn.batch);
+        }
         self.auctions.insert(id, live);
         turn.touched.insert(id);
         Ok((id, ends_at))
@@ -627,6 +679,57 @@ impl Owner {
         }
         turn.touched.insert(auction_id);
         Ok(outcome)
+    }
+
+    fn second_chance(
+        &mut self,
+        now: Timestamp,
+        auction_id: AuctionId,
+        turn: &mut Turn,
+    ) -> Result<(String, i64), Refusal> {
+        let a = self
+            .auctions
+            .get_mut(&auction_id)
+            .ok_or(Refusal::UnknownAuction)?;
+        if !a.machine.ended() || a.paid != Some(false) {
+            return Err(Refusal::NoSecondChance);
+        }
+        let (tag, price) = a
+            .machine
+            .ranking()
+            .into_iter()
+            .find(|(b, _)| !a.declined.contains(b) && a.bidders.contains_key(b))
+            .ok_or(Refusal::NoSecondChance)?;
+        let user = a
+            .bidders
+            .get(&tag)
+            .map(|(u, _)| *u)
+            .ok_or(Refusal::NoSecondChance)?;
+        // The failed winner's unit went back on hand; take one again for the runner-up.
+        turn.batch
+            .events
+            .extend(self.commerce.hold_lot(auction_id, a.variant_id)?);
+        let order_id = OrderId(crate::api::shows::new_id());
+        let hold = now.plus_ms(self.hub.settings().reservation_hold_ms);
+        turn.batch.events.extend(
+            self.commerce
+                .sell_lot(auction_id, order_id, user, price, hold)?,
+        );
+        turn.batch.new_orders.push(OrderMeta {
+            order_id,
+            idempotency_key: format!("auction-{auction_id}-{tag}"),
+            payment_method: "saved".into(),
+        });
+        turn.to_charge.push(WinnerCharge {
+            auction_id,
+            order_id,
+            user,
+            bidder: tag.clone(),
+            price_cents: price,
+        });
+        a.paid = None;
+        turn.touched.insert(auction_id);
+        Ok((tag, price))
     }
 
     /// Ends every auction whose deadline has come: the winner gets the lot as a reservation (charged

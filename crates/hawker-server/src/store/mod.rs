@@ -220,6 +220,8 @@ pub struct Batch {
     pub bidders: Vec<(AuctionId, String, UserId)>,
     /// The latest summary of every auction the batch touched.
     pub auction_summaries: Vec<AuctionSummary>,
+    /// Variants whose pre-bids joined an auction that started in this batch.
+    pub consumed_pre_bids: Vec<VariantId>,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +342,18 @@ pub trait Store: Send + Sync + 'static {
     async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>>;
     /// Pseudonym, user id and display name of everyone who bid.
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>>;
+
+    /// Saves (or replaces) a buyer's pre-bid on a lineup variant.
+    async fn save_pre_bid(
+        &self,
+        show: ShowId,
+        variant: VariantId,
+        user: UserId,
+        max_cents: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Waiting pre-bids of a show as `(variant, user, display name, max)`, oldest first.
+    async fn pre_bids(&self, show: ShowId) -> StoreResult<Vec<(VariantId, UserId, String, i64)>>;
 
     // Orders.
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>>;

@@ -179,3 +179,13 @@ CREATE TABLE IF NOT EXISTS auction_bidders (
     user_id BIGINT NOT NULL REFERENCES users(id),
     PRIMARY KEY (auction_id, pseudonym)
 );
+
+-- Maxima placed on a lineup variant before its auction starts; consumed when it starts.
+CREATE TABLE IF NOT EXISTS pre_bids (
+    show_id BIGINT NOT NULL REFERENCES shows(id),
+    variant_id BIGINT NOT NULL REFERENCES variants(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    max_cents BIGINT NOT NULL CHECK (max_cents > 0),
+    placed_at BIGINT NOT NULL,
+    PRIMARY KEY (show_id, variant_id, user_id)
+);

@@ -321,6 +321,14 @@ async fn write_auctions(
         .await
         .map_err(db_err)?;
     }
+    for v in &batch.consumed_pre_bids {
+        sqlx::query("DELETE FROM pre_bids WHERE show_id = ? AND variant_id = ?")
+            .bind(show.0)
+            .bind(v.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
     for a in &batch.auction_summaries {
         exactly_one(
             sqlx::query("UPDATE auctions SET ends_at = ?, status = ?, winner = ?, price_cents = ? WHERE id = ?")
@@ -1314,6 +1322,51 @@ impl Store for SqliteStore {
                     r.try_get("pseudonym")?,
                     UserId(r.try_get("user_id")?),
                     r.try_get("display_name")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+
+    async fn save_pre_bid(
+        &self,
+        show: ShowId,
+        variant: VariantId,
+        user: UserId,
+        max_cents: i64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pre_bids (show_id, variant_id, user_id, max_cents, placed_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (show_id, variant_id, user_id) DO UPDATE SET max_cents = excluded.max_cents, placed_at = excluded.placed_at",
+        )
+        .bind(show.0)
+        .bind(variant.0)
+        .bind(user.0)
+        .bind(max_cents)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn pre_bids(&self, show: ShowId) -> StoreResult<Vec<(VariantId, UserId, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT p.variant_id, p.user_id, u.display_name, p.max_cents FROM pre_bids p JOIN users u ON u.id = p.user_id \
+             WHERE p.show_id = ? ORDER BY p.placed_at, p.user_id",
+        )
+        .bind(show.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    VariantId(r.try_get("variant_id")?),
+                    UserId(r.try_get("user_id")?),
+                    r.try_get("display_name")?,
+                    r.try_get("max_cents")?,
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()

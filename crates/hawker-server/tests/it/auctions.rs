@@ -444,3 +444,171 @@ async fn an_auction_survives_kill_9() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn pre_bids_join_the_auction_when_it_starts() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let (a, b) = (bidder(&app).await, bidder(&app).await);
+    let pre = |max: i64| json!({ "variant_id": show.variant_ids[0], "max_cents": max });
+    let (status, body) = app
+        .post(
+            &show.seller.token,
+            &format!("/api/v1/shows/{}/pre-bids", show.show_id),
+            pre(9_000),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("shill_bid"))
+    );
+    assert_eq!(
+        app.post(
+            &a.token,
+            &format!("/api/v1/shows/{}/pre-bids", show.show_id),
+            pre(3_000)
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.post(
+            &b.token,
+            &format!("/api/v1/shows/{}/pre-bids", show.show_id),
+            pre(2_000)
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 30, "mode": "standard" })).await;
+    let (_, auction) = app.get(None, &format!("/api/v1/auctions/{id}")).await;
+    // A's $30 maximum meets B's $20: A leads at $20 + one $1 step.
+    assert_eq!(auction["price_cents"], 2_100);
+    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let bodies: Vec<Value> = log
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| serde_json::from_str(e["body"].as_str()?).ok())
+        .collect();
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b["type"] == "bid" && b["kind"] == "max")
+            .count(),
+        2
+    );
+    assert_eq!(
+        auction["leader"], bodies[1]["bidder"],
+        "the earlier pre-bid leads"
+    );
+    // B, outbid before the auction even started, can bid live.
+    let (status, body) = app
+        .post(
+            &b.token,
+            &format!("/api/v1/auctions/{id}/bids"),
+            json!({ "amount_cents": 3_500 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["price_cents"], 3_500);
+}
+
+#[tokio::test]
+async fn a_declined_winner_lets_the_host_offer_a_second_chance() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let deadbeat = app.signup("buyer").await;
+    app.post(
+        &deadbeat.token,
+        "/api/v1/payment-methods",
+        json!({ "method": "pm_card_declined" }),
+    )
+    .await;
+    let runner_up = bidder(&app).await;
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 5, "mode": "sudden_death" })).await;
+    app.post(
+        &runner_up.token,
+        &format!("/api/v1/auctions/{id}/bids"),
+        json!({ "amount_cents": 2_000 }),
+    )
+    .await;
+    let (status, _) = app
+        .post(
+            &deadbeat.token,
+            &format!("/api/v1/auctions/{id}/max-bid"),
+            json!({ "max_cents": 4_000 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ended = wait_ended(&app, id).await;
+    assert_eq!(ended["price_cents"], 2_100);
+
+    // Wait for the failed charge, then offer the lot to the runner-up at their highest bid.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = app
+            .post(
+                &show.seller.token,
+                &format!("/api/v1/auctions/{id}/second-chance"),
+                json!({}),
+            )
+            .await;
+        if status == StatusCode::CREATED {
+            assert_eq!(body["price_cents"], 2_000);
+            break;
+        }
+        assert_eq!(body["error"]["code"], "no_second_chance");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the winner's charge fails"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, orders) = app.get(Some(&runner_up.token), "/api/v1/orders").await;
+        if orders["orders"].as_array().is_some_and(|o| {
+            o.iter().any(|o| {
+                o["auction_id"] == id && o["status"] == "paid" && o["total_cents"] == 2_000
+            })
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the runner-up pays: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = app
+        .post(
+            &show.seller.token,
+            &format!("/api/v1/auctions/{id}/second-chance"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_second_chance"))
+    );
+    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let (ok, out) = verify_cli(&log);
+    assert!(ok, "{out}");
+    let charges: Vec<bool> = log
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e["body"].as_str()?).ok())
+        .filter(|b| b["type"] == "charge")
+        .map(|b| b["paid"] == true)
+        .collect();
+    assert_eq!(charges, [false, true]);
+    let (_, product) = app
+        .get(None, &format!("/api/v1/products/{}", show.product_id))
+        .await;
+    assert_eq!(product["variants"][0]["stock"], 1, "one unit sold, no more");
+}
