@@ -426,3 +426,57 @@ async fn two_viewers_bid_against_each_other_and_the_winner_sees_the_win_and_the_
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_bid_from_the_pinned_product_leads_when_the_auction_opens() -> anyhow::Result<()> {
+    let server = Server::start_with_demo().await?;
+    let (show_id, _) = live_show(&server).await?;
+    let show_path = format!("/shows/{show_id}");
+    let browser = Browser::launch().await?;
+
+    // Ana sets a $30 maximum on the pinned lipstick's first shade before any auction.
+    let ana = browser.new_page(390, 844, true).await?;
+    log_in(&ana, &server, "ana@demo.hawker.dev", &show_path).await?;
+    save_card(&ana).await?;
+    ana.wait_for("!document.querySelector('#prebid-form').hidden && document.querySelector('#prebid-variant option')").await?;
+    let variant = ana
+        .eval("document.querySelector('#prebid-variant').value")
+        .await?;
+    ana.fill("#prebid-max", "30.00").await?;
+    ana.click("#prebid-form button[type=submit]").await?;
+    ana.wait_for(&format!("{}.startsWith('Saved')", text_of("#prebid-note")))
+        .await?;
+
+    // The host opens an auction on that shade at $10: Ana's pre-bid takes the lead at once.
+    let host = browser.new_page(390, 844, true).await?;
+    log_in(
+        &host,
+        &server,
+        "lumi@demo.hawker.dev",
+        &format!("{show_path}/host"),
+    )
+    .await?;
+    let started = host
+        .eval(&format!(
+            "fetch('/api/v1/shows/{show_id}/auctions', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json', \
+             'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content }}, \
+             body: JSON.stringify({{ variant_id: Number({variant}), start_cents: 1000, duration_s: 30, mode: 'standard' }}) }}).then((r) => r.status)"
+        ))
+        .await?;
+    assert_eq!(started, serde_json::json!(201));
+    ana.wait_for(&format!(
+        "!document.querySelector('#auction').hidden && {}.includes('winning')",
+        text_of("#auction-status")
+    ))
+    .await?;
+    ana.wait_for(&format!(
+        "{} === '$10.00' && {} === 'Ana'",
+        text_of("#auction-price"),
+        text_of("#auction-leader")
+    ))
+    .await?;
+    for p in [&ana, &host] {
+        assert!(p.js_errors().is_empty(), "{:?}", p.js_errors());
+    }
+    Ok(())
+}

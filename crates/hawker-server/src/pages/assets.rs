@@ -24,6 +24,7 @@ assets!(
     "js/hearts.mjs",
     "js/host.mjs",
     "js/live.mjs",
+    "js/prebid.mjs",
     "js/seller.mjs",
     "js/show.mjs",
     "js/toast.mjs",

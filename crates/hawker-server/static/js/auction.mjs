@@ -13,11 +13,12 @@ const ENDING_MS = 10_000;
  * Wires the auction elements in the page and returns `{ reset, update, close }`: `reset(list)`
  * takes a snapshot's `auctions`, `update(view)` an `auction` message, `close()` is for the show's
  * end. `userId` is the viewer's account (0 signed out), for "You're winning" and "Outbid".
+ * With `isHost`, a lot whose winner's payment failed gets an "offer to the next bidder" button.
  * Without `canBid` the panel only watches (the host, signed-out viewers): the bid controls, if
  * the page has them, are never wired. The page may also have `#auction-none`, shown while no
  * auction is on screen.
  */
-export function createAuction({ showId, userId = 0, canBid = false, serverNow = () => Date.now() }) {
+export function createAuction({ showId, userId = 0, canBid = false, isHost = false, serverNow = () => Date.now() }) {
   const panel = $('auction');
   const controls = $('auction-controls');
   const quick = $('auction-bids');
@@ -187,6 +188,21 @@ export function createAuction({ showId, userId = 0, canBid = false, serverNow = 
         ' · ',
         el('span', `paid ${a.paid === true ? 'ok' : a.paid === false ? 'failed' : 'pending'}`, payment),
       );
+      if (isHost && a.paid === false) {
+        const offer = el('button', 'small second-chance', 'Offer to the next bidder');
+        offer.type = 'button';
+        offer.addEventListener('click', async () => {
+          offer.disabled = true;
+          try {
+            const r = await api('POST', `/auctions/${a.id}/second-chance`, {});
+            offer.replaceWith(el('span', 'muted', `Offered at ${formatCents(r.price_cents, a.currency)}; charging…`));
+          } catch (err) {
+            offer.disabled = false;
+            showError(sentence(err.message));
+          }
+        });
+        line.append(' ', offer);
+      }
       if (leads(a) && a.paid === true) {
         const link = el('a', '', 'See my orders');
         link.href = '/orders';

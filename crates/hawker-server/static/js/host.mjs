@@ -17,7 +17,7 @@ const send = (obj) => (conn ? conn.send(obj) : false);
 const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate: true, send });
 // The host watches their auctions; the server refuses a seller's bids on their own lots anyway.
-const auction = createAuction({ showId, serverNow });
+const auction = createAuction({ showId, isHost: true, serverNow });
 
 function onMessage(m) {
   switch (m.type) {

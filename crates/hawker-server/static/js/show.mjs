@@ -4,6 +4,7 @@ import { createAuction } from './auction.mjs';
 import { createBuySheet } from './buy.mjs';
 import { createChat } from './chat.mjs';
 import { createHearts } from './hearts.mjs';
+import { createPreBid } from './prebid.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
 import { toast } from './toast.mjs';
 
@@ -24,6 +25,7 @@ let wasLive = room.dataset.status === 'live';
 const ended = room.dataset.status === 'ended';
 
 const buy = createBuySheet({ showId, signedIn, loginUrl });
+const preBid = createPreBid({ showId });
 const conn = ended ? null : connectLive(showId, onMessage, { onStatus });
 const send = (obj) => (conn ? conn.send(obj) : false);
 const serverNow = () => (conn ? conn.serverNow() : Date.now());
@@ -159,6 +161,7 @@ function setImage(img, url) {
 
 function renderPinned() {
   const card = $('pinned');
+  preBid.show(pinned);
   if (!pinned) {
     card.hidden = true;
     delete card.dataset.productId;
