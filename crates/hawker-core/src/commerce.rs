@@ -148,6 +148,9 @@ pub struct OrderLine {
     pub hold_until: Timestamp,
     /// The auction this order won: its unit was held by the auction, not taken from stock.
     pub auction_id: Option<AuctionId>,
+    /// The show's shipping fee, carried by the buyer's first order of the show: everything a
+    /// buyer gets from one show ships together, for one fee (combined shipping).
+    pub shipping_cents: i64,
 }
 
 /// Why a reservation gave its units back.
@@ -257,6 +260,10 @@ pub struct Restore {
     pub held: Vec<(SaleId, UserId, u32)>,
     /// Units held by running auctions.
     pub lots: Vec<(AuctionId, VariantId)>,
+    /// The seller's shipping fee per buyer per show.
+    pub shipping_fee_cents: i64,
+    /// For each buyer, the live order (reserved or paid) that carries their shipping fee.
+    pub shipping_carried: Vec<(UserId, OrderId)>,
 }
 
 /// The state machine. See the module docs for its invariant.
@@ -269,6 +276,9 @@ pub struct ShowCommerce {
     reservations: BTreeMap<OrderId, OrderLine>,
     held: HashMap<(SaleId, UserId), u32>,
     lots: BTreeMap<AuctionId, VariantId>,
+    shipping_fee_cents: i64,
+    /// Which order carries each buyer's shipping fee; released with that order.
+    shipping_carried: HashMap<UserId, OrderId>,
     /// Buyers with an order in this show since it was loaded; closes the first-order race that
     /// the caller's database lookup alone would leave open.
     ordered: BTreeSet<UserId>,
@@ -300,6 +310,8 @@ impl ShowCommerce {
                 .map(|(s, u, n)| ((s, u), n))
                 .collect(),
             lots: stored.lots.into_iter().collect(),
+            shipping_fee_cents: stored.shipping_fee_cents.max(0),
+            shipping_carried: stored.shipping_carried.into_iter().collect(),
             ordered,
         }
     }
@@ -533,6 +545,7 @@ impl ShowCommerce {
             entry.uses += 1;
         }
         self.ordered.insert(req.buyer);
+        let shipping = self.shipping_for(req.buyer, req.order_id);
         let order = OrderLine {
             id: req.order_id,
             buyer: req.buyer,
@@ -542,14 +555,25 @@ impl ShowCommerce {
             unit_price_cents: unit_price,
             subtotal_cents: subtotal,
             discount_cents: discount,
-            total_cents: subtotal - discount,
+            total_cents: subtotal - discount + shipping,
             currency,
             code_id,
             hold_until: req.hold_until,
             auction_id: None,
+            shipping_cents: shipping,
         };
         self.reservations.insert(order.id, order.clone());
         Ok(vec![Event::Reserved { order, left }])
+    }
+
+    /// The shipping fee for a buyer's new order: the whole fee if no live order of theirs in this
+    /// show carries it yet (this one will), nothing otherwise.
+    fn shipping_for(&mut self, buyer: UserId, order_id: OrderId) -> i64 {
+        if self.shipping_fee_cents == 0 || self.shipping_carried.contains_key(&buyer) {
+            return 0;
+        }
+        self.shipping_carried.insert(buyer, order_id);
+        self.shipping_fee_cents
     }
 
     /// Takes one unit of `variant` off hand for an auction.
@@ -600,6 +624,7 @@ impl ShowCommerce {
         hold_until: Timestamp,
     ) -> Result<Vec<Event>, NotReserved> {
         let variant_id = self.lots.remove(&auction).ok_or(NotReserved)?;
+        let shipping = self.shipping_for(buyer, order_id);
         let variant = self.variants.get(&variant_id).ok_or(NotReserved)?;
         let order = OrderLine {
             id: order_id,
@@ -610,11 +635,12 @@ impl ShowCommerce {
             unit_price_cents: price_cents,
             subtotal_cents: price_cents,
             discount_cents: 0,
-            total_cents: price_cents,
+            total_cents: price_cents + shipping,
             currency: variant.currency,
             code_id: None,
             hold_until,
             auction_id: Some(auction),
+            shipping_cents: shipping,
         };
         self.reservations.insert(order_id, order.clone());
         self.ordered.insert(buyer);
@@ -652,6 +678,9 @@ impl ShowCommerce {
         reason: ReleaseReason,
     ) -> Result<Vec<Event>, NotReserved> {
         let order = self.reservations.remove(&order_id).ok_or(NotReserved)?;
+        if self.shipping_carried.get(&order.buyer) == Some(&order_id) {
+            self.shipping_carried.remove(&order.buyer);
+        }
         let qty = order.quantity;
         let running_sale = order
             .sale_id

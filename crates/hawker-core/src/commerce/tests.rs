@@ -98,9 +98,9 @@ fn flash_sale_events_snapshot() {
     expect![[r#"
         {"event":"sale_started","sale":{"id":7,"variant_id":10,"price_cents":1500,"quantity":3,"remaining":3,"per_buyer_limit":2,"starts_at":0,"ends_at":60000,"status":"running"},"variant_stock_left":7}
         {"event":"code_created","rule":{"id":5,"code":"LIVE10","discount":{"percent_off":10},"max_uses":1,"expires_at":null,"first_order_only":false}}
-        {"event":"reserved","order":{"id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"unit_price_cents":1500,"subtotal_cents":3000,"discount_cents":300,"total_cents":2700,"currency":"USD","code_id":5,"hold_until":600000,"auction_id":null},"left":1}
+        {"event":"reserved","order":{"id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"unit_price_cents":1500,"subtotal_cents":3000,"discount_cents":300,"total_cents":2700,"currency":"USD","code_id":5,"hold_until":600000,"auction_id":null,"shipping_cents":0},"left":1}
         {"event":"paid","order_id":1,"buyer":1,"variant_id":10,"sale_id":7,"quantity":2,"total_cents":2700,"payment_ref":"ch_1"}
-        {"event":"reserved","order":{"id":2,"buyer":2,"variant_id":10,"sale_id":7,"quantity":1,"unit_price_cents":1500,"subtotal_cents":1500,"discount_cents":0,"total_cents":1500,"currency":"USD","code_id":null,"hold_until":600000,"auction_id":null},"left":0}
+        {"event":"reserved","order":{"id":2,"buyer":2,"variant_id":10,"sale_id":7,"quantity":1,"unit_price_cents":1500,"subtotal_cents":1500,"discount_cents":0,"total_cents":1500,"currency":"USD","code_id":null,"hold_until":600000,"auction_id":null,"shipping_cents":0},"left":0}
         {"event":"released","order_id":2,"reason":"declined","variant_id":10,"to_sale":7,"quantity":1,"code_id":null,"left":1}
         {"event":"sale_ended","sale_id":7,"variant_id":10,"returned":1,"variant_stock_left":8,"reason":"deadline"}"#]]
     .assert_eq(&text.join("\n"));
@@ -427,4 +427,52 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_buyer_pays_shipping_once_per_show_until_that_order_is_released() {
+    let mut c = ShowCommerce::restore(
+        SHOW,
+        Restore {
+            variants: vec![variant(SHADE, 10)],
+            shipping_fee_cents: 500,
+            ..Restore::default()
+        },
+    );
+    let first = c
+        .reserve(Timestamp(0), &buy(1, 7, Item::Variant(SHADE), 1))
+        .expect("reserved");
+    let second = c
+        .reserve(Timestamp(0), &buy(2, 7, Item::Variant(SHADE), 2))
+        .expect("reserved");
+    let totals = |events: &[Event]| match &events[0] {
+        Event::Reserved { order, .. } => (order.shipping_cents, order.total_cents),
+        _ => (0, 0),
+    };
+    assert_eq!(totals(&first), (500, 2_500));
+    assert_eq!(
+        totals(&second),
+        (0, 4_000),
+        "combined shipping: later orders ship free"
+    );
+    c.hold_lot(AuctionId(3), SHADE).expect("held");
+    let won = c
+        .sell_lot(AuctionId(3), OrderId(3), UserId(7), 900, Timestamp(9))
+        .expect("sold");
+    assert_eq!(
+        totals(&won),
+        (0, 900),
+        "auction wins join the same shipment"
+    );
+    // The order carrying the fee is declined: the buyer's next order carries it instead.
+    c.release(OrderId(1), ReleaseReason::Declined)
+        .expect("released");
+    let next = c
+        .reserve(Timestamp(0), &buy(4, 7, Item::Variant(SHADE), 1))
+        .expect("reserved");
+    assert_eq!(totals(&next), (500, 2_500));
+    let other = c
+        .reserve(Timestamp(0), &buy(5, 8, Item::Variant(SHADE), 1))
+        .expect("reserved");
+    assert_eq!(totals(&other).0, 500, "each buyer has their own shipment");
 }

@@ -232,3 +232,33 @@ pub async fn set_blocked_words(
     }
     Ok(Json(json!({ "words": words })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shipping {
+    fee_cents: i64,
+}
+
+/// The seller's shipping fee: charged once per buyer per show, on their first order of the show;
+/// everything else they get in that show ships in the same parcel. Applies to shows that go live
+/// after the change.
+pub async fn set_shipping(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<Shipping>,
+) -> Result<Json<Value>, AppError> {
+    if !user.user.role.can_sell() {
+        return Err(AppError::forbidden("only sellers ship"));
+    }
+    if !(0..=hawker_core::money::Price::MAX_CENTS).contains(&body.fee_cents) {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "fee_cents: 0 or a positive number of cents",
+        ));
+    }
+    state
+        .store
+        .set_shipping_fee(user.user.id, body.fee_cents)
+        .await?;
+    Ok(Json(json!({ "fee_cents": body.fee_cents })))
+}

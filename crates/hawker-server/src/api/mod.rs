@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(accounts::set_blocked_words),
         )
         .route("/me/tokens", post(accounts::new_token))
+        .route("/me/shipping", axum::routing::put(accounts::set_shipping))
         .route("/products", post(catalog::create).get(catalog::mine))
         .route(
             "/products/{id}",

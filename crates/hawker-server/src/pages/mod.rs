@@ -249,6 +249,8 @@ pub struct OrderView {
     pub quantity: i64,
     pub total: String,
     pub discount: String,
+    /// The show's combined shipping fee, on the order that carries it.
+    pub shipping: String,
     pub code: String,
     pub tracking: String,
     pub created: String,
@@ -267,6 +269,11 @@ impl From<&Order> for OrderView {
             total: format_cents(o.total_cents, &o.currency),
             discount: if o.discount_cents > 0 {
                 format_cents(o.discount_cents, &o.currency)
+            } else {
+                String::new()
+            },
+            shipping: if o.shipping_cents > 0 {
+                format_cents(o.shipping_cents, &o.currency)
             } else {
                 String::new()
             },
@@ -752,6 +759,8 @@ struct DashboardPage {
     products: Vec<ProductView>,
     shows: Vec<ShowView>,
     blocked_words: String,
+    /// The shipping fee in major units, as the form edits it.
+    shipping_fee: String,
 }
 
 async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
@@ -773,6 +782,11 @@ async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) ->
         products: products.iter().map(ProductView::from).collect(),
         shows: shows.iter().map(ShowView::from).collect(),
         blocked_words: user.user.blocked_words.join(", "),
+        shipping_fee: format!(
+            "{}.{:02}",
+            user.user.shipping_fee_cents / 100,
+            user.user.shipping_fee_cents % 100
+        ),
     })
 }
 

@@ -39,6 +39,8 @@ pub struct User {
     pub role: Role,
     #[serde(skip)]
     pub blocked_words: Vec<String>,
+    /// A seller's shipping fee per buyer per show.
+    pub shipping_fee_cents: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +198,7 @@ pub struct Order {
     pub payment_ref: Option<String>,
     pub tracking: Option<String>,
     pub auction_id: Option<AuctionId>,
+    pub shipping_cents: i64,
     pub hold_until: Timestamp,
     pub created_at: Timestamp,
 }
@@ -365,8 +368,10 @@ pub trait Store: Send + Sync + 'static {
         seller: UserId,
         show: Option<ShowId>,
     ) -> StoreResult<Vec<Order>>;
-    /// `paid` → `shipped`; `Conflict` if the order is in another state.
+    /// Ships the order's whole shipment — every paid order of the same buyer from the same show —
+    /// under one tracking number; `Conflict` if the order itself is not paid.
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()>;
+    async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()>;
     /// `paid` → `refunded`; `Conflict` if the order is in another state.
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()>;
 }

@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS users (
     display_name TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('buyer', 'seller', 'moderator', 'admin')),
     blocked_words TEXT NOT NULL DEFAULT '',
+    -- A seller's shipping fee per buyer per show (all of a buyer's items from a show ship together).
+    shipping_fee_cents BIGINT NOT NULL DEFAULT 0 CHECK (shipping_fee_cents >= 0),
     created_at BIGINT NOT NULL
 );
 
@@ -114,6 +116,8 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at BIGINT NOT NULL,
     -- The auction this order won; its unit was held by the auction, not taken from stock.
     auction_id BIGINT,
+    -- The show's shipping fee, on the buyer's first order of the show only (combined shipping).
+    shipping_cents BIGINT NOT NULL DEFAULT 0 CHECK (shipping_cents >= 0),
     CONSTRAINT orders_buyer_idempotency_key UNIQUE (buyer_id, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_show ON orders (show_id, status);

@@ -53,6 +53,7 @@ fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
         display_name: row.try_get("display_name")?,
         role: Role::parse(&role).unwrap_or(Role::Buyer),
         blocked_words: split_lines(&row.try_get::<String, _>("blocked_words")?),
+        shipping_fee_cents: row.try_get("shipping_fee_cents")?,
     })
 }
 
@@ -103,6 +104,7 @@ fn order_from(row: &SqliteRow) -> Result<Order, sqlx::Error> {
         payment_ref: row.try_get("payment_ref")?,
         tracking: row.try_get("tracking")?,
         auction_id: row.try_get::<Option<i64>, _>("auction_id")?.map(AuctionId),
+        shipping_cents: row.try_get("shipping_cents")?,
         hold_until: Timestamp(row.try_get("hold_until")?),
         created_at: Timestamp(row.try_get("created_at")?),
     })
@@ -387,6 +389,7 @@ impl Store for SqliteStore {
             display_name: user.display_name.clone(),
             role: user.role,
             blocked_words: vec![],
+            shipping_fee_cents: 0,
         })
     }
 
@@ -925,6 +928,7 @@ impl Store for SqliteStore {
                     code_id: r.try_get::<Option<i64>, _>("code_id")?.map(CodeId),
                     hold_until: Timestamp(r.try_get("hold_until")?),
                     auction_id: r.try_get::<Option<i64>, _>("auction_id")?.map(AuctionId),
+                    shipping_cents: r.try_get("shipping_cents")?,
                 });
             }
             let rows = sqlx::query(
@@ -952,6 +956,22 @@ impl Store for SqliteStore {
                     AuctionId(r.try_get("id")?),
                     VariantId(r.try_get("variant_id")?),
                 ));
+            }
+            restore.shipping_fee_cents = sqlx::query_scalar("SELECT u.shipping_fee_cents FROM shows s JOIN users u ON u.id = s.seller_id WHERE s.id = ?")
+                .bind(show.0)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0);
+            let rows = sqlx::query(
+                "SELECT buyer_id, id FROM orders WHERE show_id = ? AND shipping_cents > 0 AND status IN ('reserved', 'paid', 'shipped')",
+            )
+            .bind(show.0)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                restore
+                    .shipping_carried
+                    .push((UserId(r.try_get("buyer_id")?), OrderId(r.try_get("id")?)));
             }
             Ok::<_, sqlx::Error>(restore)
         };
@@ -1065,8 +1085,8 @@ impl Store for SqliteStore {
                         })?;
                     sqlx::query(
                         "INSERT INTO orders (id, buyer_id, show_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
-                         discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at, auction_id) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?)",
+                         discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at, auction_id, shipping_cents) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .bind(order.id.0)
                     .bind(order.buyer.0)
@@ -1086,6 +1106,7 @@ impl Store for SqliteStore {
                     .bind(now.0)
                     .bind(now.0)
                     .bind(order.auction_id.map(|a| a.0))
+                    .bind(order.shipping_cents)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
@@ -1419,15 +1440,40 @@ impl Store for SqliteStore {
     }
 
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query("UPDATE orders SET status = 'shipped', tracking = ?, updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(tracking)
                 .bind(now.0)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?,
             "paid order",
+        )?;
+        // The rest of the shipment: the same buyer's other paid orders from the same show.
+        sqlx::query(
+            "UPDATE orders SET status = 'shipped', tracking = ?1, updated_at = ?2 WHERE status = 'paid' \
+             AND (buyer_id, show_id) = (SELECT buyer_id, show_id FROM orders WHERE id = ?3)",
+        )
+        .bind(tracking)
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE users SET shipping_fee_cents = ? WHERE id = ?")
+                .bind(fee_cents)
+                .bind(seller.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "user",
         )
     }
 

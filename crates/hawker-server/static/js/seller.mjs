@@ -130,3 +130,20 @@ blocked?.addEventListener('submit', async (e) => {
     showError(err);
   }
 });
+
+const shipping = $('#shipping-form');
+shipping?.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const text = $('[name=fee]', shipping).value.trim().replace(',', '.');
+  if (!/^\d+(\.\d{1,2})?$/.test(text)) {
+    showError(new Error('Enter the fee like 4.99 (0 for free shipping).'));
+    return;
+  }
+  const [major, minor = ''] = text.split('.');
+  try {
+    await api('PUT', '/me/shipping', { fee_cents: Number(major) * 100 + Number(minor.padEnd(2, '0')) });
+    shipping.querySelector('button').textContent = 'Saved ✓';
+  } catch (err) {
+    showError(err);
+  }
+});

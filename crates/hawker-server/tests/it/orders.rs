@@ -10,9 +10,11 @@ async fn the_seller_ships_one_order_and_refunds_another() {
     let app = spawn_app().await;
     let show = app.live_show(&[("Ruby", 2400, 10)]).await;
     let buyer = app.signup("buyer").await;
+    // Another buyer's order: a separate parcel, so shipping one leaves the other to refund.
+    let neighbour = app.signup("buyer").await;
     let body = json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": "pm_card_visa" });
     let (_, first) = app.buy(&buyer.token, "o1", body.clone()).await;
-    let (_, second) = app.buy(&buyer.token, "o2", body).await;
+    let (_, second) = app.buy(&neighbour.token, "o2", body).await;
     let (first, second) = (
         first["order"]["id"].as_i64().expect("id"),
         second["order"]["id"].as_i64().expect("id"),
@@ -74,8 +76,82 @@ async fn the_seller_ships_one_order_and_refunds_another() {
     let orders = mine["orders"].as_array().expect("orders");
     let shipped = orders.iter().find(|o| o["id"] == first).expect("first");
     assert_eq!(shipped["tracking"], "1Z999AA10123456784");
+    let (_, theirs) = app.get(Some(&neighbour.token), "/api/v1/orders").await;
+    assert_eq!(theirs["orders"][0]["id"], second);
+    assert_eq!(theirs["orders"][0]["status"], "refunded");
+}
+
+#[tokio::test]
+async fn everything_a_buyer_gets_in_one_show_ships_together_for_one_fee() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            Some(&seller.token),
+            "/api/v1/me/shipping",
+            Some(json!({ "fee_cents": 500 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (product_id, variants) = app.product(&seller, &[("Ruby", 2_000, 10)]).await;
+    let (_, show) = app
+        .post(
+            &seller.token,
+            "/api/v1/shows",
+            json!({ "title": "Drop", "category": "beauty", "product_ids": [product_id] }),
+        )
+        .await;
+    let show_id = show["id"].as_i64().expect("id");
+    app.post(
+        &seller.token,
+        &format!("/api/v1/shows/{show_id}/start"),
+        json!({}),
+    )
+    .await;
+
+    let buyer = app.signup("buyer").await;
+    let other = app.signup("buyer").await;
+    let body = json!({ "show_id": show_id, "variant_id": variants[0], "quantity": 1, "payment_method": "pm_card_visa" });
+    let (_, first) = app.buy(&buyer.token, "s1", body.clone()).await;
+    let (_, second) = app.buy(&buyer.token, "s2", body.clone()).await;
+    let (_, theirs) = app.buy(&other.token, "s3", body).await;
     assert_eq!(
-        orders.iter().find(|o| o["id"] == second).expect("second")["status"],
-        "refunded"
+        (
+            first["order"]["shipping_cents"].as_i64(),
+            first["order"]["total_cents"].as_i64()
+        ),
+        (Some(500), Some(2_500))
     );
+    assert_eq!(
+        (
+            second["order"]["shipping_cents"].as_i64(),
+            second["order"]["total_cents"].as_i64()
+        ),
+        (Some(0), Some(2_000))
+    );
+    assert_eq!(
+        theirs["order"]["shipping_cents"], 500,
+        "another buyer is another parcel"
+    );
+
+    // One tracking number ships the buyer's whole parcel, and only theirs.
+    let first_id = first["order"]["id"].as_i64().expect("id");
+    let (status, _) = app
+        .post(
+            &seller.token,
+            &format!("/api/v1/orders/{first_id}/ship"),
+            json!({ "tracking": "PARCEL-1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, mine) = app.get(Some(&buyer.token), "/api/v1/orders").await;
+    for o in mine["orders"].as_array().expect("orders") {
+        assert_eq!(
+            (o["status"].as_str(), o["tracking"].as_str()),
+            (Some("shipped"), Some("PARCEL-1"))
+        );
+    }
+    let (_, theirs) = app.get(Some(&other.token), "/api/v1/orders").await;
+    assert_eq!(theirs["orders"][0]["status"], "paid");
 }

@@ -116,6 +116,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
         code_id: None,
         hold_until: Timestamp(5_000),
         auction_id: None,
+        shipping_cents: 0,
     };
     let meta = OrderMeta {
         order_id: order.id,
