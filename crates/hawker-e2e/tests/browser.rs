@@ -87,6 +87,13 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
             .await?
             .contains("Velvet Matte Lipstick")
     );
+    // The card used is saved as the default, for one-tap buying and auctions won.
+    page.wait_for("[...document.querySelectorAll('#payment-methods li')].some((li) => li.innerText.includes('4242') && li.innerText.includes('default'))")
+        .await?;
+    page.fill("#spend-limit", "150.00").await?;
+    page.click("#spend-limit-form button[type=submit]").await?;
+    page.wait_for("document.querySelector('#account-note').innerText === 'Limit saved.'")
+        .await?;
     assert!(page.js_errors().is_empty(), "{:?}", page.js_errors());
     Ok(())
 }

@@ -262,3 +262,31 @@ pub async fn set_shipping(
         .await?;
     Ok(Json(json!({ "fee_cents": body.fee_cents })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendLimit {
+    daily_limit_cents: Option<i64>,
+}
+
+/// A buyer's own cap on 24 hours of orders, checked whenever they bid; `null` removes it.
+pub async fn set_spend_limit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<SpendLimit>,
+) -> Result<Json<Value>, AppError> {
+    if body
+        .daily_limit_cents
+        .is_some_and(|l| !(1..=hawker_core::money::Price::MAX_CENTS * 100).contains(&l))
+    {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "daily_limit_cents: a positive number of cents, or null",
+        ));
+    }
+    state
+        .store
+        .set_spend_limit(user.user.id, body.daily_limit_cents)
+        .await?;
+    Ok(Json(json!({ "daily_limit_cents": body.daily_limit_cents })))
+}

@@ -192,7 +192,13 @@ async fn place(
     } else if show_id.is_some_and(|s| s != show.id.0) {
         Some("wrong_show".to_owned())
     } else {
-        None
+        crate::live::auctions::spending_policy(
+            state.store.as_ref(),
+            user.user.id,
+            amount,
+            crate::clock::now(),
+        )
+        .await?
     };
     let live = match state.hub.get(show.id) {
         Some(live) => live,
@@ -232,6 +238,7 @@ async fn place(
                 }
                 Rejection::AuctionClosed | Rejection::AlreadyWinning => StatusCode::CONFLICT,
                 Rejection::Policy { code } if code == "shill_bid" => StatusCode::FORBIDDEN,
+                Rejection::Policy { code } if code == "spending_limit" => StatusCode::CONFLICT,
                 Rejection::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let code: &'static str = match r.code() {
@@ -241,6 +248,7 @@ async fn place(
                 "max_not_higher" => "max_not_higher",
                 "shill_bid" => "shill_bid",
                 "wrong_show" => "wrong_show",
+                "spending_limit" => "spending_limit",
                 _ => "bid_refused",
             };
             Err(AppError::new(status, code, rejection_message(&r)))

@@ -26,6 +26,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/me/tokens", post(accounts::new_token))
         .route("/me/shipping", axum::routing::put(accounts::set_shipping))
+        .route(
+            "/me/spending-limit",
+            axum::routing::put(accounts::set_spend_limit),
+        )
         .route("/products", post(catalog::create).get(catalog::mine))
         .route(
             "/products/{id}",

@@ -450,6 +450,7 @@ pub async fn live_socket(
 ) -> Result<Response, AppError> {
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
+    let store = state.store.clone();
     let host = user
         .as_ref()
         .is_some_and(|u| u.user.id == show.seller_id || u.user.role == Role::Admin);
@@ -460,7 +461,7 @@ pub async fn live_socket(
     });
     Ok(ws
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| socket::serve(socket, live, author, host)))
+        .on_upgrade(move |socket| socket::serve(socket, live, store, author, host)))
 }
 
 /// Moderators, admins and the show's host may moderate its chat.

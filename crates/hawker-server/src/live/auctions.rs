@@ -183,3 +183,22 @@ pub struct PreBid {
     pub name: String,
     pub max_cents: i64,
 }
+
+/// The buyer's own daily limit, checked at bid time: a bid that would take their last 24 hours of
+/// orders past it is refused (and logged) as `spending_limit`.
+pub async fn spending_policy(
+    store: &dyn Store,
+    user: UserId,
+    amount_cents: i64,
+    now: hawker_core::time::Timestamp,
+) -> Result<Option<String>, StoreError> {
+    let Some(limit) = store
+        .user(user)
+        .await?
+        .and_then(|u| u.daily_spend_limit_cents)
+    else {
+        return Ok(None);
+    };
+    let spent = store.spent_since(user, now.plus_ms(-86_400_000)).await?;
+    Ok((spent + amount_cents > limit).then(|| "spending_limit".to_owned()))
+}

@@ -29,7 +29,14 @@ const MAX_REFUSED: u32 = 200;
 /// Largest client message accepted, in bytes (chat is at most 500 characters).
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
-pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, host: bool) {
+/// `store` is only read, for a bidder's spending limit.
+pub async fn serve(
+    socket: WebSocket,
+    live: LiveShow,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    author: Option<Author>,
+    host: bool,
+) {
     let Some((snapshot, updates)) = join(&live, host, true).await else {
         return;
     };
@@ -152,7 +159,18 @@ pub async fn serve(socket: WebSocket, live: LiveShow, author: Option<Author>, ho
                         continue;
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
-                    let policy = (author.id == live.host).then(|| "shill_bid".to_owned());
+                    let policy = if author.id == live.host {
+                        Some("shill_bid".to_owned())
+                    } else {
+                        super::auctions::spending_policy(
+                            store.as_ref(),
+                            author.id,
+                            amount_cents,
+                            crate::clock::now(),
+                        )
+                        .await
+                        .unwrap_or(None)
+                    };
                     let (reply, answer) = oneshot::channel();
                     let cmd = CommerceCmd::Bid {
                         auction_id,

@@ -17,6 +17,7 @@ macro_rules! assets {
 
 assets!(
     "app.css",
+    "js/account.mjs",
     "js/api.mjs",
     "js/auction.mjs",
     "js/buy.mjs",

@@ -709,6 +709,8 @@ struct OrdersPage {
     layout: Layout,
     seller_view: bool,
     orders: Vec<OrderView>,
+    /// The buyer's daily spending limit in major units; empty for none.
+    spend_limit: String,
 }
 
 async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
@@ -716,10 +718,16 @@ async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) 
         return Ok(login_redirect("/orders"));
     };
     let orders = state.store.orders_for_buyer(user.user.id).await?;
+    let spend_limit = user
+        .user
+        .daily_spend_limit_cents
+        .map(|c| format!("{}.{:02}", c / 100, c % 100))
+        .unwrap_or_default();
     render(&OrdersPage {
         layout: layout(&state, Some(&user), "My orders"),
         seller_view: false,
         orders: orders.iter().map(OrderView::from).collect(),
+        spend_limit,
     })
 }
 
@@ -734,6 +742,7 @@ async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser
         layout: layout(&state, Some(&user), "Store orders"),
         seller_view: true,
         orders: orders.iter().map(OrderView::from).collect(),
+        spend_limit: String::new(),
     })
 }
 

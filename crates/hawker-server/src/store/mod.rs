@@ -41,6 +41,8 @@ pub struct User {
     pub blocked_words: Vec<String>,
     /// A seller's shipping fee per buyer per show.
     pub shipping_fee_cents: i64,
+    /// A buyer's limit on 24 hours of orders plus a new bid.
+    pub daily_spend_limit_cents: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +374,9 @@ pub trait Store: Send + Sync + 'static {
     /// under one tracking number; `Conflict` if the order itself is not paid.
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()>;
     async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()>;
+    async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()>;
+    /// What a buyer's live orders (reserved, paid, shipped) created since `since` add up to.
+    async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64>;
     /// `paid` → `refunded`; `Conflict` if the order is in another state.
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()>;
 }

@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS users (
     blocked_words TEXT NOT NULL DEFAULT '',
     -- A seller's shipping fee per buyer per show (all of a buyer's items from a show ship together).
     shipping_fee_cents BIGINT NOT NULL DEFAULT 0 CHECK (shipping_fee_cents >= 0),
+    -- A buyer's own cap on what they may commit to in 24 hours, checked at bid time (NULL: none).
+    daily_spend_limit_cents BIGINT CHECK (daily_spend_limit_cents > 0),
     created_at BIGINT NOT NULL
 );
 

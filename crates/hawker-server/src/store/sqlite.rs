@@ -54,6 +54,7 @@ fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
         role: Role::parse(&role).unwrap_or(Role::Buyer),
         blocked_words: split_lines(&row.try_get::<String, _>("blocked_words")?),
         shipping_fee_cents: row.try_get("shipping_fee_cents")?,
+        daily_spend_limit_cents: row.try_get("daily_spend_limit_cents")?,
     })
 }
 
@@ -390,6 +391,7 @@ impl Store for SqliteStore {
             role: user.role,
             blocked_words: vec![],
             shipping_fee_cents: 0,
+            daily_spend_limit_cents: None,
         })
     }
 
@@ -1463,6 +1465,29 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE users SET daily_spend_limit_cents = ? WHERE id = ?")
+                .bind(limit_cents)
+                .bind(user.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?,
+            "user",
+        )
+    }
+
+    async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(total_cents), 0) FROM orders WHERE buyer_id = ? AND created_at >= ? AND status IN ('reserved', 'paid', 'shipped')",
+        )
+        .bind(user.0)
+        .bind(since.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
     }
 
     async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()> {

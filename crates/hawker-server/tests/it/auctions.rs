@@ -612,3 +612,53 @@ async fn a_declined_winner_lets_the_host_offer_a_second_chance() {
         .await;
     assert_eq!(product["variants"][0]["stock"], 1, "one unit sold, no more");
 }
+
+#[tokio::test]
+async fn a_buyers_daily_spending_limit_is_enforced_at_bid_time() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let careful = bidder(&app).await;
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            Some(&careful.token),
+            "/api/v1/me/spending-limit",
+            Some(json!({ "daily_limit_cents": 1_500 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 60, "mode": "standard" })).await;
+    let (status, body) = app
+        .post(
+            &careful.token,
+            &format!("/api/v1/auctions/{id}/bids"),
+            json!({ "amount_cents": 2_000 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("spending_limit"))
+    );
+    let (status, body) = app
+        .post(
+            &careful.token,
+            &format!("/api/v1/auctions/{id}/bids"),
+            json!({ "amount_cents": 1_000 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    assert!(
+        log.to_string().contains("spending_limit"),
+        "the refusal is in the log"
+    );
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            Some(&careful.token),
+            "/api/v1/me/spending-limit",
+            Some(json!({ "daily_limit_cents": null })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
