@@ -43,13 +43,12 @@ impl Chain {
         let body = serde_json::to_string(entry).unwrap_or_default();
         let hash = chain_hash(&self.last_hash, &body);
         self.seq += 1;
-        let out = LogEntry {
+        LogEntry {
             seq: self.seq,
             body,
             prev_hash: std::mem::replace(&mut self.last_hash, hash.clone()),
             hash,
-        };
-        out
+        }
     }
 }
 

@@ -124,17 +124,15 @@ impl Hub {
             hearts,
             self.settings.viewer_buffer,
         ));
-        let owner = owner::Owner::new(
-            self.clone(),
+        let restored = owner::Restored {
             commerce,
-            room_tx,
-            live.commerce.clone(),
             stats,
-            show.pinned_product_id,
-            show.status == ShowStatus::Ended,
+            pinned: show.pinned_product_id,
+            closing: show.status == ShowStatus::Ended,
             auctions,
             pre_bids,
-        );
+        };
+        let owner = owner::Owner::new(self.clone(), room_tx, live.commerce.clone(), restored);
         tokio::spawn(owner.run(commerce_rx));
         if let Ok(mut shows) = self.shows.lock() {
             shows.insert(show.id, live.clone());

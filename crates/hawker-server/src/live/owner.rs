@@ -206,18 +206,32 @@ pub struct Owner {
     pre_bids: Vec<PreBid>,
 }
 
+/// A show's commerce as the database left it, for a new owner.
+pub struct Restored {
+    pub commerce: ShowCommerce,
+    pub stats: HostStats,
+    pub pinned: Option<ProductId>,
+    /// The show has ended; the owner only settles what is left.
+    pub closing: bool,
+    pub auctions: Vec<(AuctionId, LiveAuction)>,
+    pub pre_bids: Vec<PreBid>,
+}
+
 impl Owner {
     pub fn new(
         hub: Arc<Hub>,
-        commerce: ShowCommerce,
         room: mpsc::Sender<RoomCmd>,
         inbox: mpsc::Sender<CommerceCmd>,
-        stats: HostStats,
-        pinned: Option<ProductId>,
-        closing: bool,
-        auctions: Vec<(AuctionId, LiveAuction)>,
-        pre_bids: Vec<PreBid>,
+        restored: Restored,
     ) -> Self {
+        let Restored {
+            commerce,
+            stats,
+            pinned,
+            closing,
+            auctions,
+            pre_bids,
+        } = restored;
         Self {
             hub,
             commerce,
