@@ -112,7 +112,7 @@ async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
     }
-    for show_id in state.store.shows_with_reservations().await? {
+    for show_id in state.store.shows_with_unsettled_commerce().await? {
         if let Some(show) = state.store.show(show_id).await? {
             state
                 .hub

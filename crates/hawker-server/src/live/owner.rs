@@ -297,13 +297,15 @@ impl Owner {
             if had_commands {
                 last_command = tokio::time::Instant::now();
             }
-            // An ended show's owner stays while reservations remain, and a little after its last
+            // An ended show's owner stays while reservations remain or an auction still runs to
+            // its deadline, and a little after its last
             // command, so a request racing its stop (a second-chance offer) still finds it.
             if self.closing
                 && self
                     .commerce
                     .due_reservations(Timestamp(i64::MAX))
                     .is_empty()
+                && self.auctions.values().all(|a| a.machine.ended())
                 && last_command.elapsed() > CLOSING_LINGER
             {
                 break;

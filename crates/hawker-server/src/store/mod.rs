@@ -321,8 +321,9 @@ pub trait Store: Send + Sync + 'static {
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()>;
     async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()>;
     /// A live show other than `except` whose lineup shares a product with `products`.
-    /// Shows holding unpaid reservations (their owners must come back after a restart).
-    async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>>;
+    /// Shows holding unpaid reservations or a running auction (their owners must come back after
+    /// a restart, even if the show has ended).
+    async fn shows_with_unsettled_commerce(&self) -> StoreResult<Vec<ShowId>>;
     async fn live_show_sharing_products(
         &self,
         products: &[ProductId],

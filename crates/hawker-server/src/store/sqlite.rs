@@ -809,9 +809,11 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn shows_with_reservations(&self) -> StoreResult<Vec<ShowId>> {
+    async fn shows_with_unsettled_commerce(&self) -> StoreResult<Vec<ShowId>> {
         let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT DISTINCT show_id FROM orders WHERE status = 'reserved'")
+            sqlx::query_scalar(
+                "SELECT show_id FROM orders WHERE status = 'reserved' UNION SELECT show_id FROM auctions WHERE status = 'running'",
+            )
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err)?;

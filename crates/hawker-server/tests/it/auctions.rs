@@ -662,3 +662,42 @@ async fn a_buyers_daily_spending_limit_is_enforced_at_bid_time() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn ending_the_show_lets_a_running_auction_finish() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let buyer = bidder(&app).await;
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 5, "mode": "sudden_death" })).await;
+    app.post(
+        &buyer.token,
+        &format!("/api/v1/auctions/{id}/bids"),
+        json!({ "amount_cents": 1_000 }),
+    )
+    .await;
+    let (status, _) = app
+        .post(
+            &show.seller.token,
+            &format!("/api/v1/shows/{}/end", show.show_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ended = wait_ended(&app, id).await;
+    assert_eq!(ended["price_cents"], 1_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, orders) = app.get(Some(&buyer.token), "/api/v1/orders").await;
+        if orders["orders"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|o| o["auction_id"] == id && o["status"] == "paid")
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the winner is charged after the show ended: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
