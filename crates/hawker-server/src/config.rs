@@ -42,6 +42,9 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Messages a viewer may fall behind before getting a fresh snapshot instead.
     pub viewer_buffer: usize,
+    /// The auction bid increments: `[from_cents, step_cents]` rows, from 0 upwards (set in the
+    /// TOML file). Each auction publishes the table it ran with in its log.
+    pub auction_increments: Vec<[i64; 2]>,
 }
 
 impl Default for Config {
@@ -61,6 +64,17 @@ impl Default for Config {
             secure_cookies: false,
             max_upload_bytes: 5 * 1024 * 1024,
             viewer_buffer: 1024,
+            // Whatnot's table: $1 steps, $2 from $30, $3 from $50, $5 from $100, $10 from $300,
+            // $20 from $1,000, $50 from $2,000.
+            auction_increments: vec![
+                [0, 100],
+                [3_000, 200],
+                [5_000, 300],
+                [10_000, 500],
+                [30_000, 1_000],
+                [100_000, 2_000],
+                [200_000, 5_000],
+            ],
         }
     }
 }
@@ -153,6 +167,17 @@ impl Config {
         }
     }
 
+    pub fn increments(
+        &self,
+    ) -> Result<hawker_core::auction::Increments, hawker_core::InvalidInput> {
+        hawker_core::auction::Increments::new(
+            self.auction_increments
+                .iter()
+                .map(|[from, step]| (*from, *step))
+                .collect(),
+        )
+    }
+
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")
     }
@@ -185,6 +210,8 @@ impl Config {
         if self.reservation_hold_s < 5 {
             anyhow::bail!("reservation_hold_s must be at least 5");
         }
+        self.increments()
+            .map_err(|e| anyhow::anyhow!("auction_increments: {e}"))?;
         if self.commit_batch_max == 0 {
             anyhow::bail!("commit_batch_max must be at least 1");
         }
@@ -220,6 +247,19 @@ mod tests {
         c.allow_test_payments = true;
         assert!(c.validate().is_ok());
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_default_increments_are_the_documented_table() {
+        assert_eq!(
+            Config::default().increments().ok(),
+            Some(hawker_core::auction::Increments::standard())
+        );
+        let bad = Config {
+            auction_increments: vec![[100, 5]],
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hawker_core::auction::{BidKind, Increments, Mode, Outcome, Rejection, Terms};
+use hawker_core::auction::{BidKind, Mode, Outcome, Rejection, Terms};
 use hawker_core::ids::{AuctionId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -63,7 +63,7 @@ pub async fn start(
         body.start_cents,
         body.duration_s,
         mode,
-        Increments::standard(),
+        state.config.increments()?,
     )?;
     let variant_id = VariantId(body.variant_id);
     let product = state.store.product_of_variant(variant_id).await?;
