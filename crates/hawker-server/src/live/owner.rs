@@ -896,11 +896,31 @@ impl Owner {
         }
     }
 
+    /// After a failed commit: everything decided in memory since the last commit is thrown away
+    /// and rebuilt from the database — stock, sales and codes, and the auctions from their logs
+    /// (so the next log entry chains onto the last one actually stored).
     async fn reload(&mut self) {
         let show_id = self.commerce.show_id();
-        match self.hub.store().load_commerce(show_id).await {
-            Ok(restore) => {
+        let store = self.hub.store().clone();
+        let loaded = async {
+            let restore = store.load_commerce(show_id).await?;
+            let auctions = super::auctions::load(store.as_ref(), show_id).await?;
+            let pre_bids = store.pre_bids(show_id).await?;
+            Ok::<_, crate::store::StoreError>((restore, auctions, pre_bids))
+        };
+        match loaded.await {
+            Ok((restore, auctions, pre_bids)) => {
                 self.commerce = ShowCommerce::restore(show_id, restore);
+                self.auctions = auctions.into_iter().collect();
+                self.pre_bids = pre_bids
+                    .into_iter()
+                    .map(|(variant_id, user, name, max_cents)| PreBid {
+                        variant_id,
+                        user,
+                        name,
+                        max_cents,
+                    })
+                    .collect();
                 self.keys.clear();
                 self.checking.clear();
             }
