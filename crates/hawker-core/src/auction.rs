@@ -145,6 +145,8 @@ pub enum Rejection {
     MaxNotHigher {
         max_cents: i64,
     },
+    /// Not a price at all (zero, negative, or above the largest price).
+    OutOfRange,
     /// Refused by the server's policy before the rules were applied (the seller bidding on their
     /// own lot, a spending limit). Changes nothing; recorded so the log has every bid.
     Policy {
@@ -160,6 +162,7 @@ impl Rejection {
             Self::AuctionClosed => "auction_closed",
             Self::AlreadyWinning => "already_winning",
             Self::MaxNotHigher { .. } => "max_not_higher",
+            Self::OutOfRange => "invalid_amount",
             Self::Policy { code } => code,
         }
     }
@@ -311,10 +314,14 @@ impl Auction {
         let result = match policy {
             Some(code) => Outcome::Rejected(Rejection::Policy { code }),
             None => match self.decide(now, bidder, kind, amount_cents) {
-                Ok(()) => Outcome::Accepted {
+                Ok(extends) => Outcome::Accepted {
                     price_cents: self.price,
                     leader: self.leader.clone().unwrap_or_default(),
-                    ends_at: self.extend(now).unwrap_or(self.ends_at),
+                    ends_at: if extends {
+                        self.extend(now).unwrap_or(self.ends_at)
+                    } else {
+                        self.ends_at
+                    },
                 },
                 Err(r) => Outcome::Rejected(r),
             },
@@ -351,9 +358,12 @@ impl Auction {
         bidder: &str,
         kind: BidKind,
         amount: i64,
-    ) -> Result<(), Rejection> {
+    ) -> Result<bool, Rejection> {
         if self.ended || now >= self.ends_at {
             return Err(Rejection::AuctionClosed);
+        }
+        if !(1..=Price::MAX_CENTS).contains(&amount) {
+            return Err(Rejection::OutOfRange);
         }
         let leading = self.leader.as_deref() == Some(bidder);
         if leading {
@@ -364,9 +374,10 @@ impl Auction {
                     Err(Rejection::MaxNotHigher { max_cents: current })
                 }
                 BidKind::Max => {
-                    // A secret raise: the price stays until somebody challenges it.
+                    // A secret raise: the price stays until somebody challenges it, and the
+                    // clock does not move (a leader cannot keep an auction open by raising).
                     self.set_max(bidder, amount);
-                    Ok(())
+                    Ok(false)
                 }
             };
         }
@@ -383,7 +394,7 @@ impl Auction {
                 BidKind::Bid => amount,
                 BidKind::Max => self.terms.start_cents,
             };
-            return Ok(());
+            return Ok(true);
         };
         let (leader_max, leader_order) =
             self.maxima.get(&leader).copied().unwrap_or((self.price, 0));
@@ -410,7 +421,7 @@ impl Auction {
                 step(amount).min(leader_max)
             };
         }
-        Ok(())
+        Ok(true)
     }
 
     fn set_max(&mut self, bidder: &str, max: i64) {
@@ -477,6 +488,16 @@ pub fn rebuild(entries: &[Entry]) -> Result<(Auction, Replayed), ReplayError> {
     else {
         return Err(err(0, "the log must begin with the auction's start".into()));
     };
+    let checked = Increments::new(terms.increments.0.clone()).and_then(|inc| {
+        let mode = terms.mode;
+        Terms::new(terms.start_cents, terms.duration_ms / 1000, mode, inc)
+    });
+    if checked.as_ref().ok() != Some(terms) {
+        return Err(err(
+            0,
+            "the auction's terms break the rules (price, duration, extension or increments)".into(),
+        ));
+    }
     let (mut auction, started) = Auction::start(*auction_id, lot.clone(), terms.clone(), *at);
     if &started != entries.first().unwrap_or(&started) {
         return Err(err(0, "the start does not match its own terms".into()));

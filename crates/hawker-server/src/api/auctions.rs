@@ -233,9 +233,9 @@ async fn place(
         )),
         Outcome::Rejected(r) => {
             let status = match &r {
-                Rejection::BidTooLow { .. } | Rejection::MaxNotHigher { .. } => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                Rejection::BidTooLow { .. }
+                | Rejection::MaxNotHigher { .. }
+                | Rejection::OutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
                 Rejection::AuctionClosed | Rejection::AlreadyWinning => StatusCode::CONFLICT,
                 Rejection::Policy { code } if code == "shill_bid" => StatusCode::FORBIDDEN,
                 Rejection::Policy { code } if code == "spending_limit" => StatusCode::CONFLICT,
@@ -246,6 +246,7 @@ async fn place(
                 "auction_closed" => "auction_closed",
                 "already_winning" => "already_winning",
                 "max_not_higher" => "max_not_higher",
+                "invalid_amount" => "invalid_amount",
                 "shill_bid" => "shill_bid",
                 "wrong_show" => "wrong_show",
                 "spending_limit" => "spending_limit",
@@ -332,6 +333,18 @@ pub async fn pre_bid(
         return Err(AppError::unprocessable(
             "unknown_item",
             "this variant is not in the show's lineup",
+        ));
+    }
+    let running = state
+        .store
+        .auctions_of_show(show.id)
+        .await?
+        .into_iter()
+        .any(|a| a.variant_id == variant_id && !a.summary.ended);
+    if running {
+        return Err(AppError::conflict(
+            "auction_running",
+            "this lot's auction is running: bid in it instead",
         ));
     }
     state

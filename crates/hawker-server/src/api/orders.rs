@@ -229,7 +229,8 @@ async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> 
 /// Brings a stored order to its final answer: a reservation is charged and settled, anything
 /// else repeats its answer.
 async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
-    if order.status != "reserved" {
+    // Auction orders are charged by the show's owner ("you bid, you buy"), never from here.
+    if order.status != "reserved" || order.auction_id.is_some() {
         return answer(order);
     }
     let live = match state.hub.get(order.show_id) {
@@ -288,8 +289,10 @@ async fn settle(
         .order(order_id)
         .await?
         .ok_or_else(|| AppError::not_found("order"))?;
+    // Refund only a reservation that is definitely over; one still reserved (a failed commit)
+    // is settled later by a retry or the hold's expiry check, which find this same charge.
     if let (Err(_), Ok(Some(c))) = (&settled, &charged)
-        && stored.status != "paid"
+        && matches!(stored.status.as_str(), "expired" | "declined")
     {
         // The hold ran out while the card was being charged: give the money back.
         if let Err(e) = state.payments.refund(&c.id).await {

@@ -116,8 +116,14 @@ pub async fn load(
         let log = store.auction_log(row.id).await?;
         let bodies: Vec<Entry> = log
             .iter()
-            .filter_map(|e| serde_json::from_str(&e.body).ok())
-            .collect();
+            .map(|e| serde_json::from_str(&e.body))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                StoreError::Backend(anyhow::anyhow!(
+                    "auction {} has an unreadable log entry: {e}",
+                    row.id
+                ))
+            })?;
         let (machine, _) = rebuild(&bodies).map_err(|e| {
             StoreError::Backend(anyhow::anyhow!(
                 "auction {} log does not replay: {e}",

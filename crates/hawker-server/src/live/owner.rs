@@ -28,7 +28,7 @@ use super::{Hub, RoomCmd};
 use crate::auction_log::Chain;
 use crate::clock;
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Batch, NewAuction, OrderMeta, ShowStatus};
+use crate::store::{Batch, NewAuction, OrderMeta};
 
 /// Why the owner said no. The API maps each to a status and code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -204,6 +204,11 @@ pub struct Owner {
     auctions: BTreeMap<AuctionId, LiveAuction>,
     /// Pre-bids waiting for their variant's auction, oldest first.
     pre_bids: Vec<PreBid>,
+    /// The latest `now` a turn used.
+    last_now: Timestamp,
+    /// A commit failed and the state could not be reloaded: stop, so the next request starts a
+    /// fresh owner from the database instead of deciding on state nobody stored.
+    broken: bool,
 }
 
 /// A show's commerce as the database left it, for a new owner.
@@ -246,6 +251,8 @@ impl Owner {
             checking: HashSet::new(),
             auctions: auctions.into_iter().collect(),
             pre_bids,
+            last_now: Timestamp(0),
+            broken: false,
         }
     }
 
@@ -293,7 +300,14 @@ impl Owner {
                 }
             }
             let had_commands = !cmds.is_empty();
-            self.turn(clock::now(), cmds).await;
+            // The server clock decides, and must never run backwards inside one show: an NTP step
+            // back would put log entries out of order.
+            let now = clock::now().max(self.last_now);
+            self.last_now = now;
+            self.turn(now, cmds).await;
+            if self.broken {
+                break;
+            }
             if had_commands {
                 last_command = tokio::time::Instant::now();
             }
@@ -333,7 +347,7 @@ impl Owner {
             to_charge,
         } = turn;
 
-        let writes = !(batch.events.is_empty() && batch.auction_log.is_empty());
+        let writes = !(batch.events.is_empty() && batch.auction_log.is_empty() && !batch.end_show);
         let committed = if !writes {
             true
         } else {
@@ -355,14 +369,6 @@ impl Owner {
             }
         };
         if committed && end_show {
-            if let Err(e) = self
-                .hub
-                .store()
-                .set_show_status(self.commerce.show_id(), ShowStatus::Ended, now)
-                .await
-            {
-                tracing::error!("marking the show ended: {e:#}");
-            }
             self.closing = true;
         }
         let mut msgs = if committed {
@@ -525,6 +531,8 @@ impl Owner {
                     let _ = reply.send(Err(Refusal::ShowEnded));
                 } else {
                     batch.events.extend(self.commerce.end_all_sales());
+                    // The show's status changes in the same transaction as its sales end.
+                    batch.end_show = true;
                     turn.end_show = true;
                     turn.answers.push(pending(reply, Ok(())));
                 }
@@ -638,10 +646,8 @@ impl Owner {
             .into_iter()
             .partition(|p| p.variant_id == variant_id);
         self.pre_bids = rest;
-        if !pre.is_empty() {
-            turn.batch.consumed_pre_bids.push(variant_id);
-        }
         for p in pre {
+            turn.batch.consumed_pre_bids.push((variant_id, p.user));
             let tag = pseudonym(&live.salt, p.user);
             if !live.bidders.contains_key(&tag) {
                 live.bidders.insert(tag.clone(), (p.user, p.name));
@@ -804,12 +810,11 @@ impl Owner {
             self.hub.payments().clone(),
             self.inbox.clone(),
         );
-        let currency = self
-            .auctions
-            .get(&w.auction_id)
-            .and_then(|a| self.commerce.variant(a.variant_id))
-            .map(|v| v.currency.to_string())
-            .unwrap_or_default();
+        // The order's total: the winning price plus the show's shipping if this order carries it.
+        let Some(order) = self.commerce.reservation(w.order_id) else {
+            return;
+        };
+        let (amount_cents, currency) = (order.total_cents, order.currency.to_string());
         tokio::spawn(async move {
             let method = store
                 .payment_methods(w.user)
@@ -823,35 +828,44 @@ impl Owner {
                     let req = ChargeRequest {
                         idempotency_key: w.order_id.to_string(),
                         payment_method,
-                        amount_cents: w.price_cents,
+                        amount_cents,
                         currency,
                     };
                     payments.charge(&req).await
                 }
             };
-            let (settlement, paid) = match charged {
-                Ok(c) => (
-                    Settlement::Paid {
-                        payment_ref: Some(c.id),
-                    },
-                    true,
-                ),
-                Err(PaymentError::Declined(_)) => {
-                    (Settlement::Released(ReleaseReason::Declined), false)
-                }
+            let settlement = match &charged {
+                Ok(c) => Settlement::Paid {
+                    payment_ref: Some(c.id.clone()),
+                },
+                Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
                 // Unknown: the hold's expiry check asks the provider again later.
                 Err(PaymentError::Unavailable(e)) => {
                     tracing::warn!(order = %w.order_id, "charging an auction winner: {e}");
                     return;
                 }
             };
-            let _ = inbox
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if inbox
                 .send(CommerceCmd::Settle {
                     order_id: w.order_id,
                     settlement,
-                    reply: None,
+                    reply: Some(reply),
                 })
-                .await;
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let settled = matches!(answer.await, Ok(Ok(())));
+            let mut paid = charged.is_ok() && settled;
+            if let (Ok(c), false) = (&charged, settled) {
+                // The hold ran out first: the lot went back, so the money goes back too.
+                if let Err(e) = payments.refund(&c.id).await {
+                    tracing::error!(order = %w.order_id, "refunding a late auction charge failed: {e}");
+                }
+                paid = false;
+            }
             let _ = inbox
                 .send(CommerceCmd::AuctionCharged {
                     auction_id: w.auction_id,
@@ -924,7 +938,10 @@ impl Owner {
                 self.keys.clear();
                 self.checking.clear();
             }
-            Err(e) => tracing::error!(show = %show_id, "reloading commerce state failed: {e:#}"),
+            Err(e) => {
+                tracing::error!(show = %show_id, "reloading commerce state failed, stopping the owner: {e:#}");
+                self.broken = true;
+            }
         }
     }
 

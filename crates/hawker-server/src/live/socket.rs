@@ -261,6 +261,7 @@ pub fn rejection_message(r: &Rejection) -> String {
     match r {
         Rejection::BidTooLow { min_cents } => format!("bid at least {min_cents} cents"),
         Rejection::AuctionClosed => "the auction has closed".into(),
+        Rejection::OutOfRange => "that is not a valid amount".into(),
         Rejection::AlreadyWinning => "you are already winning".into(),
         Rejection::MaxNotHigher { max_cents } => {
             format!("your maximum is already {max_cents} cents; raise it above that")

@@ -225,8 +225,10 @@ pub struct Batch {
     pub bidders: Vec<(AuctionId, String, UserId)>,
     /// The latest summary of every auction the batch touched.
     pub auction_summaries: Vec<AuctionSummary>,
-    /// Variants whose pre-bids joined an auction that started in this batch.
-    pub consumed_pre_bids: Vec<VariantId>,
+    /// Pre-bids `(variant, bidder)` that joined an auction started in this batch.
+    pub consumed_pre_bids: Vec<(VariantId, UserId)>,
+    /// The host ended the show: it is marked ended in the same transaction.
+    pub end_show: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -324,13 +324,25 @@ async fn write_auctions(
         .await
         .map_err(db_err)?;
     }
-    for v in &batch.consumed_pre_bids {
-        sqlx::query("DELETE FROM pre_bids WHERE show_id = ? AND variant_id = ?")
+    for (v, user) in &batch.consumed_pre_bids {
+        sqlx::query("DELETE FROM pre_bids WHERE show_id = ? AND variant_id = ? AND user_id = ?")
             .bind(show.0)
             .bind(v.0)
+            .bind(user.0)
             .execute(&mut **tx)
             .await
             .map_err(db_err)?;
+    }
+    if batch.end_show {
+        exactly_one(
+            sqlx::query("UPDATE shows SET status = 'ended', ended_at = ?, pinned_product_id = NULL WHERE id = ?")
+                .bind(now.0)
+                .bind(show.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?,
+            "show",
+        )?;
     }
     for a in &batch.auction_summaries {
         exactly_one(

@@ -701,3 +701,46 @@ async fn ending_the_show_lets_a_running_auction_finish() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_winner_cannot_hijack_their_auction_order_and_nonsense_amounts_are_refused() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let buyer = bidder(&app).await;
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 5, "mode": "sudden_death" })).await;
+    let mut ws = app.connect_live(show.show_id, Some(&buyer.token)).await;
+    ws.until("snapshot", |_| true).await;
+    ws.send(json!({ "type": "bid", "auction_id": id, "amount_cents": i64::MAX }))
+        .await;
+    assert_eq!(ws.until("error", |_| true).await["code"], "invalid_amount");
+    app.post(
+        &buyer.token,
+        &format!("/api/v1/auctions/{id}/bids"),
+        json!({ "amount_cents": 1_000 }),
+    )
+    .await;
+    wait_ended(&app, id).await;
+    // The auction order's key is public knowledge; using it from the buy endpoint only reports.
+    let body = json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": "pm_card_declined" });
+    let (status, _) = app.buy(&buyer.token, &format!("auction-{id}"), body).await;
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
+        "{status}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, orders) = app.get(Some(&buyer.token), "/api/v1/orders").await;
+        if orders["orders"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|o| o["auction_id"] == id && o["status"] == "paid")
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner still charges the saved card: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.payments.successful_charges(), 1);
+}
