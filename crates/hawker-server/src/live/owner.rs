@@ -280,6 +280,15 @@ impl Owner {
             let _ = self.room.send(RoomCmd::Close).await;
         }
 
+        // Auction wins left reserved by a crash are charged now rather than at their hold's end.
+        let unsettled: Vec<OrderId> = self.commerce.due_reservations(Timestamp(i64::MAX));
+        for order_id in unsettled {
+            if let Some(w) = self.winner_charge_for(order_id) {
+                self.checking.insert(order_id);
+                self.charge_winner(w);
+            }
+        }
+
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let batch_max = self.hub.settings().commit_batch_max;
@@ -804,6 +813,26 @@ impl Owner {
 
     /// "You bid, you buy": charges the winner's saved payment method, then settles the order and
     /// logs the charge's result through our inbox.
+    /// The charge to (re)try for a reserved auction order.
+    fn winner_charge_for(&self, order_id: OrderId) -> Option<WinnerCharge> {
+        let order = self.commerce.reservation(order_id)?;
+        let auction_id = order.auction_id?;
+        let bidder = self
+            .auctions
+            .get(&auction_id)?
+            .bidders
+            .iter()
+            .find(|(_, (user, _))| *user == order.buyer)
+            .map(|(tag, _)| tag.clone())?;
+        Some(WinnerCharge {
+            auction_id,
+            order_id,
+            user: order.buyer,
+            bidder,
+            price_cents: order.unit_price_cents,
+        })
+    }
+
     fn charge_winner(&self, w: WinnerCharge) {
         let (store, payments, inbox) = (
             self.hub.store().clone(),
@@ -839,9 +868,11 @@ impl Owner {
                     payment_ref: Some(c.id.clone()),
                 },
                 Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
-                // Unknown: the hold's expiry check asks the provider again later.
+                // Unknown: try again a little later under the same key (the provider dedupes).
                 Err(PaymentError::Unavailable(e)) => {
-                    tracing::warn!(order = %w.order_id, "charging an auction winner: {e}");
+                    tracing::warn!(order = %w.order_id, "charging an auction winner, retrying: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let _ = inbox.send(CommerceCmd::Unchecked(w.order_id)).await;
                     return;
                 }
             };
@@ -882,6 +913,12 @@ impl Owner {
     fn check_due_reservations(&mut self, now: Timestamp) {
         for order_id in self.commerce.due_reservations(now) {
             if !self.checking.insert(order_id) {
+                continue;
+            }
+            // An auction order is charged by us, not by a client: try (again) now, under the same
+            // key, so a crash or an unreachable provider cannot turn a win into a silent expiry.
+            if let Some(w) = self.winner_charge_for(order_id) {
+                self.charge_winner(w);
                 continue;
             }
             let (payments, inbox) = (self.hub.payments().clone(), self.inbox.clone());
