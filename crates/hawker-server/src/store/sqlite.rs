@@ -185,6 +185,31 @@ impl SqliteStore {
         Ok(show)
     }
 
+    /// Commerce log rows for one show (`show_id`) or one product (`product_id`), in order.
+    async fn log_where(
+        &self,
+        column: &'static str,
+        id: i64,
+    ) -> StoreResult<Vec<(i64, Timestamp, String)>> {
+        let sql =
+            format!("SELECT seq, at, event FROM commerce_log WHERE {column} = ? ORDER BY seq");
+        let rows = sqlx::query(&sql)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq")?,
+                    Timestamp(r.try_get("at")?),
+                    r.try_get("event")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+
     async fn orders_where(&self, clause: &str, binds: &[i64]) -> StoreResult<Vec<Order>> {
         let sql = format!("{ORDER_SELECT} WHERE {clause} ORDER BY o.created_at DESC, o.id");
         let mut q = sqlx::query(&sql);
@@ -1267,42 +1292,11 @@ impl Store for SqliteStore {
     }
 
     async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, event FROM commerce_log WHERE product_id = ? ORDER BY seq",
-        )
-        .bind(product.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    Timestamp(r.try_get("at")?),
-                    r.try_get("event")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+        self.log_where("product_id", product.0).await
     }
 
     async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        let rows =
-            sqlx::query("SELECT seq, at, event FROM commerce_log WHERE show_id = ? ORDER BY seq")
-                .bind(show.0)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    Timestamp(r.try_get("at")?),
-                    r.try_get("event")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+        self.log_where("show_id", show.0).await
     }
 
     async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>> {

@@ -51,6 +51,27 @@ async fn wait_ended(app: &TestApp, id: i64) -> Value {
     }
 }
 
+/// Waits until the holder of `token` has a paid order for auction `id`, and returns it.
+async fn wait_paid(app: &TestApp, token: &str, id: i64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, orders) = app.get(Some(token), "/api/v1/orders").await;
+        let paid = orders["orders"].as_array().and_then(|o| {
+            o.iter()
+                .find(|o| o["auction_id"] == id && o["status"] == "paid")
+                .cloned()
+        });
+        if let Some(order) = paid {
+            return order;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a paid order for auction {id}: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -428,21 +449,7 @@ async fn an_auction_survives_kill_9() {
     let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
     let (ok, out) = verify_cli(&log);
     assert!(ok, "{out}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, orders) = app.get(Some(&b.token), "/api/v1/orders").await;
-        if orders["orders"].as_array().is_some_and(|o| {
-            o.iter()
-                .any(|o| o["auction_id"] == id && o["status"] == "paid")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the winner's order is paid: {orders}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_paid(&app, &b.token, id).await;
 }
 
 #[tokio::test]
@@ -568,22 +575,8 @@ async fn a_declined_winner_lets_the_host_offer_a_second_chance() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, orders) = app.get(Some(&runner_up.token), "/api/v1/orders").await;
-        if orders["orders"].as_array().is_some_and(|o| {
-            o.iter().any(|o| {
-                o["auction_id"] == id && o["status"] == "paid" && o["total_cents"] == 2_000
-            })
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the runner-up pays: {orders}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let order = wait_paid(&app, &runner_up.token, id).await;
+    assert_eq!(order["total_cents"], 2_000);
     let (status, body) = app
         .post(
             &show.seller.token,
@@ -685,21 +678,7 @@ async fn ending_the_show_lets_a_running_auction_finish() {
     assert_eq!(status, StatusCode::OK);
     let ended = wait_ended(&app, id).await;
     assert_eq!(ended["price_cents"], 1_000);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, orders) = app.get(Some(&buyer.token), "/api/v1/orders").await;
-        if orders["orders"].as_array().is_some_and(|o| {
-            o.iter()
-                .any(|o| o["auction_id"] == id && o["status"] == "paid")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the winner is charged after the show ended: {orders}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_paid(&app, &buyer.token, id).await;
 }
 
 #[tokio::test]
@@ -727,20 +706,6 @@ async fn a_winner_cannot_hijack_their_auction_order_and_nonsense_amounts_are_ref
         status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
         "{status}"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, orders) = app.get(Some(&buyer.token), "/api/v1/orders").await;
-        if orders["orders"].as_array().is_some_and(|o| {
-            o.iter()
-                .any(|o| o["auction_id"] == id && o["status"] == "paid")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the owner still charges the saved card: {orders}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_paid(&app, &buyer.token, id).await;
     assert_eq!(app.payments.successful_charges(), 1);
 }
