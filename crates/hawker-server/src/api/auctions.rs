@@ -335,6 +335,20 @@ pub async fn pre_bid(
             "this variant is not in the show's lineup",
         ));
     }
+    if crate::live::auctions::spending_policy(
+        state.store.as_ref(),
+        user.user.id,
+        body.max_cents,
+        crate::clock::now(),
+    )
+    .await?
+    .is_some()
+    {
+        return Err(AppError::conflict(
+            "spending_limit",
+            "this maximum would pass your daily spending limit",
+        ));
+    }
     let running = state
         .store
         .auctions_of_show(show.id)

@@ -645,6 +645,18 @@ async fn a_buyers_daily_spending_limit_is_enforced_at_bid_time() {
         log.to_string().contains("spending_limit"),
         "the refusal is in the log"
     );
+    // A pre-bid beyond the limit is refused when it is placed.
+    let (status, body) = app
+        .post(
+            &careful.token,
+            &format!("/api/v1/shows/{}/pre-bids", show.show_id),
+            json!({ "variant_id": show.variant_ids[0], "max_cents": 9_000 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("spending_limit"))
+    );
     let (status, _) = app
         .request(
             reqwest::Method::PUT,
