@@ -731,14 +731,6 @@ impl ShowCommerce {
             .collect()
     }
 
-    /// Units left in a running sale, stock on hand for a variant.
-    pub fn left(&self, item: Item) -> Option<u32> {
-        match item {
-            Item::Sale(id) => self.sales.get(&id).map(|s| s.remaining),
-            Item::Variant(id) => self.variants.get(&id).map(|v| v.stock),
-        }
-    }
-
     fn forget_sale_if_settled(&mut self, sale_id: SaleId) {
         let ended = self
             .sales

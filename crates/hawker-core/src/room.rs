@@ -113,10 +113,6 @@ impl Room {
         }
     }
 
-    pub fn host(&self) -> UserId {
-        self.host
-    }
-
     /// Numbers a message and folds it into the room's state. Every broadcast goes through here.
     pub fn publish(&mut self, now: Timestamp, msg: ServerMsg) -> Envelope {
         match &msg {
@@ -236,10 +232,6 @@ impl Room {
         self.muted.insert(user);
     }
 
-    pub fn unmute(&mut self, user: UserId) {
-        self.muted.remove(&user);
-    }
-
     pub fn set_blocked_words(&mut self, words: &[String]) {
         self.blocked_words = words
             .iter()
@@ -277,10 +269,6 @@ impl Room {
                 count: self.viewers,
             }
         })
-    }
-
-    pub fn viewers(&self) -> u32 {
-        self.viewers
     }
 
     fn contains_blocked_word(&self, text: &str) -> bool {

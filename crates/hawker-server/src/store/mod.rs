@@ -312,7 +312,6 @@ pub trait Store: Send + Sync + 'static {
     // Shows.
     async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show>;
     async fn show(&self, id: ShowId) -> StoreResult<Option<Show>>;
-    async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>>;
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
     async fn set_show_status(
         &self,

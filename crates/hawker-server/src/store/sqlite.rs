@@ -760,21 +760,6 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn show_by_stream_key(&self, key: &str) -> StoreResult<Option<Show>> {
-        let sql = format!("{SHOW_SELECT} WHERE s.stream_key = ?");
-        let row = sqlx::query(&sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
-        match row {
-            Some(r) => Ok(Some(
-                self.with_lineup(show_from(&r).map_err(db_err)?).await?,
-            )),
-            None => Ok(None),
-        }
-    }
-
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
         let sql = format!(
             "{SHOW_SELECT} WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR s.seller_id = ?2) AND (?3 IS NULL OR s.category = ?3) \
