@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, random_token};
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::live::CommerceCmd;
+use crate::live::auctions::bid_policy;
 use crate::live::socket::rejection_message;
 use crate::store::AuctionRow;
 
@@ -187,13 +188,12 @@ async fn place(
     let row = auction_row(state, id).await?;
     let show = find_show(state, row.show_id.0).await?;
     // Policy refusals still reach the owner, so the log records every attempt.
-    let policy = if user.user.id == show.seller_id {
-        Some("shill_bid".to_owned())
-    } else if show_id.is_some_and(|s| s != show.id.0) {
+    let policy = if show_id.is_some_and(|s| s != show.id.0) {
         Some("wrong_show".to_owned())
     } else {
-        crate::live::auctions::spending_policy(
+        bid_policy(
             state.store.as_ref(),
+            show.seller_id,
             user.user.id,
             amount,
             crate::clock::now(),
@@ -310,13 +310,6 @@ pub async fn pre_bid(
     if show.status == crate::store::ShowStatus::Ended {
         return Err(AppError::conflict("show_not_live", "this show has ended"));
     }
-    if user.user.id == show.seller_id {
-        return Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            "shill_bid",
-            "sellers cannot bid on their own lots",
-        ));
-    }
     if !(1..=hawker_core::money::Price::MAX_CENTS).contains(&body.max_cents) {
         return Err(AppError::unprocessable(
             "invalid_input",
@@ -335,19 +328,30 @@ pub async fn pre_bid(
             "this variant is not in the show's lineup",
         ));
     }
-    if crate::live::auctions::spending_policy(
+    match bid_policy(
         state.store.as_ref(),
+        show.seller_id,
         user.user.id,
         body.max_cents,
         crate::clock::now(),
     )
     .await?
-    .is_some()
+    .as_deref()
     {
-        return Err(AppError::conflict(
-            "spending_limit",
-            "this maximum would pass your daily spending limit",
-        ));
+        Some("shill_bid") => {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                "shill_bid",
+                "sellers cannot bid on their own lots",
+            ));
+        }
+        Some(_) => {
+            return Err(AppError::conflict(
+                "spending_limit",
+                "this maximum would pass your daily spending limit",
+            ));
+        }
+        None => {}
     }
     let running = state
         .store

@@ -190,9 +190,24 @@ pub struct PreBid {
     pub max_cents: i64,
 }
 
-/// The buyer's own daily limit, checked at bid time: a bid that would take their last 24 hours of
-/// orders past it is refused (and logged) as `spending_limit`.
-pub async fn spending_policy(
+/// The policy checks every bid passes before the rules see it, whichever way it arrives (HTTP,
+/// the live socket, a pre-bid): the host may not bid on their own lot (`shill_bid`), and a bid
+/// that would take the bidder's last 24 hours of orders past their own daily limit is refused
+/// (`spending_limit`). A refusal is still sent to the owner, so the log records the attempt.
+pub async fn bid_policy(
+    store: &dyn Store,
+    host: UserId,
+    bidder: UserId,
+    amount_cents: i64,
+    now: hawker_core::time::Timestamp,
+) -> Result<Option<String>, StoreError> {
+    if bidder == host {
+        return Ok(Some("shill_bid".to_owned()));
+    }
+    spending_policy(store, bidder, amount_cents, now).await
+}
+
+async fn spending_policy(
     store: &dyn Store,
     user: UserId,
     amount_cents: i64,

@@ -159,17 +159,26 @@ pub async fn serve(
                         continue;
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
-                    let policy = if author.id == live.host {
-                        Some("shill_bid".to_owned())
-                    } else {
-                        super::auctions::spending_policy(
-                            store.as_ref(),
-                            author.id,
-                            amount_cents,
-                            crate::clock::now(),
-                        )
-                        .await
-                        .unwrap_or(None)
+                    // Fails closed: if the limit cannot be read, the bid is not placed.
+                    let policy = match super::auctions::bid_policy(
+                        store.as_ref(),
+                        live.host,
+                        author.id,
+                        amount_cents,
+                        crate::clock::now(),
+                    )
+                    .await
+                    {
+                        Ok(policy) => policy,
+                        Err(_) => {
+                            direct(
+                                &direct_tx,
+                                "unavailable",
+                                "could not check your bid; try again",
+                            )
+                            .await;
+                            continue;
+                        }
                     };
                     let (reply, answer) = oneshot::channel();
                     let cmd = CommerceCmd::Bid {
