@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use hawker_core::account::Role;
-use hawker_core::ids::{ProductId, ShowId, UserId};
+use hawker_core::ids::{ProductId, UserId};
 use hawker_core::money::format_cents;
 use serde::Deserialize;
 
@@ -140,6 +140,11 @@ fn safe_next(next: Option<&str>) -> String {
         Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
         _ => "/".into(),
     }
+}
+
+/// Cents as a form field edits them: `1999` is `19.99` (no currency sign).
+fn form_amount(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 fn human_time(ms: Option<i64>) -> String {
@@ -592,11 +597,7 @@ async fn show_page(
     MaybeUser(user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
 ) -> PageResult {
-    let show = state
-        .store
-        .show(ShowId(id))
-        .await?
-        .ok_or_else(|| AppError::not_found("show"))?;
+    let show = crate::api::shows::find_show(&state, id).await?;
     let is_host = user.as_ref().is_some_and(|u| u.user.id == show.seller_id);
     let can_moderate = is_host || user.as_ref().is_some_and(|u| u.user.role.can_moderate());
     let mut payment_methods = Vec::new();
@@ -638,11 +639,7 @@ async fn host_page(
     let Some(user) = user else {
         return Ok(login_redirect(&format!("/shows/{id}/host")));
     };
-    let show = state
-        .store
-        .show(ShowId(id))
-        .await?
-        .ok_or_else(|| AppError::not_found("show"))?;
+    let show = crate::api::shows::find_show(&state, id).await?;
     if show.seller_id != user.user.id && user.user.role != Role::Admin {
         return Err(AppError::forbidden("only the show's host can open its console").into());
     }
@@ -721,7 +718,7 @@ async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) 
     let spend_limit = user
         .user
         .daily_spend_limit_cents
-        .map(|c| format!("{}.{:02}", c / 100, c % 100))
+        .map(form_amount)
         .unwrap_or_default();
     render(&OrdersPage {
         layout: layout(&state, Some(&user), "My orders"),
@@ -791,11 +788,7 @@ async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) ->
         products: products.iter().map(ProductView::from).collect(),
         shows: shows.iter().map(ShowView::from).collect(),
         blocked_words: user.user.blocked_words.join(", "),
-        shipping_fee: format!(
-            "{}.{:02}",
-            user.user.shipping_fee_cents / 100,
-            user.user.shipping_fee_cents % 100
-        ),
+        shipping_fee: form_amount(user.user.shipping_fee_cents),
     })
 }
 
