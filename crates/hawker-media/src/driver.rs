@@ -1,0 +1,294 @@
+//! The one owner of the media socket and the [`Sfu`]: a thread of its own running a
+//! single-threaded runtime, so forwarding never waits behind HTTP handlers. The rest of the
+//! server talks to it through [`Media`], a cheap handle, and hears from it on an event channel.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hawker_core::ids::ShowId;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::MediaError;
+use crate::sfu::{Counts, Output, Role, SessionId, Sfu, SfuConfig, SfuEvent, Transmit};
+
+/// Where the media socket listens and what it advertises.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The UDP port for all WebRTC traffic; 0 picks a free one.
+    pub port: u16,
+    /// The address peers can reach us at (our ICE candidate). The socket binds to it when it
+    /// is a local address, and to every interface otherwise (behind a NAT).
+    pub public_ip: IpAddr,
+    pub max_viewers_per_show: usize,
+    pub max_sessions: usize,
+    pub reconnect_grace: Duration,
+}
+
+enum Command {
+    Publish {
+        show: ShowId,
+        offer: String,
+        reply: oneshot::Sender<Result<(SessionId, String), MediaError>>,
+    },
+    Play {
+        show: ShowId,
+        offer: String,
+        reply: oneshot::Sender<Result<(SessionId, String), MediaError>>,
+    },
+    Stop {
+        show: ShowId,
+        session: SessionId,
+        role: Role,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    EndShow {
+        show: ShowId,
+    },
+    OnAir {
+        show: ShowId,
+        reply: oneshot::Sender<bool>,
+    },
+    Counts {
+        reply: oneshot::Sender<Counts>,
+    },
+}
+
+/// The media plane's handle. Cheap to clone; the driver stops when the last one is dropped.
+#[derive(Clone)]
+pub struct Media {
+    commands: mpsc::Sender<Command>,
+    candidate: SocketAddr,
+}
+
+impl Media {
+    /// Binds the socket and starts the driver thread. Events (on air, reconnecting, off air)
+    /// arrive on the returned receiver.
+    pub fn start(config: MediaConfig) -> io::Result<(Media, mpsc::UnboundedReceiver<SfuEvent>)> {
+        let bind_ip = if is_local(config.public_ip) {
+            config.public_ip
+        } else {
+            IpAddr::from([0, 0, 0, 0])
+        };
+        let socket = std::net::UdpSocket::bind((bind_ip, config.port))?;
+        socket.set_nonblocking(true)?;
+        let candidate = SocketAddr::new(config.public_ip, socket.local_addr()?.port());
+        let mut sfu_config = SfuConfig::new(candidate);
+        sfu_config.max_viewers_per_show = config.max_viewers_per_show;
+        sfu_config.max_sessions = config.max_sessions;
+        sfu_config.reconnect_grace = config.reconnect_grace;
+        let sfu = Sfu::new(sfu_config, Instant::now()).map_err(io::Error::other)?;
+        let (commands, commands_rx) = mpsc::channel(256);
+        let (events, events_rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("hawker-media".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(async move {
+                        match UdpSocket::from_std(socket) {
+                            Ok(socket) => run(sfu, socket, commands_rx, events).await,
+                            Err(e) => tracing::error!("media socket: {e}"),
+                        }
+                    }),
+                    Err(e) => tracing::error!("media runtime: {e}"),
+                }
+            })?;
+        Ok((
+            Media {
+                commands,
+                candidate,
+            },
+            events_rx,
+        ))
+    }
+
+    /// The address peers send media to.
+    pub fn candidate(&self) -> SocketAddr {
+        self.candidate
+    }
+
+    /// WHIP: the show's publisher offers; answers the session and the SDP answer.
+    pub async fn publish(
+        &self,
+        show: ShowId,
+        offer: String,
+    ) -> Result<(SessionId, String), MediaError> {
+        self.ask(|reply| Command::Publish { show, offer, reply })
+            .await?
+    }
+
+    /// WHEP: a viewer offers; answers the session and the SDP answer.
+    pub async fn play(
+        &self,
+        show: ShowId,
+        offer: String,
+    ) -> Result<(SessionId, String), MediaError> {
+        self.ask(|reply| Command::Play { show, offer, reply })
+            .await?
+    }
+
+    /// DELETE on a session's resource.
+    pub async fn stop(
+        &self,
+        show: ShowId,
+        session: SessionId,
+        role: Role,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Stop {
+            show,
+            session,
+            role,
+            reply,
+        })
+        .await?
+    }
+
+    /// The show ended: its broadcast goes off air at once.
+    pub async fn end_show(&self, show: ShowId) {
+        let _ = self.commands.send(Command::EndShow { show }).await;
+    }
+
+    pub async fn is_on_air(&self, show: ShowId) -> bool {
+        self.ask(|reply| Command::OnAir { show, reply })
+            .await
+            .unwrap_or(false)
+    }
+
+    pub async fn counts(&self) -> Result<Counts, MediaError> {
+        self.ask(|reply| Command::Counts { reply }).await
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        answer.await.map_err(|_| MediaError::Stopped)
+    }
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// Most datagrams read before the SFU's output is flushed: amortises the flush without letting
+/// a flood of input starve sending.
+const READ_BATCH: usize = 64;
+
+async fn run(
+    mut sfu: Sfu,
+    socket: UdpSocket,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<SfuEvent>,
+) {
+    let mut buf = vec![0u8; 2048];
+    // A datagram the kernel would not take yet; sent first when the socket is writable.
+    let mut blocked: Option<Transmit> = None;
+    loop {
+        let deadline = match flush(&mut sfu, &socket, &mut blocked, &events) {
+            Some(deadline) => deadline,
+            None => Instant::now() + Duration::from_millis(100),
+        };
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { return };
+                handle(&mut sfu, command);
+            }
+            read = socket.recv_from(&mut buf) => {
+                if let Ok((n, source)) = read {
+                    sfu.handle_datagram(Instant::now(), source, &buf[..n]);
+                    for _ in 1..READ_BATCH {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => sfu.handle_datagram(Instant::now(), source, &buf[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            _ = socket.writable(), if blocked.is_some() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                sfu.handle_timeout(Instant::now());
+            }
+        }
+    }
+}
+
+fn handle(sfu: &mut Sfu, command: Command) {
+    let now = Instant::now();
+    match command {
+        Command::Publish { show, offer, reply } => {
+            let id = SessionId(rand::random());
+            let _ = reply.send(sfu.publish(now, show, id, &offer).map(|a| (id, a)));
+        }
+        Command::Play { show, offer, reply } => {
+            let id = SessionId(rand::random());
+            let _ = reply.send(sfu.play(now, show, id, &offer).map(|a| (id, a)));
+        }
+        Command::Stop {
+            show,
+            session,
+            role,
+            reply,
+        } => {
+            let _ = reply.send(sfu.stop(now, show, session, role));
+        }
+        Command::EndShow { show } => sfu.end_show(now, show),
+        Command::OnAir { show, reply } => {
+            let _ = reply.send(sfu.is_on_air(show));
+        }
+        Command::Counts { reply } => {
+            let _ = reply.send(sfu.counts());
+        }
+    }
+}
+
+/// Sends what the SFU has, reports its events, and answers when it next needs the time; `None`
+/// while the socket is full (the caller waits for it to drain).
+fn flush(
+    sfu: &mut Sfu,
+    socket: &UdpSocket,
+    blocked: &mut Option<Transmit>,
+    events: &mpsc::UnboundedSender<SfuEvent>,
+) -> Option<Instant> {
+    if let Some(t) = blocked.take() {
+        if let Err(t) = send(socket, t) {
+            *blocked = Some(t);
+            return None;
+        }
+    }
+    loop {
+        match sfu.poll_output() {
+            Output::Transmit(t) => {
+                if let Err(t) = send(socket, t) {
+                    *blocked = Some(t);
+                    return None;
+                }
+            }
+            Output::Event(e) => {
+                let _ = events.send(e);
+            }
+            Output::Timeout(t) => return Some(t),
+        }
+    }
+}
+
+/// Sends one datagram; hands it back if the socket's buffer is full.
+fn send(socket: &UdpSocket, t: Transmit) -> Result<(), Transmit> {
+    match socket.try_send_to(&t.contents, t.destination) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(t),
+        // Unreachable peers and the like: UDP drops, and so do we.
+        Err(e) => {
+            tracing::debug!(to = %t.destination, "send failed: {e}");
+            Ok(())
+        }
+    }
+}

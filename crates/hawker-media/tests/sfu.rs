@@ -1,0 +1,416 @@
+//! The SFU with real str0m peers in memory — one publisher, three viewers and more — moved
+//! forward in simulated time: no sockets, no sleeping, the same result on every run.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use hawker_core::ids::ShowId;
+use hawker_media::{Output, Role, SessionId, Sfu, SfuConfig, SfuEvent};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Rtc};
+
+const SHOW: ShowId = ShowId(7);
+const FRAME: Duration = Duration::from_millis(33);
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+}
+
+/// A browser stand-in: a full-ICE str0m peer at its own address.
+struct Client {
+    addr: SocketAddr,
+    rtc: Rtc,
+    next: Instant,
+    /// A frozen client neither reads nor answers: a viewer whose tab hung.
+    frozen: bool,
+    connected: bool,
+    video_frames: Vec<(Instant, bool, usize)>,
+    audio_frames: usize,
+    keyframe_requests: usize,
+    /// A publisher's tracks.
+    video: Option<Mid>,
+    audio: Option<Mid>,
+}
+
+impl Client {
+    fn new(n: u8, now: Instant) -> Self {
+        let addr: SocketAddr = format!("10.0.0.{n}:5000").parse().expect("addr");
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        Self {
+            addr,
+            rtc,
+            next: now,
+            frozen: false,
+            connected: false,
+            video_frames: Vec::new(),
+            audio_frames: 0,
+            keyframe_requests: 0,
+            video: None,
+            audio: None,
+        }
+    }
+
+    /// An SDP offer for sending (WHIP) or receiving (WHEP) audio and video.
+    fn offer(&mut self, direction: Direction) -> (String, SdpPendingOffer) {
+        let mut change = self.rtc.sdp_api();
+        let video = change.add_media(MediaKind::Video, direction, None, None, None);
+        let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
+        if direction == Direction::SendOnly {
+            self.video = Some(video);
+            self.audio = Some(audio);
+        }
+        let (offer, pending) = change.apply().expect("an offer");
+        (offer.to_sdp_string(), pending)
+    }
+
+    fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+    }
+
+    fn video_count_since(&self, t: Instant) -> usize {
+        self.video_frames
+            .iter()
+            .filter(|(at, _, _)| *at >= t)
+            .count()
+    }
+}
+
+struct Net {
+    now: Instant,
+    sfu: Sfu,
+    sfu_addr: SocketAddr,
+    sfu_next: Instant,
+    sfu_events: Vec<SfuEvent>,
+    clients: Vec<Client>,
+    /// Datagrams in flight; delivered on the next millisecond.
+    wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    next_frame: Instant,
+    frames_sent: u64,
+}
+
+impl Net {
+    fn new(configure: impl FnOnce(&mut SfuConfig)) -> Self {
+        init();
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = "10.0.0.1:8189".parse().expect("addr");
+        let mut config = SfuConfig::new(sfu_addr);
+        configure(&mut config);
+        Self {
+            now,
+            sfu: Sfu::new(config, now).expect("sfu"),
+            sfu_addr,
+            sfu_next: now,
+            sfu_events: Vec::new(),
+            clients: Vec::new(),
+            wire: VecDeque::new(),
+            next_frame: now,
+            frames_sent: 0,
+        }
+    }
+
+    /// Client `n` publishes; returns its index and session.
+    fn publish(&mut self, n: u8) -> (usize, Result<SessionId, hawker_media::MediaError>) {
+        let mut client = Client::new(n, self.now);
+        let (offer, pending) = client.offer(Direction::SendOnly);
+        let id = SessionId(n as u128);
+        let result = self.sfu.publish(self.now, SHOW, id, &offer).map(|answer| {
+            client.accept(pending, &answer);
+            id
+        });
+        self.clients.push(client);
+        (self.clients.len() - 1, result)
+    }
+
+    fn play(&mut self, n: u8) -> (usize, Result<SessionId, hawker_media::MediaError>) {
+        let mut client = Client::new(n, self.now);
+        let (offer, pending) = client.offer(Direction::RecvOnly);
+        let id = SessionId(n as u128);
+        let result = self.sfu.play(self.now, SHOW, id, &offer).map(|answer| {
+            client.accept(pending, &answer);
+            id
+        });
+        self.clients.push(client);
+        (self.clients.len() - 1, result)
+    }
+
+    fn run_for(&mut self, publisher: Option<usize>, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step(publisher);
+        }
+    }
+
+    fn step(&mut self, publisher: Option<usize>) {
+        self.now += Duration::from_millis(1);
+        let now = self.now;
+        for (from, to, bytes) in std::mem::take(&mut self.wire) {
+            if to == self.sfu_addr {
+                self.sfu.handle_datagram(now, from, &bytes);
+                continue;
+            }
+            let Some(c) = self.clients.iter_mut().find(|c| c.addr == to && !c.frozen) else {
+                continue;
+            };
+            let Ok(contents) = bytes.as_slice().try_into() else {
+                continue;
+            };
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: from,
+                    destination: to,
+                    contents,
+                },
+            );
+            if c.rtc.accepts(&input) {
+                let _ = c.rtc.handle_input(input);
+            }
+        }
+        if let Some(p) = publisher {
+            self.send_media(p);
+        }
+        if self.sfu_next <= now {
+            self.sfu.handle_timeout(now);
+        }
+        for c in self.clients.iter_mut().filter(|c| !c.frozen) {
+            if c.next <= now {
+                let _ = c.rtc.handle_input(Input::Timeout(now));
+            }
+            loop {
+                match c.rtc.poll_output() {
+                    Ok(str0m::Output::Transmit(t)) => {
+                        self.wire
+                            .push_back((c.addr, t.destination, t.contents.into()));
+                    }
+                    Ok(str0m::Output::Timeout(t)) => {
+                        c.next = t;
+                        break;
+                    }
+                    Ok(str0m::Output::Event(e)) => match e {
+                        Event::Connected => c.connected = true,
+                        Event::MediaData(d) if d.params.spec().codec.is_video() => {
+                            c.video_frames.push((now, d.is_keyframe(), d.data.len()))
+                        }
+                        Event::MediaData(_) => c.audio_frames += 1,
+                        Event::KeyframeRequest(_) => c.keyframe_requests += 1,
+                        _ => {}
+                    },
+                    Err(_) => break,
+                }
+            }
+        }
+        loop {
+            match self.sfu.poll_output() {
+                Output::Transmit(t) => {
+                    self.wire
+                        .push_back((self.sfu_addr, t.destination, t.contents))
+                }
+                Output::Event(e) => self.sfu_events.push(e),
+                Output::Timeout(t) => {
+                    self.sfu_next = t;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The publisher sends 30 frames a second (a keyframe first and whenever asked) and audio.
+    fn send_media(&mut self, p: usize) {
+        let now = self.now;
+        if now < self.next_frame {
+            return;
+        }
+        self.next_frame = now + FRAME;
+        let c = &mut self.clients[p];
+        if !c.connected {
+            return;
+        }
+        let keyframe = self.frames_sent == 0 || c.keyframe_requests > 0;
+        c.keyframe_requests = 0;
+        let frame = h264_frame(keyframe, self.frames_sent);
+        let rtp_time = str0m::media::MediaTime::from_90khz(self.frames_sent * 3000);
+        let (Some(video), Some(audio)) = (c.video, c.audio) else {
+            return;
+        };
+        if let Some(w) = c.rtc.writer(video) {
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == str0m::format::Codec::H264)
+                .map(|p| p.pt())
+                .expect("h264 negotiated");
+            w.write(pt, now, rtp_time, frame).expect("video write");
+        }
+        if let Some(w) = c.rtc.writer(audio) {
+            let pt = w.payload_params().next().map(|p| p.pt()).expect("opus");
+            let t = str0m::media::MediaTime::new(
+                self.frames_sent * 1584,
+                str0m::media::Frequency::FORTY_EIGHT_KHZ,
+            );
+            w.write(pt, now, t, vec![0xf8u8; 80]).expect("audio write");
+        }
+        self.frames_sent += 1;
+    }
+}
+
+/// An Annex-B H.264 access unit: SPS, PPS and an IDR slice, or one non-IDR slice.
+fn h264_frame(keyframe: bool, n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if keyframe {
+        out.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40]);
+        out.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+        out.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+        out.extend(std::iter::repeat_n((n % 200) as u8 + 1, 4_000));
+    } else {
+        out.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+        out.extend(std::iter::repeat_n((n % 200) as u8 + 1, 900));
+    }
+    out
+}
+
+#[test]
+fn media_reaches_every_viewer_and_a_wave_of_joiners_is_one_keyframe_request() {
+    let mut net = Net::new(|_| {});
+    let (p, publisher) = net.publish(2);
+    publisher.expect("publish accepted");
+    net.run_for(Some(p), Duration::from_secs(1));
+    assert!(net.clients[p].connected, "the publisher connects");
+    assert!(net.sfu_events.contains(&SfuEvent::OnAir { show: SHOW }));
+
+    let viewers: Vec<usize> = (3..6).map(|n| net.play(n).0).collect();
+    let joined = net.now;
+    net.run_for(Some(p), Duration::from_secs(2));
+    for &v in &viewers {
+        let c = &net.clients[v];
+        assert!(c.connected, "viewer {v} connects");
+        assert!(
+            c.video_frames.len() > 30,
+            "viewer {v} gets video: {}",
+            c.video_frames.len()
+        );
+        assert!(
+            c.audio_frames > 50,
+            "viewer {v} gets audio: {}",
+            c.audio_frames
+        );
+        assert!(
+            c.video_frames[0].1,
+            "viewer {v}'s first frame is a keyframe"
+        );
+    }
+    // The publisher's first keyframe came unasked; three joiners within a second are one
+    // request, not three.
+    assert_eq!(net.sfu.counts().keyframe_requests, 1);
+    let first = net.clients[viewers[0]].video_frames[0].0;
+    assert!(
+        first.duration_since(joined) < Duration::from_millis(300),
+        "first frame fast"
+    );
+
+    // A joiner a few seconds later gets its own request.
+    net.run_for(Some(p), Duration::from_secs(2));
+    let (late, _) = net.play(6);
+    net.run_for(Some(p), Duration::from_secs(1));
+    assert_eq!(net.sfu.counts().keyframe_requests, 2);
+    assert!(net.clients[late].video_frames.first().is_some_and(|f| f.1));
+}
+
+#[test]
+fn a_viewer_that_stops_reading_does_not_stall_the_others_and_is_reaped() {
+    let mut net = Net::new(|c| c.idle_timeout = Duration::from_secs(5));
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(500));
+    let viewers: Vec<usize> = (3..6).map(|n| net.play(n).0).collect();
+    net.run_for(Some(p), Duration::from_secs(1));
+    net.clients[viewers[2]].frozen = true;
+    let frozen_at = net.now;
+    net.run_for(Some(p), Duration::from_secs(8));
+    for &v in &viewers[..2] {
+        // 8 s at 30 fps is 240 frames; allow for the start of the window.
+        let got = net.clients[v].video_count_since(frozen_at);
+        assert!(got >= 230, "viewer {v} kept getting frames: {got}");
+    }
+    assert!(net.sfu_events.iter().any(|e| matches!(
+        e,
+        SfuEvent::SessionClosed {
+            session: SessionId(5),
+            role: Role::Viewer,
+            ..
+        }
+    )));
+    assert_eq!(net.sfu.counts().viewers, 2);
+}
+
+#[test]
+fn a_publisher_who_comes_back_within_the_grace_keeps_the_viewers() {
+    let mut net = Net::new(|c| c.reconnect_grace = Duration::from_secs(10));
+    let (p, first) = net.publish(2);
+    let first = first.expect("publish");
+    net.run_for(Some(p), Duration::from_millis(500));
+    let (v, _) = net.play(3);
+    net.run_for(Some(p), Duration::from_secs(1));
+
+    // A second publisher while media flows is refused.
+    let (_, second) = net.publish(9);
+    assert_eq!(second, Err(hawker_media::MediaError::AlreadyPublishing));
+
+    net.sfu
+        .stop(net.now, SHOW, first, Role::Publisher)
+        .expect("stop");
+    net.run_for(None, Duration::from_secs(3));
+    assert!(
+        net.sfu_events
+            .contains(&SfuEvent::Reconnecting { show: SHOW })
+    );
+    let before = net.clients[v].video_frames.len();
+
+    let (p2, again) = net.publish(4);
+    again.expect("the host resumes within the grace");
+    net.run_for(Some(p2), Duration::from_secs(2));
+    let after = &net.clients[v].video_frames[before..];
+    assert!(
+        after.len() > 30,
+        "the viewer sees the host again: {}",
+        after.len()
+    );
+    assert!(after[0].1, "from a keyframe");
+    assert_eq!(net.sfu.counts().viewers, 1);
+
+    // Gone for longer than the grace: off air, viewers released.
+    net.sfu
+        .stop(net.now, SHOW, SessionId(4), Role::Publisher)
+        .expect("stop");
+    net.run_for(None, Duration::from_secs(11));
+    assert!(net.sfu_events.contains(&SfuEvent::OffAir { show: SHOW }));
+    assert_eq!(net.sfu.counts().sessions, 0);
+    assert_eq!(net.play(10).1, Err(hawker_media::MediaError::NotOnAir));
+}
+
+#[test]
+fn bad_offers_and_limits_are_refused() {
+    let mut net = Net::new(|c| c.max_viewers_per_show = 1);
+    let now = net.now;
+    assert!(matches!(
+        net.sfu.publish(now, SHOW, SessionId(1), "hello"),
+        Err(hawker_media::MediaError::BadOffer(_))
+    ));
+    assert_eq!(net.play(3).1, Err(hawker_media::MediaError::NotOnAir));
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    net.play(4).1.expect("first viewer");
+    assert_eq!(net.play(5).1, Err(hawker_media::MediaError::ShowFull));
+    assert_eq!(
+        net.sfu.stop(net.now, ShowId(8), SessionId(4), Role::Viewer),
+        Err(hawker_media::MediaError::UnknownSession)
+    );
+}
