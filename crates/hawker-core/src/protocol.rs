@@ -68,6 +68,10 @@ pub enum ServerMsg {
     },
     /// An auction started or changed (a bid, an extension, the end, the charge).
     Auction(AuctionView),
+    /// The host's video went on air, is waiting for the host to reconnect, or went off air.
+    Video {
+        state: VideoState,
+    },
     /// Somebody bought something (shown as social proof).
     Purchase {
         buyer: String,
@@ -152,11 +156,25 @@ pub enum AuctionStatus {
     Ended,
 }
 
+/// Whether the host's camera reaches viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoState {
+    /// Nobody publishes (not yet, or the host stopped for longer than the grace period).
+    #[default]
+    Offline,
+    /// Media from the host is flowing.
+    Live,
+    /// The host's connection dropped or they pressed Stop; viewers wait for them to resume.
+    Reconnecting,
+}
+
 /// Everything a viewer needs to draw the room from scratch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub show_id: ShowId,
     pub live: bool,
+    pub video: VideoState,
     pub viewers: u32,
     pub hearts_total: u64,
     pub pinned: Option<ProductCard>,

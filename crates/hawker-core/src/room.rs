@@ -10,7 +10,7 @@ use crate::account::Role;
 use crate::ids::{AuctionId, SaleId, ShowId, UserId};
 use crate::protocol::{
     AuctionView, ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard,
-    SaleView, ServerMsg, Snapshot,
+    SaleView, ServerMsg, Snapshot, VideoState,
 };
 use crate::time::Timestamp;
 
@@ -71,6 +71,7 @@ pub struct Room {
     show_id: ShowId,
     host: UserId,
     live: bool,
+    video: VideoState,
     seq: u64,
     next_chat_id: u64,
     recent: VecDeque<ChatLine>,
@@ -93,6 +94,7 @@ impl Room {
             show_id,
             host,
             live: true,
+            video: VideoState::Offline,
             seq: 0,
             next_chat_id: 1,
             recent: VecDeque::with_capacity(RECENT_CHAT),
@@ -123,6 +125,7 @@ impl Room {
                 self.recent.push_back(line.clone());
             }
             ServerMsg::ChatDeleted { id } => self.recent.retain(|l| l.id != *id),
+            ServerMsg::Video { state } => self.video = *state,
             ServerMsg::Pinned { product } => self.pinned = product.clone(),
             ServerMsg::Sale(view) => {
                 self.sales.insert(view.id, view.clone());
@@ -177,6 +180,7 @@ impl Room {
             msg: ServerMsg::Snapshot(Snapshot {
                 show_id: self.show_id,
                 live: self.live,
+                video: self.video,
                 viewers: self.viewers,
                 hearts_total: self.hearts_total,
                 pinned: self.pinned.clone(),

@@ -308,6 +308,7 @@ impl Server {
             data_dir: dir.path().to_path_buf(),
             argon2_memory_kib: 64,
             argon2_iterations: 1,
+            media_port: 0,
             ..hawker_server::Config::default()
         };
         let app = hawker_server::App::build(config).await?;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub payments: Arc<dyn PaymentProvider>,
     pub hub: Arc<Hub>,
+    /// The media plane: WHIP in, WHEP out (its own thread and UDP socket).
+    pub media: hawker_media::Media,
     pub passwords: Passwords,
 }
 
@@ -54,14 +56,18 @@ impl App {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let (media, media_events) = hawker_media::Media::start(config.media()?)
+            .with_context(|| format!("binding the media port {}", config.media_port))?;
         let state = AppState {
             config: Arc::new(config),
             store,
             payments,
             hub,
+            media,
             passwords,
         };
         restore_owners(&state).await?;
+        tokio::spawn(crate::live::video::relay(state.clone(), media_events));
         let router = router(state.clone());
         Ok(Self {
             listener,

@@ -111,6 +111,7 @@ fn config(dir: &std::path::Path, batch_max: usize) -> Config {
         argon2_memory_kib: 64,
         argon2_iterations: 1,
         commit_batch_max: batch_max,
+        media_port: 0,
         ..Config::default()
     }
 }

@@ -45,6 +45,18 @@ pub struct Config {
     /// The auction bid increments: `[from_cents, step_cents]` rows, from 0 upwards (set in the
     /// TOML file). Each auction publishes the table it ran with in its log.
     pub auction_increments: Vec<[i64; 2]>,
+    /// The UDP port for all WebRTC media (WHIP and WHEP); 0 picks a free one.
+    pub media_port: u16,
+    /// The address publishers and viewers reach the media port at, advertised as the server's
+    /// ICE candidate. The default works on this machine only; set the public address to serve
+    /// other machines.
+    pub public_ip: String,
+    /// Most WHEP viewers of one show.
+    pub max_viewers_per_show: usize,
+    /// Most WebRTC sessions (publishers and viewers) on this server.
+    pub max_media_sessions: usize,
+    /// Seconds viewers wait for a host whose connection dropped before the video goes off air.
+    pub reconnect_grace_s: u64,
 }
 
 impl Default for Config {
@@ -75,6 +87,11 @@ impl Default for Config {
                 [100_000, 2_000],
                 [200_000, 5_000],
             ],
+            media_port: 8189,
+            public_ip: "127.0.0.1".into(),
+            max_viewers_per_show: 500,
+            max_media_sessions: 2_000,
+            reconnect_grace_s: 120,
         }
     }
 }
@@ -155,6 +172,21 @@ impl Config {
         if let Some(v) = get("HAWKER_VIEWER_BUFFER") {
             self.viewer_buffer = parse("HAWKER_VIEWER_BUFFER", v)?;
         }
+        if let Some(v) = get("HAWKER_MEDIA_PORT") {
+            self.media_port = parse("HAWKER_MEDIA_PORT", v)?;
+        }
+        if let Some(v) = get("HAWKER_PUBLIC_IP") {
+            self.public_ip = v;
+        }
+        if let Some(v) = get("HAWKER_MAX_VIEWERS_PER_SHOW") {
+            self.max_viewers_per_show = parse("HAWKER_MAX_VIEWERS_PER_SHOW", v)?;
+        }
+        if let Some(v) = get("HAWKER_MAX_MEDIA_SESSIONS") {
+            self.max_media_sessions = parse("HAWKER_MAX_MEDIA_SESSIONS", v)?;
+        }
+        if let Some(v) = get("HAWKER_RECONNECT_GRACE_S") {
+            self.reconnect_grace_s = parse("HAWKER_RECONNECT_GRACE_S", v)?;
+        }
         Ok(())
     }
 
@@ -176,6 +208,20 @@ impl Config {
                 .map(|[from, step]| (*from, *step))
                 .collect(),
         )
+    }
+
+    /// The media plane's settings.
+    pub fn media(&self) -> anyhow::Result<hawker_media::MediaConfig> {
+        let public_ip = self.public_ip.parse().map_err(|_| {
+            anyhow::anyhow!("public_ip must be an IP address, not {:?}", self.public_ip)
+        })?;
+        Ok(hawker_media::MediaConfig {
+            port: self.media_port,
+            public_ip,
+            max_viewers_per_show: self.max_viewers_per_show,
+            max_sessions: self.max_media_sessions,
+            reconnect_grace: std::time::Duration::from_secs(self.reconnect_grace_s),
+        })
     }
 
     pub fn uploads_dir(&self) -> PathBuf {
@@ -212,6 +258,7 @@ impl Config {
         }
         self.increments()
             .map_err(|e| anyhow::anyhow!("auction_increments: {e}"))?;
+        self.media()?;
         if self.commit_batch_max == 0 {
             anyhow::bail!("commit_batch_max must be at least 1");
         }

@@ -12,6 +12,7 @@ mod catalog;
 pub mod openapi;
 pub mod orders;
 pub mod shows;
+mod stream;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -72,4 +73,5 @@ pub fn router() -> Router<AppState> {
             "/payment-methods",
             get(orders::payment_methods).post(orders::save_payment_method),
         )
+        .merge(stream::router())
 }

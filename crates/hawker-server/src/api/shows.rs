@@ -232,6 +232,7 @@ pub async fn end(
             ask(&live, |reply| CommerceCmd::EndShow { reply }).await?;
         }
     }
+    state.media.end_show(show.id).await;
     Ok(Json(show_json(&find_show(&state, id).await?)))
 }
 

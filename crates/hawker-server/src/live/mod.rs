@@ -21,6 +21,7 @@ pub mod auctions;
 pub mod owner;
 pub mod room;
 pub mod socket;
+pub mod video;
 
 pub use owner::{CommerceCmd, Refusal, Settlement};
 pub use room::{Outgoing, RoomCmd};

@@ -16,6 +16,7 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawker"));
     cmd.arg("serve")
         .env("HAWKER_LISTEN", "127.0.0.1:0")
+        .env("HAWKER_MEDIA_PORT", "0")
         .env("HAWKER_DATA_DIR", dir)
         .env("HAWKER_ARGON2_MEMORY_KIB", "64")
         .env("HAWKER_ARGON2_ITERATIONS", "1")

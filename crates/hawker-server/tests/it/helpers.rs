@@ -29,6 +29,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         data_dir: dir.to_path_buf(),
         argon2_memory_kib: 64,
         argon2_iterations: 1,
+        media_port: 0,
         ..Config::default()
     }
 }

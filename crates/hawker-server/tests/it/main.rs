@@ -7,3 +7,4 @@ mod live_room;
 mod orders;
 mod pages;
 mod storage;
+mod video;
