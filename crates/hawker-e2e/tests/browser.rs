@@ -487,3 +487,108 @@ async fn a_pre_bid_from_the_pinned_product_leads_when_the_auction_opens() -> any
     }
     Ok(())
 }
+
+/// Frames decoded (video) and samples received (audio) by a page's WebRTC connection.
+async fn received(page: &Page, pc: &str) -> anyhow::Result<(i64, i64)> {
+    let v = page
+        .eval(&format!(
+            "(async () => {{ const pc = {pc}; if (!pc) return [0, 0]; let f = 0, a = 0; \
+             (await pc.getStats()).forEach(r => {{ if (r.type === 'inbound-rtp' && r.kind === 'video') f = r.framesDecoded || 0; \
+             if (r.type === 'inbound-rtp' && r.kind === 'audio') a = r.totalSamplesReceived || 0; }}); return [f, a]; }})()"
+        ))
+        .await?;
+    Ok((v[0].as_i64().unwrap_or(0), v[1].as_i64().unwrap_or(0)))
+}
+
+/// Waits until a viewer's decoded frames pass `above` (video really flows, not one frame).
+async fn wait_decoding(page: &Page, above: i64) -> anyhow::Result<i64> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (frames, samples) = received(page, "window.hawkerVideo?.pc").await?;
+        if frames > above + 10 && samples > 0 {
+            return Ok(frames);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "video did not flow: {frames} frames (wanted > {above}), {samples} audio samples; state {:?}; errors {:?}",
+                page.eval("document.querySelector('#video')?.dataset.video")
+                    .await?,
+                page.js_errors()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_goes_live_from_the_console_and_two_viewers_watch_through_a_restart()
+-> anyhow::Result<()> {
+    let server = Server::start_with_demo().await?;
+    let (show_id, _) = live_show(&server).await?;
+    let browser = Browser::launch().await?;
+    let host = browser.new_page(390, 844, true).await?;
+    log_in(
+        &host,
+        &server,
+        "lumi@demo.hawker.dev",
+        &format!("/shows/{show_id}/host"),
+    )
+    .await?;
+    host.wait_for("document.querySelector('#go-live')").await?;
+    host.click("#go-live").await?;
+    wait_long(
+        &host,
+        "document.querySelector('#publish-state')?.dataset.publishing === 'live'",
+        30,
+    )
+    .await?;
+
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        let page = browser.new_page(390, 844, true).await?;
+        page.goto(&server.url(&format!("/shows/{show_id}"))).await?;
+        viewers.push(page);
+    }
+    let mut frames = Vec::new();
+    for page in &viewers {
+        frames.push(wait_decoding(page, 0).await?);
+        page.wait_for("document.querySelector('#live-video').videoWidth > 0")
+            .await?;
+        page.wait_for("document.querySelector('#video').dataset.video === 'playing'")
+            .await?;
+    }
+    viewers[0]
+        .screenshot(&artifacts_dir().join("video-viewer-phone.png"))
+        .await?;
+    host.screenshot(&artifacts_dir().join("video-host-phone.png"))
+        .await?;
+
+    // The host stops: viewers are told the host is reconnecting, and stay connected.
+    host.click("#stop-live").await?;
+    for page in &viewers {
+        page.wait_for("document.querySelector('#video').dataset.video === 'reconnecting'")
+            .await?;
+    }
+    viewers[1]
+        .screenshot(&artifacts_dir().join("video-viewer-reconnecting.png"))
+        .await?;
+
+    // Back within the grace period: the same viewers decode again.
+    host.click("#go-live").await?;
+    wait_long(
+        &host,
+        "document.querySelector('#publish-state')?.dataset.publishing === 'live'",
+        30,
+    )
+    .await?;
+    for (page, before) in viewers.iter().zip(&frames) {
+        let (now, _) = received(page, "window.hawkerVideo?.pc").await?;
+        wait_decoding(page, now.max(*before)).await?;
+        page.wait_for("document.querySelector('#video').dataset.video === 'playing'")
+            .await?;
+    }
+    for page in viewers.iter().chain([&host]) {
+        assert!(page.js_errors().is_empty(), "{:?}", page.js_errors());
+    }
+    Ok(())
+}

@@ -14,6 +14,7 @@ const USAGE: &str = "usage:
   hawker bench herd [--buyers N] [--units N]
                                  measure a flash-sale herd against a row-lock baseline
   hawker bench auction [--bidders N] [--bids N] [--viewers N]
+  hawker bench video [--viewers 50,100,200] [--seconds 15] [--kbps 1500] [--live777 PATH]
                                  measure bids decided and broadcast per second";
 
 #[tokio::main]
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         }
         ["bench", "herd", rest @ ..] => bench::herd(rest).await,
         ["bench", "auction", rest @ ..] => bench::auction(rest).await,
+        ["bench", "video", rest @ ..] => hawker_server::bench_video::run(rest).await,
         ["user", "set-role", email, role] => set_role(email, role).await,
         ["verify-auction", file] => verify_auction(file),
         ["--help" | "-h" | "help"] => {

@@ -1,0 +1,422 @@
+//! `hawker bench video`: one publisher, N viewers, against Hawker and (with `--live777 PATH`)
+//! live777, with the same clients in the same run. Prints Markdown for BENCHMARKS.md.
+//!
+//! Each server runs as its own process, started fresh for every row, so its CPU time
+//! (utime + stime from `/proc/<pid>/stat`) is all it spent forwarding. The clients are str0m
+//! peers in this process, one UDP socket each: a WHIP publisher sending a synthetic H.264 stream
+//! (a keyframe every 2 s) and Opus-sized audio, and WHEP viewers that count the frames they
+//! reassemble. Everything shares the machine's cores, so read ratios, not capacities.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+struct Target {
+    name: &'static str,
+    child: Child,
+    whip: String,
+    whep: String,
+    bearer: Option<String>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .and_then(|i| args.get(i + 1).copied())
+    };
+    let viewers: Vec<usize> = value("--viewers")
+        .unwrap_or("50,100,200")
+        .split(',')
+        .map(|n| n.parse().context("--viewers takes numbers"))
+        .collect::<anyhow::Result<_>>()?;
+    let seconds: u64 = value("--seconds").unwrap_or("15").parse()?;
+    let kbps: u64 = value("--kbps").unwrap_or("1500").parse()?;
+    let live777 = value("--live777").map(str::to_owned);
+    str0m::crypto::from_feature_flags().install_process_default();
+
+    println!(
+        "| server | viewers | connected | frames delivered | server CPU (1 core = 100%) | CPU-ms per viewer-second | server RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &n in &viewers {
+        let mut targets = vec![start_hawker().await?];
+        if let Some(path) = &live777 {
+            targets.push(start_live777(path).await?);
+        }
+        for target in targets {
+            let row = measure(&target, n, seconds, kbps).await;
+            match row {
+                Ok(r) => println!(
+                    "| {} | {n} | {}/{n} | {:.1}% | {:.1}% | {:.3} | {} MB |",
+                    target.name,
+                    r.connected,
+                    r.delivered * 100.0,
+                    r.cpu_share * 100.0,
+                    r.cpu_ms_per_viewer_second,
+                    r.rss_mb
+                ),
+                Err(e) => println!("| {} | {n} | failed: {e} | | | | |", target.name),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_http(url: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if reqwest::get(url).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} did not answer")
+}
+
+async fn start_hawker() -> anyhow::Result<Target> {
+    let dir = std::env::temp_dir().join(format!("hawker-bench-video-{}", rand::random::<u32>()));
+    let port = free_port()?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--demo"])
+        .env("HAWKER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HAWKER_DATA_DIR", &dir)
+        .env("HAWKER_MEDIA_PORT", "0")
+        .env("HAWKER_MAX_VIEWERS_PER_SHOW", "5000")
+        .env("HAWKER_ARGON2_MEMORY_KIB", "64")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let target_guard = Target {
+        name: "Hawker",
+        child,
+        whip: String::new(),
+        whep: String::new(),
+        bearer: None,
+    };
+    wait_http(&format!("{base}/api/v1/shows")).await?;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": "lumi@demo.hawker.dev", "password": crate::demo::DEMO_PASSWORD }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("login token")?.to_owned();
+    let shows: Value = http
+        .get(format!("{base}/api/v1/shows?status=live"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = shows["shows"][0]["id"]
+        .as_i64()
+        .context("a live demo show")?;
+    let show: Value = http
+        .get(format!("{base}/api/v1/shows/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = show["stream_key"]
+        .as_str()
+        .context("stream key")?
+        .to_owned();
+    let mut target = target_guard;
+    target.whip = format!("{base}/api/v1/shows/{id}/whip");
+    target.whep = format!("{base}/api/v1/shows/{id}/whep");
+    target.bearer = Some(key);
+    Ok(target)
+}
+
+async fn start_live777(path: &str) -> anyhow::Result<Target> {
+    let port = free_port()?;
+    let config = std::env::temp_dir().join(format!("live777-{port}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "ice_servers = []\n[http]\nlisten = \"127.0.0.1:{port}\"\n[webrtc]\nice_udp_addrs = [\"127.0.0.1:0\"]\n"
+        ),
+    )?;
+    let child = Command::new(path)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {path}"))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let target = Target {
+        name: "live777",
+        child,
+        whip: format!("{base}/whip/bench"),
+        whep: format!("{base}/whep/bench"),
+        bearer: None,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(target);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("live777 did not start")
+}
+
+struct Row {
+    connected: usize,
+    delivered: f64,
+    cpu_share: f64,
+    cpu_ms_per_viewer_second: f64,
+    rss_mb: u64,
+}
+
+async fn measure(target: &Target, n: usize, seconds: u64, kbps: u64) -> anyhow::Result<Row> {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let publisher =
+        Peer::connect(&target.whip, target.bearer.as_deref(), Direction::SendOnly).await?;
+    let publishing = tokio::spawn(publisher.run(Some(kbps), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let frames = Arc::new(AtomicU64::new(0));
+    let connected = Arc::new(AtomicU64::new(0));
+    let mut viewers = Vec::new();
+    for _ in 0..n {
+        let peer = Peer::connect(&target.whep, None, Direction::RecvOnly).await?;
+        let (frames, connected) = (frames.clone(), connected.clone());
+        let mut peer = peer;
+        peer.frames = Some(frames);
+        peer.connected_count = Some(connected);
+        viewers.push(tokio::spawn(peer.run(None, stop.clone())));
+    }
+    // Ramp-up: every viewer connects and gets its first keyframe.
+    let ramp = Instant::now();
+    while (connected.load(Ordering::Relaxed) as usize) < n
+        && ramp.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pid = target.child.id();
+    let (cpu0, t0, f0) = (
+        cpu_ticks(pid)?,
+        Instant::now(),
+        frames.load(Ordering::Relaxed),
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (cpu1, elapsed, f1) = (
+        cpu_ticks(pid)?,
+        t0.elapsed(),
+        frames.load(Ordering::Relaxed),
+    );
+    let rss_mb = rss_kb(pid).unwrap_or(0) / 1024;
+    stop.notify_waiters();
+    for v in viewers {
+        let _ = v.await;
+    }
+    let _ = publishing.await;
+
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let cpu_s = (cpu1 - cpu0) as f64 / ticks_per_s;
+    let secs = elapsed.as_secs_f64();
+    let connected = connected.load(Ordering::Relaxed) as usize;
+    Ok(Row {
+        connected,
+        delivered: (f1 - f0) as f64 / (30.0 * secs * n as f64),
+        cpu_share: cpu_s / secs,
+        cpu_ms_per_viewer_second: cpu_s * 1000.0 / (secs * connected.max(1) as f64),
+        rss_mb,
+    })
+}
+
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One str0m client on its own socket.
+struct Peer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    video: Option<Mid>,
+    audio: Option<Mid>,
+    frames: Option<Arc<AtomicU64>>,
+    connected_count: Option<Arc<AtomicU64>>,
+}
+
+impl Peer {
+    async fn connect(
+        url: &str,
+        bearer: Option<&str>,
+        direction: Direction,
+    ) -> anyhow::Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let mut change = rtc.sdp_api();
+        let video = change.add_media(MediaKind::Video, direction, None, None, None);
+        let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, pending): (_, SdpPendingOffer) = change.apply().context("offer")?;
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/sdp")
+            .body(offer.to_sdp_string());
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        if status.as_u16() != 201 {
+            bail!("{url}: {status} {text}");
+        }
+        rtc.sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&text)?)?;
+        Ok(Self {
+            rtc,
+            socket,
+            local,
+            video: Some(video),
+            audio: Some(audio),
+            frames: None,
+            connected_count: None,
+        })
+    }
+
+    /// Drives the peer until `stop`; a publisher (`kbps`) writes 30 frames a second.
+    async fn run(mut self, kbps: Option<u64>, stop: Arc<tokio::sync::Notify>) {
+        let mut buf = vec![0u8; 2048];
+        let mut connected = false;
+        let mut sent: u64 = 0;
+        let start = Instant::now();
+        let mut next_frame = start;
+        let frame_bytes = kbps.map(|k| (k * 1000 / 8 / 30) as usize).unwrap_or(0);
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        loop {
+            let timeout = loop {
+                match self.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Event(e)) => match e {
+                        Event::Connected => {
+                            connected = true;
+                            if let Some(c) = &self.connected_count {
+                                c.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Event::MediaData(d) if d.params.spec().codec.is_video() => {
+                            if let Some(f) = &self.frames {
+                                f.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        _ => {}
+                    },
+                    Err(_) => return,
+                }
+            };
+            let wake = if kbps.is_some() && connected {
+                timeout.min(next_frame)
+            } else {
+                timeout
+            };
+            tokio::select! {
+                _ = &mut stopped => return,
+                r = self.socket.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = r
+                        && let Ok(contents) = buf[..n].try_into()
+                    {
+                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), Receive {
+                            proto: Protocol::Udp, source, destination: self.local, contents,
+                        }));
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if kbps.is_some() && connected && now >= next_frame {
+                        self.write_frame(sent, frame_bytes, now);
+                        sent += 1;
+                        next_frame += Duration::from_millis(33);
+                    }
+                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                }
+            }
+        }
+    }
+
+    fn write_frame(&mut self, n: u64, bytes: usize, now: Instant) {
+        let keyframe = n % 60 == 0;
+        let mut frame = Vec::with_capacity(bytes + 32);
+        if keyframe {
+            frame.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40]);
+            frame.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+            frame.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+            frame.resize(bytes * 3, 0x5a);
+        } else {
+            frame.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+            frame.resize(bytes, 0x5a);
+        }
+        if let Some(w) = self.video.and_then(|m| self.rtc.writer(m)) {
+            let pt = w
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::H264)
+                .map(|p| p.pt());
+            if let Some(pt) = pt {
+                let _ = w.write(pt, now, MediaTime::from_90khz(n * 3000), frame);
+            }
+        }
+        if let Some(w) = self.audio.and_then(|m| self.rtc.writer(m)) {
+            let pt = w.payload_params().next().map(|p| p.pt());
+            if let Some(pt) = pt {
+                let t = MediaTime::new(n * 1584, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+                let _ = w.write(pt, now, t, vec![0xf8u8; 120]);
+            }
+        }
+    }
+}
