@@ -258,11 +258,11 @@ fn flush(
     blocked: &mut Option<Transmit>,
     events: &mpsc::UnboundedSender<SfuEvent>,
 ) -> Option<Instant> {
-    if let Some(t) = blocked.take() {
-        if let Err(t) = send(socket, t) {
-            *blocked = Some(t);
-            return None;
-        }
+    if let Some(t) = blocked.take()
+        && let Err(t) = send(socket, t)
+    {
+        *blocked = Some(t);
+        return None;
     }
     loop {
         match sfu.poll_output() {

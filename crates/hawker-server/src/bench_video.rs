@@ -391,7 +391,7 @@ impl Peer {
     }
 
     fn write_frame(&mut self, n: u64, bytes: usize, now: Instant) {
-        let keyframe = n % 60 == 0;
+        let keyframe = n.is_multiple_of(60);
         let mut frame = Vec::with_capacity(bytes + 32);
         if keyframe {
             frame.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40]);
