@@ -54,6 +54,19 @@ async fn publish(
         ));
     }
     let offer = sdp_offer(&headers, body)?;
+    // The show goes live when media arrives; say now if it could not, rather than stream to
+    // nobody.
+    if show.status == ShowStatus::Scheduled
+        && let Some(other) = state
+            .store
+            .live_show_sharing_products(&show.product_ids, show.id)
+            .await?
+    {
+        return Err(AppError::conflict(
+            "product_live_elsewhere",
+            format!("a product of this lineup is live in show {other}; end that show first"),
+        ));
+    }
     let (session, answer) = state.media.publish(show.id, offer).await.map_err(refused)?;
     Ok(created(show.id, "whip", session, answer))
 }

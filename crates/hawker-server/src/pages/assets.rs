@@ -22,6 +22,7 @@ assets!(
     "js/auction.mjs",
     "js/buy.mjs",
     "js/chat.mjs",
+    "js/golive.mjs",
     "js/hearts.mjs",
     "js/host.mjs",
     "js/live.mjs",
@@ -29,6 +30,8 @@ assets!(
     "js/seller.mjs",
     "js/show.mjs",
     "js/toast.mjs",
+    "js/video.mjs",
+    "js/webrtc.mjs",
 );
 
 /// Changes whenever any asset changes (FNV-1a of their contents), for cache busting.

@@ -1,7 +1,8 @@
-// The host console: go live and end, live numbers, pin, flash sales, auctions, codes, recent orders, chat.
+// The host console: camera, go live and end, live numbers, pin, flash sales, auctions, codes, recent orders, chat.
 import { api, formatCents, parseCents } from './api.mjs';
 import { createAuction } from './auction.mjs';
 import { createChat, el } from './chat.mjs';
+import { createGoLive } from './golive.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
 import { toast, toastError } from './toast.mjs';
 
@@ -18,12 +19,15 @@ const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate: true, send });
 // The host watches their auctions; the server refuses a seller's bids on their own lots anyway.
 const auction = createAuction({ showId, isHost: true, serverNow });
+const goLive = createGoLive({ showId, streamKey: $('stream-key').value, onOnAir });
 
 function onMessage(m) {
   switch (m.type) {
     case 'snapshot':
       chat.reset(m.chat);
       setNumber('host-viewers', m.viewers);
+      goLive.setViewers(m.viewers);
+      goLive.setServerVideo(m.video);
       setNumber('host-hearts', m.hearts_total);
       if (m.host_stats) setStats(m.host_stats);
       setPinned(m.pinned);
@@ -41,7 +45,10 @@ function onMessage(m) {
     case 'hearts':
       return setNumber('host-hearts', m.total);
     case 'viewers':
+      goLive.setViewers(m.count);
       return setNumber('host-viewers', m.count);
+    case 'video':
+      return goLive.setServerVideo(m.state);
     case 'pinned':
       return setPinned(m.product);
     case 'sale':
@@ -83,6 +90,27 @@ function onStatus(status) {
   $('conn').hidden = status !== 'reconnecting' || root.dataset.status === 'scheduled';
 }
 
+/**
+ * The server starts a scheduled show when the host's video arrives; follow it, a few tries
+ * a second apart, since the status may change just after the media connects.
+ */
+async function onOnAir() {
+  for (let i = 0; i < 5 && root.dataset.status === 'scheduled'; i++) {
+    const show = await api('GET', `/shows/${showId}`).catch(() => null);
+    if (show?.status === 'live' && root.dataset.status === 'scheduled') {
+      setStatus('live');
+      toast('You are live', { kind: 'ok' });
+      conn?.reconnect(); // the room opened with the show
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  // The server could not start it (say, a product is live in another show); Start show says why.
+  if (root.dataset.status === 'scheduled') {
+    toast('Your video reaches the server, but the show has not started: tap Start show.', { kind: 'error' });
+  }
+}
+
 function setNumber(id, n) {
   $(id).textContent = Number(n).toLocaleString();
 }
@@ -103,6 +131,7 @@ function setStatus(status) {
   $('end-show').hidden = status !== 'live';
   if (status === 'ended') {
     conn?.close();
+    goLive.end();
     sales.clear();
     renderSales();
     auction.close();
@@ -368,6 +397,10 @@ function showCodeUnit() {
 $('code-form').addEventListener('change', showCodeUnit);
 
 setStatus(root.dataset.status);
+// The page disables the forms' buttons until this script can handle them (see host.html).
+if (root.dataset.status !== 'ended') {
+  for (const b of document.querySelectorAll('#host-console form button.open-only[type=submit]')) b.disabled = false;
+}
 showListPrice();
 showAuctionHints();
 showCodeUnit();

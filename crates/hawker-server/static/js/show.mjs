@@ -1,4 +1,4 @@
-// The viewer's show page: stage state, header numbers, pinned product, flash sale, auction, hearts, chat, buying.
+// The viewer's show page: stage state, video, header numbers, pinned product, flash sale, auction, hearts, chat, buying.
 import { formatCents } from './api.mjs';
 import { createAuction } from './auction.mjs';
 import { createBuySheet } from './buy.mjs';
@@ -7,6 +7,7 @@ import { createHearts } from './hearts.mjs';
 import { createPreBid } from './prebid.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
 import { toast } from './toast.mjs';
+import { createPlayer } from './video.mjs';
 
 const $ = (id) => document.getElementById(id);
 const room = $('show-room');
@@ -27,6 +28,7 @@ const ended = room.dataset.status === 'ended';
 const buy = createBuySheet({ showId, signedIn, loginUrl });
 const preBid = createPreBid({ showId });
 const conn = ended ? null : connectLive(showId, onMessage, { onStatus });
+const player = ended ? null : createPlayer({ showId, onPlaying });
 const send = (obj) => (conn ? conn.send(obj) : false);
 const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate, send });
@@ -44,6 +46,7 @@ function onMessage(m) {
       auction.reset(m.auctions);
       setNumber('viewers', m.viewers);
       setNumber('hearts-total', m.hearts_total);
+      player?.setState(m.video);
       if (m.live) {
         wasLive = true;
         setStage('live');
@@ -95,6 +98,8 @@ function onMessage(m) {
     case 'purchase':
       chat.system(`🛍️ ${m.buyer} bought ${m.quantity} × ${m.product_title}`, 'purchase');
       return;
+    case 'video':
+      return player?.setState(m.state);
     case 'show_ended':
       return showEnded();
     case 'error':
@@ -111,6 +116,11 @@ function onStatus(status) {
   $('conn').hidden = status !== 'reconnecting' || $('video').dataset.state === 'scheduled';
 }
 
+/** The server starts a scheduled show when the host's video arrives, so the room is open now too. */
+function onPlaying() {
+  if ($('video').dataset.state === 'scheduled') conn?.reconnect();
+}
+
 function setNumber(id, n) {
   $(id).textContent = Number(n).toLocaleString();
 }
@@ -125,6 +135,7 @@ function setStage(state) {
 
 function showEnded() {
   conn?.close();
+  player?.close();
   pinned = null;
   sales.clear();
   setStage('ended');

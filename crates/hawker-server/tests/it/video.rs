@@ -411,3 +411,42 @@ async fn whip_and_whep_answer_cors_preflights_from_any_origin() {
     assert_eq!(refused.cors, "*");
     assert_refused(&refused.json(), StatusCode::CONFLICT, "show_not_live");
 }
+
+#[tokio::test]
+async fn whip_refuses_a_show_that_could_not_go_live() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
+    let mut shows = Vec::new();
+    for title in ["Morning", "Evening"] {
+        let (status, body) = app
+            .post(
+                &seller.token,
+                "/api/v1/shows",
+                json!({ "title": title, "category": "beauty", "product_ids": [product] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        shows.push((
+            body["id"].as_i64().unwrap_or(0),
+            body["stream_key"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    let (status, _) = app
+        .post(
+            &seller.token,
+            &format!("/api/v1/shows/{}/start", shows[0].0),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The second show's product is live in the first: its media would reach nobody.
+    let (id, key) = &shows[1];
+    assert_refused(
+        &whip(&app, *id, key, offer(Direction::SendOnly, false))
+            .await
+            .json(),
+        StatusCode::CONFLICT,
+        "product_live_elsewhere",
+    );
+}
