@@ -11,8 +11,8 @@
 //!   rate-limited to one per [`SfuConfig::keyframe_interval`], so a wave of joiners is one
 //!   request.
 //! - Every session's outgoing datagrams wait in its own bounded outbox, drained round-robin:
-//!   one viewer's burst (a retransmission storm, a keyframe) cannot delay the others, and a
-//!   viewer nobody can reach loses its oldest datagrams, never anyone else's.
+//!   while the socket is backed up, one viewer's burst (a retransmission storm, a keyframe)
+//!   cannot delay the others, and an overflowing outbox loses its own oldest datagrams.
 //! - A session that never connects, or goes silent, is reaped. When a publisher goes, its
 //!   viewers stay connected for [`SfuConfig::reconnect_grace`]; a new publisher within it takes
 //!   over the same viewers.
@@ -67,7 +67,7 @@ impl SfuConfig {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(20),
             stale_publisher: Duration::from_secs(3),
-            outbox_limit: 1_024,
+            outbox_limit: 256,
         }
     }
 }
@@ -244,6 +244,8 @@ pub struct Sfu {
     /// Sessions with datagrams in their outbox, in round-robin order.
     ready: VecDeque<SessionId>,
     events: VecDeque<SfuEvent>,
+    /// Goodbyes (RTCP BYE, DTLS close_notify) of sessions already forgotten.
+    farewells: VecDeque<Transmit>,
     next_housekeeping: Instant,
     keyframe_requests: u64,
 }
@@ -267,6 +269,7 @@ impl Sfu {
             dirty: Vec::new(),
             ready: VecDeque::new(),
             events: VecDeque::new(),
+            farewells: VecDeque::new(),
             next_housekeeping: now + HOUSEKEEPING,
             keyframe_requests: 0,
         })
@@ -301,7 +304,8 @@ impl Sfu {
         offer: &str,
     ) -> Result<String, MediaError> {
         let parsed = parse_offer(offer)?;
-        self.check_capacity()?;
+        // No session cap here: publishers hold the stream key, and a flood of anonymous viewer
+        // offers must not keep the host off the air.
         let required = self.broadcasts.get(&show).and_then(|b| {
             // Viewers negotiated the broadcast's codec; a new publisher must send it too.
             (!b.viewers.is_empty()).then_some(b.video).flatten()
@@ -315,14 +319,21 @@ impl Sfu {
             if !stale {
                 return Err(MediaError::AlreadyPublishing);
             }
+        }
+        // Answer before replacing anyone: an offer str0m refuses must leave the broadcast as
+        // it was.
+        let (rtc, answer) = self.answer(now, parsed, video)?;
+        if let Some(current) = self.broadcasts.get(&show).and_then(|b| b.publisher) {
             self.remove(now, current, false);
         }
-        let (rtc, answer) = self.answer(now, parsed, video)?;
         let broadcast = self
             .broadcasts
             .entry(show)
             .or_insert_with(|| Broadcast::new(video));
-        broadcast.video = broadcast.video.or(video);
+        if required.is_none() {
+            // Nobody negotiated the old codec: the broadcast now carries the new publisher's.
+            broadcast.video = video;
+        }
         broadcast.publisher = Some(id);
         broadcast.grace_until = None;
         broadcast.on_air = false;
@@ -338,8 +349,8 @@ impl Sfu {
         id: SessionId,
         offer: &str,
     ) -> Result<String, MediaError> {
-        let parsed = parse_offer(offer)?;
         let broadcast = self.broadcasts.get(&show).ok_or(MediaError::NotOnAir)?;
+        let parsed = parse_offer(offer)?;
         if broadcast.viewers.len() >= self.config.max_viewers_per_show {
             return Err(MediaError::ShowFull);
         }
@@ -367,7 +378,10 @@ impl Sfu {
                 // Say goodbye (RTCP BYE, DTLS close_notify), then forget it.
                 let _ = s.rtc.close();
                 self.drain_session(now, id);
-                self.remove(now, id, true);
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    self.farewells.extend(s.outbox.drain(..));
+                    self.remove(now, id, true);
+                }
                 Ok(())
             }
             _ => Err(MediaError::UnknownSession),
@@ -388,6 +402,7 @@ impl Sfu {
 
     /// A datagram arrived on our socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let contents_bytes = contents;
         let Ok(contents) = contents.try_into() else {
             return;
         };
@@ -403,7 +418,11 @@ impl Sfu {
         let id = match self.by_remote.get(&source) {
             Some(id) if self.sessions.get(id).is_some_and(|s| s.rtc.accepts(&input)) => *id,
             _ => {
-                // A first datagram from this address: a STUN check names its session by ufrag.
+                // A first datagram from this address must be a STUN check, which names its
+                // session by ufrag; anything else from a stranger is dropped unread.
+                if !is_stun(contents_bytes) {
+                    return;
+                }
                 let Some((id, _)) = self.sessions.iter().find(|(_, s)| s.rtc.accepts(&input))
                 else {
                     return;
@@ -453,6 +472,9 @@ impl Sfu {
         if let Some(e) = self.events.pop_front() {
             return Output::Event(e);
         }
+        if let Some(t) = self.farewells.pop_front() {
+            return Output::Transmit(t);
+        }
         while let Some(id) = self.ready.pop_front() {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
@@ -477,7 +499,14 @@ impl Sfu {
             if let Some(t) = b.grace_until {
                 next = next.min(t);
             }
+            let publisher_ready = b
+                .publisher
+                .and_then(|p| self.sessions.get(&p))
+                .is_some_and(|p| p.connected && p.video_mid.is_some());
+            // Only a request that can be sent is worth waking for; otherwise the publisher's
+            // connecting wakes us.
             if b.keyframe_wanted
+                && publisher_ready
                 && let Some(t) = b.last_keyframe_request
             {
                 next = next.min(t + self.config.keyframe_interval);
@@ -581,7 +610,6 @@ impl Sfu {
                     Err(e) => {
                         tracing::debug!(session = %id, "poll failed: {e}");
                         s.rtc.disconnect();
-                        s.next_timeout = now;
                         break;
                     }
                 }
@@ -592,6 +620,13 @@ impl Sfu {
         }
         for e in events {
             self.on_event(now, id, e);
+        }
+        // A session that failed or finished closing goes now, its last datagrams with it.
+        if let Some(s) = self.sessions.get_mut(&id)
+            && !s.rtc.is_alive()
+        {
+            self.farewells.extend(s.outbox.drain(..));
+            self.remove(now, id, true);
         }
     }
 
@@ -718,6 +753,9 @@ impl Sfu {
         let Some(mid) = publisher.video_mid else {
             return;
         };
+        // Counted as an attempt whatever the outcome, so a failing request is retried at the
+        // rate limit, never in a loop.
+        b.last_keyframe_request = Some(now);
         let Some(mut writer) = publisher.rtc.writer(mid) else {
             return;
         };
@@ -727,7 +765,6 @@ impl Sfu {
             KeyframeRequestKind::Fir
         };
         if writer.request_keyframe(None, kind).is_ok() {
-            b.last_keyframe_request = Some(now);
             b.keyframe_wanted = false;
             self.keyframe_requests += 1;
             if let Some(p) = b.publisher {
@@ -779,12 +816,17 @@ impl Sfu {
                 Role::Viewer => b.viewers.retain(|v| *v != id),
                 Role::Publisher if b.publisher == Some(id) => {
                     b.publisher = None;
-                    b.on_air = false;
-                    if grace {
+                    // A replaced publisher's successor takes over at once; otherwise viewers
+                    // wait out the grace period. Every broadcast without a publisher has one,
+                    // so none outlives its host for long.
+                    if grace || b.grace_until.is_none() {
                         b.grace_until = Some(now + self.config.reconnect_grace);
+                    }
+                    if grace && b.on_air {
                         self.events
                             .push_back(SfuEvent::Reconnecting { show: s.show });
                     }
+                    b.on_air = false;
                     for v in &b.viewers {
                         if let Some(v) = self.sessions.get_mut(v) {
                             v.awaiting_keyframe = true;
@@ -806,6 +848,11 @@ impl Sfu {
             tracing::debug!(dropped = s.dropped, "session left with dropped datagrams");
         }
     }
+}
+
+/// A STUN message: two zero bits, then the type, the length and the magic cookie (RFC 8489).
+fn is_stun(datagram: &[u8]) -> bool {
+    datagram.len() >= 20 && datagram[0] < 2 && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
 fn parse_offer(offer: &str) -> Result<SdpOffer, MediaError> {

@@ -212,9 +212,15 @@ impl Config {
 
     /// The media plane's settings.
     pub fn media(&self) -> anyhow::Result<hawker_media::MediaConfig> {
-        let public_ip = self.public_ip.parse().map_err(|_| {
+        let public_ip: std::net::IpAddr = self.public_ip.parse().map_err(|_| {
             anyhow::anyhow!("public_ip must be an IP address, not {:?}", self.public_ip)
         })?;
+        if public_ip.is_unspecified() {
+            anyhow::bail!("public_ip must be the address clients reach, not {public_ip}");
+        }
+        if self.reconnect_grace_s > 3_600 {
+            anyhow::bail!("reconnect_grace_s must be at most 3600 (an hour)");
+        }
         Ok(hawker_media::MediaConfig {
             port: self.media_port,
             public_ip,

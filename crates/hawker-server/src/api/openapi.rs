@@ -18,6 +18,21 @@ fn op(summary: &str, body: Option<Value>, ok: (&str, &str), errors: &[(&str, &st
     o
 }
 
+/// A WHIP/WHEP operation: an SDP offer in, an SDP answer out.
+fn sdp_op(summary: &str, errors: &[(&str, &str)]) -> Value {
+    let mut o = op(
+        summary,
+        None,
+        (
+            "201",
+            "the SDP answer (application/sdp); `Location` names the session to DELETE",
+        ),
+        errors,
+    );
+    o["requestBody"] = json!({ "required": true, "content": { "application/sdp": { "schema": { "type": "string" } } } });
+    o
+}
+
 fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
 }
@@ -27,7 +42,11 @@ pub fn spec() -> Value {
     let s = json!({ "type": "string" });
     let id_param =
         json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }]);
-    json!({
+    let session_params = json!([
+        { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+        { "name": "session", "in": "path", "required": true, "schema": { "type": "string" } }
+    ]);
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Hawker API", "version": "1", "description": "Live-stream shopping. Authenticate with `Authorization: Bearer <token>` (from signup or login) or the session cookie plus `X-CSRF-Token`. Errors are `{\"error\":{\"code\",\"message\"}}`." },
         "components": {
@@ -85,7 +104,12 @@ pub fn spec() -> Value {
             "/api/v1/me/spending-limit": { "put": op("A buyer's daily spending limit, checked at bid time; null removes it", Some(obj(&["daily_limit_cents"], json!({ "daily_limit_cents": { "type": ["integer", "null"] } }))), ("200", "{daily_limit_cents}"), &[("422", "invalid")]) },
             "/api/v1/auctions/{id}/log": { "parameters": id_param, "get": op("The hash-chained log: [{seq, body, prev_hash, hash}]; check with `hawker verify-auction`", None, ("200", "the log"), &[("404", "unknown")]) }
         }
-    })
+    });
+    doc["paths"]["/api/v1/shows/{id}/whip"] = json!({ "parameters": id_param, "post": sdp_op("WHIP: publish the show's video (Authorization: Bearer <stream key>); a scheduled show goes live when media arrives", &[("400", "bad_sdp, unsupported_codec"), ("401", "bad_stream_key"), ("409", "already_publishing, show_ended, product_live_elsewhere"), ("415", "not application/sdp")]) });
+    doc["paths"]["/api/v1/shows/{id}/whip/{session}"] = json!({ "parameters": session_params, "delete": op("Stop publishing (Bearer stream key); viewers wait out the reconnect grace", None, ("204", "stopped"), &[("401", "bad_stream_key"), ("404", "unknown session")]), "patch": op("Trickle ICE: not supported (the answer carries the server's candidate)", None, ("405", "not supported"), &[]) });
+    doc["paths"]["/api/v1/shows/{id}/whep"] = json!({ "parameters": id_param, "post": sdp_op("WHEP: play the show's video", &[("400", "bad_sdp, unsupported_codec"), ("409", "show_not_live, not_on_air"), ("415", "not application/sdp"), ("503", "show_full, server_full")]) });
+    doc["paths"]["/api/v1/shows/{id}/whep/{session}"] = json!({ "parameters": session_params, "delete": op("Stop playing", None, ("204", "stopped"), &[("404", "unknown session")]), "patch": op("Trickle ICE: not supported", None, ("405", "not supported"), &[]) });
+    doc
 }
 
 pub async fn document() -> Json<Value> {

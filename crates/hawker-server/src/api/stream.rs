@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
                 .patch(no_trickle)
                 .options(preflight),
         )
+        // An SDP offer is a few kilobytes; anonymous viewers must not make us parse megabytes.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::map_response(allow_any_origin))
 }
 
@@ -202,7 +204,11 @@ fn check_stream_key(show: &Show, headers: &HeaderMap) -> Result<(), AppError> {
     let sent = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme name is case-insensitive (RFC 9110).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .unwrap_or_default();
     if !same_secret(sent.trim().as_bytes(), show.stream_key.as_bytes()) {
         return Err(AppError::new(

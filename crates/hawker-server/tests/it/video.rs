@@ -267,17 +267,17 @@ async fn whep_needs_a_live_show_with_a_publisher() {
         StatusCode::CONFLICT,
         "not_on_air",
     );
-    assert_refused(
-        &whep(&app, show, "garbage".into()).await.json(),
-        StatusCode::BAD_REQUEST,
-        "bad_sdp",
-    );
 
     assert_eq!(
         whip(&app, show, &key, offer(Direction::SendOnly, false))
             .await
             .status,
         StatusCode::CREATED
+    );
+    assert_refused(
+        &whep(&app, show, "garbage".into()).await.json(),
+        StatusCode::BAD_REQUEST,
+        "bad_sdp",
     );
     let viewer = whep(&app, show, recv()).await;
     assert_eq!(viewer.status, StatusCode::CREATED, "{}", viewer.text);
