@@ -57,6 +57,7 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
   let sample = null; // { session, bytes, at }: the previous bitrate sample
   let switching = Promise.resolve(); // device switches, one at a time
   let opening = null; // the camera being opened, so two taps open it once
+  let ending = Promise.resolve(); // the latest session's DELETE, which a new Go live waits for
 
   window.hawkerPublisher = {
     get pc() {
@@ -194,9 +195,13 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     } catch (err) {
       pc.close();
-      if (session !== s) return;
+      if (session !== s) return; // stopped meanwhile: hangUp() ended it
       session = null;
-      return failed(err);
+      // The server may have made the session before its answer was refused.
+      ending = endSession(s.location, { token: streamKey });
+      await ending;
+      if (!session) failed(err); // unless Stop and Go live came meanwhile
+      return;
     }
     s.unwatch = watchConnection(pc, () => lost(s));
   }
@@ -247,12 +252,14 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
     if (!s) return Promise.resolve();
     s.unwatch?.();
     s.pc.close();
-    return endSession(s.location, { token: streamKey, keepalive });
+    ending = endSession(s.location, { token: streamKey, keepalive });
+    return ending;
   }
 
   async function goLive() {
     if (wanted || !enabled) return;
     goBtn.disabled = true;
+    await ending; // a quick Stop then Go live: the server must hear the DELETE first (409 already_publishing)
     try {
       await startCamera();
     } catch (err) {

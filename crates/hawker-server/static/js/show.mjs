@@ -114,6 +114,8 @@ function onMessage(m) {
 function onStatus(status) {
   // Before the show starts the server refuses the socket; that is waiting, not a lost connection.
   $('conn').hidden = status !== 'reconnecting' || $('video').dataset.state === 'scheduled';
+  // The socket no longer tells the player when the host goes live; its next snapshot will.
+  if (status === 'reconnecting') player?.setState(null);
 }
 
 /** The server starts a scheduled show when the host's video arrives, so the room is open now too. */
