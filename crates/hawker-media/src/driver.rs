@@ -167,17 +167,27 @@ impl Media {
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, MediaError> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
+        // A handler never waits on an overloaded media thread for long. If the command was
+        // queued, the thread still carries it out; a session nobody learnt about is reaped.
+        let asked = async {
+            self.commands
+                .send(command(reply))
+                .await
+                .map_err(|_| MediaError::Stopped)?;
+            answer.await.map_err(|_| MediaError::Stopped)
+        };
+        tokio::time::timeout(ASK_TIMEOUT, asked)
             .await
-            .map_err(|_| MediaError::Stopped)?;
-        answer.await.map_err(|_| MediaError::Stopped)
+            .unwrap_or(Err(MediaError::Busy))
     }
 }
 
 fn is_local(ip: IpAddr) -> bool {
     std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
+
+/// Longest a handler waits for the media thread.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most datagrams read before the SFU's output is flushed: amortises the flush without letting
 /// a flood of input starve sending.

@@ -22,4 +22,7 @@ pub enum MediaError {
     UnknownSession,
     #[error("the media server stopped")]
     Stopped,
+    /// The media thread did not answer in time (overloaded); nothing was started.
+    #[error("the media server is too busy to answer; try again")]
+    Busy,
 }

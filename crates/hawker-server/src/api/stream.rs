@@ -239,6 +239,6 @@ fn refused(e: MediaError) -> AppError {
             AppError::new(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
         }
         MediaError::UnknownSession => AppError::not_found("media session"),
-        MediaError::Stopped => AppError::unavailable(message),
+        MediaError::Stopped | MediaError::Busy => AppError::unavailable(message),
     }
 }
