@@ -130,25 +130,6 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-async fn stream_key(server: &Server, show_id: i64) -> anyhow::Result<String> {
-    let http = reqwest::Client::new();
-    let login: Value = http
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({ "email": "lumi@demo.hawker.dev", "password": hawker_server::demo::DEMO_PASSWORD }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let show: Value = http
-        .get(server.url(&format!("/api/v1/shows/{show_id}")))
-        .bearer_auth(login["token"].as_str().unwrap_or_default())
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(show["stream_key"].as_str().unwrap_or_default().to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: cargo test -p hawker-e2e --test latency -- --ignored --nocapture"]
 async fn glass_to_glass_latency() -> anyhow::Result<()> {
@@ -157,12 +138,7 @@ async fn glass_to_glass_latency() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let server = Server::start_with_demo().await?;
-    let shows: Value = reqwest::get(server.url("/api/v1/shows?status=live"))
-        .await?
-        .json()
-        .await?;
-    let show_id = shows["shows"][0]["id"].as_i64().unwrap_or(0);
-    let key = stream_key(&server, show_id).await?;
+    let (show_id, key) = hawker_server::bench_video::demo_show(&server.url("")).await?;
     let browser = Browser::launch().await?;
 
     let mut rows = Vec::new();

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::MediaError;
-use crate::sfu::{Counts, Output, Role, SessionId, Sfu, SfuConfig, SfuEvent, Transmit};
+use crate::sfu::{Output, Role, SessionId, Sfu, SfuConfig, SfuEvent, Transmit};
 
 /// Where the media socket listens and what it advertises.
 #[derive(Debug, Clone)]
@@ -46,20 +46,12 @@ enum Command {
     EndShow {
         show: ShowId,
     },
-    OnAir {
-        show: ShowId,
-        reply: oneshot::Sender<bool>,
-    },
-    Counts {
-        reply: oneshot::Sender<Counts>,
-    },
 }
 
 /// The media plane's handle. Cheap to clone; the driver stops when the last one is dropped.
 #[derive(Clone)]
 pub struct Media {
     commands: mpsc::Sender<Command>,
-    candidate: SocketAddr,
 }
 
 impl Media {
@@ -78,7 +70,8 @@ impl Media {
         sfu_config.max_viewers_per_show = config.max_viewers_per_show;
         sfu_config.max_sessions = config.max_sessions;
         sfu_config.reconnect_grace = config.reconnect_grace;
-        let sfu = Sfu::new(sfu_config, Instant::now()).map_err(io::Error::other)?;
+        let sfu = Sfu::new(sfu_config, Instant::now())
+            .ok_or_else(|| io::Error::other("the crypto backend made no DTLS certificate"))?;
         let (commands, commands_rx) = mpsc::channel(256);
         let (events, events_rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -97,18 +90,7 @@ impl Media {
                     Err(e) => tracing::error!("media runtime: {e}"),
                 }
             })?;
-        Ok((
-            Media {
-                commands,
-                candidate,
-            },
-            events_rx,
-        ))
-    }
-
-    /// The address peers send media to.
-    pub fn candidate(&self) -> SocketAddr {
-        self.candidate
+        Ok((Media { commands }, events_rx))
     }
 
     /// WHIP: the show's publisher offers; answers the session and the SDP answer.
@@ -150,16 +132,6 @@ impl Media {
     /// The show ended: its broadcast goes off air at once.
     pub async fn end_show(&self, show: ShowId) {
         let _ = self.commands.send(Command::EndShow { show }).await;
-    }
-
-    pub async fn is_on_air(&self, show: ShowId) -> bool {
-        self.ask(|reply| Command::OnAir { show, reply })
-            .await
-            .unwrap_or(false)
-    }
-
-    pub async fn counts(&self) -> Result<Counts, MediaError> {
-        self.ask(|reply| Command::Counts { reply }).await
     }
 
     async fn ask<T>(
@@ -251,12 +223,6 @@ fn handle(sfu: &mut Sfu, command: Command) {
             let _ = reply.send(sfu.stop(now, show, session, role));
         }
         Command::EndShow { show } => sfu.end_show(now, show),
-        Command::OnAir { show, reply } => {
-            let _ = reply.send(sfu.is_on_air(show));
-        }
-        Command::Counts { reply } => {
-            let _ = reply.send(sfu.counts());
-        }
     }
 }
 

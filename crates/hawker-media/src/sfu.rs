@@ -253,13 +253,11 @@ pub struct Sfu {
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 impl Sfu {
-    pub fn new(config: SfuConfig, now: Instant) -> Result<Self, MediaError> {
+    /// `None` if the crypto backend cannot make a DTLS certificate.
+    pub fn new(config: SfuConfig, now: Instant) -> Option<Self> {
         let crypto = str0m::crypto::from_feature_flags();
-        let cert = crypto
-            .dtls_provider
-            .generate_certificate()
-            .ok_or_else(|| MediaError::BadOffer("no DTLS certificate".into()))?;
-        Ok(Self {
+        let cert = crypto.dtls_provider.generate_certificate()?;
+        Some(Self {
             config,
             crypto: Arc::new(crypto),
             cert,
@@ -288,11 +286,6 @@ impl Sfu {
             keyframe_requests: self.keyframe_requests,
             dropped_datagrams: self.sessions.values().map(|s| s.dropped).sum(),
         }
-    }
-
-    /// Whether the show has a broadcast a viewer can join (publishing, or within the grace).
-    pub fn is_on_air(&self, show: ShowId) -> bool {
-        self.broadcasts.contains_key(&show)
     }
 
     /// A WHIP offer: the show's publisher. Answers the SDP answer.
@@ -354,7 +347,9 @@ impl Sfu {
         if broadcast.viewers.len() >= self.config.max_viewers_per_show {
             return Err(MediaError::ShowFull);
         }
-        self.check_capacity()?;
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(MediaError::ServerFull);
+        }
         let video = VideoCodec::choose(offer, broadcast.video)?.or(broadcast.video);
         let (rtc, answer) = self.answer(now, parsed, video)?;
         if let Some(b) = self.broadcasts.get_mut(&show) {
@@ -515,13 +510,6 @@ impl Sfu {
         next
     }
 
-    fn check_capacity(&self) -> Result<(), MediaError> {
-        if self.sessions.len() >= self.config.max_sessions {
-            return Err(MediaError::ServerFull);
-        }
-        Ok(())
-    }
-
     fn answer(
         &self,
         now: Instant,
@@ -665,7 +653,7 @@ impl Sfu {
                     // Lost packets broke the picture: every viewer needs a fresh keyframe.
                     self.want_keyframe(now, show);
                 }
-                self.forward(now, show, &data);
+                self.forward(show, &data);
             }
             Event::KeyframeRequest(_) if role == Role::Viewer => {
                 self.want_keyframe(now, show);
@@ -674,7 +662,7 @@ impl Sfu {
         }
     }
 
-    fn forward(&mut self, now: Instant, show: ShowId, data: &MediaData) {
+    fn forward(&mut self, show: ShowId, data: &MediaData) {
         let Some(b) = self.broadcasts.get_mut(&show) else {
             return;
         };
@@ -716,7 +704,6 @@ impl Sfu {
             }
             self.dirty.push(*viewer);
         }
-        let _ = now;
     }
 
     /// Asks the publisher for a keyframe now, or as soon as the rate limit allows.
@@ -813,7 +800,9 @@ impl Sfu {
         if let Some(remote) = s.remote {
             self.by_remote.remove(&remote);
         }
-        self.dropped_before_removal(&s);
+        if s.dropped > 0 {
+            tracing::debug!(session = %id, dropped = s.dropped, "session left with dropped datagrams");
+        }
         if let Some(b) = self.broadcasts.get_mut(&s.show) {
             match s.role {
                 Role::Viewer => b.viewers.retain(|v| *v != id),
@@ -844,12 +833,6 @@ impl Sfu {
             session: id,
             role: s.role,
         });
-    }
-
-    fn dropped_before_removal(&mut self, s: &Session) {
-        if s.dropped > 0 {
-            tracing::debug!(dropped = s.dropped, "session left with dropped datagrams");
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use hawker_core::ids::ShowId;
-use hawker_media::{Output, Role, SessionId, Sfu, SfuConfig, SfuEvent};
+use hawker_media::{MediaError, Output, Role, SessionId, Sfu, SfuConfig, SfuEvent, synthetic};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -118,24 +118,34 @@ impl Net {
         }
     }
 
-    /// Client `n` publishes; returns its index and session.
-    fn publish(&mut self, n: u8) -> (usize, Result<SessionId, hawker_media::MediaError>) {
-        let mut client = Client::new(n, self.now);
-        let (offer, pending) = client.offer(Direction::SendOnly);
-        let id = SessionId(n as u128);
-        let result = self.sfu.publish(self.now, SHOW, id, &offer).map(|answer| {
-            client.accept(pending, &answer);
-            id
-        });
-        self.clients.push(client);
-        (self.clients.len() - 1, result)
+    /// Client `n` publishes to the show; returns its index and session.
+    fn publish(&mut self, n: u8) -> (usize, Result<SessionId, MediaError>) {
+        self.join(n, SHOW, Role::Publisher)
     }
 
-    fn play(&mut self, n: u8) -> (usize, Result<SessionId, hawker_media::MediaError>) {
+    /// Client `n` plays the show; returns its index and session.
+    fn play(&mut self, n: u8) -> (usize, Result<SessionId, MediaError>) {
+        self.join(n, SHOW, Role::Viewer)
+    }
+
+    fn join(&mut self, n: u8, show: ShowId, role: Role) -> (usize, Result<SessionId, MediaError>) {
         let mut client = Client::new(n, self.now);
-        let (offer, pending) = client.offer(Direction::RecvOnly);
         let id = SessionId(n as u128);
-        let result = self.sfu.play(self.now, SHOW, id, &offer).map(|answer| {
+        let result = match role {
+            Role::Publisher => {
+                let (offer, pending) = client.offer(Direction::SendOnly);
+                self.sfu
+                    .publish(self.now, show, id, &offer)
+                    .map(|a| (a, pending))
+            }
+            Role::Viewer => {
+                let (offer, pending) = client.offer(Direction::RecvOnly);
+                self.sfu
+                    .play(self.now, show, id, &offer)
+                    .map(|a| (a, pending))
+            }
+        };
+        let result = result.map(|(answer, pending)| {
             client.accept(pending, &answer);
             id
         });
@@ -245,44 +255,21 @@ impl Net {
         }
         let keyframe = self.frames_sent == 0 || c.keyframe_requests > 0;
         c.keyframe_requests = 0;
-        let frame = h264_frame(keyframe, self.frames_sent);
-        let rtp_time = str0m::media::MediaTime::from_90khz(self.frames_sent * 3000);
         let (Some(video), Some(audio)) = (c.video, c.audio) else {
             return;
         };
-        if let Some(w) = c.rtc.writer(video) {
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == str0m::format::Codec::H264)
-                .map(|p| p.pt())
-                .expect("h264 negotiated");
-            w.write(pt, now, rtp_time, frame).expect("video write");
-        }
-        if let Some(w) = c.rtc.writer(audio) {
-            let pt = w.payload_params().next().map(|p| p.pt()).expect("opus");
-            let t = str0m::media::MediaTime::new(
-                self.frames_sent * 1584,
-                str0m::media::Frequency::FORTY_EIGHT_KHZ,
-            );
-            w.write(pt, now, t, vec![0xf8u8; 80]).expect("audio write");
-        }
+        let len = if keyframe { 4_000 } else { 900 };
+        synthetic::write_frame(
+            &mut c.rtc,
+            (video, audio),
+            self.frames_sent,
+            keyframe,
+            len,
+            now,
+        )
+        .expect("media written");
         self.frames_sent += 1;
     }
-}
-
-/// An Annex-B H.264 access unit: SPS, PPS and an IDR slice, or one non-IDR slice.
-fn h264_frame(keyframe: bool, n: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    if keyframe {
-        out.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40]);
-        out.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
-        out.extend_from_slice(&[0, 0, 0, 1, 0x65]);
-        out.extend(std::iter::repeat_n((n % 200) as u8 + 1, 4_000));
-    } else {
-        out.extend_from_slice(&[0, 0, 0, 1, 0x41]);
-        out.extend(std::iter::repeat_n((n % 200) as u8 + 1, 900));
-    }
-    out
 }
 
 #[test]
@@ -369,7 +356,7 @@ fn a_publisher_who_comes_back_within_the_grace_keeps_the_viewers() {
 
     // A second publisher while media flows is refused.
     let (_, second) = net.publish(9);
-    assert_eq!(second, Err(hawker_media::MediaError::AlreadyPublishing));
+    assert_eq!(second, Err(MediaError::AlreadyPublishing));
 
     net.sfu
         .stop(net.now, SHOW, first, Role::Publisher)
@@ -410,7 +397,7 @@ fn a_publisher_who_comes_back_within_the_grace_keeps_the_viewers() {
     net.run_for(None, Duration::from_secs(11));
     assert!(net.sfu_events.contains(&SfuEvent::OffAir { show: SHOW }));
     assert_eq!(net.sfu.counts().sessions, 0);
-    assert_eq!(net.play(10).1, Err(hawker_media::MediaError::NotOnAir));
+    assert_eq!(net.play(10).1, Err(MediaError::NotOnAir));
 }
 
 #[test]
@@ -419,15 +406,72 @@ fn bad_offers_and_limits_are_refused() {
     let now = net.now;
     assert!(matches!(
         net.sfu.publish(now, SHOW, SessionId(1), "hello"),
-        Err(hawker_media::MediaError::BadOffer(_))
+        Err(MediaError::BadOffer(_))
     ));
-    assert_eq!(net.play(3).1, Err(hawker_media::MediaError::NotOnAir));
+    assert_eq!(net.play(3).1, Err(MediaError::NotOnAir));
     let (p, _) = net.publish(2);
     net.run_for(Some(p), Duration::from_millis(300));
     net.play(4).1.expect("first viewer");
-    assert_eq!(net.play(5).1, Err(hawker_media::MediaError::ShowFull));
+    assert_eq!(net.play(5).1, Err(MediaError::ShowFull));
     assert_eq!(
         net.sfu.stop(net.now, ShowId(8), SessionId(4), Role::Viewer),
-        Err(hawker_media::MediaError::UnknownSession)
+        Err(MediaError::UnknownSession)
     );
+}
+
+#[test]
+fn a_publisher_whose_media_stopped_is_replaced_at_once() {
+    let mut net = Net::new(|_| {});
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_secs(1));
+    let (v, _) = net.play(3);
+    net.run_for(Some(p), Duration::from_secs(1));
+    // The host's tab hung (no media, no goodbye); they reload and publish again.
+    net.clients[p].frozen = true;
+    net.run_for(None, Duration::from_secs(4));
+    let before = net.clients[v].video_frames.len();
+    let (p2, again) = net.publish(4);
+    again.expect("a stale publisher does not block the host");
+    net.run_for(Some(p2), Duration::from_secs(2));
+    assert!(
+        net.clients[v].video_frames.len() > before + 30,
+        "the viewer sees the new stream"
+    );
+    // Replaced, not lost: viewers were never told the host was reconnecting.
+    assert!(
+        !net.sfu_events
+            .contains(&SfuEvent::Reconnecting { show: SHOW })
+    );
+}
+
+#[test]
+fn viewers_fill_the_server_but_never_keep_a_host_off_the_air() {
+    let mut net = Net::new(|c| c.max_sessions = 2);
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    net.play(3).1.expect("one viewer fits");
+    assert_eq!(net.play(4).1, Err(MediaError::ServerFull));
+    // Another show's host still goes live.
+    net.join(5, ShowId(8), Role::Publisher)
+        .1
+        .expect("publishers are exempt from the session cap");
+}
+
+#[test]
+fn a_session_that_never_connects_is_reaped() {
+    let mut net = Net::new(|c| c.connect_timeout = Duration::from_secs(3));
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    let (v, _) = net.play(3);
+    net.clients[v].frozen = true;
+    net.run_for(Some(p), Duration::from_secs(4));
+    assert!(net.sfu_events.iter().any(|e| matches!(
+        e,
+        SfuEvent::SessionClosed {
+            session: SessionId(3),
+            role: Role::Viewer,
+            ..
+        }
+    )));
+    assert_eq!(net.sfu.counts().viewers, 0);
 }

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hawker_media::synthetic;
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
@@ -120,6 +120,17 @@ async fn start_hawker() -> anyhow::Result<Target> {
         bearer: None,
     };
     wait_http(&format!("{base}/api/v1/shows")).await?;
+    let (id, key) = demo_show(&base).await?;
+    let mut target = target_guard;
+    target.whip = format!("{base}/api/v1/shows/{id}/whip");
+    target.whep = format!("{base}/api/v1/shows/{id}/whep");
+    target.bearer = Some(key);
+    Ok(target)
+}
+
+/// The demo's live show and its stream key, read over the API as its host would (used by the
+/// latency benchmark too).
+pub async fn demo_show(base: &str) -> anyhow::Result<(i64, String)> {
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{base}/api/v1/auth/login"))
@@ -149,11 +160,7 @@ async fn start_hawker() -> anyhow::Result<Target> {
         .as_str()
         .context("stream key")?
         .to_owned();
-    let mut target = target_guard;
-    target.whip = format!("{base}/api/v1/shows/{id}/whip");
-    target.whep = format!("{base}/api/v1/shows/{id}/whep");
-    target.bearer = Some(key);
-    Ok(target)
+    Ok((id, key))
 }
 
 async fn start_live777(path: &str) -> anyhow::Result<Target> {
@@ -380,42 +387,19 @@ impl Peer {
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     if kbps.is_some() && connected && now >= next_frame {
-                        self.write_frame(sent, frame_bytes, now);
+                        if let (Some(video), Some(audio)) = (self.video, self.audio) {
+                            // Keyframes (every 2 s) are three frames' worth, as an encoder's are.
+                            let keyframe = sent.is_multiple_of(60);
+                            let len = if keyframe { frame_bytes * 3 } else { frame_bytes };
+                            let _ = synthetic::write_frame(
+                                &mut self.rtc, (video, audio), sent, keyframe, len, now,
+                            );
+                        }
                         sent += 1;
                         next_frame += Duration::from_millis(33);
                     }
                     let _ = self.rtc.handle_input(Input::Timeout(now));
                 }
-            }
-        }
-    }
-
-    fn write_frame(&mut self, n: u64, bytes: usize, now: Instant) {
-        let keyframe = n.is_multiple_of(60);
-        let mut frame = Vec::with_capacity(bytes + 32);
-        if keyframe {
-            frame.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40]);
-            frame.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
-            frame.extend_from_slice(&[0, 0, 0, 1, 0x65]);
-            frame.resize(bytes * 3, 0x5a);
-        } else {
-            frame.extend_from_slice(&[0, 0, 0, 1, 0x41]);
-            frame.resize(bytes, 0x5a);
-        }
-        if let Some(w) = self.video.and_then(|m| self.rtc.writer(m)) {
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::H264)
-                .map(|p| p.pt());
-            if let Some(pt) = pt {
-                let _ = w.write(pt, now, MediaTime::from_90khz(n * 3000), frame);
-            }
-        }
-        if let Some(w) = self.audio.and_then(|m| self.rtc.writer(m)) {
-            let pt = w.payload_params().next().map(|p| p.pt());
-            if let Some(pt) = pt {
-                let t = MediaTime::new(n * 1584, str0m::media::Frequency::FORTY_EIGHT_KHZ);
-                let _ = w.write(pt, now, t, vec![0xf8u8; 120]);
             }
         }
     }

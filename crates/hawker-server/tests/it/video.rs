@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 
-use crate::helpers::{TestApp, assert_refused, spawn_app, spawn_app_with};
+use crate::helpers::{Account, TestApp, assert_refused, spawn_app, spawn_app_with};
 
 /// A real offer, as a browser would send it: audio and video in `direction`, and optionally a
 /// data channel (load tools add one).
@@ -102,9 +102,15 @@ async fn whep(app: &TestApp, show: i64, sdp: String) -> Reply {
 }
 
 /// A scheduled show and its stream key.
-async fn scheduled_show(app: &TestApp) -> (crate::helpers::Account, i64, String) {
+async fn scheduled_show(app: &TestApp) -> (Account, i64, String) {
     let seller = app.signup("seller").await;
     let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
+    let (id, key) = schedule(app, &seller, product).await;
+    (seller, id, key)
+}
+
+/// Schedules a show selling `product`; its id and stream key.
+async fn schedule(app: &TestApp, seller: &Account, product: i64) -> (i64, String) {
     let (status, body) = app
         .post(
             &seller.token,
@@ -114,7 +120,19 @@ async fn scheduled_show(app: &TestApp) -> (crate::helpers::Account, i64, String)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let key = body["stream_key"].as_str().expect("stream key").to_owned();
-    (seller, body["id"].as_i64().expect("id"), key)
+    (body["id"].as_i64().expect("id"), key)
+}
+
+/// The host presses Start show.
+async fn start(app: &TestApp, seller: &Account, show: i64) {
+    let (status, body) = app
+        .post(
+            &seller.token,
+            &format!("/api/v1/shows/{show}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -254,14 +272,7 @@ async fn whep_needs_a_live_show_with_a_publisher() {
         StatusCode::CONFLICT,
         "show_not_live",
     );
-    let (status, body) = app
-        .post(
-            &seller.token,
-            &format!("/api/v1/shows/{show}/start"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    start(&app, &seller, show).await;
     assert_refused(
         &whep(&app, show, recv()).await.json(),
         StatusCode::CONFLICT,
@@ -343,12 +354,7 @@ async fn whep_needs_a_live_show_with_a_publisher() {
 async fn viewer_limits_are_enforced() {
     let app = spawn_app_with(|c| c.max_viewers_per_show = 1).await;
     let (seller, show, key) = scheduled_show(&app).await;
-    app.post(
-        &seller.token,
-        &format!("/api/v1/shows/{show}/start"),
-        json!({}),
-    )
-    .await;
+    start(&app, &seller, show).await;
     assert_eq!(
         whip(&app, show, &key, offer(Direction::SendOnly, false))
             .await
@@ -417,33 +423,12 @@ async fn whip_refuses_a_show_that_could_not_go_live() {
     let app = spawn_app().await;
     let seller = app.signup("seller").await;
     let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
-    let mut shows = Vec::new();
-    for title in ["Morning", "Evening"] {
-        let (status, body) = app
-            .post(
-                &seller.token,
-                "/api/v1/shows",
-                json!({ "title": title, "category": "beauty", "product_ids": [product] }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        shows.push((
-            body["id"].as_i64().unwrap_or(0),
-            body["stream_key"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
-    let (status, _) = app
-        .post(
-            &seller.token,
-            &format!("/api/v1/shows/{}/start", shows[0].0),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    // The second show's product is live in the first: its media would reach nobody.
-    let (id, key) = &shows[1];
+    let (morning, _) = schedule(&app, &seller, product).await;
+    let (evening, key) = schedule(&app, &seller, product).await;
+    start(&app, &seller, morning).await;
+    // The evening show's product is live in the morning one: its media would reach nobody.
     assert_refused(
-        &whip(&app, *id, key, offer(Direction::SendOnly, false))
+        &whip(&app, evening, &key, offer(Direction::SendOnly, false))
             .await
             .json(),
         StatusCode::CONFLICT,
