@@ -28,6 +28,11 @@ pub fn random_token(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// A show's stream key: the Bearer token its host (console or OBS) publishes video with.
+pub fn new_stream_key() -> String {
+    format!("sk_{}", random_token(24))
+}
+
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -150,7 +150,7 @@ async fn fixture(
         title: "Bench".into(),
         category: "bench".into(),
         scheduled_at: None,
-        stream_key: random_token(8),
+        stream_key: crate::auth::new_stream_key(),
         product_ids: vec![product.id],
     };
     let show = state.store.create_show(&show, now).await?;

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::orders::refusal;
 use crate::app::AppState;
-use crate::auth::{CurrentUser, MaybeUser, random_token};
+use crate::auth::{CurrentUser, MaybeUser, new_stream_key};
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
@@ -112,7 +112,7 @@ pub async fn create_show(
         title,
         category,
         scheduled_at: body.scheduled_at.map(Timestamp),
-        stream_key: format!("sk_{}", random_token(24)),
+        stream_key: new_stream_key(),
         product_ids,
     };
     Ok(state.store.create_show(&new, clock::now()).await?)
