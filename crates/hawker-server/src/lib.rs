@@ -14,7 +14,6 @@ pub mod app;
 pub mod auction_log;
 pub mod auth;
 pub mod bench;
-pub mod bench_video;
 pub mod clock;
 pub mod config;
 pub mod demo;

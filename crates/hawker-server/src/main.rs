@@ -27,9 +27,11 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", Config::defaults_toml());
             Ok(())
         }
-        ["bench", "herd", rest @ ..] => bench::herd(rest).await,
-        ["bench", "auction", rest @ ..] => bench::auction(rest).await,
-        ["bench", "video", rest @ ..] => hawker_server::bench_video::run(rest).await,
+        ["bench", "herd", rest @ ..] => bench::herd::run(rest).await,
+        ["bench", "fanout", rest @ ..] => bench::fanout::run(rest).await,
+        ["bench", "auction", rest @ ..] => bench::auction::run(rest).await,
+        ["bench", "video", rest @ ..] => bench::video::run(rest).await,
+        ["bench", "baseline-server", rest @ ..] => bench::baseline::serve(rest).await,
         ["user", "set-role", email, role] => set_role(email, role).await,
         ["verify-auction", file] => verify_auction(file),
         ["--help" | "-h" | "help"] => {

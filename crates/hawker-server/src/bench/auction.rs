@@ -1,0 +1,269 @@
+//! `hawker bench auction`: one auction, viewers on the live socket, bidders bidding as fast as
+//! their answers come back; every bid is logged durably before it is answered. Hawker's owner with
+//! group commit against the same owner committing (and broadcasting) each decision alone.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hawker_core::account::Role;
+use hawker_core::ids::UserId;
+use tokio::sync::oneshot;
+
+use super::flag;
+use crate::App;
+use crate::app::AppState;
+use crate::clock;
+use crate::config::Config;
+use crate::live::owner::GROUP_COMMITS;
+use crate::live::{CommerceCmd, LiveShow};
+use crate::store::{NewShow, NewUser, ProductEdit, VariantEdit};
+
+/// `hawker bench auction`: one auction, `--viewers` live sockets watching, `--bidders` bidding as
+/// fast as their answers come back, every bid logged durably before it is answered. Compared with
+/// the same owner committing each decision alone.
+pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    let bidders = flag(args, "--bidders", 1000)?;
+    let bids = flag(args, "--bids", 40_000)?;
+    let viewers = flag(args, "--viewers", 1000)?;
+    let dir = tempfile::tempdir_in(".")?;
+    println!(
+        "hawker bench auction: {bids} bids from {bidders} bidders, {viewers} viewers on the live socket, SQLite synchronous=FULL\n"
+    );
+    println!(
+        "| design | bids decided | wall time | bids decided/s | transactions | auction updates per viewer | deliveries/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut rates = Vec::new();
+    // The per-decision run commits and broadcasts once per bid, so it gets a tenth of the bids to
+    // finish in reasonable time; the rates compare.
+    let runs = [
+        ("Hawker owner, group commit", 2048, bids, viewers),
+        ("Same owner, one commit per decision", 1, bids / 10, viewers),
+        (
+            "Same owner, one commit per decision, nobody watching",
+            1,
+            bids / 4,
+            0,
+        ),
+    ];
+    for (i, (name, batch_max, bids, viewers)) in runs.into_iter().enumerate() {
+        let r = auction_run(
+            &dir.path().join(format!("run{i}")),
+            bidders,
+            bids,
+            viewers,
+            batch_max,
+        )
+        .await?;
+        println!(
+            "| {name} | {} | {:.2} s | {:.0} | {} | {:.0} | {:.0} |",
+            r.decided,
+            r.elapsed.as_secs_f64(),
+            r.decided as f64 / r.elapsed.as_secs_f64(),
+            r.commits,
+            r.updates_per_viewer,
+            r.updates_per_viewer * viewers as f64 / r.elapsed.as_secs_f64()
+        );
+        rates.push(r.decided as f64 / r.elapsed.as_secs_f64());
+    }
+    println!(
+        "\ngroup commit vs one commit per decision: {:.1}× with viewers, {:.1}× with nobody watching",
+        rates[0] / rates[1],
+        rates[0] / rates[2]
+    );
+    Ok(())
+}
+
+struct AuctionRun {
+    decided: usize,
+    elapsed: Duration,
+    commits: u64,
+    updates_per_viewer: f64,
+}
+
+async fn auction_run(
+    dir: &std::path::Path,
+    bidders: usize,
+    bids: usize,
+    viewers: usize,
+    batch_max: usize,
+) -> anyhow::Result<AuctionRun> {
+    use futures_util::StreamExt;
+    use hawker_core::auction::{BidKind, Increments, Mode, Outcome, Terms};
+    use hawker_core::ids::AuctionId;
+
+    let app = App::build(config(dir, batch_max)).await?;
+    let state = app.state().clone();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let (live, variant, ids) = fixture(&state, bidders, 1).await?;
+    let terms = Terms::new(
+        100,
+        120,
+        Mode::Standard { extend_ms: 10_000 },
+        Increments::standard(),
+    )?;
+    let (reply, answer) = oneshot::channel();
+    live.commerce
+        .send(CommerceCmd::StartAuction {
+            id: AuctionId(7),
+            variant_id: variant,
+            lot: "bench".into(),
+            terms,
+            salt: "bench".into(),
+            reply,
+        })
+        .await?;
+    answer.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Viewers: each counts the auction updates it receives until told to stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut watchers = Vec::with_capacity(viewers);
+    for _ in 0..viewers {
+        let url = format!("ws://127.0.0.1:{port}/api/v1/shows/{}/live", live.show_id);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut stop = stop_rx.clone();
+        watchers.push(tokio::spawn(async move {
+            let mut updates = 0u64;
+            loop {
+                tokio::select! {
+                    msg = ws.next() => match msg {
+                        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) if t.contains("\"type\":\"auction\"") => updates += 1,
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+            updates
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let commits_before = GROUP_COMMITS.load(Ordering::Relaxed);
+    let per_bidder = bids.div_ceil(bidders);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(bidders);
+    for user in ids {
+        let commerce = live.commerce.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut decided = 0usize;
+            let mut next = 100;
+            for _ in 0..per_bidder {
+                let (reply, answer) = oneshot::channel();
+                let cmd = CommerceCmd::Bid {
+                    auction_id: AuctionId(7),
+                    bidder: user,
+                    name: "b".into(),
+                    kind: BidKind::Bid,
+                    amount_cents: next,
+                    policy: None,
+                    key: None,
+                    reply,
+                };
+                if commerce.send(cmd).await.is_err() {
+                    break;
+                }
+                match answer.await {
+                    Ok(Ok(Outcome::Accepted { price_cents, .. })) => next = price_cents + 200,
+                    Ok(Ok(Outcome::Rejected(hawker_core::auction::Rejection::BidTooLow {
+                        min_cents,
+                    }))) => next = min_cents,
+                    Ok(Ok(Outcome::Rejected(_))) => next += 100,
+                    _ => break,
+                }
+                decided += 1;
+            }
+            decided
+        }));
+    }
+    let mut decided = 0;
+    for t in tasks {
+        decided += t.await?;
+    }
+    let elapsed = started.elapsed();
+    let commits = GROUP_COMMITS.load(Ordering::Relaxed) - commits_before;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    let mut updates = 0u64;
+    for w in watchers {
+        updates += w.await?;
+    }
+    Ok(AuctionRun {
+        decided,
+        elapsed,
+        commits,
+        updates_per_viewer: updates as f64 / viewers.max(1) as f64,
+    })
+}
+
+fn config(dir: &std::path::Path, batch_max: usize) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        commit_batch_max: batch_max,
+        media_port: 0,
+        ..Config::default()
+    }
+}
+
+/// A seller, a product with `units + 100` in stock, a live show, and `buyers` buyers.
+async fn fixture(
+    state: &AppState,
+    buyers: usize,
+    units: usize,
+) -> anyhow::Result<(LiveShow, hawker_core::ids::VariantId, Vec<UserId>)> {
+    let now = clock::now();
+    let user = |email: String, role| NewUser {
+        email,
+        password_hash: "x".into(),
+        display_name: "Bench".into(),
+        role,
+    };
+    let seller = state
+        .store
+        .create_user(&user("seller@bench".into(), Role::Seller), now)
+        .await?;
+    let product = ProductEdit {
+        title: "Bench lipstick".into(),
+        description: String::new(),
+        currency: "USD".into(),
+        variants: vec![VariantEdit {
+            id: None,
+            name: "Ruby".into(),
+            price_cents: 2000,
+            stock: units as i64 + 100,
+        }],
+    };
+    let product = state.store.create_product(seller.id, &product, now).await?;
+    let show = NewShow {
+        seller_id: seller.id,
+        title: "Bench".into(),
+        category: "bench".into(),
+        scheduled_at: None,
+        stream_key: crate::auth::new_stream_key(),
+        product_ids: vec![product.id],
+    };
+    let show = state.store.create_show(&show, now).await?;
+    let show = crate::api::shows::start_show(state, show)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let live = state
+        .hub
+        .live(&show)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut ids = Vec::with_capacity(buyers);
+    for i in 0..buyers {
+        ids.push(
+            state
+                .store
+                .create_user(&user(format!("b{i}@bench"), Role::Buyer), now)
+                .await?
+                .id,
+        );
+    }
+    Ok((live, product.variants[0].id, ids))
+}

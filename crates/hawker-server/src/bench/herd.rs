@@ -1,0 +1,834 @@
+//! `hawker bench herd`: one flash sale of S units, B buyers (each with their own API token and
+//! Idempotency-Key) arriving at once over C keep-alive HTTP connections, against three designs
+//! driven by the same client in the same run:
+//!
+//! - **Hawker**: `hawker serve` as its own process — auth, the show's owner deciding in memory
+//!   with group commit, the charge (test provider), the confirmation.
+//! - **PostgreSQL row lock**: one transaction per buy, guarded `UPDATE … WHERE remaining >= q`
+//!   then `INSERT` the order, default durable settings ([`super::baseline`]).
+//! - **Redis + Lua**: one script checks and decrements stock and appends the order, with
+//!   `appendfsync everysec` and with `appendfsync always`.
+//!
+//! Every run then kills the server with SIGKILL and verifies, failing the run otherwise: exactly
+//! S orders, none oversold, every acknowledged order in the database (for Redis: after restarting
+//! it from its append-only file), every retried Idempotency-Key answered as the first time.
+//! Redis with `everysec` may lose the last second of acknowledged orders; that is counted and
+//! reported, not failed, because it is the design's documented trade.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection};
+
+use super::client::{HttpConn, loopback_source};
+use super::{Server, flag, free_port, median, quantile, text_flag, wait_listening};
+use crate::App;
+use crate::auth::{random_token, token_hash};
+use crate::clock;
+use crate::config::Config;
+use crate::store::{NewShow, NewUser, ProductEdit, TokenKind, VariantEdit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    Hawker,
+    Postgres,
+    Redis,
+    RedisFsync,
+}
+
+impl Design {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "hawker" => Self::Hawker,
+            "postgres" => Self::Postgres,
+            "redis" => Self::Redis,
+            "redis-fsync" => Self::RedisFsync,
+            _ => bail!("unknown design {s:?}: hawker, postgres, redis, redis-fsync"),
+        })
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hawker => "**Hawker** (owner + group commit; auth, charge, confirm)",
+            Self::Postgres => "PostgreSQL row lock, transaction per buy",
+            Self::Redis => "Redis + Lua, `appendfsync everysec`",
+            Self::RedisFsync => "Redis + Lua, `appendfsync always`",
+        }
+    }
+
+    /// Whether every acknowledged order must survive `kill -9`.
+    fn durable(self) -> bool {
+        self != Self::Redis
+    }
+}
+
+pub struct Params {
+    pub buyers: usize,
+    pub units: usize,
+    pub concurrency: usize,
+    /// Every n-th buyer sends its request a second time with the same key.
+    pub retry_every: usize,
+    pub postgres: String,
+}
+
+pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    let smoke = args.contains(&"--smoke");
+    let buyers = flag(args, "--buyers", if smoke { 2_000 } else { 100_000 })?;
+    let params = Params {
+        buyers,
+        units: flag(args, "--units", if smoke { 200 } else { 10_000 })?,
+        concurrency: flag(args, "--concurrency", if smoke { 100 } else { 10_000 })?
+            .clamp(1, buyers),
+        retry_every: flag(args, "--retry-every", 10)?.max(1),
+        postgres: text_flag(args, "--postgres")
+            .unwrap_or("postgres://postgres@127.0.0.1:5432/postgres")
+            .to_owned(),
+    };
+    let runs = flag(args, "--runs", if smoke { 1 } else { 3 })?.max(1);
+    let designs = text_flag(args, "--designs")
+        .unwrap_or("hawker,postgres,redis,redis-fsync")
+        .split(',')
+        .map(Design::parse)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ensure!(
+        params.units <= params.buyers,
+        "--units must not exceed --buyers"
+    );
+    println!(
+        "hawker bench herd: {} buyers, {} units, {} connections, {runs} run(s); every {}th buyer retries its key\n",
+        params.buyers, params.units, params.concurrency, params.retry_every
+    );
+    let mut results: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
+    // Runs interleave designs, so a noisy minute hurts all of them alike.
+    for run in 0..runs {
+        for (d, &design) in designs.iter().enumerate() {
+            let r = one_run(design, &params, run)
+                .await
+                .with_context(|| format!("{} (run {})", design.label(), run + 1))?;
+            println!(
+                "  run {}: {:<60} {:>8.0} decisions/s {:>8.0} orders/s  p99 {:>7.1} ms  lost {}",
+                run + 1,
+                design.label(),
+                r.decisions_per_s,
+                r.orders_per_s,
+                r.p99_ms,
+                r.lost
+            );
+            results.entry(d).or_default().push(r);
+        }
+    }
+    let table = table(&designs, &results, &params, runs);
+    println!("\n{table}");
+    if super::recording(args) {
+        super::record("Flash-sale herd", args, &table)?;
+    }
+    Ok(())
+}
+
+fn table(
+    designs: &[Design],
+    results: &BTreeMap<usize, Vec<RunResult>>,
+    params: &Params,
+    runs: usize,
+) -> String {
+    let med =
+        |d: usize, f: fn(&RunResult) -> f64| median(&results[&d].iter().map(f).collect::<Vec<_>>());
+    let mut t = format!(
+        "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).\n\n\
+         | design | decisions/s | durable orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` |\n\
+         |---|---|---|---|---|---|---|---|\n",
+        params.buyers, params.units, params.concurrency
+    );
+    for (d, design) in designs.iter().enumerate() {
+        let lost: Vec<String> = results[&d].iter().map(|r| r.lost.to_string()).collect();
+        t.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} | {} |\n",
+            design.label(),
+            med(d, |r| r.decisions_per_s),
+            med(d, |r| r.orders_per_s),
+            med(d, |r| r.p50_ms),
+            med(d, |r| r.p99_ms),
+            med(d, |r| r.p999_ms),
+            med(d, |r| r.orders as f64),
+            lost.join(", ")
+        ));
+    }
+    if let Some(h) = designs.iter().position(|d| *d == Design::Hawker) {
+        for (d, design) in designs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d != Design::Hawker)
+        {
+            t.push_str(&format!(
+                "\nHawker vs {}: {:.1}× the durable orders/s, {:.1}× the decisions/s.",
+                design.label(),
+                med(h, |r| r.orders_per_s) / med(d, |r| r.orders_per_s),
+                med(h, |r| r.decisions_per_s) / med(d, |r| r.decisions_per_s),
+            ));
+        }
+        t.push('\n');
+    }
+    t
+}
+
+pub struct RunResult {
+    pub decisions_per_s: f64,
+    pub orders_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub orders: usize,
+    /// Acknowledged orders missing after `kill -9` (only a non-durable design may have any).
+    pub lost: usize,
+}
+
+/// Prepares the design, runs the herd, kills the server and verifies.
+pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Result<RunResult> {
+    let dir = tempfile::tempdir_in(".")?;
+    let target = match design {
+        Design::Hawker => hawker(dir.path(), params).await?,
+        Design::Postgres => postgres(params).await?,
+        Design::Redis | Design::RedisFsync => {
+            redis(dir.path(), params, design == Design::RedisFsync).await?
+        }
+    };
+    let load = Load {
+        addr: target.addr,
+        body: target.body.clone(),
+        tokens: target.tokens.clone(),
+        concurrency: params.concurrency,
+        retry_every: params.retry_every,
+        key_prefix: format!("herd{run}"),
+    };
+    let database = match &target.check {
+        Check::Postgres { admin, db, .. } => Some((admin.clone(), db.clone())),
+        _ => None,
+    };
+    let tally = drive(&load).await;
+    // SIGKILL, at once: what was acknowledged must already be durable.
+    target.server.kill();
+    let stored = match tally {
+        Ok(_) => target.check.orders().await,
+        Err(_) => Ok(Stored {
+            orders: HashSet::new(),
+            remaining: 0,
+        }),
+    };
+    if let Some((admin, db)) = database {
+        drop_database(&admin, &db).await;
+    }
+    let (tally, stored) = (tally?, stored?);
+    verify(design, params, &tally, &stored)
+}
+
+/// What the database holds after the run: order ids, and units left.
+struct Stored {
+    orders: HashSet<i64>,
+    remaining: i64,
+}
+
+fn verify(
+    design: Design,
+    params: &Params,
+    tally: &Tally,
+    stored: &Stored,
+) -> anyhow::Result<RunResult> {
+    let acked = tally.acked.len();
+    let lost = tally
+        .acked
+        .iter()
+        .filter(|id| !stored.orders.contains(id))
+        .count();
+    ensure!(
+        tally.mismatches.is_empty(),
+        "retried keys answered differently: {:?}",
+        &tally.mismatches[..tally.mismatches.len().min(5)]
+    );
+    ensure!(
+        tally.errors.is_empty(),
+        "answers that were neither an order nor sold out: {:?}",
+        tally.errors
+    );
+    ensure!(
+        acked == params.units,
+        "{acked} orders acknowledged for {} units",
+        params.units
+    );
+    if design.durable() {
+        ensure!(
+            lost == 0,
+            "{lost} acknowledged orders are not in the database"
+        );
+        ensure!(
+            stored.orders.len() == params.units && stored.remaining == 0,
+            "the database holds {} orders and {} units left, for {} units",
+            stored.orders.len(),
+            stored.remaining,
+            params.units
+        );
+    }
+    ensure!(
+        stored.orders.len() <= params.units && stored.remaining >= 0,
+        "oversold: {} orders for {} units",
+        stored.orders.len(),
+        params.units
+    );
+    let secs = tally.elapsed.as_secs_f64();
+    let mut lat = tally.latencies_us.clone();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    Ok(RunResult {
+        decisions_per_s: (acked + tally.sold_out) as f64 / secs,
+        orders_per_s: acked as f64 / tally.last_order.as_secs_f64().max(1e-6),
+        p50_ms: ms(quantile(&mut lat, 0.5)),
+        p99_ms: ms(quantile(&mut lat, 0.99)),
+        p999_ms: ms(quantile(&mut lat, 0.999)),
+        orders: acked,
+        lost,
+    })
+}
+
+/// A prepared design: its HTTP server, the buyers' tokens, and how to read back its orders.
+struct Target {
+    server: Server,
+    addr: SocketAddr,
+    body: Arc<Vec<u8>>,
+    tokens: Arc<Vec<String>>,
+    check: Check,
+}
+
+enum Check {
+    Hawker {
+        db: PathBuf,
+        sale_id: i64,
+    },
+    Postgres {
+        /// The server's maintenance database, to drop ours from afterwards.
+        admin: String,
+        db: String,
+        url: String,
+    },
+    Redis {
+        /// Restarted from its append-only file before reading.
+        redis: Server,
+        restart: Command,
+        port: u16,
+    },
+}
+
+impl Check {
+    async fn orders(self) -> anyhow::Result<Stored> {
+        match self {
+            Check::Hawker { db, sale_id } => {
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(&db)
+                    .connect()
+                    .await?;
+                let ids: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM orders WHERE sale_id = ? AND status IN ('reserved', 'paid')",
+                )
+                .bind(sale_id)
+                .fetch_all(&mut conn)
+                .await?;
+                let (remaining,): (i64,) =
+                    sqlx::query_as("SELECT remaining FROM flash_sales WHERE id = ?")
+                        .bind(sale_id)
+                        .fetch_one(&mut conn)
+                        .await?;
+                Ok(Stored {
+                    orders: ids.into_iter().map(|(id,)| id).collect(),
+                    remaining,
+                })
+            }
+            Check::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM orders")
+                    .fetch_all(&mut conn)
+                    .await?;
+                let (remaining,): (i64,) =
+                    sqlx::query_as("SELECT remaining FROM sales WHERE id = 1")
+                        .fetch_one(&mut conn)
+                        .await?;
+                conn.close().await?;
+                Ok(Stored {
+                    orders: ids.into_iter().map(|(id,)| id).collect(),
+                    remaining,
+                })
+            }
+            Check::Redis {
+                redis,
+                mut restart,
+                port,
+            } => {
+                redis.kill();
+                let redis = Server::spawn("redis-server", &mut restart)?;
+                let mut conn = redis_connect(port).await?;
+                let orders: Vec<String> = loop {
+                    match redis::cmd("LRANGE")
+                        .arg("herd:orders")
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut conn)
+                        .await
+                    {
+                        Ok(v) => break v,
+                        // Still replaying its append-only file.
+                        Err(e) if e.to_string().contains("LOADING") => {
+                            tokio::time::sleep(Duration::from_millis(50)).await
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                let remaining: i64 = redis::cmd("GET")
+                    .arg("herd:stock")
+                    .query_async(&mut conn)
+                    .await?;
+                drop(redis);
+                Ok(Stored {
+                    orders: orders
+                        .iter()
+                        .filter_map(|o| o.split(':').next()?.parse().ok())
+                        .collect(),
+                    remaining,
+                })
+            }
+        }
+    }
+}
+
+fn hawker_config(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        media_port: 0,
+        ..Config::default()
+    }
+}
+
+/// Hawker: a seller, a show with one product, B buyers with API tokens written straight to the
+/// database; then `hawker serve` on it, and the show started and the sale opened over the API.
+async fn hawker(dir: &Path, params: &Params) -> anyhow::Result<Target> {
+    let config = hawker_config(dir);
+    let db = dir.join("hawker.db");
+    let (show_id, variant_id, seller_token) = {
+        let app = App::build(config).await?;
+        let store = &app.state().store;
+        let now = clock::now();
+        let seller = store
+            .create_user(
+                &NewUser {
+                    email: "seller@bench".into(),
+                    password_hash: "x".into(),
+                    display_name: "Bench seller".into(),
+                    role: hawker_core::account::Role::Seller,
+                },
+                now,
+            )
+            .await?;
+        let product = ProductEdit {
+            title: "Bench lipstick".into(),
+            description: String::new(),
+            currency: "USD".into(),
+            variants: vec![VariantEdit {
+                id: None,
+                name: "Ruby".into(),
+                price_cents: 2000,
+                stock: params.units as i64,
+            }],
+        };
+        let product = store.create_product(seller.id, &product, now).await?;
+        let show = NewShow {
+            seller_id: seller.id,
+            title: "Herd".into(),
+            category: "bench".into(),
+            scheduled_at: None,
+            stream_key: crate::auth::new_stream_key(),
+            product_ids: vec![product.id],
+        };
+        let show = store.create_show(&show, now).await?;
+        let token = random_token(16);
+        store
+            .insert_token(&token_hash(&token), seller.id, TokenKind::Api, None, now)
+            .await?;
+        (show.id.0, product.variants[0].id.0, token)
+    };
+    let tokens = insert_buyers(&db, params.buyers).await?;
+
+    let port = free_port()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let server = Server::spawn(
+        "hawker serve",
+        Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .env("HAWKER_LISTEN", addr.to_string())
+            .env("HAWKER_DATA_DIR", dir)
+            .env("HAWKER_MEDIA_PORT", "0")
+            .env("RUST_LOG", "warn"),
+    )?;
+    wait_listening(addr, "hawker serve").await?;
+    let mut http = HttpConn::connect(addr, None).await?;
+    let bearer = format!("Bearer {seller_token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let started = http
+        .request(
+            "POST",
+            &format!("/api/v1/shows/{show_id}/start"),
+            &headers,
+            b"",
+        )
+        .await?;
+    ensure!(
+        started.status == 200,
+        "starting the show: {}",
+        started.status
+    );
+    let sale = json!({ "variant_id": variant_id, "quantity": params.units, "price_cents": 1500,
+                       "per_buyer_limit": 1, "duration_s": 3600 });
+    let sale = http
+        .request(
+            "POST",
+            &format!("/api/v1/shows/{show_id}/flash-sales"),
+            &headers,
+            sale.to_string().as_bytes(),
+        )
+        .await?;
+    let sale_json: Value = serde_json::from_slice(&sale.body)?;
+    let sale_id = sale_json["id"]
+        .as_i64()
+        .with_context(|| format!("opening the sale: {sale_json}"))?;
+    let body = json!({ "show_id": show_id, "flash_sale_id": sale_id, "quantity": 1,
+                       "payment_method": "pm_card_visa" });
+    Ok(Target {
+        server,
+        addr,
+        body: Arc::new(body.to_string().into_bytes()),
+        tokens: Arc::new(tokens),
+        check: Check::Hawker { db, sale_id },
+    })
+}
+
+/// B buyer accounts and their API tokens, in one transaction (the API would hash B passwords).
+async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<Vec<String>> {
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .connect()
+        .await?;
+    let (first,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM users")
+        .fetch_one(&mut conn)
+        .await?;
+    let tokens = buyer_tokens(buyers);
+    let mut tx = conn.begin().await?;
+    for (chunk_no, chunk) in tokens.chunks(400).enumerate() {
+        let base = first + (chunk_no * 400) as i64;
+        let mut users = String::from(
+            "INSERT INTO users (id, email, password_hash, display_name, role, created_at) VALUES ",
+        );
+        let mut toks =
+            String::from("INSERT INTO tokens (token_hash, user_id, kind, created_at) VALUES ");
+        for (i, token) in chunk.iter().enumerate() {
+            let id = base + i as i64;
+            let sep = if i == 0 { "" } else { "," };
+            users.push_str(&format!(
+                "{sep}({id}, 'b{id}@bench', 'x', 'Buyer {id}', 'buyer', 0)"
+            ));
+            toks.push_str(&format!("{sep}('{}', {id}, 'api', 0)", token_hash(token)));
+        }
+        sqlx::raw_sql(&users).execute(&mut *tx).await?;
+        sqlx::raw_sql(&toks).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(tokens)
+}
+
+fn buyer_tokens(buyers: usize) -> Vec<String> {
+    (0..buyers).map(|_| random_token(16)).collect()
+}
+
+fn baseline_server(kind: &str, url: &str) -> anyhow::Result<(Server, SocketAddr)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let server = Server::spawn(
+        &format!("baseline {kind}"),
+        Command::new(std::env::current_exe()?).args([
+            "bench",
+            "baseline-server",
+            kind,
+            "--listen",
+            &addr.to_string(),
+            "--url",
+            url,
+        ]),
+    )?;
+    Ok((server, addr))
+}
+
+/// PostgreSQL: a database of its own, dropped afterwards.
+async fn postgres(params: &Params) -> anyhow::Result<Target> {
+    let db = format!("hawker_herd_{:08x}", rand::random::<u32>());
+    let mut admin = sqlx::PgConnection::connect(&params.postgres)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", params.postgres))?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let url = match params.postgres.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{db}"),
+        None => bail!("--postgres must end in /DATABASE"),
+    };
+    let mut conn = sqlx::PgConnection::connect(&url).await?;
+    sqlx::raw_sql(super::baseline::POSTGRES_SCHEMA)
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("INSERT INTO sales (id, remaining) VALUES (1, $1)")
+        .bind(params.units as i64)
+        .execute(&mut conn)
+        .await?;
+    let tokens = buyer_tokens(params.buyers);
+    let hashes: Vec<String> = tokens.iter().map(|t| token_hash(t)).collect();
+    let ids: Vec<i64> = (1..=params.buyers as i64).collect();
+    sqlx::query(
+        "INSERT INTO tokens (token_hash, buyer) SELECT * FROM UNNEST($1::text[], $2::bigint[])",
+    )
+    .bind(&hashes)
+    .bind(&ids)
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    let (server, addr) = baseline_server("postgres", &url)?;
+    wait_listening(addr, "the PostgreSQL baseline").await?;
+    Ok(Target {
+        server,
+        addr,
+        body: Arc::new(br#"{"flash_sale_id":1,"quantity":1}"#.to_vec()),
+        tokens: Arc::new(tokens),
+        check: Check::Postgres {
+            admin: params.postgres.clone(),
+            db,
+            url,
+        },
+    })
+}
+
+async fn drop_database(admin: &str, db: &str) {
+    let dropped = async {
+        let mut conn = sqlx::PgConnection::connect(admin).await?;
+        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    };
+    if let Err(e) = dropped.await {
+        eprintln!("could not drop the bench database {db}: {e}");
+    }
+}
+
+async fn redis_connect(port: u16) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    for _ in 0..100 {
+        if let Ok(conn) = client.get_multiplexed_async_connection().await {
+            return Ok(conn);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("redis-server on port {port} did not answer")
+}
+
+/// Redis: a `redis-server` of its own (so `appendfsync` is ours to set and `kill -9` hurts only
+/// it), with its append-only file on the working directory's disk.
+async fn redis(dir: &Path, params: &Params, fsync_always: bool) -> anyhow::Result<Target> {
+    let port = free_port()?;
+    let command = || {
+        let mut c = Command::new("redis-server");
+        c.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync"])
+        .arg(if fsync_always { "always" } else { "everysec" })
+        .arg("--dir")
+        .arg(dir);
+        c
+    };
+    let redis = Server::spawn("redis-server", &mut command())
+        .context("redis-server must be installed (Debian: redis-server)")?;
+    let mut conn = redis_connect(port).await?;
+    let tokens = buyer_tokens(params.buyers);
+    for (chunk_no, chunk) in tokens.chunks(5000).enumerate() {
+        let mut pipe = redis::pipe();
+        for (i, t) in chunk.iter().enumerate() {
+            pipe.hset("herd:tokens", token_hash(t), chunk_no * 5000 + i + 1)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+    }
+    redis::cmd("SET")
+        .arg("herd:stock")
+        .arg(params.units)
+        .query_async::<()>(&mut conn)
+        .await?;
+    let (server, addr) = baseline_server("redis", &format!("redis://127.0.0.1:{port}/"))?;
+    wait_listening(addr, "the Redis baseline").await?;
+    Ok(Target {
+        server,
+        addr,
+        body: Arc::new(br#"{"flash_sale_id":1,"quantity":1}"#.to_vec()),
+        tokens: Arc::new(tokens),
+        check: Check::Redis {
+            redis,
+            restart: command(),
+            port,
+        },
+    })
+}
+
+/// The herd, as the client sees it.
+pub struct Load {
+    pub addr: SocketAddr,
+    pub body: Arc<Vec<u8>>,
+    pub tokens: Arc<Vec<String>>,
+    pub concurrency: usize,
+    pub retry_every: usize,
+    pub key_prefix: String,
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub latencies_us: Vec<u32>,
+    /// Order ids acknowledged (201).
+    pub acked: Vec<i64>,
+    pub sold_out: usize,
+    pub errors: BTreeMap<String, usize>,
+    pub mismatches: Vec<String>,
+    pub elapsed: Duration,
+    /// When the last order was acknowledged, from the start.
+    pub last_order: Duration,
+}
+
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Order(i64),
+    SoldOut,
+    Other(String),
+}
+
+fn classify(status: u16, body: &[u8]) -> Answer {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match (
+        status,
+        v["order"]["id"].as_i64(),
+        v["error"]["code"].as_str(),
+    ) {
+        (201, Some(id), _) => Answer::Order(id),
+        (409, _, Some("sold_out")) => Answer::SoldOut,
+        (_, _, code) => Answer::Other(format!("{status} {}", code.unwrap_or("?"))),
+    }
+}
+
+/// Opens every connection first, then lets the whole herd go at once; each connection sends its
+/// next buyer's request as soon as the last is answered.
+pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let mut tasks = Vec::with_capacity(load.concurrency);
+    for c in 0..load.concurrency {
+        let mut conn = HttpConn::connect(load.addr, Some(loopback_source(c, 8)))
+            .await
+            .context("opening the herd's connections")?;
+        let (next, tokens, body) = (next.clone(), load.tokens.clone(), load.body.clone());
+        let (retry_every, prefix, addr) = (load.retry_every, load.key_prefix.clone(), load.addr);
+        let mut go = go_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let Ok(start) = go
+                .wait_for(Option::is_some)
+                .await
+                .map(|s| s.unwrap_or_else(Instant::now))
+            else {
+                return tally;
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = tokens.get(i) else { break };
+                let bearer = format!("Bearer {token}");
+                let key = format!("{prefix}-{i}");
+                let headers = [
+                    ("Authorization", bearer.as_str()),
+                    ("Idempotency-Key", key.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
+                let sent = Instant::now();
+                let first = match conn
+                    .request("POST", "/api/v1/orders", &headers, &body)
+                    .await
+                {
+                    Ok(r) => classify(r.status, &r.body),
+                    Err(e) => {
+                        *tally.errors.entry(format!("connection: {e}")).or_default() += 1;
+                        match HttpConn::connect(addr, None).await {
+                            Ok(c) => conn = c,
+                            Err(_) => break,
+                        }
+                        continue;
+                    }
+                };
+                tally
+                    .latencies_us
+                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                match &first {
+                    Answer::Order(id) => {
+                        tally.acked.push(*id);
+                        tally.last_order = start.elapsed();
+                    }
+                    Answer::SoldOut => tally.sold_out += 1,
+                    Answer::Other(what) => *tally.errors.entry(what.clone()).or_default() += 1,
+                }
+                if i % retry_every == 0 {
+                    let again = match conn
+                        .request("POST", "/api/v1/orders", &headers, &body)
+                        .await
+                    {
+                        Ok(r) => classify(r.status, &r.body),
+                        Err(e) => Answer::Other(format!("connection: {e}")),
+                    };
+                    if again != first {
+                        tally
+                            .mismatches
+                            .push(format!("buyer {i}: {first:?} then {again:?}"));
+                    }
+                }
+            }
+            tally.elapsed = start.elapsed();
+            tally
+        }));
+    }
+    let _ = go_tx.send(Some(Instant::now()));
+    let mut all = Tally::default();
+    for t in tasks {
+        let t = t.await?;
+        all.latencies_us.extend(t.latencies_us);
+        all.acked.extend(t.acked);
+        all.sold_out += t.sold_out;
+        for (k, v) in t.errors {
+            *all.errors.entry(k).or_default() += v;
+        }
+        all.mismatches.extend(t.mismatches);
+        all.elapsed = all.elapsed.max(t.elapsed);
+        all.last_order = all.last_order.max(t.last_order);
+    }
+    Ok(all)
+}

@@ -1,0 +1,235 @@
+//! `hawker bench`: Hawker against the standard ways to build the same thing, on the same machine,
+//! in the same run, driven by the same client ([`client`]). Every scenario prints a Markdown
+//! table and (unless `--smoke` or `--no-record`) appends it to `BENCHMARKS.md` with the machine
+//! and the exact command; `--smoke` is a size small enough for CI, so the harness never rots.
+//!
+//! - [`herd`]: a flash-sale herd over HTTP against PostgreSQL row locks and Redis + Lua
+//!   ([`baseline`] serves those designs).
+//! - [`fanout`]: one live room fanned out to thousands of WebSocket viewers, against Socket.IO.
+//! - [`auction`]: bids decided and broadcast per second.
+//! - [`video`]: WebRTC fan-out against live777.
+//!
+//! Timings are reported, never asserted: the machines are shared and noisy, so tables quote
+//! medians over runs and ratios to the baselines.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub mod auction;
+pub mod baseline;
+pub mod client;
+pub mod fanout;
+pub mod herd;
+pub mod video;
+
+/// `--name N` as a number, or `default`.
+pub fn flag(args: &[&str], name: &str, default: usize) -> anyhow::Result<usize> {
+    match args.iter().position(|a| *a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .context("flag needs a value")?
+            .parse()
+            .with_context(|| format!("{name} takes a number")),
+        None => Ok(default),
+    }
+}
+
+/// `--name VALUE` as text, if given.
+pub fn text_flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| *a == name)?;
+    args.get(i + 1).copied()
+}
+
+/// A value at quantile `q` (0..=1) of unsorted samples.
+pub fn quantile<T: Copy + Ord + Default>(samples: &mut [T], q: f64) -> T {
+    if samples.is_empty() {
+        return T::default();
+    }
+    samples.sort_unstable();
+    let i = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[i]
+}
+
+/// The median of several runs' values.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One line naming the machine: CPU model, cores, memory, kernel.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cores} × {model}, {mem_gib:.0} GiB, Linux {}",
+        kernel.trim()
+    )
+}
+
+/// Appends a finished table to `BENCHMARKS.md`'s run log, with the machine and the command.
+pub fn record(title: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
+    let path = std::path::Path::new("BENCHMARKS.md");
+    let mut text = String::new();
+    if !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains("\n## Run log\n")
+    {
+        text.push_str(
+            "\n## Run log\n\nAppended by `hawker bench` after every full-size run, newest last.\n",
+        );
+    }
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "\n### {title}, {date}\n\n**Machine**: {}. **Command**: `hawker bench {}`\n\n{table}\n",
+        machine(),
+        args.join(" ")
+    ));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())?;
+    println!("appended to {}", path.display());
+    Ok(())
+}
+
+/// Whether this run should be appended to `BENCHMARKS.md`.
+pub fn recording(args: &[&str]) -> bool {
+    !args.contains(&"--smoke") && !args.contains(&"--no-record")
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub async fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{what} did not start listening on {addr}")
+}
+
+/// A server process under measurement: CPU time and memory come from `/proc/<pid>`, and dropping
+/// it kills it with SIGKILL (`kill -9`: what it acknowledged must already be durable).
+pub struct Server {
+    pub name: String,
+    pub child: std::process::Child,
+}
+
+impl Server {
+    pub fn spawn(name: &str, command: &mut std::process::Command) -> anyhow::Result<Self> {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.into(),
+            child,
+        })
+    }
+
+    /// CPU seconds (user + system) spent so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        proc_cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Resident memory in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// utime + stime of a `/proc/.../stat` file, in seconds (clock ticks are 100 Hz on Linux).
+pub fn proc_cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds this process has spent (the load client).
+pub fn own_cpu_seconds() -> f64 {
+    proc_cpu_seconds("/proc/self/stat")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_medians() {
+        let mut v: Vec<u32> = (1..=100).collect();
+        assert_eq!(quantile(&mut v, 0.5), 51);
+        assert_eq!(quantile(&mut v, 0.99), 99);
+        assert_eq!(quantile(&mut v, 1.0), 100);
+        assert_eq!(quantile::<u32>(&mut [], 0.5), 0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn proc_stat_is_readable() {
+        assert!(own_cpu_seconds() >= 0.0);
+    }
+}
