@@ -460,8 +460,12 @@ pub async fn live_socket(
         name: u.user.display_name,
         role: u.user.role,
     });
+    // Small buffers: a viewer costs memory for every socket a show holds open, and client
+    // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way).
     Ok(ws
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
+        .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| socket::serve(socket, live, store, author, host)))
 }
 

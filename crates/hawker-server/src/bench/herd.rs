@@ -28,12 +28,9 @@ use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
 
 use super::client::{HttpConn, loopback_source};
+use super::hawker::{Fixture, buyer_tokens};
 use super::{Server, flag, free_port, median, quantile, text_flag, wait_listening};
-use crate::App;
-use crate::auth::{random_token, token_hash};
-use crate::clock;
-use crate::config::Config;
-use crate::store::{NewShow, NewUser, ProductEdit, TokenKind, VariantEdit};
+use crate::auth::token_hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
@@ -402,157 +399,24 @@ impl Check {
     }
 }
 
-fn hawker_config(dir: &Path) -> Config {
-    Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.to_path_buf(),
-        argon2_memory_kib: 64,
-        argon2_iterations: 1,
-        media_port: 0,
-        ..Config::default()
-    }
-}
-
-/// Hawker: a seller, a show with one product, B buyers with API tokens written straight to the
-/// database; then `hawker serve` on it, and the show started and the sale opened over the API.
+/// Hawker: `hawker serve` on a fresh data directory, the show started and the sale opened over
+/// the API as its host would.
 async fn hawker(dir: &Path, params: &Params) -> anyhow::Result<Target> {
-    let config = hawker_config(dir);
-    let db = dir.join("hawker.db");
-    let (show_id, variant_id, seller_token) = {
-        let app = App::build(config).await?;
-        let store = &app.state().store;
-        let now = clock::now();
-        let seller = store
-            .create_user(
-                &NewUser {
-                    email: "seller@bench".into(),
-                    password_hash: "x".into(),
-                    display_name: "Bench seller".into(),
-                    role: hawker_core::account::Role::Seller,
-                },
-                now,
-            )
-            .await?;
-        let product = ProductEdit {
-            title: "Bench lipstick".into(),
-            description: String::new(),
-            currency: "USD".into(),
-            variants: vec![VariantEdit {
-                id: None,
-                name: "Ruby".into(),
-                price_cents: 2000,
-                stock: params.units as i64,
-            }],
-        };
-        let product = store.create_product(seller.id, &product, now).await?;
-        let show = NewShow {
-            seller_id: seller.id,
-            title: "Herd".into(),
-            category: "bench".into(),
-            scheduled_at: None,
-            stream_key: crate::auth::new_stream_key(),
-            product_ids: vec![product.id],
-        };
-        let show = store.create_show(&show, now).await?;
-        let token = random_token(16);
-        store
-            .insert_token(&token_hash(&token), seller.id, TokenKind::Api, None, now)
-            .await?;
-        (show.id.0, product.variants[0].id.0, token)
-    };
-    let tokens = insert_buyers(&db, params.buyers).await?;
-
-    let port = free_port()?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let server = Server::spawn(
-        "hawker serve",
-        Command::new(std::env::current_exe()?)
-            .arg("serve")
-            .env("HAWKER_LISTEN", addr.to_string())
-            .env("HAWKER_DATA_DIR", dir)
-            .env("HAWKER_MEDIA_PORT", "0")
-            .env("RUST_LOG", "warn"),
-    )?;
-    wait_listening(addr, "hawker serve").await?;
-    let mut http = HttpConn::connect(addr, None).await?;
-    let bearer = format!("Bearer {seller_token}");
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let started = http
-        .request(
-            "POST",
-            &format!("/api/v1/shows/{show_id}/start"),
-            &headers,
-            b"",
-        )
-        .await?;
-    ensure!(
-        started.status == 200,
-        "starting the show: {}",
-        started.status
-    );
-    let sale = json!({ "variant_id": variant_id, "quantity": params.units, "price_cents": 1500,
-                       "per_buyer_limit": 1, "duration_s": 3600 });
-    let sale = http
-        .request(
-            "POST",
-            &format!("/api/v1/shows/{show_id}/flash-sales"),
-            &headers,
-            sale.to_string().as_bytes(),
-        )
-        .await?;
-    let sale_json: Value = serde_json::from_slice(&sale.body)?;
-    let sale_id = sale_json["id"]
-        .as_i64()
-        .with_context(|| format!("opening the sale: {sale_json}"))?;
-    let body = json!({ "show_id": show_id, "flash_sale_id": sale_id, "quantity": 1,
+    let fixture = Fixture::create(dir, params.units, params.buyers).await?;
+    let (server, addr) = fixture.serve().await?;
+    let sale_id = fixture.open_sale(addr, params.units, 1).await?;
+    let body = json!({ "show_id": fixture.show_id, "flash_sale_id": sale_id, "quantity": 1,
                        "payment_method": "pm_card_visa" });
     Ok(Target {
         server,
         addr,
         body: Arc::new(body.to_string().into_bytes()),
-        tokens: Arc::new(tokens),
-        check: Check::Hawker { db, sale_id },
+        tokens: Arc::new(fixture.buyer_tokens),
+        check: Check::Hawker {
+            db: fixture.db,
+            sale_id,
+        },
     })
-}
-
-/// B buyer accounts and their API tokens, in one transaction (the API would hash B passwords).
-async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<Vec<String>> {
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .connect()
-        .await?;
-    let (first,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM users")
-        .fetch_one(&mut conn)
-        .await?;
-    let tokens = buyer_tokens(buyers);
-    let mut tx = conn.begin().await?;
-    for (chunk_no, chunk) in tokens.chunks(400).enumerate() {
-        let base = first + (chunk_no * 400) as i64;
-        let mut users = String::from(
-            "INSERT INTO users (id, email, password_hash, display_name, role, created_at) VALUES ",
-        );
-        let mut toks =
-            String::from("INSERT INTO tokens (token_hash, user_id, kind, created_at) VALUES ");
-        for (i, token) in chunk.iter().enumerate() {
-            let id = base + i as i64;
-            let sep = if i == 0 { "" } else { "," };
-            users.push_str(&format!(
-                "{sep}({id}, 'b{id}@bench', 'x', 'Buyer {id}', 'buyer', 0)"
-            ));
-            toks.push_str(&format!("{sep}('{}', {id}, 'api', 0)", token_hash(token)));
-        }
-        sqlx::raw_sql(&users).execute(&mut *tx).await?;
-        sqlx::raw_sql(&toks).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(tokens)
-}
-
-fn buyer_tokens(buyers: usize) -> Vec<String> {
-    (0..buyers).map(|_| random_token(16)).collect()
 }
 
 fn baseline_server(kind: &str, url: &str) -> anyhow::Result<(Server, SocketAddr)> {

@@ -22,6 +22,7 @@ pub mod auction;
 pub mod baseline;
 pub mod client;
 pub mod fanout;
+pub mod hawker;
 pub mod herd;
 pub mod video;
 
