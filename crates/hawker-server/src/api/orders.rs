@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use hawker_core::catalog::Quantity;
 use hawker_core::commerce::{BuyRejected, BuyRequest, Item, ReleaseReason};
 use hawker_core::discount::{CodeRejected, normalize_code};
-use hawker_core::ids::{IdempotencyKey, OrderId, SaleId, ShowId, VariantId};
+use hawker_core::ids::{IdempotencyKey, OrderId, SaleId, ShowId, UserId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -23,7 +23,7 @@ use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, Refusal, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Order, OrderMeta};
+use crate::store::{Order, OrderMeta, SavedMethod};
 
 fn sale_ended() -> AppError {
     AppError::conflict("sale_ended", "this flash sale has ended")
@@ -181,7 +181,7 @@ pub async fn buy(
                 amount_cents: line.total_cents,
                 currency: line.currency.to_string(),
             };
-            settle(&state, &live, line.id, charge).await
+            settle(&state, &live, line.id, buyer.id, charge).await
         }
         // A concurrent retry of this very request got there first: answer as it will.
         Err(Refusal::Duplicate(_)) => {
@@ -248,7 +248,7 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
         amount_cents: order.total_cents,
         currency: order.currency.clone(),
     };
-    settle(state, &live, order.id, charge).await
+    settle(state, &live, order.id, order.buyer_id, charge).await
 }
 
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
@@ -257,6 +257,7 @@ async fn settle(
     state: &AppState,
     live: &LiveShow,
     order_id: OrderId,
+    buyer: UserId,
     charge: ChargeRequest,
 ) -> Result<Response, AppError> {
     let charged = if charge.amount_cents == 0 {
@@ -267,6 +268,14 @@ async fn settle(
     let settlement = match &charged {
         Ok(c) => Settlement::Paid {
             payment_ref: c.as_ref().map(|c| c.id.clone()),
+            save_method: state
+                .payments
+                .method_label(&charge.payment_method)
+                .map(|label| SavedMethod {
+                    user: buyer,
+                    method: charge.payment_method.clone(),
+                    label,
+                }),
         },
         Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
         Err(PaymentError::Unavailable(m)) => {
@@ -298,16 +307,6 @@ async fn settle(
         if let Err(e) = state.payments.refund(&c.id).await {
             tracing::error!(order = %order_id, "refunding a charge for an expired reservation failed: {e}");
         }
-    }
-    if stored.status == "paid" {
-        let label = state
-            .payments
-            .method_label(&stored.payment_method)
-            .unwrap_or_default();
-        state
-            .store
-            .save_payment_method(stored.buyer_id, &stored.payment_method, &label, false)
-            .await?;
     }
     answer(stored)
 }

@@ -110,13 +110,15 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{} (run {})", design.label(), run + 1))?;
             println!(
-                "  run {}: {:<60} {:>8.0} decisions/s {:>8.0} orders/s  p99 {:>7.1} ms  lost {}",
+                "  run {}: {:<60} {:>8.0} decisions/s {:>8.0} orders/s  p99 {:>7.1} ms  lost {}  cpu {:.0}% + client {:.0}%",
                 run + 1,
                 design.label(),
                 r.decisions_per_s,
                 r.orders_per_s,
                 r.p99_ms,
-                r.lost
+                r.lost,
+                r.server_cpu * 100.0,
+                r.client_cpu * 100.0
             );
             results.entry(d).or_default().push(r);
         }
@@ -139,14 +141,14 @@ fn table(
         |d: usize, f: fn(&RunResult) -> f64| median(&results[&d].iter().map(f).collect::<Vec<_>>());
     let mut t = format!(
         "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).\n\n\
-         | design | decisions/s | durable orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | design | decisions/s | durable orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` | server CPU | client CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         params.buyers, params.units, params.concurrency
     );
     for (d, design) in designs.iter().enumerate() {
         let lost: Vec<String> = results[&d].iter().map(|r| r.lost.to_string()).collect();
         t.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} | {} |\n",
+            "| {} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} | {} | {:.0}% | {:.0}% |\n",
             design.label(),
             med(d, |r| r.decisions_per_s),
             med(d, |r| r.orders_per_s),
@@ -154,7 +156,9 @@ fn table(
             med(d, |r| r.p99_ms),
             med(d, |r| r.p999_ms),
             med(d, |r| r.orders as f64),
-            lost.join(", ")
+            lost.join(", "),
+            med(d, |r| r.server_cpu * 100.0),
+            med(d, |r| r.client_cpu * 100.0),
         ));
     }
     if let Some(h) = designs.iter().position(|d| *d == Design::Hawker) {
@@ -184,6 +188,9 @@ pub struct RunResult {
     pub orders: usize,
     /// Acknowledged orders missing after `kill -9` (only a non-durable design may have any).
     pub lost: usize,
+    /// Cores busy in the HTTP server process (not the database) and in the load client.
+    pub server_cpu: f64,
+    pub client_cpu: f64,
 }
 
 /// Prepares the design, runs the herd, kills the server and verifies.
@@ -208,7 +215,10 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         Check::Postgres { admin, db, .. } => Some((admin.clone(), db.clone())),
         _ => None,
     };
+    let (server_cpu, client_cpu) = (target.server.cpu_seconds(), super::own_cpu_seconds());
     let tally = drive(&load).await;
+    let server_cpu = target.server.cpu_seconds() - server_cpu;
+    let client_cpu = super::own_cpu_seconds() - client_cpu;
     // SIGKILL, at once: what was acknowledged must already be durable.
     target.server.kill();
     let stored = match tally {
@@ -222,7 +232,10 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         drop_database(&admin, &db).await;
     }
     let (tally, stored) = (tally?, stored?);
-    verify(design, params, &tally, &stored)
+    let secs = tally.elapsed.as_secs_f64();
+    let mut result = verify(design, params, &tally, &stored)?;
+    (result.server_cpu, result.client_cpu) = (server_cpu / secs, client_cpu / secs);
+    Ok(result)
 }
 
 /// What the database holds after the run: order ids, and units left.
@@ -288,6 +301,8 @@ fn verify(
         p999_ms: ms(quantile(&mut lat, 0.999)),
         orders: acked,
         lost,
+        server_cpu: 0.0,
+        client_cpu: 0.0,
     })
 }
 

@@ -61,7 +61,11 @@ pub enum Refusal {
 /// How a reservation was settled.
 #[derive(Debug, Clone)]
 pub enum Settlement {
-    Paid { payment_ref: Option<String> },
+    /// `save_method`: remember the buyer's card in the same commit.
+    Paid {
+        payment_ref: Option<String>,
+        save_method: Option<crate::store::SavedMethod>,
+    },
     Released(ReleaseReason),
 }
 
@@ -466,8 +470,15 @@ impl Owner {
             } => {
                 self.checking.remove(&order_id);
                 let result = match settlement {
-                    Settlement::Paid { payment_ref } => {
-                        self.commerce.confirm(order_id, payment_ref)
+                    Settlement::Paid {
+                        payment_ref,
+                        save_method,
+                    } => {
+                        let confirmed = self.commerce.confirm(order_id, payment_ref);
+                        if confirmed.is_ok() {
+                            batch.saved_methods.extend(save_method);
+                        }
+                        confirmed
                     }
                     Settlement::Released(reason) => self.commerce.release(order_id, reason),
                 };
@@ -866,6 +877,7 @@ impl Owner {
             let settlement = match &charged {
                 Ok(c) => Settlement::Paid {
                     payment_ref: Some(c.id.clone()),
+                    save_method: None,
                 },
                 Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
                 // Unknown: try again a little later under the same key (the provider dedupes).
@@ -928,6 +940,7 @@ impl Owner {
                         order_id,
                         settlement: Settlement::Paid {
                             payment_ref: Some(charge.id),
+                            save_method: None,
                         },
                         reply: None,
                     },

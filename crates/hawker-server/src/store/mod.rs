@@ -229,6 +229,17 @@ pub struct Batch {
     pub consumed_pre_bids: Vec<(VariantId, UserId)>,
     /// The host ended the show: it is marked ended in the same transaction.
     pub end_show: bool,
+    /// Payment methods that just paid, remembered for their buyers' next checkout in the same
+    /// transaction (not one write per order after it).
+    pub saved_methods: Vec<SavedMethod>,
+}
+
+/// A buyer's payment method as the checkout offers it next time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedMethod {
+    pub user: UserId,
+    pub method: String,
+    pub label: String,
 }
 
 #[derive(Debug, Clone)]

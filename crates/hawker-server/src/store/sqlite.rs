@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: WAL mode, `synchronous=FULL` by default, foreign keys on.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,8 +24,63 @@ use crate::auction_log::LogEntry;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
+/// **Invariant**: every write goes through `writer`, one connection, so writes queue in the pool
+/// instead of colliding in SQLite (where a busy writer makes the other sleep and retry, which
+/// under a herd costs more than the writes). Reads use `pool`, read-only connections that WAL
+/// lets run beside the writer.
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    sessions: SessionCache,
+}
+
+/// Who a token belongs to, remembered for [`SESSION_TTL`] so a herd of buyers does not cost a
+/// database read per request for the same answer. This process forgets every entry whenever it
+/// writes a user or a token (logout takes effect at once); a write from another process (`hawker
+/// user set-role`) shows within the TTL.
+struct SessionCache {
+    entries: std::sync::Mutex<HashMap<String, (std::time::Instant, User, Option<String>)>>,
+    /// Bumped by every forget; a read that started before one does not cache what it read.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+const SESSION_TTL: Duration = Duration::from_secs(2);
+/// Past this many entries the cache starts over, so unknown or one-off tokens cannot grow it.
+const SESSION_CACHE_MAX: usize = 200_000;
+
+impl SessionCache {
+    fn get(&self, hash: &str) -> Option<(User, Option<String>)> {
+        let entries = self.entries.lock().ok()?;
+        let (at, user, csrf) = entries.get(hash)?;
+        (at.elapsed() < SESSION_TTL).then(|| (user.clone(), csrf.clone()))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn put(&self, read_at: u64, hash: &str, user: &User, csrf: &Option<String>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if self.generation() != read_at {
+                return;
+            }
+            if entries.len() >= SESSION_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(
+                hash.to_owned(),
+                (std::time::Instant::now(), user.clone(), csrf.clone()),
+            );
+        }
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            entries.clear();
+        }
+    }
 }
 
 /// Maps driver errors to [`StoreError`]; the one place that knows SQLite's error shapes.
@@ -111,6 +167,11 @@ fn order_from(row: &SqliteRow) -> Result<Order, sqlx::Error> {
     })
 }
 
+/// Remembers a payment method at the end of the buyer's list (a known one keeps its place).
+const SAVE_METHOD_SQL: &str = "INSERT INTO payment_methods (user_id, method, label, position) \
+     VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(position), 0) + 1 FROM payment_methods WHERE user_id = ?1)) \
+     ON CONFLICT (user_id, method) DO NOTHING";
+
 const SHOW_SELECT: &str =
     "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
 
@@ -139,16 +200,28 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await
             .context("opening SQLite")?;
         sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
+            .execute(&writer)
             .await
             .context("creating the schema")?;
-        Ok(Self { pool })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await
+            .context("opening SQLite for reading")?;
+        Ok(Self {
+            pool,
+            writer,
+            sessions: SessionCache {
+                entries: std::sync::Mutex::new(HashMap::new()),
+                generation: std::sync::atomic::AtomicU64::new(0),
+            },
+        })
     }
 
     async fn variants_of(&self, product: ProductId) -> StoreResult<Vec<VariantRow>> {
@@ -358,6 +431,15 @@ async fn write_auctions(
             .await
             .map_err(db_err)?;
     }
+    for m in &batch.saved_methods {
+        sqlx::query(SAVE_METHOD_SQL)
+            .bind(m.user.0)
+            .bind(&m.method)
+            .bind(&m.label)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
     if batch.end_show {
         exactly_one(
             sqlx::query("UPDATE shows SET status = 'ended', ended_at = ?, pinned_product_id = NULL WHERE id = ?")
@@ -415,7 +497,7 @@ impl Store for SqliteStore {
         .bind(&user.display_name)
         .bind(user.role.as_str())
         .bind(now.0)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match db_err(e) {
             StoreError::Conflict(_) => StoreError::Conflict("an account with this e-mail already exists".into()),
@@ -456,9 +538,11 @@ impl Store for SqliteStore {
         let done = sqlx::query("UPDATE users SET role = ? WHERE email = ?")
             .bind(role.as_str())
             .bind(email)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
+        // After the write: a read racing it cannot cache the old row (see SessionCache).
+        self.sessions.forget_all();
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -470,9 +554,11 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE users SET blocked_words = ? WHERE id = ?")
             .bind(words.join("\n"))
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
+        // After the write: a read racing it cannot cache the old row (see SessionCache).
+        self.sessions.forget_all();
         Ok(())
     }
 
@@ -494,29 +580,40 @@ impl Store for SqliteStore {
             .bind(kind)
             .bind(csrf)
             .bind(now.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
     }
 
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>> {
+        if let Some(found) = self.sessions.get(hash) {
+            return Ok(Some(found));
+        }
+        let read_at = self.sessions.generation();
         let row = sqlx::query("SELECT u.*, t.csrf FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.map(|r| Ok((user_from(&r)?, r.try_get("csrf")?)))
+        let found: Option<(User, Option<String>)> = row
+            .map(|r| Ok((user_from(&r)?, r.try_get("csrf")?)))
             .transpose()
-            .map_err(db_err)
+            .map_err(db_err)?;
+        if let Some((user, csrf)) = &found {
+            self.sessions.put(read_at, hash, user, csrf);
+        }
+        Ok(found)
     }
 
     async fn delete_token(&self, hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
+        // After the write: a read racing it cannot cache the old row (see SessionCache).
+        self.sessions.forget_all();
         Ok(())
     }
 
@@ -541,7 +638,7 @@ impl Store for SqliteStore {
             .bind(user.0)
             .bind(method)
             .bind(label)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -567,7 +664,7 @@ impl Store for SqliteStore {
         product: &ProductEdit,
         now: Timestamp,
     ) -> StoreResult<Product> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO products (seller_id, title, description, currency, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -593,7 +690,7 @@ impl Store for SqliteStore {
         product: &ProductEdit,
         now: Timestamp,
     ) -> StoreResult<Product> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query(
                 "UPDATE products SET title = ?, description = ?, currency = ? WHERE id = ?",
@@ -633,7 +730,7 @@ impl Store for SqliteStore {
     }
 
     async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?")
                 .bind(id.0)
@@ -708,7 +805,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE products SET images = images || ? || char(10) WHERE id = ?")
                 .bind(url)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "product",
@@ -716,7 +813,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO shows (seller_id, title, category, status, scheduled_at, stream_key, created_at) \
              VALUES (?, ?, ?, 'scheduled', ?, ?, ?) RETURNING id",
@@ -800,7 +897,7 @@ impl Store for SqliteStore {
             sqlx::query(sql)
                 .bind(now.0)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "show",
@@ -812,7 +909,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE shows SET cover = ? WHERE id = ?")
                 .bind(url)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "show",
@@ -824,7 +921,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE shows SET pinned_product_id = ? WHERE id = ?")
                 .bind(product.map(|p| p.0))
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "show",
@@ -1005,7 +1102,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, show: ShowId, now: Timestamp, batch: &Batch) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for event in &batch.events {
             match event {
                 Event::SaleStarted { sale, .. } => {
@@ -1361,7 +1458,7 @@ impl Store for SqliteStore {
         .bind(user.0)
         .bind(max_cents)
         .bind(now.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -1435,7 +1532,7 @@ impl Store for SqliteStore {
     }
 
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query("UPDATE orders SET status = 'shipped', tracking = ?, updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(tracking)
@@ -1461,15 +1558,17 @@ impl Store for SqliteStore {
     }
 
     async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()> {
-        exactly_one(
+        let updated = exactly_one(
             sqlx::query("UPDATE users SET daily_spend_limit_cents = ? WHERE id = ?")
                 .bind(limit_cents)
                 .bind(user.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "user",
-        )
+        );
+        self.sessions.forget_all();
+        updated
     }
 
     async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
@@ -1484,15 +1583,17 @@ impl Store for SqliteStore {
     }
 
     async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()> {
-        exactly_one(
+        let updated = exactly_one(
             sqlx::query("UPDATE users SET shipping_fee_cents = ? WHERE id = ?")
                 .bind(fee_cents)
                 .bind(seller.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "user",
-        )
+        );
+        self.sessions.forget_all();
+        updated
     }
 
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
@@ -1500,7 +1601,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE orders SET status = 'refunded', updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(now.0)
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?,
             "paid order",
