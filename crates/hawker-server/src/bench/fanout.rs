@@ -264,6 +264,8 @@ struct Meter {
     epoch: Instant,
     measuring: AtomicBool,
     delivered: AtomicU64,
+    /// Viewers that received at least one message while measuring.
+    reached: AtomicU64,
     chat_latency_us: Mutex<Vec<u32>>,
 }
 
@@ -289,6 +291,7 @@ fn chat_stamp(payload: &[u8]) -> Option<u64> {
 
 /// Reads a viewer's socket until it closes; counts and samples while the meter is on.
 async fn watch(mut ws: WsConn, kind: Kind, sampled: bool, meter: Arc<Meter>) {
+    let mut reached = false;
     loop {
         let (opcode, reply) = match ws.next().await {
             Ok(frame) => {
@@ -311,6 +314,10 @@ async fn watch(mut ws: WsConn, kind: Kind, sampled: bool, meter: Arc<Meter>) {
                     && meter.measuring.load(Ordering::Relaxed)
                 {
                     meter.delivered.fetch_add(1, Ordering::Relaxed);
+                    if !reached {
+                        reached = true;
+                        meter.reached.fetch_add(1, Ordering::Relaxed);
+                    }
                     if sampled && let Some(sent) = chat_stamp(frame.payload) {
                         let latency = meter.now_us().saturating_sub(sent);
                         if let Ok(mut l) = meter.chat_latency_us.lock() {
@@ -376,6 +383,7 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         epoch: Instant::now(),
         measuring: AtomicBool::new(false),
         delivered: AtomicU64::new(0),
+        reached: AtomicU64::new(0),
         chat_latency_us: Mutex::new(Vec::new()),
     });
 
@@ -476,6 +484,15 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         .lock()
         .map(|l| l.clone())
         .unwrap_or_default();
+    let reached = meter.reached.load(Ordering::Relaxed) as usize;
+    // What the harness checks every run, smoke size included: everyone got in and got messages.
+    if connected < load.viewers || reached < connected || latency.is_empty() {
+        bail!(
+            "{connected} of {} viewers connected, {reached} received messages, {} chat lines timed",
+            load.viewers,
+            latency.len()
+        );
+    }
     let ms = |us: u32| f64::from(us) / 1000.0;
     Ok(Row {
         connected,

@@ -1,7 +1,7 @@
 //! The live room over real WebSockets: snapshots, fan-out, host actions, moderation, lag.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -212,7 +212,7 @@ async fn moderators_delete_messages_and_mute_users() {
 /// A viewer that stops reading falls behind; when it reads again it gets a fresh snapshot, not a
 /// closed socket, and the snapshot has the latest state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_socket_gets_a_fresh_snapshot_instead_of_a_disconnect() {
+async fn a_slow_socket_gets_a_fresh_snapshot_and_holds_up_nobody() {
     let app = spawn_app_with(|c| c.viewer_buffer = 4).await;
     // A product with 100 variants of long names makes every pin message about 10 KB.
     let seller = app.signup("seller").await;
@@ -242,6 +242,23 @@ async fn a_slow_socket_gets_a_fresh_snapshot_instead_of_a_disconnect() {
 
     let mut slow = app.connect_live_slow(show_id).await;
     assert_eq!(slow.next().await["type"], "snapshot");
+    // A viewer reading all along: it must reach the final state while the slow one still has
+    // not read a byte, so the slow socket holds up neither the host nor the others.
+    let mut fast = app.connect_live(show_id, None).await;
+    assert_eq!(fast.next().await["type"], "snapshot");
+    // (sequence number, pinned product) as the fast viewer last saw them.
+    let (fast_state_tx, mut fast_state) = tokio::sync::watch::channel((0i64, Value::Bool(false)));
+    let reader = tokio::spawn(async move {
+        loop {
+            let m = fast.next().await;
+            let seq = m["seq"].as_i64().unwrap_or(0);
+            match m["type"].as_str() {
+                Some("pinned") => fast_state_tx.send_modify(|s| *s = (seq, m["product"].clone())),
+                Some("snapshot") => fast_state_tx.send_modify(|s| *s = (seq, m["pinned"].clone())),
+                _ => fast_state_tx.send_modify(|s| s.0 = seq),
+            }
+        }
+    });
     // Stop reading while the host pins and unpins 1000 times (about 7 MB of messages).
     for i in 0..1000 {
         let product = if i % 2 == 0 {
@@ -258,6 +275,19 @@ async fn a_slow_socket_gets_a_fresh_snapshot_instead_of_a_disconnect() {
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    // A newcomer's snapshot carries the room's latest sequence number.
+    let mut newcomer = app.connect_live(show_id, None).await;
+    let now = newcomer.until("snapshot", |_| true).await;
+    let last_seq = now["seq"].as_i64().expect("seq");
+    assert!(now["pinned"].is_null());
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        fast_state.wait_for(|(seq, pinned)| *seq >= last_seq && pinned.is_null()),
+    )
+    .await
+    .expect("the fast viewer reached the final state while the slow one was not reading")
+    .expect("reader alive");
+    reader.abort();
     // The last state is "unpinned". Reading again, the socket must deliver a fresh snapshot.
     let snap = slow.until("snapshot", |_| true).await;
     assert_eq!(snap["live"], true);

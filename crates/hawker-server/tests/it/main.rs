@@ -1,5 +1,6 @@
 mod auctions;
 mod bad_input;
+mod bench;
 mod crash;
 mod flash_sale;
 mod helpers;

@@ -1,0 +1,38 @@
+//! The benchmark harness at smoke size, so it never rots. These assert what the harness
+//! verifies (correctness), never a time: exactly S orders, none oversold, every acknowledged
+//! order in the database after `kill -9`, every retried key answered as the first time, for
+//! Hawker and both baselines; and the fan-out reaching every viewer on Hawker and Socket.IO.
+//! They need PostgreSQL, `redis-server` and Node.js with npm, as the machine provides.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bench(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hawker"))
+        .arg("bench")
+        .args(args)
+        .arg("--smoke")
+        .current_dir(repo_root())
+        .output()
+        .expect("runs hawker bench");
+    assert!(
+        out.status.success(),
+        "hawker bench {args:?} --smoke failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_herd_verifies_hawker_postgres_and_redis() {
+    bench(&["herd"]);
+}
+
+#[test]
+fn the_fanout_reaches_every_viewer_on_hawker_and_socketio() {
+    bench(&["fanout"]);
+}
