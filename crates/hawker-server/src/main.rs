@@ -11,11 +11,18 @@ const USAGE: &str = "usage:
                                  chain, then its bids replayed through the rules
   hawker user set-role EMAIL buyer|seller|moderator|admin
                                  change an account's role (uses the configured database)
-  hawker bench herd [--buyers N] [--units N]
-                                 measure a flash-sale herd against a row-lock baseline
+  hawker bench herd [--buyers 100000] [--units 10000] [--concurrency 10000] [--runs 3]
+                   [--designs hawker,postgres,redis,redis-fsync] [--postgres URL]
+                                 a flash-sale herd over HTTP against PostgreSQL row locks and
+                                 Redis + Lua, verified after kill -9
+  hawker bench fanout [--viewers 1000,10000] [--seconds 15] [--chat-rate 50]
+                   [--heart-rate 5000] [--sale-ms 100] [--no-socketio]
+                                 one live room fanned out to WebSocket viewers, against Socket.IO
   hawker bench auction [--bidders N] [--bids N] [--viewers N]
+                                 bids decided and broadcast per second
   hawker bench video [--viewers 50,100,200] [--seconds 15] [--kbps 1500] [--live777 PATH]
-                                 measure bids decided and broadcast per second";
+                                 WebRTC fan-out against live777
+  every bench takes --smoke (a seconds-long run) and --no-record (do not append to BENCHMARKS.md)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

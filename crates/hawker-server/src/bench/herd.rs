@@ -381,22 +381,19 @@ impl Check {
                 redis.kill();
                 let redis = Server::spawn("redis-server", &mut restart)?;
                 let mut conn = redis_connect(port).await?;
-                let orders: Vec<String> = loop {
-                    match redis::cmd("LRANGE")
-                        .arg("herd:orders")
-                        .arg(0)
-                        .arg(-1)
-                        .query_async(&mut conn)
-                        .await
-                    {
-                        Ok(v) => break v,
-                        // Still replaying its append-only file.
-                        Err(e) if e.to_string().contains("LOADING") => {
-                            tokio::time::sleep(Duration::from_millis(50)).await
-                        }
-                        Err(e) => return Err(e.into()),
+                // Wait while it replays its append-only file.
+                while let Err(e) = redis::cmd("PING").query_async::<()>(&mut conn).await {
+                    if e.kind() != redis::ErrorKind::BusyLoadingError {
+                        return Err(e.into());
                     }
-                };
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let orders: Vec<String> = redis::cmd("LRANGE")
+                    .arg("herd:orders")
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await?;
                 let remaining: i64 = redis::cmd("GET")
                     .arg("herd:stock")
                     .query_async(&mut conn)
