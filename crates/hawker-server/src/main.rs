@@ -22,7 +22,8 @@ const USAGE: &str = "usage:
                                  bids decided and broadcast per second
   hawker bench video [--viewers 50,100,200] [--seconds 15] [--kbps 1500] [--live777 PATH]
                                  WebRTC fan-out against live777
-  every bench takes --smoke (a seconds-long run) and --no-record (do not append to BENCHMARKS.md)";
+  herd and fanout take --smoke (a seconds-long run, as CI runs them) and --no-record (do not
+  append the table to BENCHMARKS.md)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

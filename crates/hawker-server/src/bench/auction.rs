@@ -5,18 +5,16 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hawker_core::account::Role;
 use hawker_core::ids::UserId;
 use tokio::sync::oneshot;
 
 use super::flag;
+use super::hawker::{Shop, insert_buyers};
 use crate::App;
 use crate::app::AppState;
-use crate::clock;
 use crate::config::Config;
 use crate::live::owner::GROUP_COMMITS;
 use crate::live::{CommerceCmd, LiveShow};
-use crate::store::{NewShow, NewUser, ProductEdit, VariantEdit};
 
 /// `hawker bench auction`: one auction, `--viewers` live sockets watching, `--bidders` bidding as
 /// fast as their answers come back, every bid logged durably before it is answered. Compared with
@@ -96,7 +94,7 @@ async fn auction_run(
     let state = app.state().clone();
     let port = app.port();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let (live, variant, ids) = fixture(&state, bidders, 1).await?;
+    let (live, variant, ids) = fixture(&state, dir, bidders, 1).await?;
     let terms = Terms::new(
         100,
         120,
@@ -209,45 +207,15 @@ fn config(dir: &std::path::Path, batch_max: usize) -> Config {
     }
 }
 
-/// A seller, a product with `units + 100` in stock, a live show, and `buyers` buyers.
+/// A live [`Shop`] with `units + 100` in stock, and `buyers` buyers.
 async fn fixture(
     state: &AppState,
+    dir: &std::path::Path,
     buyers: usize,
     units: usize,
 ) -> anyhow::Result<(LiveShow, hawker_core::ids::VariantId, Vec<UserId>)> {
-    let now = clock::now();
-    let user = |email: String, role| NewUser {
-        email,
-        password_hash: "x".into(),
-        display_name: "Bench".into(),
-        role,
-    };
-    let seller = state
-        .store
-        .create_user(&user("seller@bench".into(), Role::Seller), now)
-        .await?;
-    let product = ProductEdit {
-        title: "Bench lipstick".into(),
-        description: String::new(),
-        currency: "USD".into(),
-        variants: vec![VariantEdit {
-            id: None,
-            name: "Ruby".into(),
-            price_cents: 2000,
-            stock: units as i64 + 100,
-        }],
-    };
-    let product = state.store.create_product(seller.id, &product, now).await?;
-    let show = NewShow {
-        seller_id: seller.id,
-        title: "Bench".into(),
-        category: "bench".into(),
-        scheduled_at: None,
-        stream_key: crate::auth::new_stream_key(),
-        product_ids: vec![product.id],
-    };
-    let show = state.store.create_show(&show, now).await?;
-    let show = crate::api::shows::start_show(state, show)
+    let shop = Shop::create(state.store.as_ref(), units + 100).await?;
+    let show = crate::api::shows::start_show(state, shop.show)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let live = state
@@ -255,15 +223,6 @@ async fn fixture(
         .live(&show)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut ids = Vec::with_capacity(buyers);
-    for i in 0..buyers {
-        ids.push(
-            state
-                .store
-                .create_user(&user(format!("b{i}@bench"), Role::Buyer), now)
-                .await?
-                .id,
-        );
-    }
-    Ok((live, product.variants[0].id, ids))
+    let (ids, _) = insert_buyers(&dir.join("hawker.db"), buyers).await?;
+    Ok((live, shop.variant, ids))
 }

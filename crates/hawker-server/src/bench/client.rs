@@ -124,6 +124,7 @@ pub struct Frame<'a> {
 pub const TEXT: u8 = 1;
 pub const CLOSE: u8 = 8;
 pub const PING: u8 = 9;
+pub const PONG: u8 = 10;
 
 /// One WebSocket connection with a small, reused read buffer.
 pub struct WsConn {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::sync::Semaphore;
 
-use super::client::{CLOSE, PING, TEXT, WsConn, loopback_source};
+use super::client::{CLOSE, PING, PONG, TEXT, WsConn, loopback_source};
 use super::hawker::Fixture;
 use super::{Server, flag, free_port, median, quantile, text_flag, wait_listening};
 
@@ -293,55 +293,32 @@ fn chat_stamp(payload: &[u8]) -> Option<u64> {
 async fn watch(mut ws: WsConn, kind: Kind, sampled: bool, meter: Arc<Meter>) {
     let mut reached = false;
     loop {
-        let (opcode, reply) = match ws.next().await {
-            Ok(frame) => {
-                let reply = match (frame.opcode, kind) {
-                    // Engine.IO's heartbeat: answer its ping or be dropped.
-                    (TEXT, Kind::SocketIo) if frame.payload == b"2" => Some("3"),
-                    _ => None,
-                };
-                if sampled
-                    && std::env::var("FANOUT_DEBUG").is_ok()
-                    && meter.measuring.load(Ordering::Relaxed)
-                {
-                    eprintln!(
-                        "{}",
-                        String::from_utf8_lossy(&frame.payload[..frame.payload.len().min(90)])
-                    );
+        let Ok(frame) = ws.next().await else { return };
+        let reply: Option<(u8, &[u8])> = match frame.opcode {
+            CLOSE => return,
+            PING => Some((PONG, b"")),
+            // Engine.IO's heartbeat: answer its ping or be dropped.
+            TEXT if kind == Kind::SocketIo && frame.payload == b"2" => Some((TEXT, b"3")),
+            TEXT if meter.measuring.load(Ordering::Relaxed) => {
+                meter.delivered.fetch_add(1, Ordering::Relaxed);
+                if !reached {
+                    reached = true;
+                    meter.reached.fetch_add(1, Ordering::Relaxed);
                 }
-                if frame.opcode == TEXT
-                    && reply.is_none()
-                    && meter.measuring.load(Ordering::Relaxed)
-                {
-                    meter.delivered.fetch_add(1, Ordering::Relaxed);
-                    if !reached {
-                        reached = true;
-                        meter.reached.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if sampled && let Some(sent) = chat_stamp(frame.payload) {
-                        let latency = meter.now_us().saturating_sub(sent);
-                        if let Ok(mut l) = meter.chat_latency_us.lock() {
-                            l.push(latency.min(u64::from(u32::MAX)) as u32);
-                        }
+                if sampled && let Some(sent) = chat_stamp(frame.payload) {
+                    let latency = meter.now_us().saturating_sub(sent);
+                    if let Ok(mut l) = meter.chat_latency_us.lock() {
+                        l.push(latency.min(u64::from(u32::MAX)) as u32);
                     }
                 }
-                (frame.opcode, reply)
+                None
             }
-            Err(_) => return,
+            _ => None,
         };
-        match (opcode, reply) {
-            (CLOSE, _) => return,
-            (PING, _) => {
-                if ws.send(10, b"").await.is_err() {
-                    return;
-                }
-            }
-            (_, Some(text)) => {
-                if ws.send_text(text).await.is_err() {
-                    return;
-                }
-            }
-            _ => {}
+        if let Some((opcode, payload)) = reply
+            && ws.send(opcode, payload).await.is_err()
+        {
+            return;
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::App;
 use crate::auth::{random_token, token_hash};
 use crate::clock;
 use crate::config::Config;
-use crate::store::{NewShow, NewUser, ProductEdit, TokenKind, VariantEdit};
+use hawker_core::ids::{UserId, VariantId};
+
+use crate::store::{NewShow, NewUser, ProductEdit, Show, Store, TokenKind, VariantEdit};
 
 pub struct Fixture {
     pub dir: PathBuf,
@@ -32,8 +34,7 @@ pub fn buyer_tokens(buyers: usize) -> Vec<String> {
 }
 
 impl Fixture {
-    /// Writes the seller, a product with `stock` units, a scheduled show, and `buyers` buyers
-    /// (straight to the database: the API would hash `buyers` passwords).
+    /// Writes a [`Shop`] with `stock` units, and `buyers` buyers.
     pub async fn create(dir: &Path, stock: usize, buyers: usize) -> anyhow::Result<Self> {
         let config = Config {
             listen: "127.0.0.1:0".into(),
@@ -43,48 +44,22 @@ impl Fixture {
         };
         let (show_id, variant_id, seller_token) = {
             let app = App::build(config).await?;
-            let store = &app.state().store;
-            let now = clock::now();
-            let seller = store
-                .create_user(
-                    &NewUser {
-                        email: "seller@bench".into(),
-                        password_hash: "x".into(),
-                        display_name: "Bench seller".into(),
-                        role: hawker_core::account::Role::Seller,
-                    },
-                    now,
-                )
-                .await?;
-            let product = ProductEdit {
-                title: "Bench lipstick".into(),
-                description: String::new(),
-                currency: "USD".into(),
-                variants: vec![VariantEdit {
-                    id: None,
-                    name: "Ruby".into(),
-                    price_cents: 2000,
-                    stock: stock as i64,
-                }],
-            };
-            let product = store.create_product(seller.id, &product, now).await?;
-            let show = NewShow {
-                seller_id: seller.id,
-                title: "Bench".into(),
-                category: "bench".into(),
-                scheduled_at: None,
-                stream_key: crate::auth::new_stream_key(),
-                product_ids: vec![product.id],
-            };
-            let show = store.create_show(&show, now).await?;
+            let store = app.state().store.as_ref();
+            let shop = Shop::create(store, stock).await?;
             let token = random_token(16);
             store
-                .insert_token(&token_hash(&token), seller.id, TokenKind::Api, None, now)
+                .insert_token(
+                    &token_hash(&token),
+                    shop.seller,
+                    TokenKind::Api,
+                    None,
+                    clock::now(),
+                )
                 .await?;
-            (show.id.0, product.variants[0].id.0, token)
+            (shop.show.id.0, shop.variant.0, token)
         };
         let db = dir.join("hawker.db");
-        let buyer_tokens = insert_buyers(&db, buyers).await?;
+        let (_, buyer_tokens) = insert_buyers(&db, buyers).await?;
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
@@ -158,8 +133,58 @@ impl Fixture {
     }
 }
 
-/// Buyer accounts and their API tokens, in one transaction.
-async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<Vec<String>> {
+/// A seller, one product with `stock` units of its one variant, and a scheduled show of it.
+pub struct Shop {
+    pub seller: UserId,
+    pub variant: VariantId,
+    pub show: Show,
+}
+
+impl Shop {
+    pub async fn create(store: &dyn Store, stock: usize) -> anyhow::Result<Self> {
+        let now = clock::now();
+        let seller = store
+            .create_user(
+                &NewUser {
+                    email: "seller@bench".into(),
+                    password_hash: "x".into(),
+                    display_name: "Bench seller".into(),
+                    role: hawker_core::account::Role::Seller,
+                },
+                now,
+            )
+            .await?;
+        let product = ProductEdit {
+            title: "Bench lipstick".into(),
+            description: String::new(),
+            currency: "USD".into(),
+            variants: vec![VariantEdit {
+                id: None,
+                name: "Ruby".into(),
+                price_cents: 2000,
+                stock: stock as i64,
+            }],
+        };
+        let product = store.create_product(seller.id, &product, now).await?;
+        let show = NewShow {
+            seller_id: seller.id,
+            title: "Bench".into(),
+            category: "bench".into(),
+            scheduled_at: None,
+            stream_key: crate::auth::new_stream_key(),
+            product_ids: vec![product.id],
+        };
+        Ok(Self {
+            seller: seller.id,
+            variant: product.variants[0].id,
+            show: store.create_show(&show, now).await?,
+        })
+    }
+}
+
+/// Buyer accounts and their API tokens, in one transaction (the API would hash a password
+/// each).
+pub async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<(Vec<UserId>, Vec<String>)> {
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
         .connect()
@@ -188,5 +213,6 @@ async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<Vec<String>> 
         sqlx::raw_sql(&toks).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(tokens)
+    let ids = (first..first + buyers as i64).map(UserId).collect();
+    Ok((ids, tokens))
 }

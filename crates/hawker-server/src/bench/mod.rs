@@ -1,7 +1,8 @@
 //! `hawker bench`: Hawker against the standard ways to build the same thing, on the same machine,
-//! in the same run, driven by the same client ([`client`]). Every scenario prints a Markdown
-//! table and (unless `--smoke` or `--no-record`) appends it to `BENCHMARKS.md` with the machine
-//! and the exact command; `--smoke` is a size small enough for CI, so the harness never rots.
+//! in the same run. Every scenario prints a Markdown table. The herd and the fan-out are driven
+//! by one lean client ([`client`]), append their table to `BENCHMARKS.md` with the machine and
+//! the exact command (unless `--smoke` or `--no-record`), and have a `--smoke` size small enough
+//! for CI, so their harness never rots.
 //!
 //! - [`herd`]: a flash-sale herd over HTTP against PostgreSQL row locks and Redis + Lua
 //!   ([`baseline`] serves those designs).

@@ -8,7 +8,7 @@
 //! reassemble. Everything shares the machine's cores, so read ratios, not capacities.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,19 +22,15 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
+use super::{Server, free_port, wait_listening};
+
 struct Target {
     name: &'static str,
-    child: Child,
+    /// Killed when the target is dropped.
+    server: Server,
     whip: String,
     whep: String,
     bearer: Option<String>,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -81,51 +77,30 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_http(url: &str) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        if reqwest::get(url).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{url} did not answer")
-}
-
 async fn start_hawker() -> anyhow::Result<Target> {
     let dir = std::env::temp_dir().join(format!("hawker-bench-video-{}", rand::random::<u32>()));
-    let port = free_port()?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--demo"])
-        .env("HAWKER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HAWKER_DATA_DIR", &dir)
-        .env("HAWKER_MEDIA_PORT", "0")
-        .env("HAWKER_MAX_VIEWERS_PER_SHOW", "5000")
-        .env("HAWKER_ARGON2_MEMORY_KIB", "64")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let target_guard = Target {
-        name: "Hawker",
-        child,
-        whip: String::new(),
-        whep: String::new(),
-        bearer: None,
-    };
-    wait_http(&format!("{base}/api/v1/shows")).await?;
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let server = Server::spawn(
+        "hawker serve --demo",
+        Command::new(std::env::current_exe()?)
+            .args(["serve", "--demo"])
+            .env("HAWKER_LISTEN", addr.to_string())
+            .env("HAWKER_DATA_DIR", &dir)
+            .env("HAWKER_MEDIA_PORT", "0")
+            .env("HAWKER_MAX_VIEWERS_PER_SHOW", "5000")
+            .env("HAWKER_ARGON2_MEMORY_KIB", "64")
+            .env("RUST_LOG", "warn"),
+    )?;
+    wait_listening(addr, "hawker serve").await?;
+    let base = format!("http://{addr}");
     let (id, key) = demo_show(&base).await?;
-    let mut target = target_guard;
-    target.whip = format!("{base}/api/v1/shows/{id}/whip");
-    target.whep = format!("{base}/api/v1/shows/{id}/whep");
-    target.bearer = Some(key);
-    Ok(target)
+    Ok(Target {
+        name: "Hawker",
+        server,
+        whip: format!("{base}/api/v1/shows/{id}/whip"),
+        whep: format!("{base}/api/v1/shows/{id}/whep"),
+        bearer: Some(key),
+    })
 }
 
 /// The demo's live show and its stream key, read over the API as its host would (used by the
@@ -172,28 +147,16 @@ async fn start_live777(path: &str) -> anyhow::Result<Target> {
             "ice_servers = []\n[http]\nlisten = \"127.0.0.1:{port}\"\n[webrtc]\nice_udp_addrs = [\"127.0.0.1:0\"]\n"
         ),
     )?;
-    let child = Command::new(path)
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {path}"))?;
+    let server = Server::spawn(path, Command::new(path).arg("--config").arg(&config))?;
+    wait_listening(([127, 0, 0, 1], port).into(), "live777").await?;
     let base = format!("http://127.0.0.1:{port}");
-    let target = Target {
+    Ok(Target {
         name: "live777",
-        child,
+        server,
         whip: format!("{base}/whip/bench"),
         whep: format!("{base}/whep/bench"),
         bearer: None,
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(target);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("live777 did not start")
+    })
 }
 
 struct Row {
@@ -231,27 +194,25 @@ async fn measure(target: &Target, n: usize, seconds: u64, kbps: u64) -> anyhow::
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let pid = target.child.id();
     let (cpu0, t0, f0) = (
-        cpu_ticks(pid)?,
+        target.server.cpu_seconds(),
         Instant::now(),
         frames.load(Ordering::Relaxed),
     );
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (cpu1, elapsed, f1) = (
-        cpu_ticks(pid)?,
+        target.server.cpu_seconds(),
         t0.elapsed(),
         frames.load(Ordering::Relaxed),
     );
-    let rss_mb = rss_kb(pid).unwrap_or(0) / 1024;
+    let rss_mb = target.server.rss_bytes() / (1024 * 1024);
     stop.notify_waiters();
     for v in viewers {
         let _ = v.await;
     }
     let _ = publishing.await;
 
-    let ticks_per_s = 100.0; // USER_HZ on Linux
-    let cpu_s = (cpu1 - cpu0) as f64 / ticks_per_s;
+    let cpu_s = cpu1 - cpu0;
     let secs = elapsed.as_secs_f64();
     let connected = connected.load(Ordering::Relaxed) as usize;
     Ok(Row {
@@ -261,22 +222,6 @@ async fn measure(target: &Target, n: usize, seconds: u64, kbps: u64) -> anyhow::
         cpu_ms_per_viewer_second: cpu_s * 1000.0 / (secs * connected.max(1) as f64),
         rss_mb,
     })
-}
-
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// One str0m client on its own socket.

@@ -39,10 +39,13 @@ pub struct SqliteStore {
 /// writes a user or a token (logout takes effect at once); a write from another process (`hawker
 /// user set-role`) shows within the TTL.
 struct SessionCache {
-    entries: std::sync::Mutex<HashMap<String, (std::time::Instant, User, Option<String>)>>,
+    /// By token hash: when it was read, the user, and the session's CSRF token.
+    entries: std::sync::Mutex<HashMap<String, CachedSession>>,
     /// Bumped by every forget; a read that started before one does not cache what it read.
     generation: std::sync::atomic::AtomicU64,
 }
+
+type CachedSession = (std::time::Instant, User, Option<String>);
 
 const SESSION_TTL: Duration = Duration::from_secs(2);
 /// Past this many entries the cache starts over, so unknown or one-off tokens cannot grow it.

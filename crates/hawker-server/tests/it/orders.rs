@@ -155,3 +155,30 @@ async fn everything_a_buyer_gets_in_one_show_ships_together_for_one_fee() {
     let (_, theirs) = app.get(Some(&other.token), "/api/v1/orders").await;
     assert_eq!(theirs["orders"][0]["status"], "paid");
 }
+
+/// A card that paid is remembered for the buyer's next checkout (in the group commit that
+/// confirms the order); a declined card is not.
+#[tokio::test]
+async fn a_card_that_paid_is_remembered_and_a_declined_one_is_not() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let buyer = app.signup("buyer").await;
+    let buy = |method: &str| json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": method });
+    let (status, body) = app
+        .buy(&buyer.token, "declined", buy("pm_card_declined"))
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    let (_, methods) = app.get(Some(&buyer.token), "/api/v1/payment-methods").await;
+    assert_eq!(methods["saved"], json!([]));
+
+    let (status, body) = app.buy(&buyer.token, "paid", buy("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, methods) = app.get(Some(&buyer.token), "/api/v1/payment-methods").await;
+    let saved: Vec<&str> = methods["saved"]
+        .as_array()
+        .expect("saved")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(saved, ["pm_card_visa"]);
+}
