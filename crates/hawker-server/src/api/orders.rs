@@ -114,10 +114,6 @@ pub async fn buy(
     })?;
     let key = IdempotencyKey::parse(raw_key.to_str().unwrap_or(""))?;
     let buyer = &user.user;
-
-    if let Some(order) = state.store.order_by_key(buyer.id, key.as_str()).await? {
-        return finish(&state, order).await;
-    }
     let quantity = Quantity::new(body.quantity)?;
     let item = match (body.flash_sale_id, body.variant_id) {
         (Some(_), Some(_)) => {
@@ -149,7 +145,20 @@ pub async fn buy(
             format!("{payment_method:?} is not a payment method this shop accepts"),
         ));
     }
-    let live = live_for_buying(&state, body.show_id).await?;
+    // A running owner checks the key itself, with the rest of its turn's buys, in one read.
+    let live = match state.hub.get(ShowId(body.show_id)) {
+        Some(live) => live,
+        None => {
+            // A retry after the show ended still gets its order's answer.
+            if let Some(order) = state.store.order_by_key(buyer.id, key.as_str()).await? {
+                return finish(&state, order).await;
+            }
+            state
+                .hub
+                .live(&find_show(&state, body.show_id).await?)
+                .await?
+        }
+    };
     let order_id = OrderId(new_id());
     let req = BuyRequest {
         order_id,
@@ -198,15 +207,6 @@ pub async fn buy(
             Err(explain_unknown_item(&state, item, live.show_id).await)
         }
         Err(e) => Err(refusal(e)),
-    }
-}
-
-/// The owner of a live show for a buy: the running one if any (it refuses buys once the show has
-/// ended), else the stored show must be live.
-async fn live_for_buying(state: &AppState, show_id: i64) -> Result<LiveShow, AppError> {
-    match state.hub.get(ShowId(show_id)) {
-        Some(live) => Ok(live),
-        None => state.hub.live(&find_show(state, show_id).await?).await,
     }
 }
 

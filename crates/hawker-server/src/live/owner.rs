@@ -156,6 +156,8 @@ struct Turn {
     touched: BTreeSet<AuctionId>,
     /// Winners to charge once their order is saved.
     to_charge: Vec<WinnerCharge>,
+    /// The turn's idempotency keys that already have a stored order (`None`: the read failed).
+    stored_keys: Option<HashMap<(UserId, String), OrderId>>,
 }
 
 struct WinnerCharge {
@@ -344,7 +346,10 @@ impl Owner {
 
     /// One batch: decide everything, commit once, answer, announce.
     async fn turn(&mut self, now: Timestamp, cmds: Vec<CommerceCmd>) {
-        let mut turn = Turn::default();
+        let mut turn = Turn {
+            stored_keys: self.stored_keys(&cmds).await,
+            ..Turn::default()
+        };
         turn.batch.events.extend(self.commerce.tick(now));
         self.close_due_auctions(now, &mut turn);
         for cmd in cmds {
@@ -358,6 +363,7 @@ impl Owner {
             pin,
             touched,
             to_charge,
+            stored_keys: _,
         } = turn;
 
         let writes = !(batch.events.is_empty() && batch.auction_log.is_empty() && !batch.end_show);
@@ -428,8 +434,46 @@ impl Owner {
         }
     }
 
+    /// Which of these buys' idempotency keys already have an order, from an earlier owner or
+    /// another show: one read per turn, so a herd of buyers costs no read per request.
+    async fn stored_keys(
+        &self,
+        cmds: &[CommerceCmd],
+    ) -> Option<HashMap<(UserId, String), OrderId>> {
+        let keys: Vec<(UserId, String)> = cmds
+            .iter()
+            .filter_map(|cmd| match cmd {
+                CommerceCmd::Buy { req, meta, .. } => {
+                    Some((req.buyer, meta.idempotency_key.clone()))
+                }
+                _ => None,
+            })
+            .filter(|key| !self.keys.contains_key(key))
+            .collect();
+        if keys.is_empty() {
+            return Some(HashMap::new());
+        }
+        match self.hub.store().orders_by_keys(&keys).await {
+            Ok(found) => Some(
+                found
+                    .into_iter()
+                    .map(|(buyer, key, order)| ((buyer, key), order))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::error!(show = %self.commerce.show_id(), "reading idempotency keys: {e:#}");
+                None
+            }
+        }
+    }
+
     fn decide(&mut self, now: Timestamp, cmd: CommerceCmd, turn: &mut Turn) {
-        let Turn { batch, answers, .. } = turn;
+        let Turn {
+            batch,
+            answers,
+            stored_keys,
+            ..
+        } = turn;
         match cmd {
             CommerceCmd::Buy {
                 req,
@@ -438,10 +482,16 @@ impl Owner {
                 reply,
             } => {
                 let key = (req.buyer, meta.idempotency_key.clone());
-                let result = if self.closing {
-                    Err(Refusal::ShowEnded)
-                } else if let Some(existing) = self.keys.get(&key) {
+                let stored = stored_keys.as_ref().map(|s| s.get(&key));
+                // A key already used answers with its order, even once the show has ended.
+                let result = if let Some(existing) = self.keys.get(&key) {
                     Err(Refusal::Duplicate(*existing))
+                } else if let Some(Some(existing)) = stored {
+                    Err(Refusal::Duplicate(*existing))
+                } else if stored.is_none() {
+                    Err(Refusal::Unavailable)
+                } else if self.closing {
+                    Err(Refusal::ShowEnded)
                 } else {
                     self.commerce
                         .reserve(now, &req)

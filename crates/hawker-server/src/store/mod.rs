@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::auction_log::LogEntry;
 
+pub mod changes;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +377,12 @@ pub trait Store: Send + Sync + 'static {
     // Orders.
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>>;
     async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>>;
+    /// Which of these `(buyer, idempotency key)` pairs already have an order, and its id: one
+    /// read for a whole turn of buys, not one per request.
+    async fn orders_by_keys(
+        &self,
+        keys: &[(UserId, String)],
+    ) -> StoreResult<Vec<(UserId, String, OrderId)>>;
     async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool>;
     async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>>;
     async fn orders_for_seller(
