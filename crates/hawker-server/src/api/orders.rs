@@ -21,9 +21,9 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
-use crate::live::{CommerceCmd, LiveShow, Refusal, Settlement};
+use crate::live::{CommerceCmd, LiveShow, Refusal, Reserved, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Order, OrderMeta, SavedMethod};
+use crate::store::{Order, OrderMeta, SavedMethod, User};
 
 fn sale_ended() -> AppError {
     AppError::conflict("sale_ended", "this flash sale has ended")
@@ -167,7 +167,7 @@ pub async fn buy(
         quantity,
         // Only first-order codes need to know; skip the read otherwise.
         buyer_has_ordered: code.is_some() && state.store.buyer_has_orders(buyer.id).await?,
-        code,
+        code: code.clone(),
         hold_until: clock::now().plus_ms(state.hub.settings().reservation_hold_ms),
     };
     let meta = OrderMeta {
@@ -183,14 +183,16 @@ pub async fn buy(
     })
     .await?;
     match reserved {
-        Ok(line) => {
+        Ok(reserved) => {
+            let line = &reserved.line;
             let charge = ChargeRequest {
                 idempotency_key: line.id.to_string(),
-                payment_method,
+                payment_method: payment_method.clone(),
                 amount_cents: line.total_cents,
                 currency: line.currency.to_string(),
             };
-            settle(&state, &live, line.id, buyer.id, charge).await
+            let order = reserved_order(&reserved, buyer, &live, code, payment_method);
+            settle(&state, &live, order.id, buyer.id, charge, Some(order)).await
         }
         // A concurrent retry of this very request got there first: answer as it will.
         Err(Refusal::Duplicate(_)) => {
@@ -248,17 +250,59 @@ async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
         amount_cents: order.total_cents,
         currency: order.currency.clone(),
     };
-    settle(state, &live, order.id, order.buyer_id, charge).await
+    settle(state, &live, order.id, order.buyer_id, charge, None).await
+}
+
+/// The order a reservation just committed, as `GET /orders/{id}` reads it back (a test holds the
+/// two equal).
+fn reserved_order(
+    r: &Reserved,
+    buyer: &User,
+    live: &LiveShow,
+    code: Option<String>,
+    payment_method: String,
+) -> Order {
+    let line = &r.line;
+    Order {
+        id: line.id,
+        status: "reserved".into(),
+        buyer_id: buyer.id,
+        buyer_name: buyer.display_name.clone(),
+        show_id: live.show_id,
+        seller_id: live.host,
+        product_id: r.product_id,
+        product_title: r.product_title.clone(),
+        variant_id: line.variant_id,
+        variant_name: r.variant_name.clone(),
+        flash_sale_id: line.sale_id,
+        quantity: i64::from(line.quantity),
+        unit_price_cents: line.unit_price_cents,
+        subtotal_cents: line.subtotal_cents,
+        discount_cents: line.discount_cents,
+        total_cents: line.total_cents,
+        currency: line.currency.to_string(),
+        // The core applied the code the buyer typed (codes are matched normalized) or none.
+        code: line.code_id.and(code),
+        payment_method,
+        payment_ref: None,
+        tracking: None,
+        auction_id: line.auction_id,
+        shipping_cents: line.shipping_cents,
+        hold_until: line.hold_until,
+        created_at: r.at,
+    }
 }
 
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
-/// through the show's owner, and answers with the stored result.
+/// through the show's owner, and answers with the stored result. `reserved` is the order as just
+/// committed, when the caller has it: once paid, it is the answer without reading it back.
 async fn settle(
     state: &AppState,
     live: &LiveShow,
     order_id: OrderId,
     buyer: UserId,
     charge: ChargeRequest,
+    reserved: Option<Order>,
 ) -> Result<Response, AppError> {
     let charged = if charge.amount_cents == 0 {
         Ok(None)
@@ -293,6 +337,11 @@ async fn settle(
         reply: Some(reply),
     })
     .await;
+    if let (Ok(()), Ok(charge), Some(mut order)) = (&settled, &charged, reserved) {
+        order.status = "paid".into();
+        order.payment_ref = charge.as_ref().map(|c| c.id.clone());
+        return answer(order);
+    }
     let stored = state
         .store
         .order(order_id)

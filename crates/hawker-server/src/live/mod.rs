@@ -23,7 +23,7 @@ pub mod room;
 pub mod socket;
 pub mod video;
 
-pub use owner::{CommerceCmd, Refusal, Settlement};
+pub use owner::{CommerceCmd, Refusal, Reserved, Settlement};
 pub use room::{Outgoing, RoomCmd};
 
 /// Channels into one live show's tasks. Cheap to clone.

@@ -69,6 +69,17 @@ pub enum Settlement {
     Released(ReleaseReason),
 }
 
+/// A committed reservation, with what the buyer's answer shows besides the core's line (so the
+/// answer needs no read of what was just written).
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    pub line: OrderLine,
+    pub at: Timestamp,
+    pub product_id: ProductId,
+    pub product_title: String,
+    pub variant_name: String,
+}
+
 type Reply<T> = oneshot::Sender<Result<T, Refusal>>;
 
 pub enum CommerceCmd {
@@ -76,7 +87,7 @@ pub enum CommerceCmd {
         req: BuyRequest,
         meta: OrderMeta,
         buyer_name: String,
-        reply: Reply<OrderLine>,
+        reply: Reply<Reserved>,
     },
     Settle {
         order_id: OrderId,
@@ -501,7 +512,16 @@ impl Owner {
                             self.names.insert(req.order_id, buyer_name);
                             batch.new_orders.push(meta);
                             let order = events.iter().find_map(|e| match e {
-                                Event::Reserved { order, .. } => Some(order.clone()),
+                                Event::Reserved { order, .. } => {
+                                    let v = self.commerce.variant(order.variant_id)?;
+                                    Some(Reserved {
+                                        line: order.clone(),
+                                        at: now,
+                                        product_id: v.product_id,
+                                        product_title: v.product_title.clone(),
+                                        variant_name: v.name.clone(),
+                                    })
+                                }
                                 _ => None,
                             });
                             batch.events.extend(events);

@@ -149,8 +149,14 @@ async fn a_declined_card_returns_the_units_and_a_retry_repeats_the_answer() {
     assert_eq!(sale["remaining"], 3, "declined units are back");
     // The limit counts held units, so a declined buyer can still buy.
     let ok = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 3, "payment_method": "pm_card_visa" });
-    let (status, _) = app.buy(&buyer.token, "k2", ok).await;
+    let (status, order) = app.buy(&buyer.token, "k2", ok).await;
     assert_eq!(status, StatusCode::CREATED);
+    let id = order["order"]["id"].as_i64().expect("id");
+    let (_, stored) = app
+        .get(Some(&buyer.token), &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(stored, order, "the answer is the order as stored");
+    assert_eq!(order["order"]["flash_sale_id"], sale_id);
 }
 
 #[tokio::test]
@@ -172,6 +178,16 @@ async fn codes_discount_and_count_uses() {
     assert_eq!(status, StatusCode::CREATED, "{order}");
     assert_eq!(order["order"]["total_cents"], 3600);
     assert_eq!(order["order"]["discount_cents"], 400);
+    // The answer is the order as stored, field for field (it is built from the owner's decision,
+    // not read back), and a retry of the key repeats it.
+    let id = order["order"]["id"].as_i64().expect("id");
+    let (_, stored) = app
+        .get(Some(&a.token), &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(stored, order);
+    assert_eq!(order["order"]["code"], "LIVE10");
+    let (_, again) = app.buy(&a.token, "a1", buy("Live10")).await;
+    assert_eq!(again, order);
     let (status, err) = app.buy(&b.token, "b1", buy("LIVE10")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["error"]["code"], "code_exhausted");

@@ -134,9 +134,13 @@ async fn everything_a_buyer_gets_in_one_show_ships_together_for_one_fee() {
         theirs["order"]["shipping_cents"], 500,
         "another buyer is another parcel"
     );
+    let first_id = first["order"]["id"].as_i64().expect("id");
+    let (_, stored) = app
+        .get(Some(&buyer.token), &format!("/api/v1/orders/{first_id}"))
+        .await;
+    assert_eq!(stored, first, "the answer is the order as stored");
 
     // One tracking number ships the buyer's whole parcel, and only theirs.
-    let first_id = first["order"]["id"].as_i64().expect("id");
     let (status, _) = app
         .post(
             &seller.token,
