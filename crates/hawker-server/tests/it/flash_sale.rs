@@ -80,6 +80,39 @@ async fn a_herd_of_500_buyers_gets_exactly_50_units() {
     assert_eq!(product["variants"][0]["stock"], 30);
 }
 
+/// A used key answers with its order wherever it comes back: to another show's owner, which
+/// never saw it (it finds it among its turn's stored keys), and after the show has ended.
+#[tokio::test]
+async fn a_used_key_answers_with_its_order_in_another_show_and_after_the_show_ends() {
+    let app = spawn_app().await;
+    let first = app.live_show(&[("Ruby", 2000, 10)]).await;
+    let second = app.live_show(&[("Opal", 3000, 10)]).await;
+    let buyer = app.signup("buyer").await;
+    let buy = |show: &crate::helpers::LiveShow| json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": "pm_card_visa" });
+    let (status, order) = app.buy(&buyer.token, "once", buy(&first)).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+
+    let (status, elsewhere) = app.buy(&buyer.token, "once", buy(&second)).await;
+    assert_eq!((status, &elsewhere), (StatusCode::CREATED, &order));
+
+    let (status, _) = app
+        .post(
+            &first.seller.token,
+            &format!("/api/v1/shows/{}/end", first.show_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, after) = app.buy(&buyer.token, "once", buy(&first)).await;
+    assert_eq!((status, &after), (StatusCode::CREATED, &order));
+    let (status, fresh) = app.buy(&buyer.token, "new", buy(&first)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{fresh}");
+    assert_eq!(fresh["error"]["code"], "show_not_live");
+
+    let (_, mine) = app.get(Some(&buyer.token), "/api/v1/orders").await;
+    assert_eq!(mine["orders"].as_array().map(Vec::len), Some(1));
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_twice_makes_one_order_and_one_charge() {
     let app = spawn_app().await;
