@@ -431,7 +431,14 @@ async fn hawker(dir: &Path, params: &Params) -> anyhow::Result<Target> {
     })
 }
 
-fn baseline_server(kind: &str, url: &str) -> anyhow::Result<(Server, SocketAddr)> {
+/// A baseline design: `hawker bench baseline-server KIND` over `url`, taking the same request for
+/// every buyer.
+async fn baseline(
+    kind: &str,
+    url: &str,
+    tokens: Vec<String>,
+    check: Check,
+) -> anyhow::Result<Target> {
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let server = Server::spawn(
         &format!("baseline {kind}"),
@@ -445,7 +452,14 @@ fn baseline_server(kind: &str, url: &str) -> anyhow::Result<(Server, SocketAddr)
             url,
         ]),
     )?;
-    Ok((server, addr))
+    wait_listening(addr, &format!("the {kind} baseline")).await?;
+    Ok(Target {
+        server,
+        addr,
+        body: Arc::new(br#"{"flash_sale_id":1,"quantity":1}"#.to_vec()),
+        tokens: Arc::new(tokens),
+        check,
+    })
 }
 
 /// PostgreSQL: a database of its own, dropped afterwards.
@@ -481,19 +495,12 @@ async fn postgres(params: &Params) -> anyhow::Result<Target> {
     .execute(&mut conn)
     .await?;
     conn.close().await?;
-    let (server, addr) = baseline_server("postgres", &url)?;
-    wait_listening(addr, "the PostgreSQL baseline").await?;
-    Ok(Target {
-        server,
-        addr,
-        body: Arc::new(br#"{"flash_sale_id":1,"quantity":1}"#.to_vec()),
-        tokens: Arc::new(tokens),
-        check: Check::Postgres {
-            admin: params.postgres.clone(),
-            db,
-            url,
-        },
-    })
+    let check = Check::Postgres {
+        admin: params.postgres.clone(),
+        db,
+        url: url.clone(),
+    };
+    baseline("postgres", &url, tokens, check).await
 }
 
 async fn drop_database(admin: &str, db: &str) {
@@ -557,19 +564,18 @@ async fn redis(dir: &Path, params: &Params, fsync_always: bool) -> anyhow::Resul
         .arg(params.units)
         .query_async::<()>(&mut conn)
         .await?;
-    let (server, addr) = baseline_server("redis", &format!("redis://127.0.0.1:{port}/"))?;
-    wait_listening(addr, "the Redis baseline").await?;
-    Ok(Target {
-        server,
-        addr,
-        body: Arc::new(br#"{"flash_sale_id":1,"quantity":1}"#.to_vec()),
-        tokens: Arc::new(tokens),
-        check: Check::Redis {
-            redis,
-            restart: command(),
-            port,
-        },
-    })
+    let check = Check::Redis {
+        redis,
+        restart: command(),
+        port,
+    };
+    baseline(
+        "redis",
+        &format!("redis://127.0.0.1:{port}/"),
+        tokens,
+        check,
+    )
+    .await
 }
 
 /// The herd, as the client sees it.
