@@ -40,7 +40,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Largest image upload in bytes.
     pub max_upload_bytes: usize,
-    /// Messages a viewer may fall behind before getting a fresh snapshot instead.
+    /// Batches of messages (one per 40 ms at most) a viewer may fall behind before getting a
+    /// fresh snapshot instead.
     pub viewer_buffer: usize,
     /// The auction bid increments: `[from_cents, step_cents]` rows, from 0 upwards (set in the
     /// TOML file). Each auction publishes the table it ran with in its log.
@@ -75,7 +76,7 @@ impl Default for Config {
             argon2_iterations: 2,
             secure_cookies: false,
             max_upload_bytes: 5 * 1024 * 1024,
-            viewer_buffer: 1024,
+            viewer_buffer: 256,
             // Whatnot's table: $1 steps, $2 from $30, $3 from $50, $5 from $100, $10 from $300,
             // $20 from $1,000, $50 from $2,000.
             auction_increments: vec![

@@ -461,11 +461,13 @@ pub async fn live_socket(
         role: u.user.role,
     });
     // Small buffers: a viewer costs memory for every socket a show holds open, and client
-    // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way).
+    // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way). The write buffer
+    // is a threshold, not an allocation: frames collect until a batch is flushed (or 64 KiB
+    // wait), and the buffer only grows as large as what it held.
     Ok(ws
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
         .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
-        .write_buffer_size(0)
+        .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| socket::serve(socket, live, store, author, host)))
 }
 

@@ -1,12 +1,18 @@
 //! The room owner of one show: the only task that publishes to its viewers.
 //!
 //! Messages are serialised once here and fanned out on a `broadcast` channel as shared text, so
-//! ten thousand viewers cost one `serde_json` call per message. Joining returns the snapshot and
-//! the subscription from the same turn of the loop, so no message falls between them.
+//! ten thousand viewers cost one `serde_json` call per message. They go out in batches: what is
+//! published within a short window (longer in a bigger room) of the last send waits and leaves with the next one, so a
+//! busy show wakes each socket and writes to it once per batch instead of once per message, while
+//! a quiet show's messages leave at once. Joining sends what is waiting first, then returns the
+//! snapshot and the subscription from the same turn of the loop, so no message falls between
+//! them or arrives twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use hawker_core::ids::UserId;
 use hawker_core::protocol::{Envelope, ServerMsg};
@@ -23,8 +29,26 @@ pub struct Outgoing {
     pub text: Arc<str>,
 }
 
-/// A fresh start for a socket: the snapshot and the messages after it.
-pub type Subscription = (Arc<str>, broadcast::Receiver<Outgoing>);
+/// Messages that go out together, in order.
+pub type Batch = Arc<[Outgoing]>;
+
+/// A fresh start for a socket: the snapshot and the batches after it.
+pub type Subscription = (Arc<str>, broadcast::Receiver<Batch>);
+
+/// How long after one batch the next may leave, per viewer in the room. A batch costs every
+/// socket one wake-up and one write (about 10 µs of CPU on the benchmark machine), so the window
+/// grows with the room: a small room's messages leave almost at once, and a big room's writes
+/// stay near one core however busy the chat (at 10,000 viewers, 10 batches/s instead of ~75
+/// messages/s per socket).
+const BATCH_WINDOW_PER_VIEWER: Duration = Duration::from_micros(10);
+/// The most batching may add to a message's delay.
+const MAX_BATCH_WINDOW: Duration = Duration::from_millis(100);
+
+fn batch_window(viewers: usize) -> Duration {
+    BATCH_WINDOW_PER_VIEWER
+        .saturating_mul(u32::try_from(viewers).unwrap_or(u32::MAX))
+        .min(MAX_BATCH_WINDOW)
+}
 
 pub enum RoomCmd {
     /// A viewer arrived (counted) or resynchronises after falling behind (not counted again).
@@ -58,25 +82,30 @@ pub async fn run(
     hearts: Arc<AtomicU64>,
     buffer: usize,
 ) {
-    let (tx, _) = broadcast::channel::<Outgoing>(buffer.max(1));
+    let mut outbox = Outbox::new(buffer);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let publish = |room: &mut Room, msg: ServerMsg| {
+    let publish = |room: &mut Room, outbox: &mut Outbox, msg: ServerMsg| {
         let host_only = msg.host_only();
         let env = room.publish(clock::now(), msg);
         let text: Arc<str> = serde_json::to_string(&env).unwrap_or_default().into();
-        let _ = tx.send(Outgoing { host_only, text });
+        outbox.waiting.push(Outgoing { host_only, text });
     };
     loop {
         let cmd = tokio::select! {
             cmd = rx.recv() => cmd,
+            _ = tokio::time::sleep_until(outbox.next_send), if !outbox.waiting.is_empty() => {
+                outbox.send(Instant::now());
+                continue;
+            }
             _ = tick.tick() => {
                 if let Some(msg) = room.hearts(hearts.swap(0, Ordering::Relaxed)) {
-                    publish(&mut room, msg);
+                    publish(&mut room, &mut outbox, msg);
                 }
                 if let Some(msg) = room.viewers_changed() {
-                    publish(&mut room, msg);
+                    publish(&mut room, &mut outbox, msg);
                 }
+                outbox.send_if_due(Instant::now());
                 continue;
             }
         };
@@ -86,8 +115,11 @@ pub async fn run(
                 if count {
                     room.viewer_joined();
                 }
+                // The snapshot already holds what is waiting; the new subscriber must not get it
+                // again, and everyone else must.
+                outbox.send(Instant::now());
                 let snapshot = snapshot_text(&room.snapshot(clock::now(), host));
-                let _ = reply.send((snapshot, tx.subscribe()));
+                let _ = reply.send((snapshot, outbox.tx.subscribe()));
             }
             RoomCmd::Leave => room.viewer_left(),
             RoomCmd::Chat {
@@ -98,13 +130,13 @@ pub async fn run(
                 let result = room.chat(clock::now(), &author, &text);
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| *e));
                 if let Ok(line) = result {
-                    publish(&mut room, ServerMsg::Chat(line));
+                    publish(&mut room, &mut outbox, ServerMsg::Chat(line));
                 }
             }
             RoomCmd::DeleteChat { id, reply } => {
                 let found = room.has_chat(id);
                 if found {
-                    publish(&mut room, ServerMsg::ChatDeleted { id });
+                    publish(&mut room, &mut outbox, ServerMsg::ChatDeleted { id });
                 }
                 let _ = reply.send(found);
             }
@@ -112,13 +144,49 @@ pub async fn run(
             RoomCmd::SetBlockedWords(words) => room.set_blocked_words(&words),
             RoomCmd::Publish(msgs) => {
                 for msg in msgs {
-                    publish(&mut room, msg);
+                    publish(&mut room, &mut outbox, msg);
                 }
             }
             RoomCmd::Close => break,
         }
+        outbox.send_if_due(Instant::now());
     }
-    // Dropping `tx` closes every subscription, and sockets close after sending what they have.
+    outbox.send(Instant::now());
+    // Dropping the outbox closes every subscription, and sockets close after sending what they
+    // have.
+}
+
+/// The messages published since the last batch left, and when the next may leave.
+struct Outbox {
+    tx: broadcast::Sender<Batch>,
+    waiting: Vec<Outgoing>,
+    next_send: Instant,
+}
+
+impl Outbox {
+    fn new(buffer: usize) -> Self {
+        let (tx, _) = broadcast::channel(buffer.max(1));
+        Self {
+            tx,
+            waiting: Vec::new(),
+            next_send: Instant::now(),
+        }
+    }
+
+    fn send_if_due(&mut self, now: Instant) {
+        if now >= self.next_send {
+            self.send(now);
+        }
+    }
+
+    fn send(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let batch: Batch = std::mem::take(&mut self.waiting).into();
+        let viewers = self.tx.send(batch).unwrap_or(0);
+        self.next_send = now + batch_window(viewers);
+    }
 }
 
 fn snapshot_text(env: &Envelope) -> Arc<str> {

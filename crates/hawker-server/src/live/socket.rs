@@ -1,7 +1,7 @@
 //! One viewer's WebSocket: a task that sends and a task that receives.
 //!
-//! Sending: the room's broadcast, filtered (host-only messages go to the host), plus direct
-//! answers to this viewer. A socket that falls more than the buffer behind is not dropped: it gets
+//! Sending: the room's broadcast batches, filtered (host-only messages go to the host), each
+//! written with one flush, plus direct answers to this viewer. A socket that falls more than the buffer behind is not dropped: it gets
 //! a fresh snapshot and carries on from there.
 //!
 //! Receiving: chat, heart taps and pings, rate-limited per socket; a client that keeps flooding
@@ -54,24 +54,36 @@ pub async fn serve(
             return;
         }
         loop {
-            let text: Utf8Bytes = tokio::select! {
+            tokio::select! {
                 update = updates.recv() => match update {
-                    Ok(out) if out.host_only && !host => continue,
-                    Ok(out) => Utf8Bytes::from(&*out.text),
+                    // A batch is written with one flush: one write for the whole batch.
+                    Ok(batch) => {
+                        for out in batch.iter().filter(|out| host || !out.host_only) {
+                            if sink.feed(Message::Text(Utf8Bytes::from(&*out.text))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "viewer fell behind; sending a fresh snapshot");
                         let Some((snapshot, fresh)) = join(&sender_live, host, false).await else { break };
                         updates = fresh;
-                        Utf8Bytes::from(&*snapshot)
+                        if sink.feed(Message::Text(Utf8Bytes::from(&*snapshot))).await.is_err() {
+                            return;
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 direct = direct_rx.recv() => match direct {
-                    Some(text) => text.into(),
+                    Some(text) => {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
                     None => break,
                 },
-            };
-            if sink.send(Message::Text(text)).await.is_err() {
+            }
+            if sink.flush().await.is_err() {
                 return;
             }
         }
