@@ -40,8 +40,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Largest image upload in bytes.
     pub max_upload_bytes: usize,
-    /// Batches of messages (one per 40 ms at most) a viewer may fall behind before getting a
-    /// fresh snapshot instead.
+    /// Batches of room messages (a room sends one per batch window, see `live::room`) a viewer
+    /// may fall behind before getting a fresh snapshot instead.
     pub viewer_buffer: usize,
     /// The auction bid increments: `[from_cents, step_cents]` rows, from 0 upwards (set in the
     /// TOML file). Each auction publishes the table it ran with in its log.

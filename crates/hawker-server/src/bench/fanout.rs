@@ -45,6 +45,9 @@ struct Load {
     sale_every: Duration,
 }
 
+/// Tries per viewer before the viewer counts as not connected.
+const CONNECT_ATTEMPTS: u32 = 3;
+
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let smoke = args.contains(&"--smoke");
     let sizes: Vec<usize> = text_flag(args, "--viewers")
@@ -97,7 +100,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let table = table(&rows, runs, &load(0));
     println!("\n{table}");
     if super::recording(args) {
-        super::record("Room fan-out", args, &table)?;
+        super::record("Room fan-out", "fanout", args, &table)?;
     }
     Ok(())
 }
@@ -395,16 +398,24 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
             connected.clone(),
         );
         viewers.push(tokio::spawn(async move {
-            let ws = {
-                let _permit = limit.acquire().await;
-                match room.connect(v, None).await {
-                    Ok(ws) => ws,
-                    Err(e) => {
-                        if v == 0 {
-                            eprintln!("viewer could not connect: {e}");
+            // A viewer whose connection fails tries again a moment later, as a page does.
+            let mut attempts = 0;
+            let ws = loop {
+                let permit = limit.acquire().await;
+                let result = room.connect(v, None).await;
+                drop(permit);
+                attempts += 1;
+                match result {
+                    Ok(ws) => break ws,
+                    Err(e) if attempts == CONNECT_ATTEMPTS => {
+                        // The count is in the run's error; one example is enough.
+                        static SHOWN: AtomicBool = AtomicBool::new(false);
+                        if !SHOWN.swap(true, Ordering::Relaxed) {
+                            eprintln!("viewer {v} could not connect in {attempts} attempts: {e}");
                         }
                         return;
                     }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
             };
             connected.fetch_add(1, Ordering::Relaxed);

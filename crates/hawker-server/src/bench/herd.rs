@@ -126,7 +126,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let table = table(&designs, &results, &params, runs);
     println!("\n{table}");
     if super::recording(args) {
-        super::record("Flash-sale herd", args, &table)?;
+        super::record("Flash-sale herd", "herd", args, &table)?;
     }
     Ok(())
 }

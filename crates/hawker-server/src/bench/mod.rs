@@ -89,8 +89,9 @@ pub fn machine() -> String {
     )
 }
 
-/// Appends a finished table to `BENCHMARKS.md`'s run log, with the machine and the command.
-pub fn record(title: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
+/// Appends a finished table to `BENCHMARKS.md`'s run log, with the machine and the command
+/// (`hawker bench <scenario> <args…>`).
+pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
     let path = std::path::Path::new("BENCHMARKS.md");
     let mut text = String::new();
     if !std::fs::read_to_string(path)
@@ -108,9 +109,9 @@ pub fn record(title: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     text.push_str(&format!(
-        "\n### {title}, {date}\n\n**Machine**: {}. **Command**: `hawker bench {}`\n\n{table}\n",
+        "\n### {title}, {date}\n\n**Machine**: {}. **Command**: `{}`\n\n{table}\n",
         machine(),
-        args.join(" ")
+        [&["hawker", "bench", scenario], args].concat().join(" ")
     ));
     std::fs::OpenOptions::new()
         .create(true)
