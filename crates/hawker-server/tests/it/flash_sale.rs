@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{assert_refused, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_herd_of_500_buyers_gets_exactly_50_units() {
@@ -333,4 +333,43 @@ async fn catalog_price_and_stock_edits_are_logged_too() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// After a sell-out a retried key still gets its order, not "sold out", and the unit a declined
+/// payment gives back is sold again.
+#[tokio::test]
+async fn after_a_sell_out_retries_get_their_order_and_returned_units_sell_again() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 3)]).await;
+    let sale_id = app.start_sale(&show, 1, 1, 600).await;
+    let [winner, declined, late] = <[_; 3]>::try_from(app.buyers(3).await).expect("3 buyers");
+    let sale = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_visa" });
+    let variant = |method: &str| json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": method });
+
+    let (status, order) = app.buy(&winner.token, "w-sale", sale.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let refused = app.buy(&late.token, "l-sale", sale.clone()).await;
+    assert_refused(&refused, StatusCode::CONFLICT, "sold_out");
+    let (status, again) = app.buy(&winner.token, "w-sale", sale.clone()).await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &order));
+
+    // Two units outside the sale; the last is held by a buy whose card is declined, then given
+    // back.
+    let (status, body) = app
+        .buy(&winner.token, "w-var", variant("pm_card_visa"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .buy(&declined.token, "d-var", variant("pm_card_declined"))
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    let (status, last) = app.buy(&late.token, "l-var", variant("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{last}");
+    let refused = app
+        .buy(&declined.token, "d-var-2", variant("pm_card_visa"))
+        .await;
+    assert_refused(&refused, StatusCode::CONFLICT, "sold_out");
+    let (status, again) = app.buy(&late.token, "l-var", variant("pm_card_visa")).await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &last));
+    assert_eq!(app.payments.successful_charges(), 3);
 }
