@@ -108,8 +108,8 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
 fn table(rows: &[(Kind, usize, Vec<Row>)], runs: usize, load: &Load) -> String {
     let mut t = format!(
         "Chat {:.0}/s, hearts {:.0} taps/s, a sale every {} ms; {} s measured per row; medians of {runs} run(s).\n\n\
-         | server | viewers | connected | messages/s per viewer | deliveries/s | chat latency p50 | p99 | server CPU | deliveries per server CPU-second | client CPU | server memory per idle viewer |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | server | viewers | connected | messages/s per viewer | deliveries/s | chat latency p50 | p99 | order ack p50 | p99 | server CPU | deliveries per server CPU-second | client CPU | server memory per idle viewer |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         load.chat_per_s,
         load.hearts_per_s,
         load.sale_every.as_millis(),
@@ -118,14 +118,24 @@ fn table(rows: &[(Kind, usize, Vec<Row>)], runs: usize, load: &Load) -> String {
     let mut per_cpu = Vec::new();
     for (kind, viewers, results) in rows {
         let med = |f: fn(&Row) -> f64| median(&results.iter().map(f).collect::<Vec<_>>());
+        let med_ms = |f: fn(&Row) -> Option<f64>| {
+            let v: Vec<f64> = results.iter().filter_map(f).collect();
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.1} ms", median(&v))
+            }
+        };
         t.push_str(&format!(
-            "| {} | {viewers} | {:.0} | {:.1} | {:.0} | {:.1} ms | {:.1} ms | {:.0}% | {:.0} | {:.0}% | {:.1} KiB |\n",
+            "| {} | {viewers} | {:.0} | {:.1} | {:.0} | {:.1} ms | {:.1} ms | {} | {} | {:.0}% | {:.0} | {:.0}% | {:.1} KiB |\n",
             kind.label(),
             med(|r| r.connected as f64),
             med(|r| r.per_viewer_per_s),
             med(|r| r.deliveries_per_s),
             med(|r| r.chat_p50_ms),
             med(|r| r.chat_p99_ms),
+            med_ms(|r| r.order_p50_ms),
+            med_ms(|r| r.order_p99_ms),
             med(|r| r.server_cpu * 100.0),
             med(|r| r.deliveries_per_cpu_s),
             med(|r| r.client_cpu * 100.0),
@@ -157,6 +167,9 @@ struct Row {
     deliveries_per_s: f64,
     chat_p50_ms: f64,
     chat_p99_ms: f64,
+    /// Hawker only: a sale's order acknowledged while the room is busy.
+    order_p50_ms: Option<f64>,
+    order_p99_ms: Option<f64>,
     /// Share of one core (1.0 = one core busy).
     server_cpu: f64,
     client_cpu: f64,
@@ -270,6 +283,8 @@ struct Meter {
     /// Viewers that received at least one message while measuring.
     reached: AtomicU64,
     chat_latency_us: Mutex<Vec<u32>>,
+    /// Hawker: each sale's `POST /api/v1/orders`, request to response.
+    order_latency_us: Mutex<Vec<u32>>,
 }
 
 impl Meter {
@@ -365,6 +380,7 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         delivered: AtomicU64::new(0),
         reached: AtomicU64::new(0),
         chat_latency_us: Mutex::new(Vec::new()),
+        order_latency_us: Mutex::new(Vec::new()),
     });
 
     // The active clients connect first, so the memory step below counts viewers only.
@@ -448,7 +464,12 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         };
         senders.push(tokio::spawn(sender(ws, every, kind, message)));
     }
-    senders.push(tokio::spawn(sales(room.clone(), load.sale_every, chatters)));
+    senders.push(tokio::spawn(sales(
+        room.clone(),
+        load.sale_every,
+        chatters,
+        meter.clone(),
+    )));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (server_cpu0, client_cpu0, t0) = (
@@ -482,7 +503,15 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         );
     }
     let ms = |us: u32| f64::from(us) / 1000.0;
+    let mut orders = meter
+        .order_latency_us
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    let mut order_ms = |q| (!orders.is_empty()).then(|| ms(quantile(&mut orders, q)));
     Ok(Row {
+        order_p50_ms: order_ms(0.5),
+        order_p99_ms: order_ms(0.99),
         connected,
         per_viewer_per_s: delivered / elapsed / connected.max(1) as f64,
         deliveries_per_s: delivered / elapsed,
@@ -499,7 +528,7 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
 
 /// A sale every `every`: for Hawker a new buyer's real `POST /api/v1/orders` (the owner announces
 /// the units left and the purchase), for Socket.IO a `buy` event that announces the same two.
-async fn sales(room: Arc<Room>, every: Duration, first_buyer: usize) {
+async fn sales(room: Arc<Room>, every: Duration, first_buyer: usize, meter: Arc<Meter>) {
     match (room.kind, room.sale) {
         (Kind::Hawker, Some((show_id, sale_id))) => {
             let mut tick = tokio::time::interval(every);
@@ -518,12 +547,18 @@ async fn sales(room: Arc<Room>, every: Duration, first_buyer: usize) {
                     ("Idempotency-Key", "fanout"),
                     ("Content-Type", "application/json"),
                 ];
+                let sent = Instant::now();
                 if http
                     .request("POST", "/api/v1/orders", &headers, body.as_bytes())
                     .await
                     .is_err()
                 {
                     return;
+                }
+                if meter.measuring.load(Ordering::Relaxed)
+                    && let Ok(mut l) = meter.order_latency_us.lock()
+                {
+                    l.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                 }
             }
         }

@@ -18,6 +18,7 @@ use crate::payments::PaymentProvider;
 use crate::store::{Show, ShowStatus, Store};
 
 pub mod auctions;
+pub mod fanout;
 pub mod owner;
 pub mod room;
 pub mod socket;

@@ -2,16 +2,17 @@
 //!
 //! Messages are serialised once here and fanned out on a `broadcast` channel as shared text, so
 //! ten thousand viewers cost one `serde_json` call per message. They go out in batches: what is
-//! published within a short window (longer in a bigger room) of the last send waits and leaves with the next one, so a
-//! busy show wakes each socket and writes to it once per batch instead of once per message, while
-//! a quiet show's messages leave at once. Joining sends what is waiting first, then returns the
-//! snapshot and the subscription from the same turn of the loop, so no message falls between
-//! them or arrives twice.
+//! published within a short window (longer in a bigger room, at most 10 ms) of the last send
+//! waits and leaves with the next one, so a busy show wakes each socket and writes to it once per
+//! batch instead of once per message, while a quiet show's messages leave at once. Joining sends
+//! what is waiting first, then returns the snapshot and the subscription from the same turn of
+//! the loop, so no message falls between them or arrives twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::time::Instant;
 
 use hawker_core::ids::UserId;
@@ -26,7 +27,8 @@ use crate::clock;
 pub struct Outgoing {
     /// Only the host's sockets send it on.
     pub host_only: bool,
-    pub text: Arc<str>,
+    /// Shared, not copied, by every socket that sends it.
+    pub text: Utf8Bytes,
 }
 
 /// Messages that go out together, in order.
@@ -37,12 +39,14 @@ pub type Subscription = (Arc<str>, broadcast::Receiver<Batch>);
 
 /// How long after one batch the next may leave, per viewer in the room. A batch costs every
 /// socket one wake-up and one write (about 10 µs of CPU on the benchmark machine), so the window
-/// grows with the room: a small room's messages leave almost at once, and a big room's writes
-/// stay near one core however busy the chat (at 10,000 viewers, 10 batches/s instead of ~75
-/// messages/s per socket).
+/// grows with the room: a small room's messages leave almost at once, and a 1,000-viewer room's
+/// writes stay well under a core however busy the chat.
 const BATCH_WINDOW_PER_VIEWER: Duration = Duration::from_micros(10);
-/// The most batching may add to a message's delay.
-const MAX_BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// The most batching may add to a message's delay. Past 1,000 viewers a round of writes takes
+/// longer than the window, and the sockets batch themselves: one still writing when the next
+/// batches leave picks them all up in its next write (`socket.rs`), so a big room writes as often
+/// as the fan-out threads can, and a message waits for at most this window and one round.
+const MAX_BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 fn batch_window(viewers: usize) -> Duration {
     BATCH_WINDOW_PER_VIEWER
@@ -88,7 +92,7 @@ pub async fn run(
     let publish = |room: &mut Room, outbox: &mut Outbox, msg: ServerMsg| {
         let host_only = msg.host_only();
         let env = room.publish(clock::now(), msg);
-        let text: Arc<str> = serde_json::to_string(&env).unwrap_or_default().into();
+        let text = Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default());
         outbox.waiting.push(Outgoing { host_only, text });
     };
     loop {

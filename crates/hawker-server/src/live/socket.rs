@@ -1,8 +1,9 @@
 //! One viewer's WebSocket: a task that sends and a task that receives.
 //!
-//! Sending: the room's broadcast batches, filtered (host-only messages go to the host), each
-//! written with one flush, plus direct answers to this viewer. A socket that falls more than the buffer behind is not dropped: it gets
-//! a fresh snapshot and carries on from there.
+//! Sending, on the fan-out threads ([`super::fanout`]): the room's broadcast batches, filtered
+//! (host-only messages go to the host), plus direct answers to this viewer. Every batch waiting
+//! when the socket wakes goes out in one write. A socket that falls more than the buffer behind
+//! is not dropped: it gets a fresh snapshot and carries on from there.
 //!
 //! Receiving: chat, heart taps and pings, rate-limited per socket; a client that keeps flooding
 //! after being told is disconnected.
@@ -44,7 +45,7 @@ pub async fn serve(
     let (direct_tx, mut direct_rx) = mpsc::channel::<String>(32);
 
     let sender_live = live.clone();
-    let mut send_task = tokio::spawn(async move {
+    let mut send_task = super::fanout::spawn(async move {
         let mut updates = updates;
         if sink
             .send(Message::Text(Utf8Bytes::from(&*snapshot)))
@@ -53,35 +54,56 @@ pub async fn serve(
         {
             return;
         }
-        loop {
-            tokio::select! {
-                update = updates.recv() => match update {
-                    // A batch is written with one flush: one write for the whole batch.
+        'sending: loop {
+            let mut update = tokio::select! {
+                update = updates.recv() => Some(update),
+                direct = direct_rx.recv() => match direct {
+                    Some(text) => {
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                        None
+                    }
+                    None => break,
+                },
+            };
+            // Every batch already waiting goes into the same write: a socket that was not
+            // reached for a while catches up with one write, not one per batch it missed.
+            while let Some(next) = update.take() {
+                match next {
                     Ok(batch) => {
                         for out in batch.iter().filter(|out| host || !out.host_only) {
-                            if sink.feed(Message::Text(Utf8Bytes::from(&*out.text))).await.is_err() {
+                            if sink.feed(Message::Text(out.text.clone())).await.is_err() {
                                 return;
                             }
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "viewer fell behind; sending a fresh snapshot");
-                        let Some((snapshot, fresh)) = join(&sender_live, host, false).await else { break };
+                        let Some((snapshot, fresh)) = join(&sender_live, host, false).await else {
+                            break 'sending;
+                        };
                         updates = fresh;
-                        if sink.feed(Message::Text(Utf8Bytes::from(&*snapshot))).await.is_err() {
+                        if sink
+                            .feed(Message::Text(Utf8Bytes::from(&*snapshot)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                direct = direct_rx.recv() => match direct {
-                    Some(text) => {
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            return;
-                        }
+                    Err(broadcast::error::RecvError::Closed) => break 'sending,
+                }
+                update = match updates.try_recv() {
+                    Ok(batch) => Some(Ok(batch)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(broadcast::error::RecvError::Lagged(n)))
                     }
-                    None => break,
-                },
+                    Err(broadcast::error::TryRecvError::Closed) => {
+                        Some(Err(broadcast::error::RecvError::Closed))
+                    }
+                    Err(broadcast::error::TryRecvError::Empty) => None,
+                };
             }
             if sink.flush().await.is_err() {
                 return;
