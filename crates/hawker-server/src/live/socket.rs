@@ -64,7 +64,7 @@ pub async fn serve(
                         }
                         None
                     }
-                    None => break,
+                    None => break 'sending,
                 },
             };
             // Every batch already waiting goes into the same write: a socket that was not
@@ -94,16 +94,7 @@ pub async fn serve(
                     }
                     Err(broadcast::error::RecvError::Closed) => break 'sending,
                 }
-                update = match updates.try_recv() {
-                    Ok(batch) => Some(Ok(batch)),
-                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                        Some(Err(broadcast::error::RecvError::Lagged(n)))
-                    }
-                    Err(broadcast::error::TryRecvError::Closed) => {
-                        Some(Err(broadcast::error::RecvError::Closed))
-                    }
-                    Err(broadcast::error::TryRecvError::Empty) => None,
-                };
+                update = already_waiting(&mut updates);
             }
             if sink.flush().await.is_err() {
                 return;
@@ -266,6 +257,19 @@ pub async fn serve(
     }
     send_task.abort();
     let _ = live.room.send(RoomCmd::Leave).await;
+}
+
+/// The next batch if one is already waiting, as `recv` would have returned it.
+fn already_waiting(
+    updates: &mut broadcast::Receiver<super::room::Batch>,
+) -> Option<Result<super::room::Batch, broadcast::error::RecvError>> {
+    use broadcast::error::{RecvError, TryRecvError};
+    match updates.try_recv() {
+        Ok(batch) => Some(Ok(batch)),
+        Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        Err(TryRecvError::Empty) => None,
+    }
 }
 
 async fn join(live: &LiveShow, host: bool, count: bool) -> Option<super::room::Subscription> {

@@ -155,7 +155,7 @@ mod tests {
             subtotal_cents: 1000,
             discount_cents: 0,
             total_cents: 1000,
-            currency: Currency::parse("USD").unwrap(),
+            currency: Currency::parse("USD").expect("USD is a currency"),
             code_id: Some(CodeId(9)),
             hold_until: Timestamp(0),
             auction_id: None,
@@ -205,7 +205,7 @@ mod tests {
             new_orders: vec![meta(1), meta(2)],
             ..Batch::default()
         };
-        let c = RowChanges::of(&batch).unwrap();
+        let c = RowChanges::of(&batch).expect("a valid batch");
         assert_eq!(
             c.new_orders.iter().map(|(o, _)| o.id).collect::<Vec<_>>(),
             [OrderId(1), OrderId(2)]
