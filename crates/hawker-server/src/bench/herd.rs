@@ -14,6 +14,11 @@
 //! it from its append-only file), every retried Idempotency-Key answered as the first time.
 //! Redis with `everysec` may lose the last second of acknowledged orders; that is counted and
 //! reported, not failed, because it is the design's documented trade.
+//!
+//! With `--kill-mid-sale` the kill comes while buyers are still buying, as soon as half the units
+//! are acknowledged, and hits the process that holds the orders (Redis itself under the Redis
+//! baseline). The sale cannot finish then, so only the acknowledged orders and the stock are
+//! checked.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -73,6 +78,9 @@ pub struct Params {
     /// Every n-th buyer sends its request a second time with the same key.
     pub retry_every: usize,
     pub postgres: String,
+    /// Kill the store with `kill -9` once half the units are acknowledged, instead of after the
+    /// load: what was acknowledged must be there when it comes back.
+    pub kill_mid_sale: bool,
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -87,6 +95,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         postgres: text_flag(args, "--postgres")
             .unwrap_or("postgres://postgres@127.0.0.1:5432/postgres")
             .to_owned(),
+        kill_mid_sale: args.contains(&"--kill-mid-sale"),
     };
     let runs = flag(args, "--runs", if smoke { 1 } else { 3 })?.max(1);
     let designs = text_flag(args, "--designs")
@@ -99,8 +108,16 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         "--units must not exceed --buyers"
     );
     println!(
-        "hawker bench herd: {} buyers, {} units, {} connections, {runs} run(s); every {}th buyer retries its key\n",
-        params.buyers, params.units, params.concurrency, params.retry_every
+        "hawker bench herd: {} buyers, {} units, {} connections, {runs} run(s); every {}th buyer retries its key{}\n",
+        params.buyers,
+        params.units,
+        params.concurrency,
+        params.retry_every,
+        if params.kill_mid_sale {
+            "; the store is killed with kill -9 when half the units are acknowledged"
+        } else {
+            ""
+        }
     );
     let mut results: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
     // Runs interleave designs, so a noisy minute hurts all of them alike.
@@ -140,10 +157,19 @@ fn table(
     let med =
         |d: usize, f: fn(&RunResult) -> f64| median(&results[&d].iter().map(f).collect::<Vec<_>>());
     let mut t = format!(
-        "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).\n\n\
+        "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).{}\n\n\
          | design | decisions/s | durable orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` | server CPU | client CPU |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
-        params.buyers, params.units, params.concurrency
+        params.buyers,
+        params.units,
+        params.concurrency,
+        if params.kill_mid_sale {
+            " The store was killed with `kill -9` when half the units were acknowledged: \
+             rates and CPU are only up to the kill, \"orders\" is what the store held after it, \
+             and the column to read is the acknowledged orders lost."
+        } else {
+            ""
+        }
     );
     for (d, design) in designs.iter().enumerate() {
         let lost: Vec<String> = results[&d].iter().map(|r| r.lost.to_string()).collect();
@@ -161,7 +187,10 @@ fn table(
             med(d, |r| r.client_cpu * 100.0),
         ));
     }
-    if let Some(h) = designs.iter().position(|d| *d == Design::Hawker) {
+    // Rates cut short by the kill are not compared.
+    if let Some(h) = designs.iter().position(|d| *d == Design::Hawker)
+        && !params.kill_mid_sale
+    {
         for (d, design) in designs
             .iter()
             .enumerate()
@@ -210,13 +239,32 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         concurrency: params.concurrency,
         retry_every: params.retry_every,
         key_prefix: format!("herd{run}"),
+        acked: Arc::new(AtomicUsize::new(0)),
     };
     let database = match &target.check {
         Check::Postgres { admin, db, .. } => Some((admin.clone(), db.clone())),
         _ => None,
     };
+    // Mid-sale, the process that holds the orders dies: Hawker itself, Redis under the baseline,
+    // and for PostgreSQL (the machine's own service) the server in front of it.
+    let killer = params.kill_mid_sale.then(|| {
+        let pid = match &target.check {
+            Check::Redis { redis, .. } => redis.child.id(),
+            _ => target.server.child.id(),
+        };
+        let (acked, half) = (load.acked.clone(), params.units.div_ceil(2));
+        tokio::spawn(async move {
+            while acked.load(Ordering::Relaxed) < half {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        })
+    });
     let (server_cpu, client_cpu) = (target.server.cpu_seconds(), super::own_cpu_seconds());
     let tally = drive(&load).await;
+    if let Some(killer) = killer {
+        killer.abort();
+    }
     let server_cpu = target.server.cpu_seconds() - server_cpu;
     let client_cpu = super::own_cpu_seconds() - client_cpu;
     // SIGKILL, at once: what was acknowledged must already be durable.
@@ -238,6 +286,50 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     Ok(result)
 }
 
+/// A store killed mid-sale answers nothing more, so the sale is not finished: only what was
+/// acknowledged before the kill, and the stock, are checked.
+fn verify_after_crash(
+    design: Design,
+    params: &Params,
+    tally: &Tally,
+    stored: &Stored,
+    lost: usize,
+) -> anyhow::Result<RunResult> {
+    let acked = tally.acked.len();
+    ensure!(
+        acked >= params.units.div_ceil(2),
+        "the store was to be killed after {} acknowledged orders, but only {acked} came",
+        params.units.div_ceil(2)
+    );
+    if design.durable() {
+        ensure!(
+            lost == 0,
+            "{lost} of {acked} acknowledged orders are not in the database after kill -9"
+        );
+    }
+    ensure!(
+        stored.orders.len() <= params.units
+            && stored.orders.len() as i64 + stored.remaining == params.units as i64,
+        "the database holds {} orders and {} units left, for {} units",
+        stored.orders.len(),
+        stored.remaining,
+        params.units
+    );
+    let mut lat = tally.latencies_us.clone();
+    let ms = |us: u32| f64::from(us) / 1000.0;
+    Ok(RunResult {
+        decisions_per_s: (acked + tally.sold_out) as f64 / tally.elapsed.as_secs_f64(),
+        orders_per_s: acked as f64 / tally.last_order.as_secs_f64().max(1e-6),
+        p50_ms: ms(quantile(&mut lat, 0.5)),
+        p99_ms: ms(quantile(&mut lat, 0.99)),
+        p999_ms: ms(quantile(&mut lat, 0.999)),
+        orders: stored.orders.len(),
+        lost,
+        server_cpu: 0.0,
+        client_cpu: 0.0,
+    })
+}
+
 /// What the database holds after the run: order ids, and units left.
 struct Stored {
     orders: HashSet<i64>,
@@ -256,6 +348,9 @@ fn verify(
         .iter()
         .filter(|id| !stored.orders.contains(id))
         .count();
+    if params.kill_mid_sale {
+        return verify_after_crash(design, params, tally, stored, lost);
+    }
     ensure!(
         tally.mismatches.is_empty(),
         "retried keys answered differently: {:?}",
@@ -586,6 +681,8 @@ pub struct Load {
     pub concurrency: usize,
     pub retry_every: usize,
     pub key_prefix: String,
+    /// Orders acknowledged so far, for the mid-sale kill.
+    pub acked: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -632,6 +729,7 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
             .await
             .context("opening the herd's connections")?;
         let (next, tokens, body) = (next.clone(), load.tokens.clone(), load.body.clone());
+        let acked = load.acked.clone();
         let (retry_every, prefix, addr) = (load.retry_every, load.key_prefix.clone(), load.addr);
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -674,6 +772,7 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                 match &first {
                     Answer::Order(id) => {
                         tally.acked.push(*id);
+                        acked.fetch_add(1, Ordering::Relaxed);
                         tally.last_order = start.elapsed();
                     }
                     Answer::SoldOut => tally.sold_out += 1,

@@ -36,3 +36,8 @@ fn the_herd_verifies_hawker_postgres_and_redis() {
 fn the_fanout_reaches_every_viewer_on_hawker_and_socketio() {
     bench(&["fanout"]);
 }
+
+#[test]
+fn a_kill_mid_sale_loses_no_acknowledged_order_on_hawker_postgres_or_redis_always() {
+    bench(&["herd", "--kill-mid-sale"]);
+}
