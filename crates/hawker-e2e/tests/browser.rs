@@ -24,8 +24,9 @@ async fn log_in(page: &Page, server: &Server, email: &str, next: &str) -> anyhow
     page.fill("input[name=password]", hawker_server::demo::DEMO_PASSWORD)
         .await?;
     page.click("#auth-form button[type=submit]").await?;
+    // The new page, loaded: its head carries the CSRF token that requests need.
     page.wait_for(&format!(
-        "location.pathname === {}",
+        "location.pathname === {} && document.readyState === 'complete'",
         serde_json::json!(next)
     ))
     .await
@@ -222,6 +223,9 @@ async fn wait_long(page: &Page, js: &str, secs: u64) -> anyhow::Result<()> {
 
 /// Saves the test card for the page's signed-in user, so an auction they win is charged.
 async fn save_card(page: &Page) -> anyhow::Result<()> {
+    // The page may still be loading after the redirect that signed the user in.
+    page.wait_for("document.querySelector('meta[name=csrf-token]') !== null")
+        .await?;
     let status = page
         .eval(
             "fetch('/api/v1/payment-methods', { method: 'POST', headers: { 'Content-Type': 'application/json', \
