@@ -24,10 +24,15 @@ async fn log_in(page: &Page, server: &Server, email: &str, next: &str) -> anyhow
     page.fill("input[name=password]", hawker_server::demo::DEMO_PASSWORD)
         .await?;
     page.click("#auth-form button[type=submit]").await?;
-    // The new page, loaded: its head carries the CSRF token that requests need.
+    arrived(page, next).await
+}
+
+/// Waits until the page has navigated to `path` and finished loading it: a page still loading
+/// has no CSRF token in its head yet, and requests made from it would be refused.
+async fn arrived(page: &Page, path: &str) -> anyhow::Result<()> {
     page.wait_for(&format!(
         "location.pathname === {} && document.readyState === 'complete'",
-        serde_json::json!(next)
+        serde_json::json!(path)
     ))
     .await
 }
@@ -51,8 +56,7 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.fill("input[name=display_name]", "Zoe").await?;
     page.fill("input[name=password]", "a good password").await?;
     page.click("#auth-form button[type=submit]").await?;
-    page.wait_for(&format!("location.pathname === '/shows/{show_id}'"))
-        .await?;
+    arrived(&page, &format!("/shows/{show_id}")).await?;
 
     // The flash sale is on screen with a running countdown and its stock.
     page.wait_for("document.querySelector('#sale') && !document.querySelector('#sale').hidden && /\\d+:\\d\\d/.test(document.querySelector('#sale-countdown').innerText)").await?;
@@ -223,9 +227,6 @@ async fn wait_long(page: &Page, js: &str, secs: u64) -> anyhow::Result<()> {
 
 /// Saves the test card for the page's signed-in user, so an auction they win is charged.
 async fn save_card(page: &Page) -> anyhow::Result<()> {
-    // The page may still be loading after the redirect that signed the user in.
-    page.wait_for("document.querySelector('meta[name=csrf-token]') !== null")
-        .await?;
     let status = page
         .eval(
             "fetch('/api/v1/payment-methods', { method: 'POST', headers: { 'Content-Type': 'application/json', \
@@ -269,8 +270,7 @@ async fn two_viewers_bid_against_each_other_and_the_winner_sees_the_win_and_the_
     ben.fill("input[name=display_name]", "Ben").await?;
     ben.fill("input[name=password]", "a good password").await?;
     ben.click("#auth-form button[type=submit]").await?;
-    ben.wait_for(&format!("location.pathname === '{show_path}'"))
-        .await?;
+    arrived(&ben, &show_path).await?;
     save_card(&ben).await?;
     for p in [&ana, &ben] {
         p.wait_for("document.querySelector('#auction').hidden && document.querySelector('#show-room').dataset.userId !== '0'").await?;

@@ -257,14 +257,23 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
             while acked.load(Ordering::Relaxed) < half {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
         })
     });
     let (server_cpu, client_cpu) = (target.server.cpu_seconds(), super::own_cpu_seconds());
     let tally = drive(&load).await;
-    if let Some(killer) = killer {
-        killer.abort();
-    }
+    // A run that was to kill mid-sale and did not would prove nothing.
+    let killed = match killer {
+        Some(killer) if killer.is_finished() => killer.await.unwrap_or(false),
+        Some(killer) => {
+            killer.abort();
+            false
+        }
+        None => true,
+    };
     let server_cpu = target.server.cpu_seconds() - server_cpu;
     let client_cpu = super::own_cpu_seconds() - client_cpu;
     // SIGKILL, at once: what was acknowledged must already be durable.
@@ -280,54 +289,14 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         drop_database(&admin, &db).await;
     }
     let (tally, stored) = (tally?, stored?);
+    ensure!(
+        killed,
+        "the store was to be killed once half the units were acknowledged, but never was"
+    );
     let secs = tally.elapsed.as_secs_f64();
     let mut result = verify(design, params, &tally, &stored)?;
     (result.server_cpu, result.client_cpu) = (server_cpu / secs, client_cpu / secs);
     Ok(result)
-}
-
-/// A store killed mid-sale answers nothing more, so the sale is not finished: only what was
-/// acknowledged before the kill, and the stock, are checked.
-fn verify_after_crash(
-    design: Design,
-    params: &Params,
-    tally: &Tally,
-    stored: &Stored,
-    lost: usize,
-) -> anyhow::Result<RunResult> {
-    let acked = tally.acked.len();
-    ensure!(
-        acked >= params.units.div_ceil(2),
-        "the store was to be killed after {} acknowledged orders, but only {acked} came",
-        params.units.div_ceil(2)
-    );
-    if design.durable() {
-        ensure!(
-            lost == 0,
-            "{lost} of {acked} acknowledged orders are not in the database after kill -9"
-        );
-    }
-    ensure!(
-        stored.orders.len() <= params.units
-            && stored.orders.len() as i64 + stored.remaining == params.units as i64,
-        "the database holds {} orders and {} units left, for {} units",
-        stored.orders.len(),
-        stored.remaining,
-        params.units
-    );
-    let mut lat = tally.latencies_us.clone();
-    let ms = |us: u32| f64::from(us) / 1000.0;
-    Ok(RunResult {
-        decisions_per_s: (acked + tally.sold_out) as f64 / tally.elapsed.as_secs_f64(),
-        orders_per_s: acked as f64 / tally.last_order.as_secs_f64().max(1e-6),
-        p50_ms: ms(quantile(&mut lat, 0.5)),
-        p99_ms: ms(quantile(&mut lat, 0.99)),
-        p999_ms: ms(quantile(&mut lat, 0.999)),
-        orders: stored.orders.len(),
-        lost,
-        server_cpu: 0.0,
-        client_cpu: 0.0,
-    })
 }
 
 /// What the database holds after the run: order ids, and units left.
@@ -348,36 +317,47 @@ fn verify(
         .iter()
         .filter(|id| !stored.orders.contains(id))
         .count();
-    if params.kill_mid_sale {
-        return verify_after_crash(design, params, tally, stored, lost);
-    }
-    ensure!(
-        tally.mismatches.is_empty(),
-        "retried keys answered differently: {:?}",
-        &tally.mismatches[..tally.mismatches.len().min(5)]
-    );
-    ensure!(
-        tally.errors.is_empty(),
-        "answers that were neither an order nor sold out: {:?}",
-        tally.errors
-    );
-    ensure!(
-        acked == params.units,
-        "{acked} orders acknowledged for {} units",
-        params.units
-    );
     if design.durable() {
         ensure!(
             lost == 0,
-            "{lost} acknowledged orders are not in the database"
+            "{lost} of {acked} acknowledged orders are not in the database after kill -9"
         );
+    }
+    if params.kill_mid_sale {
+        // The store answered nothing after the kill, so the sale is not finished: only what was
+        // acknowledged before it, and the stock, are checked.
         ensure!(
-            stored.orders.len() == params.units && stored.remaining == 0,
+            stored.orders.len() as i64 + stored.remaining == params.units as i64,
             "the database holds {} orders and {} units left, for {} units",
             stored.orders.len(),
             stored.remaining,
             params.units
         );
+    } else {
+        ensure!(
+            tally.mismatches.is_empty(),
+            "retried keys answered differently: {:?}",
+            &tally.mismatches[..tally.mismatches.len().min(5)]
+        );
+        ensure!(
+            tally.errors.is_empty(),
+            "answers that were neither an order nor sold out: {:?}",
+            tally.errors
+        );
+        ensure!(
+            acked == params.units,
+            "{acked} orders acknowledged for {} units",
+            params.units
+        );
+        if design.durable() {
+            ensure!(
+                stored.orders.len() == params.units && stored.remaining == 0,
+                "the database holds {} orders and {} units left, for {} units",
+                stored.orders.len(),
+                stored.remaining,
+                params.units
+            );
+        }
     }
     ensure!(
         stored.orders.len() <= params.units && stored.remaining >= 0,
@@ -394,7 +374,7 @@ fn verify(
         p50_ms: ms(quantile(&mut lat, 0.5)),
         p99_ms: ms(quantile(&mut lat, 0.99)),
         p999_ms: ms(quantile(&mut lat, 0.999)),
-        orders: acked,
+        orders: stored.orders.len(),
         lost,
         server_cpu: 0.0,
         client_cpu: 0.0,

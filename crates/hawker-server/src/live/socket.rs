@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
 use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE};
@@ -47,11 +47,7 @@ pub async fn serve(
     let sender_live = live.clone();
     let mut send_task = super::fanout::spawn(async move {
         let mut updates = updates;
-        if sink
-            .send(Message::Text(Utf8Bytes::from(&*snapshot)))
-            .await
-            .is_err()
-        {
+        if sink.send(Message::Text(snapshot)).await.is_err() {
             return;
         }
         'sending: loop {
@@ -84,11 +80,7 @@ pub async fn serve(
                             break 'sending;
                         };
                         updates = fresh;
-                        if sink
-                            .feed(Message::Text(Utf8Bytes::from(&*snapshot)))
-                            .await
-                            .is_err()
-                        {
+                        if sink.feed(Message::Text(snapshot)).await.is_err() {
                             return;
                         }
                     }
