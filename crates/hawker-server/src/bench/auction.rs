@@ -20,6 +20,7 @@ use crate::live::{CommerceCmd, LiveShow};
 /// fast as their answers come back, every bid logged durably before it is answered. Compared with
 /// the same owner committing each decision alone.
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    super::check_flags("auction", args, &["--bidders", "--bids", "--viewers"], &[])?;
     let bidders = flag(args, "--bidders", 1000)?;
     let bids = flag(args, "--bids", 40_000)?;
     let viewers = flag(args, "--viewers", 1000)?;

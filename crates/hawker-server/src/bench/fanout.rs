@@ -49,6 +49,12 @@ struct Load {
 const CONNECT_ATTEMPTS: u32 = 3;
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    super::check_flags(
+        "fanout",
+        args,
+        &["--viewers", "--seconds", "--runs", "--chat-rate", "--heart-rate", "--sale-ms"],
+        &["--smoke", "--no-record", "--no-socketio"],
+    )?;
     let smoke = args.contains(&"--smoke");
     let sizes: Vec<usize> = text_flag(args, "--viewers")
         .unwrap_or(if smoke { "200" } else { "1000,10000" })
@@ -61,12 +67,15 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let seconds = flag(args, "--seconds", if smoke { 2 } else { 15 })? as u64;
     let runs = flag(args, "--runs", 1)?.max(1);
+    let chat_per_s = flag(args, "--chat-rate", 50)?;
+    let hearts_per_s = flag(args, "--heart-rate", 5000)?;
+    let sale_ms = flag(args, "--sale-ms", 100)?;
     let load = |viewers| Load {
         viewers,
         seconds,
-        chat_per_s: flag(args, "--chat-rate", 50).unwrap_or(50) as f64,
-        hearts_per_s: flag(args, "--heart-rate", 5000).unwrap_or(5000) as f64,
-        sale_every: Duration::from_millis(flag(args, "--sale-ms", 100).unwrap_or(100) as u64),
+        chat_per_s: chat_per_s as f64,
+        hearts_per_s: hearts_per_s as f64,
+        sale_every: Duration::from_millis(sale_ms as u64),
     };
     let mut kinds = vec![Kind::Hawker];
     if !args.contains(&"--no-socketio") {

@@ -84,6 +84,12 @@ pub struct Params {
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    super::check_flags(
+        "herd",
+        args,
+        &["--buyers", "--units", "--concurrency", "--retry-every", "--runs", "--designs", "--postgres"],
+        &["--smoke", "--no-record", "--kill-mid-sale"],
+    )?;
     let smoke = args.contains(&"--smoke");
     let buyers = flag(args, "--buyers", if smoke { 2_000 } else { 100_000 })?;
     let params = Params {

@@ -27,6 +27,29 @@ pub mod hawker;
 pub mod herd;
 pub mod video;
 
+/// Refuses any argument that is not one of the scenario's flags, so a mistyped flag stops the run
+/// instead of silently running (and recording) the default one. `values` take a value after them;
+/// `switches` stand alone.
+pub fn check_flags(
+    scenario: &str,
+    args: &[&str],
+    values: &[&str],
+    switches: &[&str],
+) -> anyhow::Result<()> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if values.contains(arg) {
+            anyhow::ensure!(rest.next().is_some(), "{arg} needs a value");
+        } else if !switches.contains(arg) {
+            anyhow::bail!(
+                "hawker bench {scenario} does not know {arg:?}; it takes {} (see hawker --help)",
+                values.iter().chain(switches).copied().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `--name N` as a number, or `default`.
 pub fn flag(args: &[&str], name: &str, default: usize) -> anyhow::Result<usize> {
     match args.iter().position(|a| *a == name) {

@@ -34,11 +34,8 @@ struct Target {
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| *a == name)
-            .and_then(|i| args.get(i + 1).copied())
-    };
+    super::check_flags("video", args, &["--viewers", "--seconds", "--kbps", "--live777"], &[])?;
+    let value = |name: &str| super::text_flag(args, name);
     let viewers: Vec<usize> = value("--viewers")
         .unwrap_or("50,100,200")
         .split(',')

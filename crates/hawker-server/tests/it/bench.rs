@@ -41,3 +41,28 @@ fn the_fanout_reaches_every_viewer_on_hawker_and_socketio() {
 fn a_kill_mid_sale_loses_no_acknowledged_order_on_hawker_postgres_or_redis_always() {
     bench(&["herd", "--kill-mid-sale"]);
 }
+
+#[test]
+fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
+    let benchmarks = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
+    for args in [&["herd", "--byers", "10"][..], &["fanout", "--smoke", "--viewer", "5"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hawker"))
+            .arg("bench")
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .expect("runs hawker bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran");
+        assert!(stderr.contains(&format!("does not know {:?}", args[args.len() - 2])), "{stderr}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_hawker"))
+        .args(["bench", "herd", "--help"])
+        .current_dir(repo_root())
+        .output()
+        .expect("runs hawker bench");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("hawker bench herd [--buyers"));
+    let after = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
+    assert_eq!(benchmarks, after, "nothing was appended to BENCHMARKS.md");
+}
