@@ -13,17 +13,18 @@ const USAGE: &str = "usage:
                                  change an account's role (uses the configured database)
   hawker bench herd [--buyers 100000] [--units 10000] [--concurrency 10000] [--runs 3]
                    [--designs hawker,postgres,redis,redis-fsync] [--postgres URL]
+                   [--retry-every 10] [--kill-mid-sale]
                                  a flash-sale herd over HTTP against PostgreSQL row locks and
                                  Redis + Lua, verified after kill -9
-  hawker bench fanout [--viewers 1000,10000] [--seconds 15] [--chat-rate 50]
+  hawker bench fanout [--viewers 1000,10000] [--seconds 15] [--runs 1] [--chat-rate 50]
                    [--heart-rate 5000] [--sale-ms 100] [--no-socketio]
                                  one live room fanned out to WebSocket viewers, against Socket.IO
-  hawker bench auction [--bidders N] [--bids N] [--viewers N]
+  hawker bench auction [--bidders 1000] [--bids 40000] [--viewers 1000]
                                  bids decided and broadcast per second
   hawker bench video [--viewers 50,100,200] [--seconds 15] [--kbps 1500] [--live777 PATH]
                                  WebRTC fan-out against live777
-  herd and fanout take --smoke (a seconds-long run, as CI runs them) and --no-record (do not
-  append the table to BENCHMARKS.md)";
+  every bench takes --smoke (a seconds-long run, as CI runs them) and --no-record (do not
+  append the table to BENCHMARKS.md); a run that fails its check exits non-zero";
 
 /// Many small allocations per request (headers, JSON, rows); mimalloc's per-thread pages make
 /// them cheaper than glibc's malloc, which was a tenth of the herd's CPU.

@@ -1,10 +1,14 @@
 //! `hawker bench auction`: one auction, viewers on the live socket, bidders bidding as fast as
 //! their answers come back; every bid is logged durably before it is answered. Hawker's owner with
 //! group commit against the same owner committing (and broadcasting) each decision alone.
+//! Every run is then checked, and fails if the check fails: the auction's log verifies (hash
+//! chain, then the rules replayed), it holds one bid entry per decided bid, and every viewer saw
+//! the auction move.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, ensure};
 use hawker_core::ids::UserId;
 use tokio::sync::oneshot;
 
@@ -20,18 +24,25 @@ use crate::live::{CommerceCmd, LiveShow};
 /// fast as their answers come back, every bid logged durably before it is answered. Compared with
 /// the same owner committing each decision alone.
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
-    super::check_flags("auction", args, &["--bidders", "--bids", "--viewers"], &[])?;
-    let bidders = flag(args, "--bidders", 1000)?;
-    let bids = flag(args, "--bids", 40_000)?;
-    let viewers = flag(args, "--viewers", 1000)?;
+    super::check_flags(
+        "auction",
+        args,
+        &["--bidders", "--bids", "--viewers"],
+        &["--smoke", "--no-record"],
+    )?;
+    let smoke = args.contains(&"--smoke");
+    let bidders = flag(args, "--bidders", if smoke { 50 } else { 1000 })?.max(1);
+    let bids = flag(args, "--bids", if smoke { 2_000 } else { 40_000 })?;
+    let viewers = flag(args, "--viewers", if smoke { 50 } else { 1000 })?;
     let dir = tempfile::tempdir_in(".")?;
     println!(
         "hawker bench auction: {bids} bids from {bidders} bidders, {viewers} viewers on the live socket, SQLite synchronous=FULL\n"
     );
-    println!(
-        "| design | bids decided | wall time | bids decided/s | transactions | auction updates per viewer | deliveries/s |"
+    let mut table = format!(
+        "{bids} bids from {bidders} bidders, {viewers} viewers; every run's log verified.\n\n\
+         | design | bids decided | wall time | bids decided/s | transactions | auction updates per viewer | deliveries/s |\n\
+         |---|---|---|---|---|---|---|\n"
     );
-    println!("|---|---|---|---|---|---|---|");
     let mut rates = Vec::new();
     // The per-decision run commits and broadcasts once per bid, so it gets a tenth of the bids to
     // finish in reasonable time; the rates compare.
@@ -53,9 +64,10 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             viewers,
             batch_max,
         )
-        .await?;
-        println!(
-            "| {name} | {} | {:.2} s | {:.0} | {} | {:.0} | {:.0} |",
+        .await
+        .with_context(|| format!("{name}"))?;
+        let row = format!(
+            "| {name} | {} | {:.2} s | {:.0} | {} | {:.0} | {:.0} |\n",
             r.decided,
             r.elapsed.as_secs_f64(),
             r.decided as f64 / r.elapsed.as_secs_f64(),
@@ -63,13 +75,20 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             r.updates_per_viewer,
             r.updates_per_viewer * viewers as f64 / r.elapsed.as_secs_f64()
         );
+        print!("{row}");
+        table.push_str(&row);
         rates.push(r.decided as f64 / r.elapsed.as_secs_f64());
     }
-    println!(
-        "\ngroup commit vs one commit per decision: {:.1}× with viewers, {:.1}× with nobody watching",
+    let ratio = format!(
+        "\ngroup commit vs one commit per decision: {:.1}× with viewers, {:.1}× with nobody watching\n",
         rates[0] / rates[1],
         rates[0] / rates[2]
     );
+    print!("{ratio}");
+    table.push_str(&ratio);
+    if super::recording(args) {
+        super::record("Live auction", "auction", args, &table)?;
+    }
     Ok(())
 }
 
@@ -186,14 +205,37 @@ async fn auction_run(
     let _ = stop_tx.send(true);
     let mut updates = 0u64;
     for w in watchers {
-        updates += w.await?;
+        let seen = w.await?;
+        ensure!(seen > 0, "a viewer saw no auction update");
+        updates += seen;
     }
+    check_log(&state, decided).await?;
     Ok(AuctionRun {
         decided,
         elapsed,
         commits,
         updates_per_viewer: updates as f64 / viewers.max(1) as f64,
     })
+}
+
+/// The auction's log, as anyone can fetch it, must verify and hold every decided bid.
+async fn check_log(state: &AppState, decided: usize) -> anyhow::Result<()> {
+    use hawker_core::auction::Entry;
+    let entries = state
+        .store
+        .auction_log(hawker_core::ids::AuctionId(7))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the auction log: {e:?}"))?;
+    crate::auction_log::verify(&entries).map_err(|e| anyhow::anyhow!("the log fails: {e}"))?;
+    let logged_bids = entries
+        .iter()
+        .filter(|e| matches!(serde_json::from_str(&e.body), Ok(Entry::Bid { .. })))
+        .count();
+    ensure!(
+        logged_bids == decided,
+        "{decided} bids were answered but the log holds {logged_bids}"
+    );
+    Ok(())
 }
 
 fn config(dir: &std::path::Path, batch_max: usize) -> Config {

@@ -34,42 +34,74 @@ struct Target {
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
-    super::check_flags("video", args, &["--viewers", "--seconds", "--kbps", "--live777"], &[])?;
+    super::check_flags(
+        "video",
+        args,
+        &["--viewers", "--seconds", "--kbps", "--live777"],
+        &["--smoke", "--no-record"],
+    )?;
+    let smoke = args.contains(&"--smoke");
     let value = |name: &str| super::text_flag(args, name);
     let viewers: Vec<usize> = value("--viewers")
-        .unwrap_or("50,100,200")
+        .unwrap_or(if smoke { "5" } else { "50,100,200" })
         .split(',')
         .map(|n| n.parse().context("--viewers takes numbers"))
         .collect::<anyhow::Result<_>>()?;
-    let seconds: u64 = value("--seconds").unwrap_or("15").parse()?;
+    let seconds: u64 = value("--seconds")
+        .unwrap_or(if smoke { "2" } else { "15" })
+        .parse()?;
     let kbps: u64 = value("--kbps").unwrap_or("1500").parse()?;
     let live777 = value("--live777").map(str::to_owned);
     str0m::crypto::from_feature_flags().install_process_default();
 
-    println!(
-        "| server | viewers | connected | frames delivered | server CPU (1 core = 100%) | CPU-ms per viewer-second | server RSS |"
+    let mut table = String::from(
+        "| server | viewers | connected | frames delivered | server CPU (1 core = 100%) | CPU-ms per viewer-second | server RSS |\n\
+         |---|---|---|---|---|---|---|\n",
     );
-    println!("|---|---|---|---|---|---|---|");
+    print!("{table}");
+    // Every row is measured and printed; then the run fails if any row did not deliver video to
+    // every viewer, so the smoke test in CI notices a broken media path.
+    let mut failures = Vec::new();
     for &n in &viewers {
         let mut targets = vec![start_hawker().await?];
         if let Some(path) = &live777 {
             targets.push(start_live777(path).await?);
         }
         for target in targets {
-            let row = measure(&target, n, seconds, kbps).await;
-            match row {
-                Ok(r) => println!(
-                    "| {} | {n} | {}/{n} | {:.1}% | {:.1}% | {:.3} | {} MB |",
-                    target.name,
-                    r.connected,
-                    r.delivered * 100.0,
-                    r.cpu_share * 100.0,
-                    r.cpu_ms_per_viewer_second,
-                    r.rss_mb
-                ),
-                Err(e) => println!("| {} | {n} | failed: {e} | | | | |", target.name),
-            }
+            let row = match measure(&target, n, seconds, kbps).await {
+                Ok(r) => {
+                    if r.connected < n || r.delivered <= 0.0 {
+                        failures.push(format!(
+                            "{} at {n} viewers: {}/{n} connected, {:.1}% of frames delivered",
+                            target.name,
+                            r.connected,
+                            r.delivered * 100.0
+                        ));
+                    }
+                    format!(
+                        "| {} | {n} | {}/{n} | {:.1}% | {:.1}% | {:.3} | {} MB |\n",
+                        target.name,
+                        r.connected,
+                        r.delivered * 100.0,
+                        r.cpu_share * 100.0,
+                        r.cpu_ms_per_viewer_second,
+                        r.rss_mb
+                    )
+                }
+                Err(e) => {
+                    failures.push(format!("{} at {n} viewers: {e}", target.name));
+                    format!("| {} | {n} | failed: {e} | | | | |\n", target.name)
+                }
+            };
+            print!("{row}");
+            table.push_str(&row);
         }
+    }
+    if super::recording(args) {
+        super::record("Live video, CPU per viewer", "video", args, &table)?;
+    }
+    if !failures.is_empty() {
+        bail!("video did not reach every viewer: {}", failures.join("; "));
     }
     Ok(())
 }

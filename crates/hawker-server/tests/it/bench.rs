@@ -1,7 +1,8 @@
 //! The benchmark harness at smoke size, so it never rots. These assert what the harness
 //! verifies (correctness), never a time: exactly S orders, none oversold, every acknowledged
 //! order in the database after `kill -9`, every retried key answered as the first time, for
-//! Hawker and both baselines; and the fan-out reaching every viewer on Hawker and Socket.IO.
+//! Hawker and both baselines; the fan-out reaching every viewer on Hawker and Socket.IO; the
+//! auction's log verifying with every decided bid in it; video reaching every WHEP viewer.
 //! They need PostgreSQL, `redis-server` and Node.js with npm, as the machine provides.
 
 use std::path::PathBuf;
@@ -40,6 +41,16 @@ fn the_fanout_reaches_every_viewer_on_hawker_and_socketio() {
 #[test]
 fn a_kill_mid_sale_loses_no_acknowledged_order_on_hawker_postgres_or_redis_always() {
     bench(&["herd", "--kill-mid-sale"]);
+}
+
+#[test]
+fn the_auction_bench_verifies_its_log_and_reaches_every_viewer() {
+    bench(&["auction"]);
+}
+
+#[test]
+fn the_video_bench_delivers_frames_to_every_viewer() {
+    bench(&["video"]);
 }
 
 #[test]
