@@ -65,7 +65,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             batch_max,
         )
         .await
-        .with_context(|| format!("{name}"))?;
+        .context(name)?;
         let row = format!(
             "| {name} | {} | {:.2} s | {:.0} | {} | {:.0} | {:.0} |\n",
             r.decided,
