@@ -41,3 +41,21 @@ fn lower_priority() {
         tracing::warn!("could not lower the fan-out threads' priority: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A send task lands on a fan-out thread, below the request threads' priority.
+    #[tokio::test]
+    async fn send_tasks_run_on_the_low_priority_fanout_threads() {
+        let (name, nice) = super::spawn(async {
+            let name = std::thread::current().name().map(str::to_owned);
+            let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid()));
+            (name, nice)
+        })
+        .await
+        .expect("the task runs");
+        assert_eq!(name.as_deref(), Some("hawker-fanout"));
+        // At least NICE: a test run that is itself niced further keeps its lower priority.
+        assert!(nice.is_ok_and(|n| n >= super::NICE), "{nice:?}");
+    }
+}
