@@ -76,7 +76,7 @@ pub async fn serve(args: &[&str]) -> anyhow::Result<()> {
         .route("/api/v1/orders", post(buy))
         .with_state(db);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app.into_make_service()).await?;
     Ok(())
 }
 
