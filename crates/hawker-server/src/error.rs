@@ -6,7 +6,6 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hawker_core::InvalidInput;
-use serde_json::json;
 
 use crate::store::StoreError;
 
@@ -94,11 +93,23 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (code, message) = self.public_parts();
-        (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response()
+        // Typed, not a `serde_json::Value`: a herd's refusals are most of its answers.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: Detail<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = Body {
+            error: Detail {
+                code,
+                message: &message,
+            },
+        };
+        (status, Json(body)).into_response()
     }
 }
 
