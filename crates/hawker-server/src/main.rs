@@ -31,10 +31,9 @@ const USAGE: &str = "usage:
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process (and what it starts). mimalloc asks for
-/// them on its arenas, and then the kernel zeroes a whole 2 MiB page at almost every fresh page
-/// it hands out: under the flash-sale herd that zeroing was 15–39% of the server's CPU, and
-/// turning it off raised durable orders/s by about 1.4× (BENCHMARKS.md). Both of our HTTP
+/// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
+/// under the flash-sale herd the kernel's zeroing of fresh 2 MiB pages was 15–39% of the server's
+/// CPU; turning them off raised durable orders/s by about 1.4× (BENCHMARKS.md). Both of our HTTP
 /// servers call it — `hawker serve` and the benchmark's baseline server — so they are measured
 /// alike.
 fn no_huge_pages() {
