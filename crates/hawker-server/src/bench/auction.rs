@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use hawker_core::ids::UserId;
+use hawker_core::ids::{AuctionId, UserId};
 use tokio::sync::oneshot;
 
 use super::flag;
@@ -19,6 +19,9 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::live::owner::GROUP_COMMITS;
 use crate::live::{CommerceCmd, LiveShow};
+
+/// The one auction every run starts, bids on and then checks.
+const AUCTION: AuctionId = AuctionId(7);
 
 /// `hawker bench auction`: one auction, `--viewers` live sockets watching, `--bidders` bidding as
 /// fast as their answers come back, every bid logged durably before it is answered. Compared with
@@ -108,7 +111,6 @@ async fn auction_run(
 ) -> anyhow::Result<AuctionRun> {
     use futures_util::StreamExt;
     use hawker_core::auction::{BidKind, Increments, Mode, Outcome, Terms};
-    use hawker_core::ids::AuctionId;
 
     let app = App::build(config(dir, batch_max)).await?;
     let state = app.state().clone();
@@ -124,7 +126,7 @@ async fn auction_run(
     let (reply, answer) = oneshot::channel();
     live.commerce
         .send(CommerceCmd::StartAuction {
-            id: AuctionId(7),
+            id: AUCTION,
             variant_id: variant,
             lot: "bench".into(),
             terms,
@@ -170,7 +172,7 @@ async fn auction_run(
             for _ in 0..per_bidder {
                 let (reply, answer) = oneshot::channel();
                 let cmd = CommerceCmd::Bid {
-                    auction_id: AuctionId(7),
+                    auction_id: AUCTION,
                     bidder: user,
                     name: "b".into(),
                     kind: BidKind::Bid,
@@ -223,7 +225,7 @@ async fn check_log(state: &AppState, decided: usize) -> anyhow::Result<()> {
     use hawker_core::auction::Entry;
     let entries = state
         .store
-        .auction_log(hawker_core::ids::AuctionId(7))
+        .auction_log(AUCTION)
         .await
         .map_err(|e| anyhow::anyhow!("reading the auction log: {e:?}"))?;
     crate::auction_log::verify(&entries).map_err(|e| anyhow::anyhow!("the log fails: {e}"))?;
