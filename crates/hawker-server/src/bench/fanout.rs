@@ -52,7 +52,14 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     super::check_flags(
         "fanout",
         args,
-        &["--viewers", "--seconds", "--runs", "--chat-rate", "--heart-rate", "--sale-ms"],
+        &[
+            "--viewers",
+            "--seconds",
+            "--runs",
+            "--chat-rate",
+            "--heart-rate",
+            "--sale-ms",
+        ],
         &["--smoke", "--no-record", "--no-socketio"],
     )?;
     let smoke = args.contains(&"--smoke");

@@ -87,7 +87,15 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     super::check_flags(
         "herd",
         args,
-        &["--buyers", "--units", "--concurrency", "--retry-every", "--runs", "--designs", "--postgres"],
+        &[
+            "--buyers",
+            "--units",
+            "--concurrency",
+            "--retry-every",
+            "--runs",
+            "--designs",
+            "--postgres",
+        ],
         &["--smoke", "--no-record", "--kill-mid-sale"],
     )?;
     let smoke = args.contains(&"--smoke");

@@ -43,7 +43,12 @@ pub fn check_flags(
         } else if !switches.contains(arg) {
             anyhow::bail!(
                 "hawker bench {scenario} does not know {arg:?}; it takes {} (see hawker --help)",
-                values.iter().chain(switches).copied().collect::<Vec<_>>().join(" ")
+                values
+                    .iter()
+                    .chain(switches)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
     }

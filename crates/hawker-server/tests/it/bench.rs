@@ -12,14 +12,17 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn bench(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hawker"))
-        .arg("bench")
+/// Runs `hawker ARGS…` from the repository root, as a person would.
+fn hawker(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hawker"))
         .args(args)
-        .arg("--smoke")
         .current_dir(repo_root())
         .output()
-        .expect("runs hawker bench");
+        .expect("runs hawker")
+}
+
+fn bench(args: &[&str]) {
+    let out = hawker(&[&["bench"], args, &["--smoke"]].concat());
     assert!(
         out.status.success(),
         "hawker bench {args:?} --smoke failed:\n{}\n{}",
@@ -56,22 +59,19 @@ fn the_video_bench_delivers_frames_to_every_viewer() {
 #[test]
 fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
     let benchmarks = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
-    for args in [&["herd", "--byers", "10"][..], &["fanout", "--smoke", "--viewer", "5"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_hawker"))
-            .arg("bench")
-            .args(args)
-            .current_dir(repo_root())
-            .output()
-            .expect("runs hawker bench");
+    for args in [
+        &["bench", "herd", "--byers", "10"][..],
+        &["bench", "fanout", "--smoke", "--viewer", "5"],
+    ] {
+        let out = hawker(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} ran");
-        assert!(stderr.contains(&format!("does not know {:?}", args[args.len() - 2])), "{stderr}");
+        assert!(
+            stderr.contains(&format!("does not know {:?}", args[args.len() - 2])),
+            "{stderr}"
+        );
     }
-    let help = Command::new(env!("CARGO_BIN_EXE_hawker"))
-        .args(["bench", "herd", "--help"])
-        .current_dir(repo_root())
-        .output()
-        .expect("runs hawker bench");
+    let help = hawker(&["bench", "herd", "--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("hawker bench herd [--buyers"));
     let after = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
