@@ -134,6 +134,10 @@ async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
         }
     }
+    let resumed = crate::api::orders::resume_payments(state).await?;
+    if resumed > 0 {
+        tracing::info!("paying for {resumed} reservation(s) left open by the last run");
+    }
     Ok(())
 }
 

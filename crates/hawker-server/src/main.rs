@@ -12,7 +12,7 @@ const USAGE: &str = "usage:
   hawker user set-role EMAIL buyer|seller|moderator|admin
                                  change an account's role (uses the configured database)
   hawker bench herd [--buyers 100000] [--units 10000] [--concurrency 10000] [--runs 3]
-                   [--designs hawker,postgres,redis,redis-fsync] [--postgres URL]
+                   [--designs hawker,hawker-async,postgres,redis,redis-fsync] [--postgres URL]
                    [--retry-every 10] [--kill-mid-sale]
                                  a flash-sale herd over HTTP against PostgreSQL row locks and
                                  Redis + Lua, verified after kill -9

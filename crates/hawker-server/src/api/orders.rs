@@ -4,6 +4,11 @@
 //! keyed by the order id) → confirm or release (the owner again). A retry with the same
 //! `Idempotency-Key` finds the stored order and finishes or repeats its answer; it never reserves
 //! or charges a second time.
+//!
+//! The charge runs as a task of its own, so a buyer who hangs up does not stop it. With
+//! `Prefer: respond-async` (RFC 7240) the buyer is answered `202` with the reserved order as soon
+//! as it is durable, and the task pays for it; `GET /orders/{id}` tells how that ended. After a
+//! restart, [`resume_payments`] pays for every reservation still open.
 
 use axum::Json;
 use axum::extract::State;
@@ -113,6 +118,7 @@ pub async fn buy(
         )
     })?;
     let key = IdempotencyKey::parse(raw_key.to_str().unwrap_or(""))?;
+    let respond_async = prefers_async(&headers);
     let buyer = &user.user;
     let quantity = Quantity::new(body.quantity)?;
     let item = match (body.flash_sale_id, body.variant_id) {
@@ -151,7 +157,7 @@ pub async fn buy(
         None => {
             // A retry after the show ended still gets its order's answer.
             if let Some(order) = state.store.order_by_key(buyer.id, key.as_str()).await? {
-                return finish(&state, order).await;
+                return finish(&state, order, respond_async).await;
             }
             state
                 .hub
@@ -192,7 +198,17 @@ pub async fn buy(
                 currency: line.currency.to_string(),
             };
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
-            settle(&state, &live, order.id, buyer.id, charge, Some(order)).await
+            if respond_async {
+                let answer = accepted(&order);
+                tokio::spawn(pay(state, live, order));
+                return Ok(answer);
+            }
+            let (state, live) = (state.clone(), live.clone());
+            tokio::spawn(async move {
+                settle(&state, &live, order.id, order.buyer_id, charge, Some(order)).await
+            })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the payment task failed: {e}")))?
         }
         // A concurrent retry of this very request got there first: answer as it will.
         Err(Refusal::Duplicate(_)) => {
@@ -202,6 +218,7 @@ pub async fn buy(
                 order.ok_or_else(|| {
                     AppError::unavailable("the first attempt is still being saved; retry")
                 })?,
+                respond_async,
             )
             .await
         }
@@ -228,29 +245,86 @@ async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> 
     }
 }
 
-/// Brings a stored order to its final answer: a reservation is charged and settled, anything
-/// else repeats its answer.
-async fn finish(state: &AppState, order: Order) -> Result<Response, AppError> {
+/// Brings a stored order to its final answer: a reservation is charged and settled (in the
+/// background, answering `202` at once, when the buyer prefers), anything else repeats its answer.
+async fn finish(state: &AppState, order: Order, respond_async: bool) -> Result<Response, AppError> {
     // Auction orders are charged by the show's owner ("you bid, you buy"), never from here.
     if order.status != "reserved" || order.auction_id.is_some() {
         return answer(order);
     }
-    let live = match state.hub.get(order.show_id) {
-        Some(live) => live,
-        None => {
-            state
-                .hub
-                .open(&find_show(state, order.show_id.0).await?)
-                .await?
-        }
-    };
-    let charge = ChargeRequest {
+    let live = owner_of(state, &order).await?;
+    if respond_async {
+        let answer = accepted(&order);
+        // The first attempt's task may still be paying; the charge's key makes a second one
+        // harmless, and it settles a reservation whose payment an error left open.
+        tokio::spawn(pay(state.clone(), live, order));
+        return Ok(answer);
+    }
+    let charge = charge_for(&order);
+    settle(state, &live, order.id, order.buyer_id, charge, None).await
+}
+
+async fn owner_of(state: &AppState, order: &Order) -> Result<LiveShow, AppError> {
+    match state.hub.get(order.show_id) {
+        Some(live) => Ok(live),
+        None => Ok(state
+            .hub
+            .open(&find_show(state, order.show_id.0).await?)
+            .await?),
+    }
+}
+
+fn charge_for(order: &Order) -> ChargeRequest {
+    ChargeRequest {
         idempotency_key: order.id.to_string(),
         payment_method: order.payment_method.clone(),
         amount_cents: order.total_cents,
         currency: order.currency.clone(),
-    };
-    settle(state, &live, order.id, order.buyer_id, charge, None).await
+    }
+}
+
+/// Pays for a reservation nobody waits on: charges and settles it, asking again once a second
+/// while the provider cannot be reached and the hold lasts (after that, the owner's expiry check
+/// asks the provider what happened).
+async fn pay(state: AppState, live: LiveShow, order: Order) {
+    loop {
+        let settled = settle(
+            &state,
+            &live,
+            order.id,
+            order.buyer_id,
+            charge_for(&order),
+            Some(order.clone()),
+        )
+        .await;
+        let unreachable = matches!(
+            &settled,
+            Err(AppError::Refused {
+                code: "payment_unavailable",
+                ..
+            })
+        );
+        if !unreachable || clock::now() >= order.hold_until {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// After a restart: every reservation left open (its buyer's request died with the process, or
+/// was answered `202`) is paid for now, not left to expire. Auction orders are the owners' own.
+pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
+    let open = state.store.open_reservations().await?;
+    for &id in &open {
+        let Some(order) = state.store.order(id).await? else {
+            continue;
+        };
+        let live = owner_of(state, &order)
+            .await
+            .map_err(|e| anyhow::anyhow!("resuming the payment of order {id}: {e:?}"))?;
+        tokio::spawn(pay(state.clone(), live, order));
+    }
+    Ok(open.len())
 }
 
 /// The order a reservation just committed, as `GET /orders/{id}` reads it back (a test holds the
@@ -358,6 +432,30 @@ async fn settle(
         }
     }
     answer(stored)
+}
+
+/// Whether the request carries `Prefer: respond-async` (RFC 7240): answer once the order is
+/// durably reserved, and pay for it in the background.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        })
+    })
+}
+
+/// `202 Accepted` with the reserved order: it is durable, and its payment is under way.
+fn accepted(order: &Order) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [
+            ("preference-applied", "respond-async".to_owned()),
+            ("location", format!("/api/v1/orders/{}", order.id)),
+        ],
+        Json(OrderBody { order }),
+    )
+        .into_response()
 }
 
 /// `{"order": …}`, serialized straight from the order: going through a `serde_json::Value`

@@ -4,6 +4,8 @@
 //!
 //! - **Hawker**: `hawker serve` as its own process — auth, the show's owner deciding in memory
 //!   with group commit, the charge (test provider), the confirmation.
+//! - **Hawker, `Prefer: respond-async`**: the same server, answering once the order is durably
+//!   reserved, as the baselines do; the run waits until every order is paid too.
 //! - **PostgreSQL row lock**: one transaction per buy, guarded `UPDATE … WHERE remaining >= q`
 //!   then `INSERT` the order, default durable settings ([`super::baseline`]).
 //! - **Redis + Lua**: one script checks and decrements stock and appends the order, with
@@ -40,6 +42,9 @@ use crate::auth::token_hash;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
     Hawker,
+    /// Hawker answering once the order is durably reserved (`Prefer: respond-async`), paying
+    /// for it in the background.
+    HawkerAsync,
     Postgres,
     Redis,
     RedisFsync,
@@ -49,16 +54,20 @@ impl Design {
     fn parse(s: &str) -> anyhow::Result<Self> {
         Ok(match s {
             "hawker" => Self::Hawker,
+            "hawker-async" => Self::HawkerAsync,
             "postgres" => Self::Postgres,
             "redis" => Self::Redis,
             "redis-fsync" => Self::RedisFsync,
-            _ => bail!("unknown design {s:?}: hawker, postgres, redis, redis-fsync"),
+            _ => bail!("unknown design {s:?}: hawker, hawker-async, postgres, redis, redis-fsync"),
         })
     }
 
     fn label(self) -> &'static str {
         match self {
             Self::Hawker => "**Hawker** (owner + group commit; auth, charge, confirm)",
+            Self::HawkerAsync => {
+                "**Hawker, `Prefer: respond-async`** (answers at the reservation; pays after)"
+            }
             Self::Postgres => "PostgreSQL row lock, transaction per buy",
             Self::Redis => "Redis + Lua, `appendfsync everysec`",
             Self::RedisFsync => "Redis + Lua, `appendfsync always`",
@@ -113,7 +122,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     };
     let runs = flag(args, "--runs", if smoke { 1 } else { 3 })?.max(1);
     let designs = text_flag(args, "--designs")
-        .unwrap_or("hawker,postgres,redis,redis-fsync")
+        .unwrap_or("hawker,hawker-async,postgres,redis,redis-fsync")
         .split(',')
         .map(Design::parse)
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -141,11 +150,12 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{} (run {})", design.label(), run + 1))?;
             println!(
-                "  run {}: {:<60} {:>8.0} decisions/s {:>8.0} orders/s  p99 {:>7.1} ms  lost {}  cpu {:.0}% + client {:.0}%",
+                "  run {}: {:<60} {:>8.0} decisions/s {:>8.0} orders/s {:>8} paid/s  p99 {:>7.1} ms  lost {}  cpu {:.0}% + client {:.0}%",
                 run + 1,
                 design.label(),
                 r.decisions_per_s,
                 r.orders_per_s,
+                r.paid_per_s.map_or("—".into(), |p| format!("{p:.0}")),
                 r.p99_ms,
                 r.lost,
                 r.server_cpu * 100.0,
@@ -172,8 +182,8 @@ fn table(
         |d: usize, f: fn(&RunResult) -> f64| median(&results[&d].iter().map(f).collect::<Vec<_>>());
     let mut t = format!(
         "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).{}\n\n\
-         | design | decisions/s | durable orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` | server CPU | client CPU |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         | design | decisions/s | durable orders/s | paid orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` | server CPU | client CPU |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
         params.buyers,
         params.units,
         params.concurrency,
@@ -187,8 +197,13 @@ fn table(
     );
     for (d, design) in designs.iter().enumerate() {
         let lost: Vec<String> = results[&d].iter().map(|r| r.lost.to_string()).collect();
+        let paid = if results[&d].iter().all(|r| r.paid_per_s.is_some()) {
+            format!("{:.0}", med(d, |r| r.paid_per_s.unwrap_or_default()))
+        } else {
+            "—".into()
+        };
         t.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} | {} | {:.0}% | {:.0}% |\n",
+            "| {} | {:.0} | {:.0} | {paid} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} | {} | {:.0}% | {:.0}% |\n",
             design.label(),
             med(d, |r| r.decisions_per_s),
             med(d, |r| r.orders_per_s),
@@ -202,23 +217,22 @@ fn table(
         ));
     }
     // Rates cut short by the kill are not compared.
-    if let Some(h) = designs.iter().position(|d| *d == Design::Hawker)
-        && !params.kill_mid_sale
-    {
-        for (d, design) in designs
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| **d != Design::Hawker)
-        {
+    if params.kill_mid_sale {
+        return t;
+    }
+    let is_hawker = |d: &Design| matches!(d, Design::Hawker | Design::HawkerAsync);
+    for (h, hawker) in designs.iter().enumerate().filter(|(_, d)| is_hawker(d)) {
+        for (d, design) in designs.iter().enumerate().filter(|(_, d)| !is_hawker(d)) {
             t.push_str(&format!(
-                "\nHawker vs {}: {:.1}× the durable orders/s, {:.1}× the decisions/s.",
+                "\n{} vs {}: {:.1}× the durable orders/s, {:.1}× the decisions/s.",
+                hawker.label(),
                 design.label(),
                 med(h, |r| r.orders_per_s) / med(d, |r| r.orders_per_s),
                 med(h, |r| r.decisions_per_s) / med(d, |r| r.decisions_per_s),
             ));
         }
-        t.push('\n');
     }
+    t.push('\n');
     t
 }
 
@@ -231,6 +245,9 @@ pub struct RunResult {
     pub orders: usize,
     /// Acknowledged orders missing after `kill -9` (only a non-durable design may have any).
     pub lost: usize,
+    /// Orders charged and confirmed per second, until the last was (Hawker only: the baselines
+    /// charge nothing).
+    pub paid_per_s: Option<f64>,
     /// Cores busy in the HTTP server process (not the database) and in the load client.
     pub server_cpu: f64,
     pub client_cpu: f64,
@@ -240,13 +257,14 @@ pub struct RunResult {
 pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Result<RunResult> {
     let dir = tempfile::tempdir_in(".")?;
     let target = match design {
-        Design::Hawker => hawker(dir.path(), params).await?,
+        Design::Hawker | Design::HawkerAsync => hawker(dir.path(), params).await?,
         Design::Postgres => postgres(params).await?,
         Design::Redis | Design::RedisFsync => {
             redis(dir.path(), params, design == Design::RedisFsync).await?
         }
     };
     let load = Load {
+        respond_async: design == Design::HawkerAsync,
         addr: target.addr,
         body: target.body.clone(),
         tokens: target.tokens.clone(),
@@ -279,6 +297,14 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     });
     let (server_cpu, client_cpu) = (target.server.cpu_seconds(), super::own_cpu_seconds());
     let tally = drive(&load).await;
+    // Answered at the reservation, the orders are paid in the background: the run waits for
+    // that (before the kill), and the rate it reports counts paid orders too.
+    let paying = match (&tally, &target.check, design) {
+        (Ok(t), Check::Hawker { db, sale_id }, Design::HawkerAsync) if !params.kill_mid_sale => {
+            Some(t.elapsed + all_paid(db, *sale_id, t.acked.len()).await?)
+        }
+        _ => None,
+    };
     // A run that was to kill mid-sale and did not would prove nothing.
     let killed = match killer {
         Some(killer) if killer.is_finished() => killer.await.unwrap_or(false),
@@ -310,7 +336,37 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     let secs = tally.elapsed.as_secs_f64();
     let mut result = verify(design, params, &tally, &stored)?;
     (result.server_cpu, result.client_cpu) = (server_cpu / secs, client_cpu / secs);
+    result.paid_per_s = match design {
+        Design::Hawker => Some(result.orders_per_s),
+        Design::HawkerAsync => paying.map(|t| tally.acked.len() as f64 / t.as_secs_f64()),
+        _ => None,
+    };
     Ok(result)
+}
+
+/// How long until `orders` orders of the sale are paid (at most a minute).
+async fn all_paid(db: &Path, sale_id: i64, orders: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await?;
+    loop {
+        let (paid,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM orders WHERE sale_id = ? AND status = 'paid'")
+                .bind(sale_id)
+                .fetch_one(&mut conn)
+                .await?;
+        if paid as usize >= orders {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "{paid} of {orders} orders answered at their reservation were paid within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// What the database holds after the run: order ids, and units left.
@@ -390,6 +446,7 @@ fn verify(
         p999_ms: ms(quantile(&mut lat, 0.999)),
         orders: stored.orders.len(),
         lost,
+        paid_per_s: None,
         server_cpu: 0.0,
         client_cpu: 0.0,
     })
@@ -669,6 +726,8 @@ async fn redis(dir: &Path, params: &Params, fsync_always: bool) -> anyhow::Resul
 
 /// The herd, as the client sees it.
 pub struct Load {
+    /// Send `Prefer: respond-async`.
+    pub respond_async: bool,
     pub addr: SocketAddr,
     pub body: Arc<Vec<u8>>,
     pub tokens: Arc<Vec<String>>,
@@ -706,7 +765,7 @@ fn classify(status: u16, body: &[u8]) -> Answer {
         v["order"]["id"].as_i64(),
         v["error"]["code"].as_str(),
     ) {
-        (201, Some(id), _) => Answer::Order(id),
+        (201 | 202, Some(id), _) => Answer::Order(id),
         (409, _, Some("sold_out")) => Answer::SoldOut,
         (_, _, code) => Answer::Other(format!("{status} {}", code.unwrap_or("?"))),
     }
@@ -725,6 +784,11 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
         let (next, tokens, body) = (next.clone(), load.tokens.clone(), load.body.clone());
         let acked = load.acked.clone();
         let (retry_every, prefix, addr) = (load.retry_every, load.key_prefix.clone(), load.addr);
+        let prefer = if load.respond_async {
+            "respond-async"
+        } else {
+            "return=representation"
+        };
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -744,6 +808,7 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                     ("Authorization", bearer.as_str()),
                     ("Idempotency-Key", key.as_str()),
                     ("Content-Type", "application/json"),
+                    ("Prefer", prefer),
                 ];
                 let sent = Instant::now();
                 let first = match conn

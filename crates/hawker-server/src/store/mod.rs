@@ -337,6 +337,8 @@ pub trait Store: Send + Sync + 'static {
     /// Shows holding unpaid reservations or a running auction (their owners must come back after
     /// a restart, even if the show has ended).
     async fn shows_with_unsettled_commerce(&self) -> StoreResult<Vec<ShowId>>;
+    /// Reserved orders bought through `POST /orders` (not auction wins), oldest first.
+    async fn open_reservations(&self) -> StoreResult<Vec<OrderId>>;
     async fn live_show_sharing_products(
         &self,
         products: &[ProductId],

@@ -1139,6 +1139,16 @@ impl Store for SqliteStore {
         Ok(ids.into_iter().map(ShowId).collect())
     }
 
+    async fn open_reservations(&self) -> StoreResult<Vec<OrderId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'reserved' AND auction_id IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(ids.into_iter().map(OrderId).collect())
+    }
+
     async fn live_show_sharing_products(
         &self,
         products: &[ProductId],

@@ -173,3 +173,50 @@ async fn kill_9_during_a_herd_loses_no_acknowledged_order() {
     assert_eq!(paid, UNITS, "sold out exactly, never oversold");
     assert_eq!(sale["remaining"], 0);
 }
+
+#[tokio::test]
+async fn a_reservation_answered_before_its_charge_is_paid_after_kill_9() {
+    let data = tempfile::tempdir().expect("dir");
+    // A long hold: the order must be paid after the restart, not left to expire.
+    let hold = [("HAWKER_RESERVATION_HOLD_S", "600")];
+    let (mut child, app) = start_hawker(data.path(), &hold).await;
+    let show = app.live_show(&[("Ruby", 2400, 5)]).await;
+    let sale_id = app.start_sale(&show, 2, 1, 3600).await;
+    let buyer = app.signup("buyer").await;
+    // The slow test card is still being charged when the server dies.
+    let res = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&buyer.token)
+        .header("Idempotency-Key", "k9")
+        .header("Prefer", "respond-async")
+        .json(&json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("json")["order"]["id"]
+        .as_i64()
+        .expect("id");
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("dead");
+
+    let (_child, app) = start_hawker(data.path(), &hold).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let order = loop {
+        let (status, body) = app
+            .get(Some(&buyer.token), &format!("/api/v1/orders/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["order"]["status"] != "reserved" {
+            break body["order"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still reserved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(order["status"], "paid", "{order}");
+    let (_, sale) = app
+        .get(None, &format!("/api/v1/flash-sales/{sale_id}"))
+        .await;
+    assert_eq!(sale["remaining"], 1, "one unit sold, one left");
+}
