@@ -80,10 +80,10 @@ pub fn spec() -> Value {
             "/api/v1/shows/{id}/live": { "parameters": id_param, "get": op("The live room WebSocket (see PROTOCOL.md)", None, ("101", "switching protocols"), &[("409", "show not live")]) },
             "/api/v1/orders": {
                 "post": {
-                    "summary": "Buy: reserve, charge, confirm. Send Idempotency-Key; a retry returns the first answer.",
-                    "parameters": [{ "name": "Idempotency-Key", "in": "header", "required": true, "schema": s }],
+                    "summary": "Buy: reserve, charge, confirm. Send Idempotency-Key; a retry returns the first answer. With Prefer: respond-async the answer is 202 once the order is durably reserved, and it is paid in the background (GET /orders/{id} for the outcome).",
+                    "parameters": [{ "name": "Idempotency-Key", "in": "header", "required": true, "schema": s }, { "name": "Prefer", "in": "header", "required": false, "schema": s, "description": "respond-async: answer at the reservation" }],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": obj(&["show_id", "quantity", "payment_method"], json!({ "show_id": int, "flash_sale_id": int, "variant_id": int, "quantity": int, "code": s, "payment_method": s })) } } },
-                    "responses": { "201": { "description": "{order:{id, status, total_cents, …}}" }, "402": { "description": "payment_declined" }, "409": { "description": "sold_out, sale_ended, per_buyer_limit, show_not_live" }, "422": { "description": "invalid input or code" } }
+                    "responses": { "201": { "description": "{order:{id, status, total_cents, …}}" }, "202": { "description": "{order:{…, status:\"reserved\"}}; Location: the order; pending without Prefer: still being paid, retry" }, "402": { "description": "payment_declined" }, "409": { "description": "sold_out, sale_ended, per_buyer_limit, show_not_live" }, "422": { "description": "invalid input or code" } }
                 },
                 "get": op("My orders", None, ("200", "{orders}"), &[])
             },

@@ -301,7 +301,7 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     // that (before the kill), and the rate it reports counts paid orders too.
     let paying = match (&tally, &target.check, design) {
         (Ok(t), Check::Hawker { db, sale_id }, Design::HawkerAsync) if !params.kill_mid_sale => {
-            Some(t.elapsed + all_paid(db, *sale_id, t.acked.len()).await?)
+            Some(all_paid(db, *sale_id, t).await?)
         }
         _ => None,
     };
@@ -344,9 +344,10 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     Ok(result)
 }
 
-/// How long until `orders` orders of the sale are paid (at most a minute).
-async fn all_paid(db: &Path, sale_id: i64, orders: usize) -> anyhow::Result<Duration> {
-    let started = Instant::now();
+/// Waits (at most a minute) until every acknowledged order of the sale is paid, and returns when
+/// the last payment was committed, from the herd's start.
+async fn all_paid(db: &Path, sale_id: i64, tally: &Tally) -> anyhow::Result<Duration> {
+    let (started, orders) = (Instant::now(), tally.acked.len());
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
         .read_only(true)
@@ -359,7 +360,14 @@ async fn all_paid(db: &Path, sale_id: i64, orders: usize) -> anyhow::Result<Dura
                 .fetch_one(&mut conn)
                 .await?;
         if paid as usize >= orders {
-            return Ok(started.elapsed());
+            let (last,): (i64,) = sqlx::query_as(
+                "SELECT max(updated_at) FROM orders WHERE sale_id = ? AND status = 'paid'",
+            )
+            .bind(sale_id)
+            .fetch_one(&mut conn)
+            .await?;
+            let ms = (last - tally.started_at_ms).max(1);
+            return Ok(Duration::from_millis(ms as u64));
         }
         ensure!(
             started.elapsed() < Duration::from_secs(60),
@@ -749,6 +757,8 @@ pub struct Tally {
     pub elapsed: Duration,
     /// When the last order was acknowledged, from the start.
     pub last_order: Duration,
+    /// The start, by the wall clock the server stamps orders with (the same machine's).
+    pub started_at_ms: i64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -857,7 +867,10 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
         }));
     }
     let _ = go_tx.send(Some(Instant::now()));
-    let mut all = Tally::default();
+    let mut all = Tally {
+        started_at_ms: crate::clock::now().0,
+        ..Tally::default()
+    };
     for t in tasks {
         let t = t.await?;
         all.latencies_us.extend(t.latencies_us);
