@@ -190,20 +190,13 @@ pub async fn buy(
     .await?;
     match reserved {
         Ok(reserved) => {
-            let line = &reserved.line;
-            let charge = ChargeRequest {
-                idempotency_key: line.id.to_string(),
-                payment_method: payment_method.clone(),
-                amount_cents: line.total_cents,
-                currency: line.currency.to_string(),
-            };
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
             if respond_async {
                 let answer = accepted(&order);
                 tokio::spawn(pay(state, live, order));
                 return Ok(answer);
             }
-            let (state, live) = (state.clone(), live.clone());
+            let (state, live, charge) = (state.clone(), live.clone(), charge_for(&order));
             tokio::spawn(async move {
                 settle(&state, &live, order.id, order.buyer_id, charge, Some(order)).await
             })
@@ -311,22 +304,32 @@ async fn pay(state: AppState, live: LiveShow, order: Order) {
     }
 }
 
-/// After a restart: every reservation left open (its buyer's request died with the process, or
-/// was answered `202`) is paid for now, not left to expire. Auction orders are the owners' own.
+/// After a restart: every reservation left open within its hold (its buyer's request died with
+/// the process, or was answered `202`) is paid for now, not left to expire. Auction orders are
+/// the owners' own. Returns how many.
 pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
     let open = state.store.open_reservations().await?;
+    let mut resumed = 0;
     for &id in &open {
+        // A hold that has run out is the owner's expiry check's: it asks the provider whether
+        // the charge happened instead of charging now and refunding.
         let Some(order) = state.store.order(id).await? else {
             continue;
         };
+        if order.hold_until <= clock::now() {
+            continue;
+        }
         // One order that cannot be resumed must not keep the server from starting; its hold's
         // expiry check still settles it.
         match owner_of(state, &order).await {
-            Ok(live) => drop(tokio::spawn(pay(state.clone(), live, order))),
+            Ok(live) => {
+                tokio::spawn(pay(state.clone(), live, order));
+                resumed += 1;
+            }
             Err(e) => tracing::error!(order = %id, "cannot resume its payment: {e:?}"),
         }
     }
-    Ok(open.len())
+    Ok(resumed)
 }
 
 /// The order a reservation just committed, as `GET /orders/{id}` reads it back (a test holds the
