@@ -308,17 +308,11 @@ async fn pay(state: AppState, live: LiveShow, order: Order) {
 /// the process, or was answered `202`) is paid for now, not left to expire. Auction orders are
 /// the owners' own. Returns how many.
 pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
-    let open = state.store.open_reservations().await?;
+    // A hold that has run out is the owner's expiry check's: it asks the provider whether the
+    // charge happened instead of charging now and refunding.
+    let open = state.store.open_reservations(clock::now()).await?;
     let mut resumed = 0;
-    for &id in &open {
-        // A hold that has run out is the owner's expiry check's: it asks the provider whether
-        // the charge happened instead of charging now and refunding.
-        let Some(order) = state.store.order(id).await? else {
-            continue;
-        };
-        if order.hold_until <= clock::now() {
-            continue;
-        }
+    for order in open {
         // One order that cannot be resumed must not keep the server from starting; its hold's
         // expiry check still settles it.
         match owner_of(state, &order).await {
@@ -326,7 +320,7 @@ pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
                 tokio::spawn(pay(state.clone(), live, order));
                 resumed += 1;
             }
-            Err(e) => tracing::error!(order = %id, "cannot resume its payment: {e:?}"),
+            Err(e) => tracing::error!(order = %order.id, "cannot resume its payment: {e:?}"),
         }
     }
     Ok(resumed)

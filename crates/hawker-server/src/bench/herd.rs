@@ -794,11 +794,8 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
         let (next, tokens, body) = (next.clone(), load.tokens.clone(), load.body.clone());
         let acked = load.acked.clone();
         let (retry_every, prefix, addr) = (load.retry_every, load.key_prefix.clone(), load.addr);
-        let prefer = if load.respond_async {
-            "respond-async"
-        } else {
-            "return=representation"
-        };
+        // Only the async design sends `Prefer`: every other request stays as it always was.
+        let headers_sent = if load.respond_async { 4 } else { 3 };
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -818,13 +815,11 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                     ("Authorization", bearer.as_str()),
                     ("Idempotency-Key", key.as_str()),
                     ("Content-Type", "application/json"),
-                    ("Prefer", prefer),
+                    ("Prefer", "respond-async"),
                 ];
+                let headers = &headers[..headers_sent];
                 let sent = Instant::now();
-                let first = match conn
-                    .request("POST", "/api/v1/orders", &headers, &body)
-                    .await
-                {
+                let first = match conn.request("POST", "/api/v1/orders", headers, &body).await {
                     Ok(r) => classify(r.status, &r.body),
                     Err(e) => {
                         *tally.errors.entry(format!("connection: {e}")).or_default() += 1;
@@ -848,10 +843,7 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                     Answer::Other(what) => *tally.errors.entry(what.clone()).or_default() += 1,
                 }
                 if i % retry_every == 0 {
-                    let again = match conn
-                        .request("POST", "/api/v1/orders", &headers, &body)
-                        .await
-                    {
+                    let again = match conn.request("POST", "/api/v1/orders", headers, &body).await {
                         Ok(r) => classify(r.status, &r.body),
                         Err(e) => Answer::Other(format!("connection: {e}")),
                     };

@@ -337,8 +337,9 @@ pub trait Store: Send + Sync + 'static {
     /// Shows holding unpaid reservations or a running auction (their owners must come back after
     /// a restart, even if the show has ended).
     async fn shows_with_unsettled_commerce(&self) -> StoreResult<Vec<ShowId>>;
-    /// Reserved orders bought through `POST /orders` (not auction wins), oldest first.
-    async fn open_reservations(&self) -> StoreResult<Vec<OrderId>>;
+    /// Reserved orders bought through `POST /orders` (not auction wins) whose hold lasts past
+    /// `now`, in one read.
+    async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>>;
     async fn live_show_sharing_products(
         &self,
         products: &[ProductId],

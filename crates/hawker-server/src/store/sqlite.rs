@@ -1139,14 +1139,12 @@ impl Store for SqliteStore {
         Ok(ids.into_iter().map(ShowId).collect())
     }
 
-    async fn open_reservations(&self) -> StoreResult<Vec<OrderId>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM orders WHERE status = 'reserved' AND auction_id IS NULL ORDER BY created_at, id",
+    async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>> {
+        self.orders_where(
+            "o.status = 'reserved' AND o.auction_id IS NULL AND o.hold_until > ?",
+            &[now.0],
         )
-        .fetch_all(&self.pool)
         .await
-        .map_err(db_err)?;
-        Ok(ids.into_iter().map(OrderId).collect())
     }
 
     async fn live_show_sharing_products(

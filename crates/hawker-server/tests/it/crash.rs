@@ -184,36 +184,17 @@ async fn a_reservation_answered_before_its_charge_is_paid_after_kill_9() {
     let sale_id = app.start_sale(&show, 2, 1, 3600).await;
     let buyer = app.signup("buyer").await;
     // The slow test card is still being charged when the server dies.
-    let res = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&buyer.token)
-        .header("Idempotency-Key", "k9")
-        .header("Prefer", "respond-async")
-        .json(&json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let id = res.json::<Value>().await.expect("json")["order"]["id"]
-        .as_i64()
-        .expect("id");
+    let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" });
+    let (status, _, _, reserved) = app.buy_async(&buyer.token, "k9", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reserved}");
+    let id = reserved["order"]["id"].as_i64().expect("id");
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("dead");
 
     let (_child, app) = start_hawker(data.path(), &hold).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let order = loop {
-        let (status, body) = app
-            .get(Some(&buyer.token), &format!("/api/v1/orders/{id}"))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if body["order"]["status"] != "reserved" {
-            break body["order"].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still reserved");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let order = app
+        .settled_order(&buyer.token, id, Duration::from_secs(20))
+        .await;
     assert_eq!(order["status"], "paid", "{order}");
     let (_, sale) = app
         .get(None, &format!("/api/v1/flash-sales/{sale_id}"))

@@ -221,6 +221,57 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /orders` with `Prefer: respond-async`: the status, the `Preference-Applied` and
+    /// `Location` headers, and the body.
+    pub async fn buy_async(
+        &self,
+        token: &str,
+        key: &str,
+        body: &Value,
+    ) -> (StatusCode, String, String, Value) {
+        let res = self
+            .client
+            .post(self.url("/api/v1/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .header("Prefer", "respond-async")
+            .json(body)
+            .send()
+            .await
+            .expect("sent");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (applied, location) = (header("preference-applied"), header("location"));
+        (
+            res.status(),
+            applied,
+            location,
+            res.json().await.unwrap_or_default(),
+        )
+    }
+
+    /// Polls the order until it leaves `reserved` (failing after `within`) and returns it.
+    pub async fn settled_order(&self, token: &str, id: i64, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, body) = self.get(Some(token), &format!("/api/v1/orders/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["order"]["status"] != "reserved" {
+                return body["order"].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} stays reserved"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn connect_live(&self, show_id: i64, token: Option<&str>) -> LiveSocket {
         let mut req = format!("ws://127.0.0.1:{}/api/v1/shows/{show_id}/live", self.port)
             .into_client_request()

@@ -1,5 +1,7 @@
 //! After the show: the seller ships with a tracking number or cancels and refunds.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -187,57 +189,6 @@ async fn a_card_that_paid_is_remembered_and_a_declined_one_is_not() {
     assert_eq!(saved, ["pm_card_visa"]);
 }
 
-/// `POST /orders` with `Prefer: respond-async`: the status, the `Preference-Applied` and
-/// `Location` headers, and the body.
-async fn buy_async(
-    app: &crate::helpers::TestApp,
-    token: &str,
-    key: &str,
-    body: &serde_json::Value,
-) -> (StatusCode, String, String, serde_json::Value) {
-    let res = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .header("Prefer", "respond-async")
-        .json(body)
-        .send()
-        .await
-        .expect("sent");
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (applied, location) = (header("preference-applied"), header("location"));
-    (
-        res.status(),
-        applied,
-        location,
-        res.json().await.unwrap_or_default(),
-    )
-}
-
-/// Polls the order until it leaves `reserved` (at most 10 s) and returns it.
-async fn settled(app: &crate::helpers::TestApp, token: &str, id: i64) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (status, body) = app.get(Some(token), &format!("/api/v1/orders/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if body["order"]["status"] != "reserved" {
-            return body["order"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "order {id} stays reserved"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn respond_async_answers_at_the_reservation_and_the_order_is_then_paid() {
     let app = spawn_app().await;
@@ -247,10 +198,10 @@ async fn respond_async_answers_at_the_reservation_and_the_order_is_then_paid() {
     // The slow test card takes two seconds: the answer must not wait for it.
     let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" });
     let sent = std::time::Instant::now();
-    let (status, applied, location, reserved) = buy_async(&app, &buyer.token, "a1", &body).await;
+    let (status, applied, location, reserved) = app.buy_async(&buyer.token, "a1", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reserved}");
     assert!(
-        sent.elapsed() < std::time::Duration::from_secs(2),
+        sent.elapsed() < Duration::from_secs(2),
         "waited for the charge"
     );
     assert_eq!(applied, "respond-async");
@@ -260,11 +211,13 @@ async fn respond_async_answers_at_the_reservation_and_the_order_is_then_paid() {
     assert_eq!(app.sale(sale_id).await["remaining"], 2, "the unit is held");
 
     // A retry while the charge runs answers with the same reservation, and charges nothing more.
-    let (status, _, _, again) = buy_async(&app, &buyer.token, "a1", &body).await;
+    let (status, _, _, again) = app.buy_async(&buyer.token, "a1", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["order"]["id"], id);
 
-    let order = settled(&app, &buyer.token, id).await;
+    let order = app
+        .settled_order(&buyer.token, id, Duration::from_secs(10))
+        .await;
     assert_eq!(order["status"], "paid", "{order}");
     assert_eq!(app.payments.successful_charges(), 1);
     // Once paid, the same key answers as a buy that waited would have.
@@ -281,10 +234,12 @@ async fn a_declined_card_answered_at_the_reservation_gives_the_unit_back() {
     let sale_id = app.start_sale(&show, 1, 1, 600).await;
     let buyer = app.signup("buyer").await;
     let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_declined" });
-    let (status, _, _, reserved) = buy_async(&app, &buyer.token, "d1", &body).await;
+    let (status, _, _, reserved) = app.buy_async(&buyer.token, "d1", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reserved}");
     let id = reserved["order"]["id"].as_i64().expect("id");
-    let order = settled(&app, &buyer.token, id).await;
+    let order = app
+        .settled_order(&buyer.token, id, Duration::from_secs(10))
+        .await;
     assert_eq!(order["status"], "declined", "{order}");
     assert_eq!(
         app.sale(sale_id).await["remaining"],
@@ -294,7 +249,38 @@ async fn a_declined_card_answered_at_the_reservation_gives_the_unit_back() {
     // The same key now answers what happened.
     let (status, again) = app.buy(&buyer.token, "d1", body.clone()).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{again}");
-    let (status, _, _, again) = buy_async(&app, &buyer.token, "d1", &body).await;
+    let (status, _, _, again) = app.buy_async(&buyer.token, "d1", &body).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{again}");
     assert_eq!(again["error"]["code"], "payment_declined");
+}
+
+#[tokio::test]
+async fn a_buyer_who_hangs_up_during_the_charge_is_still_charged_once_and_gets_the_order() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let sale_id = app.start_sale(&show, 3, 1, 600).await;
+    let buyer = app.signup("buyer").await;
+    // The slow test card takes two seconds; the buyer gives up after a fraction of that.
+    let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" });
+    let hung_up = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&buyer.token)
+        .header("Idempotency-Key", "h1")
+        .timeout(Duration::from_millis(500))
+        .json(&body)
+        .send()
+        .await;
+    assert!(
+        hung_up.is_err_and(|e| e.is_timeout()),
+        "answered before the charge"
+    );
+    let id = app.orders(&buyer.token).await[0]["id"]
+        .as_i64()
+        .expect("the reservation");
+    let order = app
+        .settled_order(&buyer.token, id, Duration::from_secs(10))
+        .await;
+    assert_eq!(order["status"], "paid", "{order}");
+    assert_eq!(app.payments.successful_charges(), 1);
 }
