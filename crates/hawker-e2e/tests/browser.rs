@@ -74,9 +74,25 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.click("#buy-sale").await?;
     page.wait_for("document.querySelector('#buy-sheet').open")
         .await?;
-    page.eval("document.querySelector('#buy-pm').value = 'pm_card_visa'")
+    // A declined card: the sheet says so, and the unit goes back on sale.
+    page.eval("document.querySelector('#buy-pm').value = 'pm_card_declined'")
         .await?;
     page.click("#buy-submit").await?;
+    page.wait_for("document.querySelector('#buy-result.error')?.innerText.includes('declined')")
+        .await?;
+    page.wait_for(&format!(
+        "parseInt(document.querySelector('#sale-remaining').innerText) === {left_before} && !document.querySelector('#buy-submit').disabled"
+    ))
+    .await?;
+    // The test card that takes two seconds: the unit is the buyer's (reserved) before the
+    // payment is through, then the order is placed.
+    page.eval("document.querySelector('#buy-pm').value = 'pm_card_slow'")
+        .await?;
+    page.click("#buy-submit").await?;
+    page.wait_for("document.querySelector('#buy-result.reserved')?.innerText.includes('Reserved')")
+        .await?;
+    page.screenshot(&artifacts_dir().join("buy-reserved-phone.png"))
+        .await?;
     page.wait_for("document.querySelector('#buy-result.ok') && document.querySelector('#buy-result').innerText.includes('Order placed')").await?;
     page.wait_for(&format!(
         "parseInt(document.querySelector('#sale-remaining').innerText) === {}",
@@ -92,8 +108,8 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
             .await?
             .contains("Velvet Matte Lipstick")
     );
-    // The card used is saved as the default, for one-tap buying and auctions won.
-    page.wait_for("[...document.querySelectorAll('#payment-methods li')].some((li) => li.innerText.includes('4242') && li.innerText.includes('default'))")
+    // The card that paid is saved as the default, for one-tap buying and auctions won.
+    page.wait_for("[...document.querySelectorAll('#payment-methods li')].some((li) => li.innerText.includes('after 2 s') && li.innerText.includes('default'))")
         .await?;
     page.fill("#spend-limit", "150.00").await?;
     page.click("#spend-limit-form button[type=submit]").await?;

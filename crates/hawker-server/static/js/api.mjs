@@ -16,13 +16,15 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Calls the API. `path` may be `/orders` (taken under /api/v1) or a full `/api/…` path.
  * With an `idempotencyKey` the request is retried with the same key when the network fails,
- * which is safe because the server answers a repeated key with its first answer.
+ * which is safe because the server answers a repeated key with its first answer. `prefer` is
+ * sent as the `Prefer` header (`respond-async`: answer once the work is durably accepted).
  */
-export async function api(method, path, body, { idempotencyKey, retries = 3 } = {}) {
+export async function api(method, path, body, { idempotencyKey, retries = 3, prefer } = {}) {
   const url = path.startsWith('/api/') ? path : `/api/v1${path}`;
   const headers = { Accept: 'application/json', 'X-CSRF-Token': csrfToken() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
+  if (prefer) headers.Prefer = prefer;
   const init = {
     method,
     headers,

@@ -6,6 +6,9 @@ const $ = (id) => document.getElementById(id);
 const MAX_QTY = 99;
 /** How often a pending or duplicate answer is asked again, a second apart. */
 const RETRIES = 10;
+/** How often, and how many times, a reserved order is read while its payment goes through. */
+const PAYMENT_POLL_MS = 400;
+const PAYMENT_POLLS = 40;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -85,12 +88,16 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
     $('buy-total').textContent = total;
     $('buy-code-note').hidden = !code.value.trim();
     if (placed) return;
-    if (closedReason || max === 0) {
+    if (busy) {
+      // The buyer's own unit may be the one that just sold out: say what is happening to it.
+      submit.disabled = true;
+      submit.textContent = 'Paying…';
+    } else if (closedReason || max === 0) {
       submit.disabled = true;
       submit.textContent = closedReason || 'Sold out';
     } else {
-      submit.disabled = busy;
-      submit.textContent = busy ? 'Paying…' : `Pay ${total}`;
+      submit.disabled = false;
+      submit.textContent = `Pay ${total}`;
     }
   }
 
@@ -155,12 +162,21 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
     }
   }
 
-  /** Posts the order until it has a final answer; the key is kept while the outcome is unknown. */
+  /**
+   * Posts the order until it has a final answer; the key is kept while the outcome is unknown.
+   * The server answers at the reservation (`Prefer: respond-async`): the unit is the buyer's as
+   * soon as that is durable, and the payment's outcome is then read from the order.
+   */
   async function settle(body) {
     for (let attempt = 1; ; attempt++) {
-      let res;
+      let order;
       try {
-        res = await api('POST', '/orders', body, { idempotencyKey: pending.key });
+        const res = await api('POST', '/orders', body, { idempotencyKey: pending.key, prefer: 'respond-async' });
+        order = res?.order;
+        if (order?.status === 'reserved') {
+          setResult('reserved', 'Reserved ✓ It is yours while the payment goes through…');
+          order = await paymentOutcome(order);
+        }
       } catch (err) {
         // 409 duplicate: our own earlier try with this key is still running; wait for its answer.
         if (err.code === 'duplicate' && attempt < RETRIES) {
@@ -174,23 +190,47 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
         setResult('error', err.message);
         return;
       }
-      const order = res?.order;
-      if (order) {
-        pending = null;
-        placed = true;
-        const saved = order.discount_cents > 0 ? ` (you saved ${formatCents(order.discount_cents, order.currency)})` : '';
-        setResult('ok', `Order placed ✓ · ${formatCents(order.total_cents, order.currency)}${saved}`);
-        submit.disabled = true;
-        submit.textContent = 'Paid ✓';
+      if (order && order.status !== 'reserved') {
+        finished(order);
         return;
       }
-      // 202: the payment is still being processed; ask again with the same key.
+      // No order yet (the first attempt is still being saved) or still paying: ask again.
       if (attempt >= RETRIES) {
         setResult('error', 'Your payment is still being processed. Tap Pay to check again, or see My orders.');
         return;
       }
       await sleep(1000);
     }
+  }
+
+  /** The order once its payment has an outcome, or as it stands after a while of asking. */
+  async function paymentOutcome(order) {
+    for (let i = 0; i < PAYMENT_POLLS && order.status === 'reserved'; i++) {
+      await sleep(PAYMENT_POLL_MS);
+      order = (await api('GET', `/orders/${order.id}`))?.order ?? order;
+    }
+    return order;
+  }
+
+  /** Shows a settled order: paid, or declined or expired with the unit back on sale. */
+  function finished(order) {
+    if (order.status === 'declined' || order.status === 'expired') {
+      // This attempt is over; paying again is a new order with a new key.
+      pending = null;
+      setResult(
+        'error',
+        order.status === 'declined'
+          ? 'Your payment was declined; nothing was charged. Try another card.'
+          : 'The reservation expired before the payment went through; any charge is given back.',
+      );
+      return;
+    }
+    pending = null;
+    placed = true;
+    const saved = order.discount_cents > 0 ? ` (you saved ${formatCents(order.discount_cents, order.currency)})` : '';
+    setResult('ok', `Order placed ✓ · ${formatCents(order.total_cents, order.currency)}${saved}`);
+    submit.disabled = true;
+    submit.textContent = 'Paid ✓';
   }
 
   form.addEventListener('submit', (ev) => {
