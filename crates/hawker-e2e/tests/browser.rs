@@ -85,9 +85,26 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     ))
     .await?;
     // The test card that takes two seconds: the unit is the buyer's (reserved) before the
-    // payment is through, then the order is placed.
+    // payment is through, then the order is placed. The first read of the reserved order fails
+    // (a 401, as from an expired session): the sheet must keep its key and ask again, not drop
+    // the attempt and let a second tap buy twice.
     page.eval("document.querySelector('#buy-pm').value = 'pm_card_slow'")
         .await?;
+    page.eval(
+        r#"(() => {
+            const real = window.fetch;
+            let failed = false;
+            window.fetch = (url, init) => {
+                if (!failed && (init?.method ?? 'GET') === 'GET' && /\/api\/v1\/orders\/\d+$/.test(String(url))) {
+                    failed = true;
+                    const body = '{"error":{"code":"unauthorized","message":"log in"}}';
+                    return Promise.resolve(new Response(body, { status: 401, headers: { 'Content-Type': 'application/json' } }));
+                }
+                return real(url, init);
+            };
+        })()"#,
+    )
+    .await?;
     page.click("#buy-submit").await?;
     page.wait_for("document.querySelector('#buy-result.reserved')?.innerText.includes('Reserved')")
         .await?;
@@ -103,6 +120,12 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.goto(&server.url("/orders")).await?;
     page.wait_for("document.querySelector('#orders tbody tr[data-status=paid]')")
         .await?;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#orders tbody tr[data-status=paid]').length")
+            .await?,
+        serde_json::json!(1),
+        "one paid order, the failed read notwithstanding"
+    );
     assert!(
         page.text("#orders")
             .await?

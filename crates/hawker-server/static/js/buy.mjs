@@ -203,11 +203,18 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
     }
   }
 
-  /** The order once its payment has an outcome, or as it stands after a while of asking. */
+  /**
+   * The order once its payment has an outcome, or as it stands after a while of asking. A failed
+   * read is not an outcome: the order exists, so the caller asks again with the same key.
+   */
   async function paymentOutcome(order) {
     for (let i = 0; i < PAYMENT_POLLS && order.status === 'reserved'; i++) {
       await sleep(PAYMENT_POLL_MS);
-      order = (await api('GET', `/orders/${order.id}`))?.order ?? order;
+      try {
+        order = (await api('GET', `/orders/${order.id}`))?.order ?? order;
+      } catch {
+        return order;
+      }
     }
     return order;
   }
