@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hawker_core::catalog::Quantity;
 use hawker_core::commerce::{BuyRejected, BuyRequest, Item, ReleaseReason};
 use hawker_core::discount::{CodeRejected, normalize_code};
-use hawker_core::ids::{IdempotencyKey, OrderId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::ids::{IdempotencyKey, OrderId, SaleId, ShowId, VariantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -192,16 +192,9 @@ pub async fn buy(
         Ok(reserved) => {
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
             if respond_async {
-                let answer = accepted(&order);
-                tokio::spawn(pay(state, live, order));
-                return Ok(answer);
+                return Ok(accept_and_pay(&state, live, order));
             }
-            let (state, live, charge) = (state.clone(), live.clone(), charge_for(&order));
-            tokio::spawn(async move {
-                settle(&state, &live, order.id, order.buyer_id, charge, Some(order)).await
-            })
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("the payment task failed: {e}")))?
+            settle_in_task(&state, live, order).await
         }
         // A concurrent retry of this very request got there first: answer as it will.
         Err(Refusal::Duplicate(_)) => {
@@ -246,15 +239,32 @@ async fn finish(state: &AppState, order: Order, respond_async: bool) -> Result<R
         return answer(order);
     }
     let live = owner_of(state, &order).await?;
+    // The first attempt's task may still be paying; the charge's key makes a second one
+    // harmless, and it settles a reservation whose payment an error left open.
     if respond_async {
-        let answer = accepted(&order);
-        // The first attempt's task may still be paying; the charge's key makes a second one
-        // harmless, and it settles a reservation whose payment an error left open.
-        tokio::spawn(pay(state.clone(), live, order));
-        return Ok(answer);
+        return Ok(accept_and_pay(state, live, order));
     }
-    let charge = charge_for(&order);
-    settle(state, &live, order.id, order.buyer_id, charge, None).await
+    settle_in_task(state, live, order).await
+}
+
+/// Answers `202` with the reservation and pays for it in a task of its own.
+fn accept_and_pay(state: &AppState, live: LiveShow, order: Order) -> Response {
+    let answer = accepted(&order);
+    tokio::spawn(pay(state.clone(), live, order));
+    answer
+}
+
+/// Settles in a task of its own and answers with the outcome: a buyer who hangs up stops only
+/// the wait, never the charge or its confirmation.
+async fn settle_in_task(
+    state: &AppState,
+    live: LiveShow,
+    order: Order,
+) -> Result<Response, AppError> {
+    let state = state.clone();
+    tokio::spawn(async move { settle(&state, &live, order).await })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("the payment task failed: {e}")))?
 }
 
 async fn owner_of(state: &AppState, order: &Order) -> Result<LiveShow, AppError> {
@@ -281,15 +291,7 @@ fn charge_for(order: &Order) -> ChargeRequest {
 /// asks the provider what happened).
 async fn pay(state: AppState, live: LiveShow, order: Order) {
     loop {
-        let settled = settle(
-            &state,
-            &live,
-            order.id,
-            order.buyer_id,
-            charge_for(&order),
-            Some(order.clone()),
-        )
-        .await;
+        let settled = settle(&state, &live, order.clone()).await;
         let unreachable = matches!(
             &settled,
             Err(AppError::Refused {
@@ -367,16 +369,10 @@ fn reserved_order(
 }
 
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
-/// through the show's owner, and answers with the stored result. `reserved` is the order as just
-/// committed, when the caller has it: once paid, it is the answer without reading it back.
-async fn settle(
-    state: &AppState,
-    live: &LiveShow,
-    order_id: OrderId,
-    buyer: UserId,
-    charge: ChargeRequest,
-    reserved: Option<Order>,
-) -> Result<Response, AppError> {
+/// through the show's owner, and answers with the result. Once paid, the reserved order itself
+/// is the answer, without reading it back; any other ending is read from the store.
+async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Response, AppError> {
+    let (order_id, buyer, charge) = (order.id, order.buyer_id, charge_for(&order));
     let charged = if charge.amount_cents == 0 {
         Ok(None)
     } else {
@@ -410,7 +406,8 @@ async fn settle(
         reply: Some(reply),
     })
     .await;
-    if let (Ok(()), Ok(charge), Some(mut order)) = (&settled, &charged, reserved) {
+    if let (Ok(()), Ok(charge)) = (&settled, &charged) {
+        let mut order = order;
         order.status = "paid".into();
         order.payment_ref = charge.as_ref().map(|c| c.id.clone());
         return answer(order);

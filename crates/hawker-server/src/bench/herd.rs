@@ -354,19 +354,14 @@ async fn all_paid(db: &Path, sale_id: i64, tally: &Tally) -> anyhow::Result<Dura
         .connect()
         .await?;
     loop {
-        let (paid,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM orders WHERE sale_id = ? AND status = 'paid'")
-                .bind(sale_id)
-                .fetch_one(&mut conn)
-                .await?;
+        let (paid, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), max(updated_at) FROM orders WHERE sale_id = ? AND status = 'paid'",
+        )
+        .bind(sale_id)
+        .fetch_one(&mut conn)
+        .await?;
         if paid as usize >= orders {
-            let (last,): (i64,) = sqlx::query_as(
-                "SELECT max(updated_at) FROM orders WHERE sale_id = ? AND status = 'paid'",
-            )
-            .bind(sale_id)
-            .fetch_one(&mut conn)
-            .await?;
-            let ms = (last - tally.started_at_ms).max(1);
+            let ms = (last.unwrap_or(tally.started_at_ms) - tally.started_at_ms).max(1);
             return Ok(Duration::from_millis(ms as u64));
         }
         ensure!(

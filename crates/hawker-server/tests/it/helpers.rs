@@ -207,13 +207,18 @@ impl TestApp {
         body["id"].as_i64().expect("sale id")
     }
 
-    pub async fn buy(&self, token: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .client
+    /// `POST /orders` as a buyer's retry-safe request, ready to send.
+    pub fn order_request(&self, token: &str, key: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
             .post(self.url("/api/v1/orders"))
             .bearer_auth(token)
             .header("Idempotency-Key", key)
-            .json(&body)
+            .json(body)
+    }
+
+    pub async fn buy(&self, token: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .order_request(token, key, &body)
             .send()
             .await
             .expect("sent");
@@ -230,23 +235,13 @@ impl TestApp {
         body: &Value,
     ) -> (StatusCode, String, String, Value) {
         let res = self
-            .client
-            .post(self.url("/api/v1/orders"))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
+            .order_request(token, key, body)
             .header("Prefer", "respond-async")
-            .json(body)
             .send()
             .await
             .expect("sent");
-        let header = |name: &str| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (applied, location) = (header("preference-applied"), header("location"));
+        let applied = header(res.headers(), "preference-applied").to_owned();
+        let location = header(res.headers(), "location").to_owned();
         (
             res.status(),
             applied,
@@ -412,11 +407,16 @@ pub struct Page {
 
 impl Page {
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        header(&self.headers, name)
     }
+}
+
+/// A header's value as text, or "" when it is missing or not text.
+pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 pub async fn read_page(res: reqwest::Response) -> Page {

@@ -263,12 +263,8 @@ async fn a_buyer_who_hangs_up_during_the_charge_is_still_charged_once_and_gets_t
     // The slow test card takes two seconds; the buyer gives up after a fraction of that.
     let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_slow" });
     let hung_up = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&buyer.token)
-        .header("Idempotency-Key", "h1")
+        .order_request(&buyer.token, "h1", &body)
         .timeout(Duration::from_millis(500))
-        .json(&body)
         .send()
         .await;
     assert!(

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 
-use crate::helpers::{Account, TestApp, assert_refused, spawn_app, spawn_app_with};
+use crate::helpers::{self, Account, TestApp, assert_refused, spawn_app, spawn_app_with};
 
 /// A real offer, as a browser would send it: audio and video in `direction`, and optionally a
 /// data channel (load tools add one).
@@ -59,13 +59,7 @@ async fn send(
         req = req.header("content-type", ct);
     }
     let res = req.send().await.expect("request");
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| helpers::header(res.headers(), name).to_owned();
     Reply {
         status: res.status(),
         location: header("location"),
