@@ -137,8 +137,9 @@ CREATE TABLE IF NOT EXISTS commerce_log (
     event TEXT NOT NULL,
     CHECK (show_id IS NOT NULL OR product_id IS NOT NULL)
 );
-CREATE INDEX IF NOT EXISTS commerce_log_by_show ON commerce_log (show_id, seq);
-CREATE INDEX IF NOT EXISTS commerce_log_by_product ON commerce_log (product_id, seq);
+-- Each line has one of the two; an index keeps no entries for lines without its column.
+CREATE INDEX IF NOT EXISTS commerce_log_by_show ON commerce_log (show_id, seq) WHERE show_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS commerce_log_by_product ON commerce_log (product_id, seq) WHERE product_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS payment_methods (
     user_id BIGINT NOT NULL REFERENCES users(id),
