@@ -265,6 +265,7 @@ async fn settle_in_task(
     tokio::spawn(async move { settle(&state, &live, order).await })
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("the payment task failed: {e}")))?
+        .and_then(answer)
 }
 
 async fn owner_of(state: &AppState, order: &Order) -> Result<LiveShow, AppError> {
@@ -369,9 +370,10 @@ fn reserved_order(
 }
 
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
-/// through the show's owner, and answers with the result. Once paid, the reserved order itself
-/// is the answer, without reading it back; any other ending is read from the store.
-async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Response, AppError> {
+/// through the show's owner, and returns the order as it ended. Once paid, that is the reserved
+/// order itself, without reading it back; any other ending is read from the store. Only a
+/// buyer's request turns it into an answer: a background payment's would go unread.
+async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
     let (order_id, buyer, charge) = (order.id, order.buyer_id, charge_for(&order));
     let charged = if charge.amount_cents == 0 {
         Ok(None)
@@ -410,7 +412,7 @@ async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Respo
         let mut order = order;
         order.status = "paid".into();
         order.payment_ref = charge.as_ref().map(|c| c.id.clone());
-        return answer(order);
+        return Ok(order);
     }
     let stored = state
         .store
@@ -427,7 +429,7 @@ async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Respo
             tracing::error!(order = %order_id, "refunding a charge for an expired reservation failed: {e}");
         }
     }
-    answer(stored)
+    Ok(stored)
 }
 
 /// Whether the request carries `Prefer: respond-async` (RFC 7240): answer once the order is
