@@ -143,15 +143,9 @@ async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
 
 fn router(state: AppState) -> Router {
     let uploads = DefaultBodyLimit::max(state.config.max_upload_bytes + 64 * 1024);
-    // The API gets its state before nesting: a nested router that still needs state (it has its
-    // own fallback, so axum cannot flatten it) rebuilds its handlers on every request, which was
-    // a tenth of the herd's CPU.
-    let api = api::router()
-        .route_layer(uploads)
-        .fallback(|| async { crate::error::AppError::not_found("API route") })
-        .with_state(state.clone());
     Router::new()
-        .nest_service("/api/v1", api)
+        .merge(api::router().route_layer(uploads))
+        .merge(api::fallback())
         .merge(pages::router())
         .route("/media/{name}", get(media::serve))
         .route("/static/{*path}", get(pages::assets::serve))

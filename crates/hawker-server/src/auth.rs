@@ -7,7 +7,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::{FromRequestParts, OriginalUri};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use rand::RngCore;
@@ -183,14 +183,9 @@ impl FromRequestParts<AppState> for CurrentUser {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
         let user = user.ok_or_else(AppError::unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        // Nested routers see their path without the `/api/v1` prefix; the original URI has it.
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(parts.uri.path(), |u| u.0.path());
         if let Via::Session { csrf, .. } = &user.via
             && !safe
-            && path.starts_with("/api/")
+            && parts.uri.path().starts_with("/api/")
         {
             let sent = parts
                 .headers

@@ -14,6 +14,7 @@ use axum::routing::post;
 use hawker_core::ids::ShowId;
 use hawker_media::{MediaError, Role, SessionId};
 
+use super::at;
 use super::shows::find_show;
 use crate::app::AppState;
 use crate::error::{ApiPath, AppError};
@@ -21,16 +22,16 @@ use crate::store::{Show, ShowStatus};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/shows/{id}/whip", post(publish).options(preflight))
+        .route(&at("/shows/{id}/whip"), post(publish).options(preflight))
         .route(
-            "/shows/{id}/whip/{session}",
+            &at("/shows/{id}/whip/{session}"),
             axum::routing::delete(stop_publishing)
                 .patch(no_trickle)
                 .options(preflight),
         )
-        .route("/shows/{id}/whep", post(play).options(preflight))
+        .route(&at("/shows/{id}/whep"), post(play).options(preflight))
         .route(
-            "/shows/{id}/whep/{session}",
+            &at("/shows/{id}/whep/{session}"),
             axum::routing::delete(stop_playing)
                 .patch(no_trickle)
                 .options(preflight),

@@ -988,3 +988,18 @@ async fn a_cookie_authenticated_api_write_needs_the_csrf_header() {
     let (status, body) = post(Some(&csrf)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// The API's routes carry their prefix instead of being nested, so its own 404 is a route too:
+/// an unknown API path answers in the API's shape, and a page path still gets the HTML page.
+#[tokio::test]
+async fn an_unknown_api_path_is_a_json_404_and_a_page_path_is_html() {
+    let app = spawn_app().await;
+    for path in ["/api/v1", "/api/v1/", "/api/v1/nope", "/api/v1/orders/1/nope"] {
+        let answer = app.get(None, path).await;
+        assert_refused(&answer, StatusCode::NOT_FOUND, "not_found");
+    }
+    let res = app.client.get(app.url("/nope")).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let page = res.text().await.expect("a page");
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+}
