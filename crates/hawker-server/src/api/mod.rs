@@ -18,7 +18,7 @@ mod stream;
 /// Where the API is served. Its routes carry the prefix rather than being nested under it: a
 /// nested router rewrites every request's URI to strip the prefix, about 6,000 instructions a
 /// request (`bench/callgrind/count.py`).
-pub const PREFIX: &str = "/api/v1";
+const PREFIX: &str = "/api/v1";
 
 /// An API path: `at("/orders")` is `/api/v1/orders`.
 fn at(path: &str) -> String {
