@@ -12,7 +12,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hawker_core::catalog::Quantity;
 use hawker_core::commerce::{BuyRejected, BuyRequest, Item, ReleaseReason};
@@ -451,22 +451,33 @@ fn accepted(order: &Order) -> Response {
             ("preference-applied", "respond-async".to_owned()),
             ("location", format!("/api/v1/orders/{}", order.id)),
         ],
-        Json(OrderBody { order }),
+        OrderBody { order },
     )
         .into_response()
 }
 
-/// `{"order": …}`, serialized straight from the order: going through a `serde_json::Value`
-/// first was a sixth of a paid buy's instructions.
+/// `{"order": …}`, serialized straight from the order (going through a `serde_json::Value`
+/// first was a sixth of a paid buy's instructions) into a buffer that holds it at once: axum's
+/// `Json` grows a small one through many small writes.
 #[derive(Serialize)]
 struct OrderBody<'a> {
     order: &'a Order,
 }
 
+impl IntoResponse for OrderBody<'_> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut body, &self) {
+            Ok(()) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => AppError::Internal(e.into()).into_response(),
+        }
+    }
+}
+
 fn answer(order: Order) -> Result<Response, AppError> {
     match order.status.as_str() {
         "paid" | "shipped" | "refunded" => {
-            Ok((StatusCode::CREATED, Json(OrderBody { order: &order })).into_response())
+            Ok((StatusCode::CREATED, OrderBody { order: &order }).into_response())
         }
         "declined" => Err(AppError::new(
             StatusCode::PAYMENT_REQUIRED,
