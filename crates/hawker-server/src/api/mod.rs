@@ -37,7 +37,10 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(accounts::set_blocked_words),
         )
         .route(&at("/me/tokens"), post(accounts::new_token))
-        .route(&at("/me/shipping"), axum::routing::put(accounts::set_shipping))
+        .route(
+            &at("/me/shipping"),
+            axum::routing::put(accounts::set_shipping),
+        )
         .route(
             &at("/me/spending-limit"),
             axum::routing::put(accounts::set_spend_limit),
@@ -61,7 +64,10 @@ pub fn router() -> Router<AppState> {
         .route(&at("/shows/{id}/codes"), post(shows::create_code))
         .route(&at("/shows/{id}/log"), get(shows::commerce_log))
         .route(&at("/shows/{id}/live"), get(shows::live_socket))
-        .route(&at("/shows/{id}/chat/{message_id}"), delete(shows::delete_chat))
+        .route(
+            &at("/shows/{id}/chat/{message_id}"),
+            delete(shows::delete_chat),
+        )
         .route(&at("/shows/{id}/mutes"), post(shows::mute))
         .route(&at("/shows/{id}/auctions"), post(auctions::start))
         .route(&at("/auctions/{id}"), get(auctions::get_one))

@@ -737,7 +737,11 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>> {
-        let sql = concat!("SELECT ", user_columns!(), ", u.password_hash FROM users u WHERE u.email = ?");
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            ", u.password_hash FROM users u WHERE u.email = ?"
+        );
         let row = sqlx::query(sql)
             .bind(email)
             .fetch_optional(&self.pool)
@@ -748,11 +752,15 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = ?"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(user_from).transpose()
     }
 
@@ -814,9 +822,15 @@ impl Store for SqliteStore {
         }
         let read_at = self.sessions.generation();
         let found = self.point.read(|db| {
-            let sql = concat!("SELECT ", user_columns!(), ", t.csrf FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?");
+            let sql = concat!(
+                "SELECT ",
+                user_columns!(),
+                ", t.csrf FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?"
+            );
             db.prepare_cached(sql)?
-                .query_row([hash], |r| Ok(user_from(r).and_then(|u| Ok((u, r.col(AFTER_USER)?)))))
+                .query_row([hash], |r| {
+                    Ok(user_from(r).and_then(|u| Ok((u, r.col(AFTER_USER)?))))
+                })
                 .optional()
         })?;
         let found = found.transpose()?;

@@ -994,7 +994,12 @@ async fn a_cookie_authenticated_api_write_needs_the_csrf_header() {
 #[tokio::test]
 async fn an_unknown_api_path_is_a_json_404_and_a_page_path_is_html() {
     let app = spawn_app().await;
-    for path in ["/api/v1", "/api/v1/", "/api/v1/nope", "/api/v1/orders/1/nope"] {
+    for path in [
+        "/api/v1",
+        "/api/v1/",
+        "/api/v1/nope",
+        "/api/v1/orders/1/nope",
+    ] {
         let answer = app.get(None, path).await;
         assert_refused(&answer, StatusCode::NOT_FOUND, "not_found");
     }
