@@ -9,6 +9,7 @@
 //!   log whose bodies replay to the same winner and price.
 //! - [`room`]: one live show's chat, hearts, viewers and pinned product.
 //! - [`protocol`]: the versioned messages of the live WebSocket.
+//! - [`purchases`]: purchase announcements, gathered so a sell-out does not flood the room.
 
 pub mod account;
 pub mod auction;
@@ -18,6 +19,7 @@ pub mod discount;
 pub mod ids;
 pub mod money;
 pub mod protocol;
+pub mod purchases;
 pub mod room;
 pub mod time;
 

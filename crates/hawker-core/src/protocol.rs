@@ -72,11 +72,13 @@ pub enum ServerMsg {
     Video {
         state: VideoState,
     },
-    /// Somebody bought something (shown as social proof).
+    /// Somebody bought something (shown as social proof). In a rush, one message stands for
+    /// `buyer` and `others` more buyers, `quantity` units in all ([`crate::purchases`]).
     Purchase {
         buyer: String,
         product_title: String,
         quantity: u32,
+        others: u32,
     },
     /// Orders and revenue of this show so far. Host only.
     HostStats(HostStats),

@@ -20,6 +20,7 @@ use hawker_core::discount::{CodeRule, Discount};
 use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, UserId, VariantId};
 use hawker_core::money::format_cents;
 use hawker_core::protocol::{HostStats, ProductCard, SaleView, ServerMsg, VariantCard};
+use hawker_core::purchases::Purchases;
 use hawker_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
@@ -213,6 +214,8 @@ pub struct Owner {
     keys: HashMap<(UserId, String), OrderId>,
     /// Buyer names for purchase announcements.
     names: HashMap<OrderId, String>,
+    /// Paid orders waiting to be announced, a rush gathered into one message.
+    purchases: Purchases,
     /// Codes the host asked to announce once created.
     announce: HashSet<String>,
     /// Reservations whose hold ran out and are being checked with the payment provider.
@@ -264,6 +267,7 @@ impl Owner {
             closing,
             keys: HashMap::new(),
             names: HashMap::new(),
+            purchases: Purchases::default(),
             announce: HashSet::new(),
             checking: HashSet::new(),
             auctions: auctions.into_iter().collect(),
@@ -430,6 +434,12 @@ impl Owner {
                 self.charge_winner(charge);
             }
         }
+        // Every turn, the tick's too: a rush's gathered purchases go out once their second is up.
+        msgs.extend(if self.closing {
+            self.purchases.all()
+        } else {
+            self.purchases.due(now)
+        });
         for answer in answers {
             answer(committed);
         }
@@ -1157,16 +1167,10 @@ impl Owner {
                         .names
                         .remove(order_id)
                         .unwrap_or_else(|| "Someone".into());
-                    let product_title = self
-                        .commerce
-                        .variant(*variant_id)
-                        .map(|v| v.product_title.clone())
-                        .unwrap_or_default();
-                    msgs.push(ServerMsg::Purchase {
-                        buyer,
-                        product_title,
-                        quantity: *quantity,
-                    });
+                    if let Some(v) = self.commerce.variant(*variant_id) {
+                        self.purchases
+                            .record(v.product_id, &v.product_title, buyer, *quantity);
+                    }
                 }
             }
         }

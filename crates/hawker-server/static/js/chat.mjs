@@ -143,3 +143,9 @@ export function el(tag, className, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+/** A `purchase` message as its chat line; in a rush one message stands for several buyers. */
+export function purchaseLine(m) {
+  const who = m.others ? `${m.buyer} and ${m.others} other${m.others === 1 ? '' : 's'}` : m.buyer;
+  return `🛍️ ${who} bought ${m.quantity} × ${m.product_title}`;
+}

@@ -1,7 +1,7 @@
 // The host console: camera, go live and end, live numbers, pin, flash sales, auctions, codes, recent orders, chat.
 import { api, formatCents, parseCents } from './api.mjs';
 import { createAuction } from './auction.mjs';
-import { createChat, el } from './chat.mjs';
+import { createChat, el, purchaseLine } from './chat.mjs';
 import { createGoLive } from './golive.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
 import { toast, toastError } from './toast.mjs';
@@ -71,7 +71,7 @@ function onMessage(m) {
     case 'code':
       return void chat.system(`🏷️ Code ${m.code}: ${m.description}`, 'code');
     case 'purchase':
-      chat.system(`🛍️ ${m.buyer} bought ${m.quantity} × ${m.product_title}`, 'purchase');
+      chat.system(purchaseLine(m), 'purchase');
       return refreshOrders();
     case 'host_stats':
       setStats(m);

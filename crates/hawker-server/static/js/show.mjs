@@ -2,7 +2,7 @@
 import { formatCents } from './api.mjs';
 import { createAuction } from './auction.mjs';
 import { createBuySheet } from './buy.mjs';
-import { createChat } from './chat.mjs';
+import { createChat, purchaseLine } from './chat.mjs';
 import { createHearts } from './hearts.mjs';
 import { createPreBid } from './prebid.mjs';
 import { connectLive, formatCountdown } from './live.mjs';
@@ -96,7 +96,7 @@ function onMessage(m) {
       });
       return;
     case 'purchase':
-      chat.system(`🛍️ ${m.buyer} bought ${m.quantity} × ${m.product_title}`, 'purchase');
+      chat.system(purchaseLine(m), 'purchase');
       return;
     case 'video':
       return player?.setState(m.state);

@@ -121,6 +121,44 @@ async fn host_actions_reach_every_viewer() {
     }
 }
 
+/// A sell-out pays many orders within a second; viewers get a few `purchase` messages that
+/// account for every buyer, not one message (and one chat line) per order.
+#[tokio::test]
+async fn a_sell_out_announces_every_buyer_in_a_few_messages() {
+    const UNITS: usize = 30;
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 100)]).await;
+    let buyers = app.buyers(UNITS).await;
+    let mut viewer = app.connect_live(show.show_id, None).await;
+    viewer.until("snapshot", |_| true).await;
+    let sale_id = app.start_sale(&show, UNITS as i64, 1, 600).await;
+    let body = json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1, "payment_method": "pm_card_visa" });
+    let answers = futures_util::future::join_all(buyers.iter().map(|b| {
+        let (app, body) = (&app, body.clone());
+        async move { app.buy(&b.token, &format!("k{}", b.id), body).await }
+    }))
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+
+    let (mut messages, mut buyers_announced, mut units_announced) = (0, 0, 0);
+    while buyers_announced < UNITS {
+        let m = viewer.until("purchase", |_| true).await;
+        assert_eq!(m["product_title"], "Velvet lipstick");
+        messages += 1;
+        buyers_announced += 1 + m["others"].as_u64().expect("others") as usize;
+        units_announced += m["quantity"].as_u64().expect("quantity") as usize;
+    }
+    assert_eq!(buyers_announced, UNITS, "every buyer is announced once");
+    assert_eq!(units_announced, UNITS);
+    // One announcement a second at most, and these buys take well under a second each.
+    assert!(
+        messages <= 5,
+        "{messages} purchase messages for {UNITS} orders: they were not gathered"
+    );
+}
+
 #[tokio::test]
 async fn hearts_are_aggregated_and_viewers_counted() {
     let app = spawn_app().await;
