@@ -1,6 +1,7 @@
 // The Socket.IO baseline for `hawker bench fanout`: one live room with the same messages and the
 // same rules as Hawker's (chat broadcast as it arrives, hearts summed and sent every 200 ms with
-// the viewer count, a stock and a purchase message per sale), built the way Socket.IO's
+// the viewer count, a stock message per sale, purchases gathered into at most one message a
+// second, the first at once), built the way Socket.IO's
 // documentation shows: join a room, `io.to(room).emit(...)`. PORT picks the port.
 const { createServer } = require("node:http");
 const { Server } = require("socket.io");
@@ -15,6 +16,16 @@ let heartsTotal = 0;
 let viewers = 0;
 let viewersSent = -1;
 let remaining = 1000000;
+let purchases = 0;
+let lastAnnounced = 0;
+
+// As Hawker's hawker-core purchases: one buyer and how many others, at most once a second.
+const announcePurchases = () => {
+  if (purchases === 0 || Date.now() - lastAnnounced < 1000) return;
+  lastAnnounced = Date.now();
+  broadcast({ type: "purchase", buyer: "Buyer", product_title: "Bench lipstick", quantity: purchases, others: purchases - 1 });
+  purchases = 0;
+};
 
 const envelope = (msg) => ({ v: 1, seq: ++seq, now: Date.now(), ...msg });
 const broadcast = (msg) => io.to("show").emit("msg", envelope(msg));
@@ -35,7 +46,8 @@ io.on("connection", (socket) => {
   socket.on("buy", () => {
     remaining -= 1;
     broadcast({ type: "sale_left", id: 1, remaining });
-    broadcast({ type: "purchase", buyer: "Buyer", product_title: "Bench lipstick", quantity: 1 });
+    purchases += 1;
+    announcePurchases();
   });
   socket.on("disconnect", () => {
     viewers -= 1;
@@ -43,6 +55,7 @@ io.on("connection", (socket) => {
 });
 
 setInterval(() => {
+  announcePurchases();
   if (hearts > 0) {
     heartsTotal += hearts;
     broadcast({ type: "hearts", count: hearts, total: heartsTotal });

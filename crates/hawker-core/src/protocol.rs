@@ -98,6 +98,27 @@ impl ServerMsg {
     pub fn host_only(&self) -> bool {
         matches!(self, Self::HostStats(_))
     }
+
+    /// The value this message only sets the latest of, if that is all it does: a later message
+    /// of the same counter makes it redundant, so a batch need carry only the last.
+    pub fn counter(&self) -> Option<Counter> {
+        match self {
+            Self::SaleLeft { id, .. } => Some(Counter::SaleLeft(*id)),
+            Self::Stock { variant_id, .. } => Some(Counter::Stock(*variant_id)),
+            Self::Viewers { .. } => Some(Counter::Viewers),
+            Self::HostStats(_) => Some(Counter::HostStats),
+            _ => None,
+        }
+    }
+}
+
+/// See [`ServerMsg::counter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counter {
+    SaleLeft(SaleId),
+    Stock(VariantId),
+    Viewers,
+    HostStats,
 }
 
 /// Messages from a viewer.

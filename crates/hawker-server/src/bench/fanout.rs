@@ -1,6 +1,6 @@
 //! `hawker bench fanout`: one live show, V WebSocket viewers, and the load of a busy show — chat
-//! at 50 messages/s, hearts at 5,000 taps/s, a sale every 100 ms (a units-left and a purchase
-//! message) — against a Socket.IO server on Node.js doing the same room the way its documentation
+//! at 50 messages/s, hearts at 5,000 taps/s, a sale every 100 ms (a units-left message, and the
+//! purchases gathered into one message a second) — against a Socket.IO server on Node.js doing the same room the way its documentation
 //! shows (`bench/socketio/server.js`), driven by the same client in the same run.
 //!
 //! Each server runs as its own process, fresh for every row, so its CPU time and memory are its
@@ -543,7 +543,7 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
 }
 
 /// A sale every `every`: for Hawker a new buyer's real `POST /api/v1/orders` (the owner announces
-/// the units left and the purchase), for Socket.IO a `buy` event that announces the same two.
+/// the units left and gathers the purchase), for Socket.IO a `buy` event that does the same.
 async fn sales(room: Arc<Room>, every: Duration, first_buyer: usize, meter: Arc<Meter>) {
     match (room.kind, room.sale) {
         (Kind::Hawker, Some((show_id, sale_id))) => {

@@ -1238,27 +1238,13 @@ fn left_msg(sale: Option<SaleId>, variant_id: hawker_core::ids::VariantId, left:
     }
 }
 
-/// Keeps only the last `sale_left`, `stock` and `host_stats` message per counter, in place.
+/// Keeps only the last message of each counter (`sale_left`, `stock`, `host_stats`), in place.
 fn last_value_per_counter(msgs: Vec<ServerMsg>) -> Vec<ServerMsg> {
-    #[derive(PartialEq, Eq, Hash)]
-    enum Counter {
-        Sale(SaleId),
-        Stock(hawker_core::ids::VariantId),
-        Stats,
-    }
     let mut seen = HashSet::new();
     let mut kept: Vec<ServerMsg> = msgs
         .into_iter()
         .rev()
-        .filter(|m| {
-            let counter = match m {
-                ServerMsg::SaleLeft { id, .. } => Counter::Sale(*id),
-                ServerMsg::Stock { variant_id, .. } => Counter::Stock(*variant_id),
-                ServerMsg::HostStats(_) => Counter::Stats,
-                _ => return true,
-            };
-            seen.insert(counter)
-        })
+        .filter(|m| m.counter().is_none_or(|c| seen.insert(c)))
         .collect();
     kept.reverse();
     kept

@@ -7,6 +7,10 @@
 //! batch instead of once per message, while a quiet show's messages leave at once. Joining sends
 //! what is waiting first, then returns the snapshot and the subscription from the same turn of
 //! the loop, so no message falls between them or arrives twice.
+//!
+//! A counter (units left, stock, viewers, the host's stats) waiting for a batch is replaced by its
+//! newer value rather than followed by it: a sale that sells out in a second changes its units
+//! left hundreds of times, and every viewer needs only the last value of each batch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,27 +93,21 @@ pub async fn run(
     let mut outbox = Outbox::new(buffer);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let publish = |room: &mut Room, outbox: &mut Outbox, msg: ServerMsg| {
-        let host_only = msg.host_only();
-        let env = room.publish(clock::now(), msg);
-        let text = Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default());
-        outbox.waiting.push(Outgoing { host_only, text });
-    };
     loop {
         let cmd = tokio::select! {
             cmd = rx.recv() => cmd,
-            _ = tokio::time::sleep_until(outbox.next_send), if !outbox.waiting.is_empty() => {
-                outbox.send(Instant::now());
+            _ = tokio::time::sleep_until(outbox.next_send), if !outbox.is_empty() => {
+                outbox.send(&mut room, Instant::now());
                 continue;
             }
             _ = tick.tick() => {
                 if let Some(msg) = room.hearts(hearts.swap(0, Ordering::Relaxed)) {
-                    publish(&mut room, &mut outbox, msg);
+                    outbox.publish(&mut room, msg);
                 }
                 if let Some(msg) = room.viewers_changed() {
-                    publish(&mut room, &mut outbox, msg);
+                    outbox.publish(&mut room, msg);
                 }
-                outbox.send_if_due(Instant::now());
+                outbox.send_if_due(&mut room, Instant::now());
                 continue;
             }
         };
@@ -121,7 +119,7 @@ pub async fn run(
                 }
                 // The snapshot already holds what is waiting; the new subscriber must not get it
                 // again, and everyone else must.
-                outbox.send(Instant::now());
+                outbox.send(&mut room, Instant::now());
                 let snapshot = snapshot_text(&room.snapshot(clock::now(), host));
                 let _ = reply.send((snapshot, outbox.tx.subscribe()));
             }
@@ -134,13 +132,13 @@ pub async fn run(
                 let result = room.chat(clock::now(), &author, &text);
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| *e));
                 if let Ok(line) = result {
-                    publish(&mut room, &mut outbox, ServerMsg::Chat(line));
+                    outbox.publish(&mut room, ServerMsg::Chat(line));
                 }
             }
             RoomCmd::DeleteChat { id, reply } => {
                 let found = room.has_chat(id);
                 if found {
-                    publish(&mut room, &mut outbox, ServerMsg::ChatDeleted { id });
+                    outbox.publish(&mut room, ServerMsg::ChatDeleted { id });
                 }
                 let _ = reply.send(found);
             }
@@ -148,14 +146,14 @@ pub async fn run(
             RoomCmd::SetBlockedWords(words) => room.set_blocked_words(&words),
             RoomCmd::Publish(msgs) => {
                 for msg in msgs {
-                    publish(&mut room, &mut outbox, msg);
+                    outbox.publish(&mut room, msg);
                 }
             }
             RoomCmd::Close => break,
         }
-        outbox.send_if_due(Instant::now());
+        outbox.send_if_due(&mut room, Instant::now());
     }
-    outbox.send(Instant::now());
+    outbox.send(&mut room, Instant::now());
     // Dropping the outbox closes every subscription, and sockets close after sending what they
     // have.
 }
@@ -163,7 +161,11 @@ pub async fn run(
 /// The messages published since the last batch left, and when the next may leave.
 struct Outbox {
     tx: broadcast::Sender<Batch>,
+    /// Numbered and serialised, in order.
     waiting: Vec<Outgoing>,
+    /// Counter messages after `waiting`, not numbered yet so that a newer value can replace one.
+    /// They are numbered before any other message is, which keeps the show's order.
+    counters: Vec<ServerMsg>,
     next_send: Instant,
 }
 
@@ -173,17 +175,52 @@ impl Outbox {
         Self {
             tx,
             waiting: Vec::new(),
+            counters: Vec::new(),
             next_send: Instant::now(),
         }
     }
 
-    fn send_if_due(&mut self, now: Instant) {
-        if now >= self.next_send {
-            self.send(now);
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.counters.is_empty()
+    }
+
+    fn publish(&mut self, room: &mut Room, msg: ServerMsg) {
+        let Some(counter) = msg.counter() else {
+            self.number_counters(room);
+            return self.number(room, msg);
+        };
+        match self
+            .counters
+            .iter_mut()
+            .find(|m| m.counter() == Some(counter))
+        {
+            Some(older) => *older = msg,
+            None => self.counters.push(msg),
         }
     }
 
-    fn send(&mut self, now: Instant) {
+    fn number_counters(&mut self, room: &mut Room) {
+        for msg in std::mem::take(&mut self.counters) {
+            self.number(room, msg);
+        }
+    }
+
+    /// Gives the message its place in the show's sequence and serialises it, once for everyone.
+    fn number(&mut self, room: &mut Room, msg: ServerMsg) {
+        let host_only = msg.host_only();
+        let env = room.publish(clock::now(), msg);
+        let text = Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default());
+        self.waiting.push(Outgoing { host_only, text });
+    }
+
+    fn send_if_due(&mut self, room: &mut Room, now: Instant) {
+        if now >= self.next_send {
+            self.send(room, now);
+        }
+    }
+
+    fn send(&mut self, room: &mut Room, now: Instant) {
+        self.number_counters(room);
         if self.waiting.is_empty() {
             return;
         }
@@ -195,4 +232,59 @@ impl Outbox {
 
 fn snapshot_text(env: &Envelope) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(env).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use hawker_core::ids::{SaleId, ShowId};
+
+    use super::*;
+
+    fn sent(rx: &mut broadcast::Receiver<Batch>) -> Vec<serde_json::Value> {
+        let batch = rx.try_recv().expect("a batch");
+        batch
+            .iter()
+            .map(|o| serde_json::from_str(o.text.as_str()).expect("JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_carries_each_counters_last_value_in_the_shows_order() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        let mut outbox = Outbox::new(16);
+        let mut rx = outbox.tx.subscribe();
+        let left = |remaining| ServerMsg::SaleLeft {
+            id: SaleId(7),
+            remaining,
+        };
+        for remaining in [9, 8, 7] {
+            outbox.publish(&mut room, left(remaining));
+        }
+        outbox.publish(&mut room, ServerMsg::SaleEnded { id: SaleId(7) });
+        outbox.publish(&mut room, left(6));
+        outbox.publish(&mut room, left(5));
+        outbox.send(&mut room, Instant::now());
+
+        let got = sent(&mut rx);
+        let summary: Vec<_> = got
+            .iter()
+            .map(|m| {
+                (
+                    m["type"].as_str().unwrap_or("").to_owned(),
+                    m["remaining"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("sale_left".to_owned(), serde_json::json!(7)),
+                ("sale_ended".to_owned(), serde_json::Value::Null),
+                ("sale_left".to_owned(), serde_json::json!(5)),
+            ],
+            "a newer value replaces one still waiting, never one before another message"
+        );
+        let seqs: Vec<_> = got.iter().map(|m| m["seq"].as_u64()).collect();
+        assert_eq!(seqs, [Some(1), Some(2), Some(3)], "no gaps in the sequence");
+    }
 }
