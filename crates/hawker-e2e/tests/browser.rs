@@ -111,6 +111,9 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.screenshot(&artifacts_dir().join("buy-reserved-phone.png"))
         .await?;
     page.wait_for("document.querySelector('#buy-result.ok') && document.querySelector('#buy-result').innerText.includes('Order placed')").await?;
+    // The room announces the purchase in the chat (the first of a rush at once).
+    page.wait_for("[...document.querySelectorAll('.chat-line.system.purchase')].some((li) => li.innerText.includes('bought 1 × Velvet Matte Lipstick'))")
+        .await?;
     page.wait_for(&format!(
         "parseInt(document.querySelector('#sale-remaining').innerText) === {}",
         left_before - 1
