@@ -1,7 +1,8 @@
 //! `hawker bench fanout`: one live show, V WebSocket viewers, and the load of a busy show — chat
 //! at 50 messages/s, hearts at 5,000 taps/s, a sale every 100 ms (a units-left message, and the
-//! purchases gathered into one message a second) — against a Socket.IO server on Node.js doing the same room the way its documentation
-//! shows (`bench/socketio/server.js`), driven by the same client in the same run.
+//! purchases gathered into one message a second) — against a Socket.IO server on Node.js doing
+//! the same room the way its documentation shows (`bench/socketio/server.js`), driven by the same
+//! client in the same run.
 //!
 //! Each server runs as its own process, fresh for every row, so its CPU time and memory are its
 //! own. The client opens the viewers from several 127.0.0.x addresses, measures the server's

@@ -1075,8 +1075,8 @@ impl Owner {
         }
     }
 
-    /// What viewers are told about committed events. Counts that changed many times in one batch
-    /// are sent once, with their last value.
+    /// What viewers are told about committed events. A count that changed many times in one turn
+    /// is sent each time; the room's batch keeps only its last value (`room.rs`).
     fn messages(&mut self, events: &[Event]) -> Vec<ServerMsg> {
         let mut msgs = Vec::new();
         let mut stats_changed = false;
@@ -1177,7 +1177,7 @@ impl Owner {
         if stats_changed {
             msgs.push(ServerMsg::HostStats(self.stats));
         }
-        last_value_per_counter(msgs)
+        msgs
     }
 
     fn card(&self, product: ProductId) -> Option<ProductCard> {
@@ -1236,16 +1236,4 @@ fn left_msg(sale: Option<SaleId>, variant_id: hawker_core::ids::VariantId, left:
             stock: left,
         },
     }
-}
-
-/// Keeps only the last message of each counter (`sale_left`, `stock`, `host_stats`), in place.
-fn last_value_per_counter(msgs: Vec<ServerMsg>) -> Vec<ServerMsg> {
-    let mut seen = HashSet::new();
-    let mut kept: Vec<ServerMsg> = msgs
-        .into_iter()
-        .rev()
-        .filter(|m| m.counter().is_none_or(|c| seen.insert(c)))
-        .collect();
-    kept.reverse();
-    kept
 }
