@@ -142,6 +142,19 @@ pub enum ClientMsg {
         #[serde(default)]
         max: bool,
     },
+    /// A buy from the show's socket, decided like `POST /api/v1/orders` with
+    /// `Prefer: respond-async`. Answered with an `order` message carrying the same `key`, and
+    /// again once the payment has settled.
+    Buy {
+        /// The idempotency key: a retry with the same key (over the socket or HTTP) gets the
+        /// first attempt's order, never a second one.
+        key: String,
+        flash_sale_id: Option<SaleId>,
+        variant_id: Option<VariantId>,
+        quantity: i64,
+        code: Option<String>,
+        payment_method: String,
+    },
 }
 
 /// A live auction as viewers see it.
@@ -287,5 +300,20 @@ mod tests {
             serde_json::from_str(r#"{"type":"chat","text":"hi"}"#).expect("parses");
         assert_eq!(msg, ClientMsg::Chat { text: "hi".into() });
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"chat","text":"hi","x":1}"#).is_err());
+        let buy: ClientMsg = serde_json::from_str(
+            r#"{"type":"buy","key":"k1","flash_sale_id":4,"quantity":1,"payment_method":"pm"}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            buy,
+            ClientMsg::Buy {
+                key: "k1".into(),
+                flash_sale_id: Some(SaleId(4)),
+                variant_id: None,
+                quantity: 1,
+                code: None,
+                payment_method: "pm".into(),
+            }
+        );
     }
 }

@@ -97,12 +97,12 @@ pub fn refusal(r: Refusal) -> AppError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuyBody {
-    show_id: i64,
-    flash_sale_id: Option<i64>,
-    variant_id: Option<i64>,
-    quantity: i64,
-    code: Option<String>,
-    payment_method: String,
+    pub show_id: i64,
+    pub flash_sale_id: Option<i64>,
+    pub variant_id: Option<i64>,
+    pub quantity: i64,
+    pub code: Option<String>,
+    pub payment_method: String,
 }
 
 pub async fn buy(
@@ -117,9 +117,40 @@ pub async fn buy(
             "send an Idempotency-Key header; reuse it when you retry",
         )
     })?;
-    let key = IdempotencyKey::parse(raw_key.to_str().unwrap_or(""))?;
     let respond_async = prefers_async(&headers);
-    let buyer = &user.user;
+    let placed = place(&state, &user.user, raw_key.to_str().unwrap_or(""), body).await?;
+    let (live, order) = match placed {
+        Placed::Reserved(live, order) => (live, order),
+        Placed::Existing(order) => match payable(&state, order).await? {
+            Ok(reserved) => reserved,
+            Err(order) => return answer(order),
+        },
+    };
+    if respond_async {
+        let answer = accepted(&order);
+        tokio::spawn(pay(state.clone(), live, order));
+        return Ok(answer);
+    }
+    settle_in_task(&state, live, order).await
+}
+
+/// What placing a buy came to.
+pub enum Placed {
+    /// Reserved just now, durably; its payment is still to be made.
+    Reserved(LiveShow, Order),
+    /// The idempotency key's order already exists: this is a retry.
+    Existing(Order),
+}
+
+/// Checks a buy and has the show's owner reserve it: the one way in for `POST /orders` and
+/// the live socket's `buy`. A retry finds the key's order instead of reserving again.
+pub async fn place(
+    state: &AppState,
+    buyer: &User,
+    raw_key: &str,
+    body: BuyBody,
+) -> Result<Placed, AppError> {
+    let key = IdempotencyKey::parse(raw_key)?;
     let quantity = Quantity::new(body.quantity)?;
     let item = match (body.flash_sale_id, body.variant_id) {
         (Some(_), Some(_)) => {
@@ -151,17 +182,24 @@ pub async fn buy(
             format!("{payment_method:?} is not a payment method this shop accepts"),
         ));
     }
+    let existing = || async {
+        state
+            .store
+            .order_by_key(buyer.id, key.as_str())
+            .await
+            .map(|order| order.map(Placed::Existing))
+    };
     // A running owner checks the key itself, with the rest of its turn's buys, in one read.
     let live = match state.hub.get(ShowId(body.show_id)) {
         Some(live) => live,
         None => {
             // A retry after the show ended still gets its order's answer.
-            if let Some(order) = state.store.order_by_key(buyer.id, key.as_str()).await? {
-                return finish(&state, order, respond_async).await;
+            if let Some(placed) = existing().await? {
+                return Ok(placed);
             }
             state
                 .hub
-                .live(&find_show(&state, body.show_id).await?)
+                .live(&find_show(state, body.show_id).await?)
                 .await?
         }
     };
@@ -191,25 +229,14 @@ pub async fn buy(
     match reserved {
         Ok(reserved) => {
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
-            if respond_async {
-                return Ok(accept_and_pay(&state, live, order));
-            }
-            settle_in_task(&state, live, order).await
+            Ok(Placed::Reserved(live, order))
         }
         // A concurrent retry of this very request got there first: answer as it will.
-        Err(Refusal::Duplicate(_)) => {
-            let order = state.store.order_by_key(buyer.id, key.as_str()).await?;
-            finish(
-                &state,
-                order.ok_or_else(|| {
-                    AppError::unavailable("the first attempt is still being saved; retry")
-                })?,
-                respond_async,
-            )
-            .await
-        }
+        Err(Refusal::Duplicate(_)) => existing()
+            .await?
+            .ok_or_else(|| AppError::unavailable("the first attempt is still being saved; retry")),
         Err(Refusal::Buy(BuyRejected::UnknownItem)) => {
-            Err(explain_unknown_item(&state, item, live.show_id).await)
+            Err(explain_unknown_item(state, item, live.show_id).await)
         }
         Err(e) => Err(refusal(e)),
     }
@@ -231,27 +258,18 @@ async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> 
     }
 }
 
-/// Brings a stored order to its final answer: a reservation is charged and settled (in the
-/// background, answering `202` at once, when the buyer prefers), anything else repeats its answer.
-async fn finish(state: &AppState, order: Order, respond_async: bool) -> Result<Response, AppError> {
-    // Auction orders are charged by the show's owner ("you bid, you buy"), never from here.
+/// A stored order that is still to be paid for here, with its show's owner; any other order
+/// (settled, or an auction's, which the show's owner charges itself: "you bid, you buy") only
+/// repeats its answer. The first attempt's payment may still be running: the charge's key
+/// makes a second one harmless, and it settles a reservation that an error left open.
+async fn payable(
+    state: &AppState,
+    order: Order,
+) -> Result<Result<(LiveShow, Order), Order>, AppError> {
     if order.status != "reserved" || order.auction_id.is_some() {
-        return answer(order);
+        return Ok(Err(order));
     }
-    let live = owner_of(state, &order).await?;
-    // The first attempt's task may still be paying; the charge's key makes a second one
-    // harmless, and it settles a reservation whose payment an error left open.
-    if respond_async {
-        return Ok(accept_and_pay(state, live, order));
-    }
-    settle_in_task(state, live, order).await
-}
-
-/// Answers `202` with the reservation and pays for it in a task of its own.
-fn accept_and_pay(state: &AppState, live: LiveShow, order: Order) -> Response {
-    let answer = accepted(&order);
-    tokio::spawn(pay(state.clone(), live, order));
-    answer
+    Ok(Ok((owner_of(state, &order).await?, order)))
 }
 
 /// Settles in a task of its own and answers with the outcome: a buyer who hangs up stops only
@@ -289,8 +307,8 @@ fn charge_for(order: &Order) -> ChargeRequest {
 
 /// Pays for a reservation nobody waits on: charges and settles it, asking again once a second
 /// while the provider cannot be reached and the hold lasts (after that, the owner's expiry check
-/// asks the provider what happened).
-async fn pay(state: AppState, live: LiveShow, order: Order) {
+/// asks the provider what happened). Returns the order as it ended, for a live socket to tell.
+async fn pay(state: AppState, live: LiveShow, order: Order) -> Result<Order, AppError> {
     loop {
         let settled = settle(&state, &live, order.clone()).await;
         let unreachable = matches!(
@@ -301,9 +319,36 @@ async fn pay(state: AppState, live: LiveShow, order: Order) {
             })
         );
         if !unreachable || clock::now() >= order.hold_until {
-            return;
+            return settled;
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// A buy from the live socket (`buy`), answered as `POST /orders` with `Prefer: respond-async`
+/// would be: first at once (`202` with the reservation, the refusal, or a retry's stored
+/// outcome); then, if a payment was started, by the task that pays and ends with its outcome.
+pub async fn buy_live(
+    state: &AppState,
+    buyer: &User,
+    key: &str,
+    body: BuyBody,
+) -> (Outcome, Option<tokio::task::JoinHandle<Outcome>>) {
+    let reserved = match place(state, buyer, key, body).await {
+        Ok(Placed::Reserved(live, order)) => Ok(Ok((live, order))),
+        Ok(Placed::Existing(order)) => payable(state, order).await,
+        Err(e) => Err(e),
+    };
+    match reserved {
+        Ok(Ok((live, order))) => {
+            let first = Ok((StatusCode::ACCEPTED, order.clone()));
+            let state = state.clone();
+            let paying =
+                tokio::spawn(async move { pay(state, live, order).await.and_then(outcome) });
+            (first, Some(paying))
+        }
+        Ok(Err(order)) => (outcome(order), None),
+        Err(e) => (Err(e), None),
     }
 }
 
@@ -474,11 +519,12 @@ impl IntoResponse for OrderBody<'_> {
     }
 }
 
-fn answer(order: Order) -> Result<Response, AppError> {
+/// An order's answer, as `POST /orders` gives it: its status with the order, or the refusal.
+pub type Outcome = Result<(StatusCode, Order), AppError>;
+
+pub fn outcome(order: Order) -> Outcome {
     match order.status.as_str() {
-        "paid" | "shipped" | "refunded" => {
-            Ok((StatusCode::CREATED, OrderBody { order: &order }).into_response())
-        }
+        "paid" | "shipped" | "refunded" => Ok((StatusCode::CREATED, order)),
         "declined" => Err(AppError::new(
             StatusCode::PAYMENT_REQUIRED,
             "payment_declined",
@@ -494,6 +540,10 @@ fn answer(order: Order) -> Result<Response, AppError> {
             "payment is still being processed; retry with the same Idempotency-Key",
         )),
     }
+}
+
+fn answer(order: Order) -> Result<Response, AppError> {
+    outcome(order).map(|(status, order)| (status, OrderBody { order: &order }).into_response())
 }
 
 pub async fn mine(

@@ -10,7 +10,6 @@ use hawker_core::commerce::SaleRequest;
 use hawker_core::discount::{CodeRule, Discount, normalize_code};
 use hawker_core::ids::{CodeId, ProductId, SaleId, ShowId, UserId, VariantId};
 use hawker_core::money::Price;
-use hawker_core::room::Author;
 use hawker_core::time::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -451,15 +450,10 @@ pub async fn live_socket(
 ) -> Result<Response, AppError> {
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
-    let store = state.store.clone();
     let host = user
         .as_ref()
         .is_some_and(|u| u.user.id == show.seller_id || u.user.role == Role::Admin);
-    let author = user.map(|u| Author {
-        id: u.user.id,
-        name: u.user.display_name,
-        role: u.user.role,
-    });
+    let viewer = user.map(|u| u.user);
     // Small buffers: a viewer costs memory for every socket a show holds open, and client
     // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way). The write buffer
     // is a threshold, not an allocation: frames collect until a batch is flushed (or 64 KiB
@@ -468,7 +462,7 @@ pub async fn live_socket(
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
         .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| socket::serve(socket, live, store, author, host)))
+        .on_upgrade(move |socket| socket::serve(socket, live, state, viewer, host)))
 }
 
 /// Moderators, admins and the show's host may moderate its chat.

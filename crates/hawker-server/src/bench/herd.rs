@@ -6,6 +6,11 @@
 //!   with group commit, the charge (test provider), the confirmation.
 //! - **Hawker, `Prefer: respond-async`**: the same server, answering once the order is durably
 //!   reserved, as the baselines do; the run waits until every order is paid too.
+//! - **Hawker, live socket**: the same server, every buyer a viewer on the show's WebSocket,
+//!   joined before the sale opens, buying with a `buy` message (answered at the reservation,
+//!   like `Prefer: respond-async`). A socket per buyer, so it runs when there are few enough
+//!   buyers for the file limit (by default up to [`LIVE_MAX_BUYERS`]); `--buyers 15000
+//!   --concurrency 15000` gives the HTTP designs the same shape, a connection per buyer.
 //! - **PostgreSQL row lock**: one transaction per buy, guarded `UPDATE … WHERE remaining >= q`
 //!   then `INSERT` the order, default durable settings ([`super::baseline`]).
 //! - **Redis + Lua**: one script checks and decrements stock and appends the order, with
@@ -45,6 +50,8 @@ pub enum Design {
     /// Hawker answering once the order is durably reserved (`Prefer: respond-async`), paying
     /// for it in the background.
     HawkerAsync,
+    /// Hawker with each buyer on the show's live socket, buying with a `buy` message.
+    HawkerLive,
     Postgres,
     Redis,
     RedisFsync,
@@ -55,10 +62,13 @@ impl Design {
         Ok(match s {
             "hawker" => Self::Hawker,
             "hawker-async" => Self::HawkerAsync,
+            "hawker-live" => Self::HawkerLive,
             "postgres" => Self::Postgres,
             "redis" => Self::Redis,
             "redis-fsync" => Self::RedisFsync,
-            _ => bail!("unknown design {s:?}: hawker, hawker-async, postgres, redis, redis-fsync"),
+            _ => bail!(
+                "unknown design {s:?}: hawker, hawker-async, hawker-live, postgres, redis, redis-fsync"
+            ),
         })
     }
 
@@ -67,6 +77,9 @@ impl Design {
             Self::Hawker => "**Hawker** (owner + group commit; auth, charge, confirm)",
             Self::HawkerAsync => {
                 "**Hawker, `Prefer: respond-async`** (answers at the reservation; pays after)"
+            }
+            Self::HawkerLive => {
+                "**Hawker, live socket** (a viewer's socket per buyer; answers at the reservation; pays after)"
             }
             Self::Postgres => "PostgreSQL row lock, transaction per buy",
             Self::Redis => "Redis + Lua, `appendfsync everysec`",
@@ -78,7 +91,20 @@ impl Design {
     fn durable(self) -> bool {
         self != Self::Redis
     }
+
+    fn is_hawker(self) -> bool {
+        matches!(self, Self::Hawker | Self::HawkerAsync | Self::HawkerLive)
+    }
+
+    /// Whether the order is answered at its reservation and paid for after.
+    fn pays_after(self) -> bool {
+        matches!(self, Self::HawkerAsync | Self::HawkerLive)
+    }
 }
+
+/// The most buyers the live-socket design runs with unless named: each holds a socket open in
+/// the client and in the server, and this machine allows 20,000 files a process.
+pub const LIVE_MAX_BUYERS: usize = 15_000;
 
 pub struct Params {
     pub buyers: usize,
@@ -121,8 +147,13 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         kill_mid_sale: args.contains(&"--kill-mid-sale"),
     };
     let runs = flag(args, "--runs", if smoke { 1 } else { 3 })?.max(1);
+    let all = if buyers <= LIVE_MAX_BUYERS {
+        "hawker,hawker-async,hawker-live,postgres,redis,redis-fsync"
+    } else {
+        "hawker,hawker-async,postgres,redis,redis-fsync"
+    };
     let designs = text_flag(args, "--designs")
-        .unwrap_or("hawker,hawker-async,postgres,redis,redis-fsync")
+        .unwrap_or(all)
         .split(',')
         .map(Design::parse)
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -220,9 +251,8 @@ fn table(
     if params.kill_mid_sale {
         return t;
     }
-    let is_hawker = |d: &Design| matches!(d, Design::Hawker | Design::HawkerAsync);
-    for (h, hawker) in designs.iter().enumerate().filter(|(_, d)| is_hawker(d)) {
-        for (d, design) in designs.iter().enumerate().filter(|(_, d)| !is_hawker(d)) {
+    for (h, hawker) in designs.iter().enumerate().filter(|(_, d)| d.is_hawker()) {
+        for (d, design) in designs.iter().enumerate().filter(|(_, d)| !d.is_hawker()) {
             t.push_str(&format!(
                 "\n{} vs {}: {:.1}× the durable orders/s, {:.1}× the decisions/s.",
                 hawker.label(),
@@ -257,7 +287,9 @@ pub struct RunResult {
 pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Result<RunResult> {
     let dir = tempfile::tempdir_in(".")?;
     let target = match design {
-        Design::Hawker | Design::HawkerAsync => hawker(dir.path(), params).await?,
+        Design::Hawker | Design::HawkerAsync | Design::HawkerLive => {
+            hawker(dir.path(), params).await?
+        }
         Design::Postgres => postgres(params).await?,
         Design::Redis | Design::RedisFsync => {
             redis(dir.path(), params, design == Design::RedisFsync).await?
@@ -272,6 +304,19 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         retry_every: params.retry_every,
         key_prefix: format!("herd{run}"),
         acked: Arc::new(AtomicUsize::new(0)),
+        server_stat: format!("/proc/{}/stat", target.server.child.id()),
+        live: match (&target.check, design) {
+            (
+                Check::Hawker {
+                    show_id, sale_id, ..
+                },
+                Design::HawkerLive,
+            ) => Some(LiveBuy {
+                path: format!("/api/v1/shows/{show_id}/live"),
+                sale_id: *sale_id,
+            }),
+            _ => None,
+        },
     };
     let database = match &target.check {
         Check::Postgres { admin, db, .. } => Some((admin.clone(), db.clone())),
@@ -295,12 +340,16 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
                 .is_ok_and(|s| s.success())
         })
     });
-    let (server_cpu, client_cpu) = (target.server.cpu_seconds(), super::own_cpu_seconds());
-    let tally = drive(&load).await;
+    let tally = match load.live {
+        Some(_) => drive_live(&load).await,
+        None => drive(&load).await,
+    };
     // Answered at the reservation, the orders are paid in the background: the run waits for
     // that (before the kill), and the rate it reports counts paid orders too.
     let paying = match (&tally, &target.check, design) {
-        (Ok(t), Check::Hawker { db, sale_id }, Design::HawkerAsync) if !params.kill_mid_sale => {
+        (Ok(t), Check::Hawker { db, sale_id, .. }, d)
+            if d.pays_after() && !params.kill_mid_sale =>
+        {
             Some(all_paid(db, *sale_id, t).await?)
         }
         _ => None,
@@ -314,8 +363,15 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         }
         None => true,
     };
-    let server_cpu = target.server.cpu_seconds() - server_cpu;
-    let client_cpu = super::own_cpu_seconds() - client_cpu;
+    // From the go: opening the connections (a socket and a snapshot per live buyer) is not
+    // the sale.
+    let (server_cpu, client_cpu) = match &tally {
+        Ok(t) => (
+            target.server.cpu_seconds() - t.cpu_at_go.0,
+            super::own_cpu_seconds() - t.cpu_at_go.1,
+        ),
+        Err(_) => (0.0, 0.0),
+    };
     // SIGKILL, at once: what was acknowledged must already be durable.
     target.server.kill();
     let stored = match tally {
@@ -338,7 +394,9 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     (result.server_cpu, result.client_cpu) = (server_cpu / secs, client_cpu / secs);
     result.paid_per_s = match design {
         Design::Hawker => Some(result.orders_per_s),
-        Design::HawkerAsync => paying.map(|t| tally.acked.len() as f64 / t.as_secs_f64()),
+        Design::HawkerAsync | Design::HawkerLive => {
+            paying.map(|t| tally.acked.len() as f64 / t.as_secs_f64())
+        }
         _ => None,
     };
     Ok(result)
@@ -467,6 +525,7 @@ struct Target {
 enum Check {
     Hawker {
         db: PathBuf,
+        show_id: i64,
         sale_id: i64,
     },
     Postgres {
@@ -486,7 +545,7 @@ enum Check {
 impl Check {
     async fn orders(self) -> anyhow::Result<Stored> {
         match self {
-            Check::Hawker { db, sale_id } => {
+            Check::Hawker { db, sale_id, .. } => {
                 let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
                     .filename(&db)
                     .connect()
@@ -575,6 +634,7 @@ async fn hawker(dir: &Path, params: &Params) -> anyhow::Result<Target> {
         tokens: Arc::new(fixture.buyer_tokens),
         check: Check::Hawker {
             db: fixture.db,
+            show_id: fixture.show_id,
             sale_id,
         },
     })
@@ -739,6 +799,16 @@ pub struct Load {
     pub key_prefix: String,
     /// Orders acknowledged so far, for the mid-sale kill.
     pub acked: Arc<AtomicUsize>,
+    /// Buy over the show's live socket instead of `POST /orders`.
+    pub live: Option<LiveBuy>,
+    /// The server's `/proc/PID/stat`, to read its CPU time at the go.
+    pub server_stat: String,
+}
+
+pub struct LiveBuy {
+    /// The show's socket, `/api/v1/shows/{id}/live`.
+    pub path: String,
+    pub sale_id: i64,
 }
 
 #[derive(Default)]
@@ -754,6 +824,8 @@ pub struct Tally {
     pub last_order: Duration,
     /// The start, by the wall clock the server stamps orders with (the same machine's).
     pub started_at_ms: i64,
+    /// CPU seconds the server and this client had used at the go.
+    pub cpu_at_go: (f64, f64),
 }
 
 #[derive(Debug, PartialEq)]
@@ -764,7 +836,12 @@ enum Answer {
 }
 
 fn classify(status: u16, body: &[u8]) -> Answer {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    answer_of(status, &serde_json::from_slice(body).unwrap_or(Value::Null))
+}
+
+/// An answer, from `POST /orders`'s status and body or a socket's `order` message (the same
+/// `order` and `error` fields).
+fn answer_of(status: u16, v: &Value) -> Answer {
     match (
         status,
         v["order"]["id"].as_i64(),
@@ -853,9 +930,127 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
             tally
         }));
     }
-    let _ = go_tx.send(Some(Instant::now()));
+    go_and_gather(load, go_tx, tasks).await
+}
+
+/// The live socket's herd: every buyer a viewer on a socket of its own, all joined (snapshot
+/// read) before the sale opens; at the go each sends `buy`, reads past the room's messages to
+/// its answer, and every n-th sends the same `buy` again.
+pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
+    use super::client::WsConn;
+    let live = load
+        .live
+        .as_ref()
+        .context("a live herd needs the show's socket")?;
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let mut tasks = Vec::with_capacity(load.tokens.len());
+    for (i, token) in load.tokens.iter().enumerate() {
+        let bearer = format!("Bearer {token}");
+        let mut ws = WsConn::connect(
+            load.addr,
+            Some(loopback_source(i, 8)),
+            &live.path,
+            &[("Authorization", &bearer)],
+        )
+        .await
+        .context("opening the live herd's sockets (one per buyer: ulimit -n must allow them)")?;
+        ws.next().await.context("the snapshot")?;
+        let key = format!("{}-{i}", load.key_prefix);
+        let buy = format!(
+            r#"{{"type":"buy","key":"{key}","flash_sale_id":{},"quantity":1,"payment_method":"pm_card_visa"}}"#,
+            live.sale_id
+        );
+        let retry = i % load.retry_every == 0;
+        let acked = load.acked.clone();
+        let mut go = go_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let Ok(start) = go
+                .wait_for(Option::is_some)
+                .await
+                .map(|s| s.unwrap_or_else(Instant::now))
+            else {
+                return tally;
+            };
+            let sent = Instant::now();
+            let first = match buy_over(&mut ws, &buy, &key).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
+                    return tally;
+                }
+            };
+            tally
+                .latencies_us
+                .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            match &first {
+                Answer::Order(id) => {
+                    tally.acked.push(*id);
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    tally.last_order = start.elapsed();
+                }
+                Answer::SoldOut => tally.sold_out += 1,
+                Answer::Other(what) => *tally.errors.entry(what.clone()).or_default() += 1,
+            }
+            if retry {
+                // The answer to the retry, or the first attempt's payment told: either way the
+                // same order (or the same refusal), never a second one.
+                let again = buy_over(&mut ws, &buy, &key)
+                    .await
+                    .unwrap_or_else(|e| Answer::Other(format!("socket: {e}")));
+                if again != first {
+                    tally
+                        .mismatches
+                        .push(format!("buyer {i}: {first:?} then {again:?}"));
+                }
+            }
+            tally.elapsed = start.elapsed();
+            let _ = ws.send(super::client::CLOSE, &[]).await;
+            tally
+        }));
+    }
+    go_and_gather(load, go_tx, tasks).await
+}
+
+/// Sends `buy` and reads the socket, past the room's broadcasts, to the next `order` message
+/// for `key`.
+async fn buy_over(ws: &mut super::client::WsConn, buy: &str, key: &str) -> std::io::Result<Answer> {
+    ws.send_text(buy).await?;
+    let tag = format!(r#""type":"order","key":"{key}""#);
+    loop {
+        let frame = ws.next().await?;
+        match frame.opcode {
+            super::client::TEXT => {}
+            super::client::CLOSE => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+            _ => continue,
+        }
+        if !frame
+            .payload
+            .windows(tag.len())
+            .any(|w| w == tag.as_bytes())
+        {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(frame.payload).unwrap_or(Value::Null);
+        let status = v["status"].as_u64().unwrap_or(0) as u16;
+        return Ok(answer_of(status, &v));
+    }
+}
+
+/// Lets every buyer task go at once (they wait on `go`), and sums up their tallies.
+async fn go_and_gather(
+    load: &Load,
+    go: tokio::sync::watch::Sender<Option<Instant>>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+) -> anyhow::Result<Tally> {
+    let cpu_at_go = (
+        super::proc_cpu_seconds(&load.server_stat),
+        super::own_cpu_seconds(),
+    );
+    let _ = go.send(Some(Instant::now()));
     let mut all = Tally {
         started_at_ms: crate::clock::now().0,
+        cpu_at_go,
         ..Tally::default()
     };
     for t in tasks {

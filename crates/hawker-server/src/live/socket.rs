@@ -1,25 +1,32 @@
 //! One viewer's WebSocket: a task that sends and a task that receives.
 //!
 //! Sending, on the fan-out threads ([`super::fanout`]): the room's broadcast batches, filtered
-//! (host-only messages go to the host), plus direct answers to this viewer. Every batch waiting
-//! when the socket wakes goes out in one write. A socket that falls more than the buffer behind
-//! is not dropped: it gets a fresh snapshot and carries on from there.
+//! (host-only messages go to the host). Every batch waiting when the socket wakes goes out in one
+//! write. A socket that falls more than the buffer behind is not dropped: it gets a fresh
+//! snapshot and carries on from there.
 //!
-//! Receiving: chat, heart taps and pings, rate-limited per socket; a client that keeps flooding
-//! after being told is disconnected.
+//! Receiving: chat, heart taps, bids, buys and pings, rate-limited per socket; a client that
+//! keeps flooding after being told is disconnected. Answers to this viewer are written by the
+//! task that has them, through the shared [`Sink`].
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
 use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Mutex, broadcast, oneshot};
 
 use hawker_core::auction::{BidKind, Outcome, Rejection};
 
 use super::{CommerceCmd, LiveShow, RoomCmd};
+use crate::api::orders::{self, BuyBody};
+use crate::app::AppState;
 use crate::clock;
+use crate::error::AppError;
+use crate::store::{Order, User};
 
 /// Messages per second a socket may send, and the burst above it.
 const MSGS_PER_SEC: f64 = 10.0;
@@ -30,39 +37,34 @@ const MAX_REFUSED: u32 = 200;
 /// Largest client message accepted, in bytes (chat is at most 500 characters).
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
-/// `store` is only read, for a bidder's spending limit.
+/// `viewer` is who signed in, if anyone: only they may chat, bid and buy.
 pub async fn serve(
     socket: WebSocket,
     live: LiveShow,
-    store: std::sync::Arc<dyn crate::store::Store>,
-    author: Option<Author>,
+    state: AppState,
+    viewer: Option<User>,
     host: bool,
 ) {
+    let author = viewer.as_ref().map(|u| Author {
+        id: u.id,
+        name: u.display_name.clone(),
+        role: u.role,
+    });
     let Some((snapshot, updates)) = join(&live, host, true).await else {
         return;
     };
-    let (mut sink, mut stream) = socket.split();
-    let (direct_tx, mut direct_rx) = mpsc::channel::<String>(32);
+    let (sink, mut stream) = socket.split();
+    let sink: Sink = Arc::new(Mutex::new(sink));
 
-    let sender_live = live.clone();
+    let (sender_live, sender_sink) = (live.clone(), sink.clone());
     let mut send_task = super::fanout::spawn(async move {
         let mut updates = updates;
-        if sink.send(Message::Text(snapshot)).await.is_err() {
+        if !write(&sender_sink, snapshot).await {
             return;
         }
         'sending: loop {
-            let mut update = tokio::select! {
-                update = updates.recv() => Some(update),
-                direct = direct_rx.recv() => match direct {
-                    Some(text) => {
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                        None
-                    }
-                    None => break 'sending,
-                },
-            };
+            let mut update = Some(updates.recv().await);
+            let mut sink = sender_sink.lock().await;
             // Every batch already waiting goes into the same write: a socket that was not
             // reached for a while catches up with one write, not one per batch it missed.
             while let Some(next) = update.take() {
@@ -92,7 +94,9 @@ pub async fn serve(
                 return;
             }
         }
-        let _ = sink
+        let _ = sender_sink
+            .lock()
+            .await
             .send(Message::Close(Some(CloseFrame {
                 code: 1000,
                 reason: "show ended".into(),
@@ -112,7 +116,7 @@ pub async fn serve(
                 Message::Close(_) => break,
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Binary(_) => {
-                    direct(&direct_tx, "bad_message", "send JSON text messages").await;
+                    direct(&sink, "bad_message", "send JSON text messages").await;
                     continue;
                 }
             };
@@ -122,29 +126,23 @@ pub async fn serve(
             if tokens < 1.0 {
                 refused += 1;
                 if refused > MAX_REFUSED {
-                    let _ = direct_tx
-                        .try_send(error_text("flooding", "too many messages; disconnected"));
-                    return true;
+                    direct(&sink, "flooding", "too many messages; disconnected").await;
+                    return;
                 }
                 if refused % 20 == 1 {
-                    direct(&direct_tx, "rate_limited", "too many messages; slow down").await;
+                    direct(&sink, "rate_limited", "too many messages; slow down").await;
                 }
                 continue;
             }
             tokens -= 1.0;
             if text.len() > MAX_CLIENT_MESSAGE {
-                direct(
-                    &direct_tx,
-                    "message_too_large",
-                    "messages must be under 4 KiB",
-                )
-                .await;
+                direct(&sink, "message_too_large", "messages must be under 4 KiB").await;
                 continue;
             }
             match serde_json::from_str::<ClientMsg>(&text) {
                 Ok(ClientMsg::Chat { text }) => {
                     let Some(author) = &author else {
-                        direct(&direct_tx, "login_required", "log in to chat").await;
+                        direct(&sink, "login_required", "log in to chat").await;
                         continue;
                     };
                     let (reply, answer) = oneshot::channel();
@@ -157,7 +155,7 @@ pub async fn serve(
                         })
                         .await;
                     if let Ok(Err(refusal)) = answer.await {
-                        direct(&direct_tx, refusal.code(), &refusal.to_string()).await;
+                        direct(&sink, refusal.code(), &refusal.to_string()).await;
                     }
                 }
                 Ok(ClientMsg::Hearts { count }) => {
@@ -172,13 +170,13 @@ pub async fn serve(
                     max,
                 }) => {
                     let Some(author) = &author else {
-                        direct(&direct_tx, "login_required", "log in to bid").await;
+                        direct(&sink, "login_required", "log in to bid").await;
                         continue;
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
                     // Fails closed: if the limit cannot be read, the bid is not placed.
                     let policy = match super::auctions::bid_policy(
-                        store.as_ref(),
+                        state.store.as_ref(),
                         live.host,
                         author.id,
                         amount_cents,
@@ -188,12 +186,8 @@ pub async fn serve(
                     {
                         Ok(policy) => policy,
                         Err(_) => {
-                            direct(
-                                &direct_tx,
-                                "unavailable",
-                                "could not check your bid; try again",
-                            )
-                            .await;
+                            direct(&sink, "unavailable", "could not check your bid; try again")
+                                .await;
                             continue;
                         }
                     };
@@ -213,40 +207,66 @@ pub async fn serve(
                     }
                     match answer.await {
                         Ok(Ok(Outcome::Rejected(r))) => {
-                            direct(&direct_tx, r.code(), &rejection_message(&r)).await
+                            direct(&sink, r.code(), &rejection_message(&r)).await
                         }
                         Ok(Err(super::Refusal::UnknownAuction)) => {
-                            direct(&direct_tx, "wrong_show", "that auction is not in this show")
-                                .await
+                            direct(&sink, "wrong_show", "that auction is not in this show").await
                         }
-                        Ok(Err(e)) => direct(&direct_tx, "unavailable", &e.to_string()).await,
+                        Ok(Err(e)) => direct(&sink, "unavailable", &e.to_string()).await,
                         _ => {}
                     }
                 }
+                Ok(ClientMsg::Buy {
+                    key,
+                    flash_sale_id,
+                    variant_id,
+                    quantity,
+                    code,
+                    payment_method,
+                }) => {
+                    let Some(buyer) = &viewer else {
+                        direct(&sink, "login_required", "log in to buy").await;
+                        continue;
+                    };
+                    let body = BuyBody {
+                        show_id: live.show_id.0,
+                        flash_sale_id: flash_sale_id.map(|id| id.0),
+                        variant_id: variant_id.map(|id| id.0),
+                        quantity,
+                        code,
+                        payment_method,
+                    };
+                    let (first, paying) = orders::buy_live(&state, buyer, &key, body).await;
+                    write(&sink, order_text(&key, first)).await;
+                    // The payment's outcome follows when it settles; the socket may be gone by
+                    // then, and the order stays readable at `GET /orders/{id}`.
+                    // It holds the socket weakly: a closed socket is not kept open for it.
+                    if let Some(paying) = paying {
+                        let sink = Arc::downgrade(&sink);
+                        tokio::spawn(async move {
+                            let ended = paying.await.unwrap_or_else(|e| {
+                                Err(AppError::Internal(anyhow::anyhow!(
+                                    "the payment task failed: {e}"
+                                )))
+                            });
+                            if let Some(sink) = sink.upgrade() {
+                                write(&sink, order_text(&key, ended)).await;
+                            }
+                        });
+                    }
+                }
                 Ok(ClientMsg::Ping { nonce }) => {
-                    let _ = direct_tx.send(direct_text(ServerMsg::Pong { nonce })).await;
+                    write(&sink, direct_text(ServerMsg::Pong { nonce })).await;
                 }
-                Err(e) => {
-                    direct(
-                        &direct_tx,
-                        "bad_message",
-                        &format!("not a valid message: {e}"),
-                    )
-                    .await
-                }
+                Err(e) => direct(&sink, "bad_message", &format!("not a valid message: {e}")).await,
             }
         }
-        false
     });
 
-    let flooded = tokio::select! {
-        _ = &mut send_task => { recv_task.abort(); false }
-        flooded = &mut recv_task => flooded.unwrap_or(false),
+    tokio::select! {
+        _ = &mut send_task => recv_task.abort(),
+        _ = &mut recv_task => {}
     };
-    if flooded {
-        // Let the sender flush the error, then close with "policy violation".
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     send_task.abort();
     let _ = live.room.send(RoomCmd::Leave).await;
 }
@@ -284,6 +304,49 @@ fn direct_text(msg: ServerMsg) -> String {
     .unwrap_or_default()
 }
 
+/// The answer to a `buy`: `{"type":"order","key","status"}` with the `order`, or the `error`, as
+/// `POST /orders` answers it (`status` is the HTTP status it would have). Not a [`ServerMsg`]:
+/// the order is the server's own type, serialized as the API serializes it.
+fn order_text(key: &str, outcome: orders::Outcome) -> String {
+    #[derive(serde::Serialize)]
+    struct OrderMsg<'a> {
+        v: u32,
+        seq: u64,
+        now: hawker_core::time::Timestamp,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        key: &'a str,
+        status: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order: Option<&'a Order>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorBody {
+        code: &'static str,
+        message: String,
+    }
+    let (status, order, error) = match &outcome {
+        Ok((status, order)) => (*status, Some(order), None),
+        Err(e) => {
+            let (code, message) = e.public_parts();
+            (e.status(), None, Some(ErrorBody { code, message }))
+        }
+    };
+    serde_json::to_string(&OrderMsg {
+        v: PROTOCOL_VERSION,
+        seq: 0,
+        now: clock::now(),
+        kind: "order",
+        key,
+        status: status.as_u16(),
+        order,
+        error,
+    })
+    .unwrap_or_default()
+}
+
 fn error_text(code: &str, message: &str) -> String {
     direct_text(ServerMsg::Error {
         code: code.into(),
@@ -291,8 +354,20 @@ fn error_text(code: &str, message: &str) -> String {
     })
 }
 
-async fn direct(tx: &mpsc::Sender<String>, code: &str, message: &str) {
-    let _ = tx.send(error_text(code, message)).await;
+/// The socket's writing half, shared: the send task writes the room's batches with it, and an
+/// answer to this viewer (an order, an error, a pong) is written by the task that has it, at
+/// request priority. Queued for the send task instead, a buyer's answer would wait on a fan-out
+/// thread behind the round of writes to every socket in a busy room.
+type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+
+/// Writes one message now; false if the socket is gone.
+async fn write(sink: &Sink, text: impl Into<Utf8Bytes>) -> bool {
+    let mut sink = sink.lock().await;
+    sink.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn direct(sink: &Sink, code: &str, message: &str) {
+    write(sink, error_text(code, message)).await;
 }
 
 /// A refusal as a sentence for the bidder.

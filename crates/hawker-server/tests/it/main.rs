@@ -4,6 +4,7 @@ mod bench;
 mod crash;
 mod flash_sale;
 mod helpers;
+mod live_buy;
 mod live_room;
 mod orders;
 mod pages;

@@ -1,0 +1,145 @@
+//! Buying over the live socket: the same rules as `POST /orders` with `Prefer: respond-async`,
+//! answered with `order` messages that carry the buyer's key.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{LiveSocket, spawn_app};
+
+/// The socket's next `order` message for `key`.
+async fn answer_for(socket: &mut LiveSocket, key: &str) -> Value {
+    socket.until("order", |m| m["key"] == key).await
+}
+
+#[tokio::test]
+async fn a_buy_over_the_socket_is_answered_at_the_reservation_and_again_when_paid() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let sale_id = app.start_sale(&show, 3, 1, 600).await;
+    let buyer = app.signup("buyer").await;
+    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
+    socket.until("snapshot", |_| true).await;
+    let buy = json!({ "type": "buy", "key": "s1", "flash_sale_id": sale_id, "quantity": 1,
+                      "payment_method": "pm_card_slow" });
+    socket.send(buy.clone()).await;
+
+    let reserved = answer_for(&mut socket, "s1").await;
+    assert_eq!(reserved["status"], 202, "{reserved}");
+    assert_eq!(
+        reserved["seq"], 0,
+        "an answer is not part of the show's sequence"
+    );
+    assert_eq!(reserved["order"]["status"], "reserved");
+    assert_eq!(reserved["order"]["total_cents"], 1500);
+    let id = reserved["order"]["id"].as_i64().expect("id");
+    assert_eq!(app.sale(sale_id).await["remaining"], 2, "the unit is held");
+
+    // A retry on the socket while the slow card is charged repeats the reservation.
+    socket.send(buy.clone()).await;
+    let again = answer_for(&mut socket, "s1").await;
+    assert_eq!(
+        (again["status"].clone(), again["order"]["id"].clone()),
+        (json!(202), json!(id))
+    );
+
+    let paid = answer_for(&mut socket, "s1").await;
+    assert_eq!(paid["status"], 201, "{paid}");
+    assert_eq!(paid["order"]["status"], "paid");
+    let (_, stored) = app
+        .get(Some(&buyer.token), &format!("/api/v1/orders/{id}"))
+        .await;
+    assert_eq!(
+        paid["order"], stored["order"],
+        "the socket tells what the API stored"
+    );
+    // The retry's payment found the same charge; its outcome may follow, and says the same.
+    let from_http = app
+        .buy(
+            &buyer.token,
+            "s1",
+            json!({ "show_id": show.show_id, "flash_sale_id": sale_id, "quantity": 1,
+                    "payment_method": "pm_card_slow" }),
+        )
+        .await;
+    assert_eq!(
+        from_http,
+        (StatusCode::CREATED, json!({ "order": stored["order"] }))
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.payments.successful_charges(),
+        1,
+        "one charge for the key"
+    );
+    assert_eq!(app.orders(&buyer.token).await.len(), 1);
+    assert_eq!(app.sale(sale_id).await["remaining"], 2);
+}
+
+#[tokio::test]
+async fn refusals_over_the_socket_carry_the_key_and_change_nothing() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let sale_id = app.start_sale(&show, 1, 1, 600).await;
+    let (first, second) = (app.signup("buyer").await, app.signup("buyer").await);
+    let buy = |key: &str, payment_method: &str| {
+        json!({ "type": "buy", "key": key, "flash_sale_id": sale_id, "quantity": 1,
+                "payment_method": payment_method })
+    };
+
+    // Watching needs no account; buying does.
+    let mut anonymous = app.connect_live(show.show_id, None).await;
+    anonymous.send(buy("a1", "pm_card_visa")).await;
+    let refused = anonymous.until("error", |_| true).await;
+    assert!(
+        refused["error"].is_null(),
+        "a plain error message: {refused}"
+    );
+    assert_eq!(refused["code"], "login_required");
+
+    let mut socket = app.connect_live(show.show_id, Some(&first.token)).await;
+    socket.until("snapshot", |_| true).await;
+    for (msg, key, status, code) in [
+        (
+            json!({ "type": "buy", "key": "b1", "flash_sale_id": sale_id, "quantity": 0, "payment_method": "pm_card_visa" }),
+            "b1",
+            422,
+            "invalid_input",
+        ),
+        (
+            json!({ "type": "buy", "key": "b2", "quantity": 1, "payment_method": "pm_card_visa" }),
+            "b2",
+            422,
+            "invalid_input",
+        ),
+        (buy("b3", "pm_cash"), "b3", 422, "unknown_payment_method"),
+        (buy("", "pm_card_visa"), "", 422, "invalid_input"),
+    ] {
+        socket.send(msg).await;
+        let answer = answer_for(&mut socket, key).await;
+        assert_eq!(answer["status"], status, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert!(answer["order"].is_null());
+    }
+    assert_eq!(app.sale(sale_id).await["remaining"], 1, "nothing changed");
+
+    // A declined card gives the unit back; then it sells, and the next buyer hears sold out.
+    socket.send(buy("c1", "pm_card_declined")).await;
+    assert_eq!(answer_for(&mut socket, "c1").await["status"], 202);
+    let declined = answer_for(&mut socket, "c1").await;
+    assert_eq!(declined["status"], 402, "{declined}");
+    assert_eq!(declined["error"]["code"], "payment_declined");
+    assert_eq!(app.sale(sale_id).await["remaining"], 1);
+    socket.send(buy("c2", "pm_card_visa")).await;
+    assert_eq!(answer_for(&mut socket, "c2").await["status"], 202);
+    assert_eq!(answer_for(&mut socket, "c2").await["status"], 201);
+
+    let mut late = app.connect_live(show.show_id, Some(&second.token)).await;
+    late.send(buy("d1", "pm_card_visa")).await;
+    let sold_out = answer_for(&mut late, "d1").await;
+    assert_eq!(sold_out["status"], 409, "{sold_out}");
+    assert_eq!(sold_out["error"]["code"], "sold_out");
+    assert_eq!(app.orders(&second.token).await.len(), 0);
+    assert_eq!(app.payments.successful_charges(), 1);
+}
