@@ -126,7 +126,9 @@ pub async fn serve(
             if tokens < 1.0 {
                 refused += 1;
                 if refused > MAX_REFUSED {
-                    direct(&sink, "flooding", "too many messages; disconnected").await;
+                    // A flooder that does not read must not keep its socket by a full buffer.
+                    let goodbye = direct(&sink, "flooding", "too many messages; disconnected");
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), goodbye).await;
                     return;
                 }
                 if refused % 20 == 1 {
@@ -236,7 +238,9 @@ pub async fn serve(
                         code,
                         payment_method,
                     };
-                    let (first, paying) = orders::buy_live(&state, buyer, &key, body).await;
+                    // Boxed: the buy's state lives on the heap while it runs, not in every idle socket's task.
+                    let (first, paying) =
+                        Box::pin(orders::buy_live(&state, buyer, &key, body)).await;
                     write(&sink, order_text(&key, first)).await;
                     // The payment's outcome follows when it settles; the socket may be gone by
                     // then, and the order stays readable at `GET /orders/{id}`.
