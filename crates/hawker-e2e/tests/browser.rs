@@ -74,6 +74,18 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.click("#buy-sale").await?;
     page.wait_for("document.querySelector('#buy-sheet').open")
         .await?;
+    // The sheet buys on the show's live socket: no POST /orders is made. Counted from here.
+    page.eval(
+        r#"(() => {
+            const real = window.fetch;
+            window.orderPosts = 0;
+            window.fetch = (url, init) => {
+                if (init?.method === 'POST' && /\/api\/v1\/orders$/.test(String(url))) window.orderPosts++;
+                return real(url, init);
+            };
+        })()"#,
+    )
+    .await?;
     // A declined card: the sheet says so, and the unit goes back on sale.
     page.eval("document.querySelector('#buy-pm').value = 'pm_card_declined'")
         .await?;
@@ -84,12 +96,27 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
         "parseInt(document.querySelector('#sale-remaining').innerText) === {left_before} && !document.querySelector('#buy-submit').disabled"
     ))
     .await?;
-    // The test card that takes two seconds: the unit is the buyer's (reserved) before the
-    // payment is through, then the order is placed. The first read of the reserved order fails
-    // (a 401, as from an expired session): the sheet must keep its key and ask again, not drop
-    // the attempt and let a second tap buy twice.
+    assert_eq!(
+        page.eval("window.orderPosts").await?,
+        serde_json::json!(0),
+        "bought on the live socket"
+    );
+    // The test card that takes two seconds, with the socket's buys lost on the way: the sheet
+    // asks over HTTP with the same key. The unit is the buyer's (reserved) before the payment is
+    // through, then the order is placed. The first read of the reserved order fails (a 401, as
+    // from an expired session): the sheet must keep its key and ask again, not drop the attempt
+    // and let a second tap buy twice.
     page.eval("document.querySelector('#buy-pm').value = 'pm_card_slow'")
         .await?;
+    page.eval(
+        r#"(() => {
+            const send = WebSocket.prototype.send;
+            WebSocket.prototype.send = function (data) {
+                if (!String(data).includes('"type":"buy"')) return send.call(this, data);
+            };
+        })()"#,
+    )
+    .await?;
     page.eval(
         r#"(() => {
             const real = window.fetch;
@@ -111,6 +138,11 @@ async fn a_new_buyer_signs_up_sees_the_countdown_and_buys_from_the_show() -> any
     page.screenshot(&artifacts_dir().join("buy-reserved-phone.png"))
         .await?;
     page.wait_for("document.querySelector('#buy-result.ok') && document.querySelector('#buy-result').innerText.includes('Order placed')").await?;
+    assert_eq!(
+        page.eval("window.orderPosts > 0").await?,
+        serde_json::json!(true),
+        "asked over HTTP once the socket did not answer"
+    );
     // The room announces the purchase in the chat (the first of a rush at once).
     page.wait_for("[...document.querySelectorAll('.chat-line.system.purchase')].some((li) => li.innerText.includes('bought 1 × Velvet Matte Lipstick'))")
         .await?;

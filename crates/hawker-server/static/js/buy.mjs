@@ -1,5 +1,5 @@
 // The buy sheet (#buy-sheet): pick variant and quantity, add a code, pay once even across retries.
-import { api, formatCents, newIdempotencyKey } from './api.mjs';
+import { ApiError, api, formatCents, newIdempotencyKey, sentence } from './api.mjs';
 import { el } from './chat.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -9,6 +9,12 @@ const RETRIES = 10;
 /** How often, and how many times, a reserved order is read while its payment goes through. */
 const PAYMENT_POLL_MS = 400;
 const PAYMENT_POLLS = 40;
+/**
+ * How long a buy sent on the live socket waits for its answer, and then for its payment's
+ * outcome, before asking over HTTP with the same key (which answers whatever it became).
+ */
+const SOCKET_ANSWER_MS = 3_000;
+const SOCKET_PAYMENT_MS = 15_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -17,7 +23,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * `{ kind: 'product', id, title, image, currency, variants: [{ id, name, price_cents, stock }] }`;
  * a sale's variant also has `list_price_cents`.
  */
-export function createBuySheet({ showId, signedIn, loginUrl }) {
+export function createBuySheet({ showId, signedIn, loginUrl, send }) {
   const sheet = $('buy-sheet');
   const form = $('buy-form');
   const variant = $('buy-variant');
@@ -32,6 +38,8 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
   let placed = false;
   // A buy attempt whose answer never arrived: the same body is sent again with the same key.
   let pending = null;
+  // Who waits for the next `order` message of a key (answers to buys sent on the socket).
+  const waiting = new Map();
 
   const selected = () => target.variants.find((v) => String(v.id) === variant.value) ?? target.variants[0];
 
@@ -163,11 +171,64 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
   }
 
   /**
-   * Posts the order until it has a final answer; the key is kept while the outcome is unknown.
-   * The server answers at the reservation (`Prefer: respond-async`): the unit is the buyer's as
-   * soon as that is durable, and the payment's outcome is then read from the order.
+   * Buys on the live socket when it is open: no request to make, and the payment's outcome is
+   * pushed, not polled (a sell-out's buyers polling their orders would be thousands of requests a
+   * second). Returns false when no final answer came in time; the caller then asks over HTTP
+   * with the same key.
+   */
+  async function buyOnSocket(body) {
+    const { show_id: _show, ...fields } = body;
+    const key = pending.key;
+    const answer = nextOrder(key, SOCKET_ANSWER_MS);
+    if (!send({ type: 'buy', key, ...fields })) {
+      waiting.get(key)?.(null);
+      return false;
+    }
+    let m = await answer;
+    if (m?.status === 202 && m.order) {
+      setResult('reserved', 'Reserved ✓ It is yours while the payment goes through…');
+      m = await nextOrder(key, SOCKET_PAYMENT_MS);
+    }
+    // No answer, or one to ask again about (`pending`, `duplicate`): HTTP takes over.
+    if (!m || m.status === 202 || m.error?.code === 'duplicate') return false;
+    if (m.order) finished(m.order);
+    else failed(new ApiError(m.status, m.error?.code, sentence(m.error?.message ?? 'Something went wrong.')));
+    return true;
+  }
+
+  /** The next `order` message for `key`, or null after `ms`. */
+  function nextOrder(key, ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => waiting.get(key)?.(null), ms);
+      waiting.set(key, (m) => {
+        clearTimeout(timer);
+        waiting.delete(key);
+        resolve(m);
+      });
+    });
+  }
+
+  /** An `order` message from the live socket. */
+  function onOrder(m) {
+    waiting.get(m.key)?.(m);
+  }
+
+  /** Shows a refusal; the key is dropped only when the server surely made no order with it. */
+  function failed(err) {
+    // Without an answer (or with a server fault) the order may exist: keep the key for a retry.
+    if (err.status !== 0 && err.status < 500 && err.code !== 'duplicate') pending = null;
+    if (err.code === 'sold_out') closedReason = 'Sold out';
+    if (err.code === 'sale_ended') closedReason = 'Sale ended';
+    setResult('error', err.message);
+  }
+
+  /**
+   * Buys until there is a final answer; the key is kept while the outcome is unknown. The server
+   * answers at the reservation (on the socket, or over HTTP with `Prefer: respond-async`): the
+   * unit is the buyer's as soon as that is durable, and the payment's outcome follows.
    */
   async function settle(body) {
+    if (await buyOnSocket(body)) return;
     for (let attempt = 1; ; attempt++) {
       let order;
       try {
@@ -183,11 +244,7 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
           await sleep(1000);
           continue;
         }
-        // Without an answer (or with a server fault) the order may exist: keep the key for a retry.
-        if (err.status !== 0 && err.status < 500 && err.code !== 'duplicate') pending = null;
-        if (err.code === 'sold_out') closedReason = 'Sold out';
-        if (err.code === 'sale_ended') closedReason = 'Sale ended';
-        setResult('error', err.message);
+        failed(err);
         return;
       }
       if (order && order.status !== 'reserved') {
@@ -261,5 +318,5 @@ export function createBuySheet({ showId, signedIn, loginUrl }) {
     if (ev.target === sheet) sheet.close();
   });
 
-  return { open, update };
+  return { open, update, onOrder };
 }

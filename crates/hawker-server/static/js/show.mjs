@@ -25,7 +25,7 @@ let sales = new Map();
 let wasLive = room.dataset.status === 'live';
 const ended = room.dataset.status === 'ended';
 
-const buy = createBuySheet({ showId, signedIn, loginUrl });
+const buy = createBuySheet({ showId, signedIn, loginUrl, send: (obj) => send(obj) });
 const preBid = createPreBid({ showId });
 const conn = ended ? null : connectLive(showId, onMessage, { onStatus });
 const player = ended ? null : createPlayer({ showId, onPlaying });
@@ -104,6 +104,8 @@ function onMessage(m) {
       return showEnded();
     case 'error':
       return chat.showError(m.message);
+    case 'order':
+      return buy.onOrder(m);
     default:
       return; // pong, host-only and future messages
   }
