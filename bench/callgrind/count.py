@@ -10,6 +10,9 @@ before the workload and dumped just after it, so start-up and seeding are not co
     python3 bench/callgrind/count.py target/release/hawker reservations 400
         the same buys with `Prefer: respond-async` (answered at the reservation; the charges
         that follow are counted too if they finish before the dump)
+    python3 bench/callgrind/count.py target/release/hawker socket-buys 400
+        the same buys as `buy` messages on each buyer's live socket (opened before counting),
+        answered at the reservation; counts the room's messages to those sockets too
     python3 bench/callgrind/count.py target/release/hawker connections 400
         400 connections, each sending one request (an API 404)
 
@@ -18,6 +21,7 @@ Prints the instructions counted and the dump's path (read it with `callgrind_ann
 """
 
 import http.client
+import base64
 import json
 import os
 import socket
@@ -54,8 +58,20 @@ def api(port, method, path, body=None, token=None):
         return e.code, json.loads(e.read() or b"null")
 
 
-def prepare_buys(port, n, prefer=None):
-    """A flash sale of n/2 units on the demo show, and n buyers' tokens."""
+def in_parallel(worker, items, answers):
+    """Runs `worker` on CONNECTIONS threads, each given its share of `(index, item)`."""
+    parts = [[(i, item) for i, item in enumerate(items) if i % CONNECTIONS == w]
+             for w in range(CONNECTIONS)]
+    threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+def open_sale(port, n):
+    """A flash sale of n/2 units on the demo show, n buyers' tokens, the show and the sale."""
     _, login = api(port, "POST", "/auth/login",
                    {"email": "lumi@demo.hawker.dev", "password": "hawker-demo"})
     seller = login["token"]
@@ -77,6 +93,11 @@ def prepare_buys(port, n, prefer=None):
                       {"email": f"buyer{i}@count.dev", "password": "password123",
                        "display_name": f"Buyer {i}", "role": "buyer"})
         tokens.append(user["token"])
+    return tokens, show, sale_id
+
+
+def prepare_buys(port, n, prefer=None):
+    tokens, show, sale_id = open_sale(port, n)
     body = json.dumps({"show_id": show["id"], "flash_sale_id": sale_id, "quantity": 1,
                        "payment_method": "pm_card_visa"})
 
@@ -96,14 +117,74 @@ def prepare_buys(port, n, prefer=None):
                 r.read()
                 answers.append(r.status)
 
-        parts = [[(i, t) for i, t in enumerate(tokens) if i % CONNECTIONS == w]
-                 for w in range(CONNECTIONS)]
-        threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return answers
+        return in_parallel(worker, tokens, answers)
+
+    return run
+
+
+class LiveSocket:
+    """A minimal WebSocket client: the upgrade, masked text frames out, frames in."""
+
+    def __init__(self, port, path, token):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n")
+                          .encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            sys.exit(f"upgrade refused: {head[:80]!r}")
+
+    def send(self, text):
+        data, mask = text.encode(), os.urandom(4)
+        n = len(data)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
+                                bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            self.buf += self.sock.recv(65536)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def next_text(self):
+        while True:
+            b0, b1 = self._read(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._read(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._read(8), "big")
+            payload = self._read(n)
+            if b0 & 0x0F == 1:
+                return payload
+
+
+def prepare_socket_buys(port, n):
+    tokens, show, sale_id = open_sale(port, n)
+    sockets = [LiveSocket(port, f"/api/v1/shows/{show['id']}/live", t) for t in tokens]
+    for s in sockets:
+        s.next_text()  # the snapshot
+
+    def run():
+        answers = []
+
+        def worker(part):
+            for i, s in part:
+                key = f"count-{i}"
+                s.send(json.dumps({"type": "buy", "key": key, "flash_sale_id": sale_id,
+                                   "quantity": 1, "payment_method": "pm_card_visa"}))
+                tag = f'"type":"order","key":"{key}"'.encode()
+                while tag not in (msg := s.next_text()):
+                    pass
+                answers.append(json.loads(msg)["status"])
+
+        return in_parallel(worker, sockets, answers)
 
     return run
 
@@ -126,6 +207,7 @@ def prepare_connections(port, n):
 def main():
     workloads = {"buys": prepare_buys,
                  "reservations": lambda port, n: prepare_buys(port, n, "respond-async"),
+                 "socket-buys": prepare_socket_buys,
                  "connections": prepare_connections}
     if len(sys.argv) != 4 or sys.argv[2] not in workloads:
         sys.exit(__doc__)

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Multipart, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use hawker_core::account::Role;
 use hawker_core::catalog::{stock_level, text};
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::orders::refusal;
 use crate::app::AppState;
-use crate::auth::{CurrentUser, MaybeUser, new_stream_key};
+use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key};
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
@@ -446,8 +446,21 @@ pub async fn live_socket(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
+    // A signed-in socket can chat, bid and buy. Browsers send the session cookie with any
+    // page's WebSocket to a site of the same registrable domain (`SameSite=Lax` stops only
+    // other sites), so a cookie counts only from this server's own pages.
+    if user
+        .as_ref()
+        .is_some_and(|u| matches!(u.via, Via::Session { .. }))
+        && !from_own_page(&headers)
+    {
+        return Err(AppError::forbidden(
+            "a signed-in live socket opens only from this site's pages",
+        ));
+    }
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
     let host = user
@@ -463,6 +476,20 @@ pub async fn live_socket(
         .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
         .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| socket::serve(socket, live, state, viewer, host)))
+}
+
+/// Whether the handshake's `Origin` (which browsers always send with a WebSocket) is this
+/// server, the `Host` it was asked for. Without an `Origin` the client is no browser page.
+fn from_own_page(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    origin_host.is_some() && origin_host == headers.get(header::HOST).and_then(|h| h.to_str().ok())
 }
 
 /// Moderators, admins and the show's host may moderate its chat.
