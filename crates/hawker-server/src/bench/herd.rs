@@ -1024,10 +1024,13 @@ async fn buy_over(ws: &mut super::client::WsConn, buy: &str, key: &str) -> std::
             super::client::CLOSE => return Err(std::io::ErrorKind::ConnectionAborted.into()),
             _ => continue,
         }
-        if !frame
-            .payload
-            .windows(tag.len())
-            .any(|w| w == tag.as_bytes())
+        // The room's messages (most of what arrives) have a `seq`; answers to this socket not.
+        let direct = frame.payload.starts_with(br#"{"v":1,"seq":0,"#);
+        if !direct
+            || !frame
+                .payload
+                .windows(tag.len())
+                .any(|w| w == tag.as_bytes())
         {
             continue;
         }
