@@ -119,12 +119,9 @@ pub async fn buy(
     })?;
     let respond_async = prefers_async(&headers);
     let placed = place(&state, &user.user, raw_key.to_str().unwrap_or(""), body).await?;
-    let (live, order) = match placed {
-        Placed::Reserved(live, order) => (live, order),
-        Placed::Existing(order) => match payable(&state, order).await? {
-            Ok(reserved) => reserved,
-            Err(order) => return answer(order),
-        },
+    let (live, order) = match what_next(&state, placed).await? {
+        Next::Pay(live, order) => (live, order),
+        Next::Answer(order) => return answer(order),
     };
     if respond_async {
         let answer = accepted(&order);
@@ -258,18 +255,26 @@ async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> 
     }
 }
 
-/// A stored order that is still to be paid for here, with its show's owner; any other order
-/// (settled, or an auction's, which the show's owner charges itself: "you bid, you buy") only
-/// repeats its answer. The first attempt's payment may still be running: the charge's key
-/// makes a second one harmless, and it settles a reservation that an error left open.
-async fn payable(
-    state: &AppState,
-    order: Order,
-) -> Result<Result<(LiveShow, Order), Order>, AppError> {
-    if order.status != "reserved" || order.auction_id.is_some() {
-        return Ok(Err(order));
-    }
-    Ok(Ok((owner_of(state, &order).await?, order)))
+/// What is left to do for a placed buy.
+enum Next {
+    /// Pay for the reservation, through its show's owner.
+    Pay(LiveShow, Order),
+    /// Only repeat the order's answer.
+    Answer(Order),
+}
+
+/// A new reservation is paid for here, and so is a retry's that is still open: the first
+/// attempt's payment may still be running, but the charge's key makes a second one harmless, and
+/// it settles a reservation that an error left open. Any other order (settled, or an auction's,
+/// which the show's owner charges itself: "you bid, you buy") only repeats its answer.
+async fn what_next(state: &AppState, placed: Placed) -> Result<Next, AppError> {
+    Ok(match placed {
+        Placed::Reserved(live, order) => Next::Pay(live, order),
+        Placed::Existing(order) if order.status != "reserved" || order.auction_id.is_some() => {
+            Next::Answer(order)
+        }
+        Placed::Existing(order) => Next::Pay(owner_of(state, &order).await?, order),
+    })
 }
 
 /// Settles in a task of its own and answers with the outcome: a buyer who hangs up stops only
@@ -334,20 +339,19 @@ pub async fn buy_live(
     key: &str,
     body: BuyBody,
 ) -> (Outcome, Option<tokio::task::JoinHandle<Outcome>>) {
-    let reserved = match place(state, buyer, key, body).await {
-        Ok(Placed::Reserved(live, order)) => Ok(Ok((live, order))),
-        Ok(Placed::Existing(order)) => payable(state, order).await,
+    let next = match place(state, buyer, key, body).await {
+        Ok(placed) => what_next(state, placed).await,
         Err(e) => Err(e),
     };
-    match reserved {
-        Ok(Ok((live, order))) => {
+    match next {
+        Ok(Next::Pay(live, order)) => {
             let first = Ok((StatusCode::ACCEPTED, order.clone()));
             let state = state.clone();
             let paying =
                 tokio::spawn(async move { pay(state, live, order).await.and_then(outcome) });
             (first, Some(paying))
         }
-        Ok(Err(order)) => (outcome(order), None),
+        Ok(Next::Answer(order)) => (outcome(order), None),
         Err(e) => (Err(e), None),
     }
 }
