@@ -182,6 +182,7 @@ impl WsConn {
     }
 
     /// The next frame. Its payload borrows the connection's buffer until the next call.
+    /// Cancel-safe: dropping the future loses no bytes.
     pub async fn next(&mut self) -> io::Result<Frame<'_>> {
         self.start = self.consumed;
         loop {
@@ -202,20 +203,14 @@ impl WsConn {
                 self.start = 0;
                 self.consumed = 0;
             }
-            let old = self.buf.len();
-            self.buf.resize(old + 4096, 0);
-            let n = self.stream.read(&mut self.buf[old..]).await;
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
-            };
-            self.buf.truncate(old + n);
+            // Read into a chunk, then keep it: dropped mid-read (a `select!` that took another
+            // branch), the buffer is as it was.
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

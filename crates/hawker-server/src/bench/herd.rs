@@ -965,12 +965,20 @@ pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            let Ok(start) = go
-                .wait_for(Option::is_some)
-                .await
-                .map(|s| s.unwrap_or_else(Instant::now))
-            else {
-                return tally;
+            // Until the sale opens, the viewer reads the room as it comes, as a phone would:
+            // left unread, the viewer counts of the whole set-up would wait in its socket and
+            // be read during the sale.
+            let start = loop {
+                tokio::select! {
+                    go = go.wait_for(Option::is_some) => match go {
+                        Ok(start) => break start.unwrap_or_else(Instant::now),
+                        Err(_) => return tally,
+                    },
+                    read = ws.next() => if let Err(e) = read {
+                        *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
+                        return tally;
+                    },
+                }
             };
             let sent = Instant::now();
             let first = match buy_over(&mut ws, &buy, &key).await {
