@@ -5,10 +5,11 @@
 //! `Idempotency-Key` finds the stored order and finishes or repeats its answer; it never reserves
 //! or charges a second time.
 //!
-//! The charge runs as a task of its own, so a buyer who hangs up does not stop it. With
-//! `Prefer: respond-async` (RFC 7240) the buyer is answered `202` with the reserved order as soon
-//! as it is durable, and the task pays for it; `GET /orders/{id}` tells how that ended. After a
-//! restart, [`resume_payments`] pays for every reservation still open.
+//! The whole buy runs as a task of its own ([`start_buy`]), so a buyer who hangs up stops only
+//! the wait. With `Prefer: respond-async` (RFC 7240) the buyer is answered `202` with the
+//! reserved order as soon as it is durable, and the task pays for it; `GET /orders/{id}` tells
+//! how that ended. The live socket's `buy` takes the same path, always answered that way. After
+//! a restart, [`resume_payments`] pays for every reservation still open.
 
 use axum::Json;
 use axum::extract::State;
@@ -29,6 +30,7 @@ use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, Refusal, Reserved, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
 use crate::store::{Order, OrderMeta, SavedMethod, User};
+use tokio::task::JoinHandle;
 
 fn sale_ended() -> AppError {
     AppError::conflict("sale_ended", "this flash sale has ended")
@@ -118,17 +120,19 @@ pub async fn buy(
         )
     })?;
     let respond_async = prefers_async(&headers);
-    let placed = place(&state, &user.user, raw_key.to_str().unwrap_or(""), body).await?;
-    let (live, order) = match what_next(&state, placed).await? {
-        Next::Pay(live, order) => (live, order),
-        Next::Answer(order) => return answer(order),
+    let key = raw_key.to_str().unwrap_or("").to_owned();
+    let charging = if respond_async {
+        Charging::UntilSettled
+    } else {
+        Charging::Once
     };
-    if respond_async {
-        let answer = accepted(&order);
-        tokio::spawn(pay(state.clone(), live, order));
-        return Ok(answer);
-    }
-    settle_in_task(&state, live, order).await
+    let Started { first, paying } = start_buy(&state, user.user, key, body, charging).await;
+    let answer = match paying {
+        Some(_) if respond_async => return first.map(|(_, order)| accepted(&order)),
+        Some(paying) => paying.await.unwrap_or_else(|e| Err(task_failed(e))),
+        None => first,
+    };
+    respond(answer)
 }
 
 /// What placing a buy came to.
@@ -277,18 +281,60 @@ async fn what_next(state: &AppState, placed: Placed) -> Result<Next, AppError> {
     })
 }
 
-/// Settles in a task of its own and answers with the outcome: a buyer who hangs up stops only
-/// the wait, never the charge or its confirmation.
-async fn settle_in_task(
+/// A buy under way: its first answer (`202` with the reservation, the refusal, or a retry's
+/// stored outcome) and, when a payment was started, the task that ends with its outcome.
+pub struct Started {
+    pub first: OrderAnswer,
+    pub paying: Option<JoinHandle<OrderAnswer>>,
+}
+
+/// How a started payment charges.
+#[derive(Clone, Copy)]
+pub enum Charging {
+    /// Once, and the outcome is the answer: a request waits for it.
+    Once,
+    /// Again each second while the provider cannot be reached and the hold lasts: the buyer
+    /// was answered at the reservation.
+    UntilSettled,
+}
+
+/// Reserves a buy (or finds its key's order) and starts its payment, all in a task of its own:
+/// a buyer who hangs up, or whose socket closes, stops only the wait, never a reservation half
+/// made or the payment after it. `POST /orders` and the live socket's `buy` both come here.
+pub async fn start_buy(
     state: &AppState,
-    live: LiveShow,
-    order: Order,
-) -> Result<Response, AppError> {
+    buyer: User,
+    key: String,
+    body: BuyBody,
+    charging: Charging,
+) -> Started {
     let state = state.clone();
-    tokio::spawn(async move { settle(&state, &live, order).await })
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("the payment task failed: {e}")))?
-        .and_then(answer)
+    let buy = tokio::spawn(async move {
+        let next = match place(&state, &buyer, &key, body).await {
+            Ok(placed) => what_next(&state, placed).await,
+            Err(e) => Err(e),
+        };
+        let (live, order) = match next {
+            Ok(Next::Pay(live, order)) => (live, order),
+            Ok(Next::Answer(order)) => return (outcome(order), None),
+            Err(e) => return (Err(e), None),
+        };
+        let first = Ok((StatusCode::ACCEPTED, order.clone()));
+        let paying = tokio::spawn(async move {
+            let ended = match charging {
+                Charging::Once => settle(&state, &live, order).await,
+                Charging::UntilSettled => pay(&state, &live, order).await,
+            };
+            ended.and_then(outcome)
+        });
+        (first, Some(paying))
+    });
+    let (first, paying) = buy.await.unwrap_or_else(|e| (Err(task_failed(e)), None));
+    Started { first, paying }
+}
+
+fn task_failed(e: tokio::task::JoinError) -> AppError {
+    AppError::Internal(anyhow::anyhow!("the buy's task failed: {e}"))
 }
 
 async fn owner_of(state: &AppState, order: &Order) -> Result<LiveShow, AppError> {
@@ -310,12 +356,13 @@ fn charge_for(order: &Order) -> ChargeRequest {
     }
 }
 
-/// Pays for a reservation nobody waits on: charges and settles it, asking again once a second
-/// while the provider cannot be reached and the hold lasts (after that, the owner's expiry check
-/// asks the provider what happened). Returns the order as it ended, for a live socket to tell.
-async fn pay(state: AppState, live: LiveShow, order: Order) -> Result<Order, AppError> {
+/// Pays for a reservation whose buyer was answered at the reservation: charges and settles it,
+/// asking again once a second while the provider cannot be reached and the hold lasts (after
+/// that, the owner's expiry check asks the provider what happened). Returns the order as it
+/// ended, which a live socket tells its buyer.
+async fn pay(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
     loop {
-        let settled = settle(&state, &live, order.clone()).await;
+        let settled = settle(state, live, order.clone()).await;
         let unreachable = matches!(
             &settled,
             Err(AppError::Refused {
@@ -327,32 +374,6 @@ async fn pay(state: AppState, live: LiveShow, order: Order) -> Result<Order, App
             return settled;
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
-/// A buy from the live socket (`buy`), answered as `POST /orders` with `Prefer: respond-async`
-/// would be: first at once (`202` with the reservation, the refusal, or a retry's stored
-/// outcome); then, if a payment was started, by the task that pays and ends with its outcome.
-pub async fn buy_live(
-    state: &AppState,
-    buyer: &User,
-    key: &str,
-    body: BuyBody,
-) -> (Outcome, Option<tokio::task::JoinHandle<Outcome>>) {
-    let next = match place(state, buyer, key, body).await {
-        Ok(placed) => what_next(state, placed).await,
-        Err(e) => Err(e),
-    };
-    match next {
-        Ok(Next::Pay(live, order)) => {
-            let first = Ok((StatusCode::ACCEPTED, order.clone()));
-            let state = state.clone();
-            let paying =
-                tokio::spawn(async move { pay(state, live, order).await.and_then(outcome) });
-            (first, Some(paying))
-        }
-        Ok(Next::Answer(order)) => (outcome(order), None),
-        Err(e) => (Err(e), None),
     }
 }
 
@@ -369,7 +390,8 @@ pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
         // expiry check still settles it.
         match owner_of(state, &order).await {
             Ok(live) => {
-                tokio::spawn(pay(state.clone(), live, order));
+                let state = state.clone();
+                tokio::spawn(async move { pay(&state, &live, order).await });
                 resumed += 1;
             }
             Err(e) => tracing::error!(order = %order.id, "cannot resume its payment: {e:?}"),
@@ -421,7 +443,7 @@ fn reserved_order(
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
 /// through the show's owner, and returns the order as it ended. Once paid, that is the reserved
 /// order itself, without reading it back; any other ending is read from the store. Only a
-/// buyer's request turns it into an answer: a background payment's would go unread.
+/// buyer's request or socket turns it into an answer.
 async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
     let (order_id, buyer, charge) = (order.id, order.buyer_id, charge_for(&order));
     let charged = if charge.amount_cents == 0 {
@@ -524,9 +546,11 @@ impl IntoResponse for OrderBody<'_> {
 }
 
 /// An order's answer, as `POST /orders` gives it: its status with the order, or the refusal.
-pub type Outcome = Result<(StatusCode, Order), AppError>;
+pub type OrderAnswer = Result<(StatusCode, Order), AppError>;
 
-pub fn outcome(order: Order) -> Outcome {
+/// A stored order's answer: paid (or later) is `201`; declined, expired and still paying are
+/// refusals.
+pub fn outcome(order: Order) -> OrderAnswer {
     match order.status.as_str() {
         "paid" | "shipped" | "refunded" => Ok((StatusCode::CREATED, order)),
         "declined" => Err(AppError::new(
@@ -546,8 +570,8 @@ pub fn outcome(order: Order) -> Outcome {
     }
 }
 
-fn answer(order: Order) -> Result<Response, AppError> {
-    outcome(order).map(|(status, order)| (status, OrderBody { order: &order }).into_response())
+fn respond(answer: OrderAnswer) -> Result<Response, AppError> {
+    answer.map(|(status, order)| (status, OrderBody { order: &order }).into_response())
 }
 
 pub async fn mine(

@@ -444,22 +444,22 @@ pub fn log_json(rows: Vec<(i64, Timestamp, String)>) -> Value {
 /// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.
 pub async fn live_socket(
     State(state): State<AppState>,
-    MaybeUser(user): MaybeUser,
+    MaybeUser(mut user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     // A signed-in socket can chat, bid and buy. Browsers send the session cookie with any
     // page's WebSocket to a site of the same registrable domain (`SameSite=Lax` stops only
-    // other sites), so a cookie counts only from this server's own pages.
+    // other sites), so a cookie counts only from this server's own pages; from anywhere else
+    // the socket opens as an anonymous viewer's.
     if user
         .as_ref()
         .is_some_and(|u| matches!(u.via, Via::Session { .. }))
         && !from_own_page(&headers)
     {
-        return Err(AppError::forbidden(
-            "a signed-in live socket opens only from this site's pages",
-        ));
+        tracing::debug!(origin = ?headers.get(header::ORIGIN), "a cookie from another page; watching only");
+        user = None;
     }
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
@@ -479,17 +479,37 @@ pub async fn live_socket(
 }
 
 /// Whether the handshake's `Origin` (which browsers always send with a WebSocket) is this
-/// server, the `Host` it was asked for. Without an `Origin` the client is no browser page.
+/// server: the `Host` it was asked for, or the `X-Forwarded-Host` a reverse proxy that
+/// rewrites `Host` passes on. Without an `Origin` the client is no browser page.
 fn from_own_page(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, host)| host);
-    origin_host.is_some() && origin_host == headers.get(header::HOST).and_then(|h| h.to_str().ok())
+    let Some((scheme, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
+        return false;
+    };
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else {
+        "80"
+    };
+    // `shop.example` and `SHOP.example:443` are one origin for an https page.
+    let canonical = |authority: &str| {
+        let authority = authority.trim().to_ascii_lowercase();
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
+        if has_port && !authority.ends_with(']') {
+            authority
+        } else {
+            format!("{authority}:{default_port}")
+        }
+    };
+    let origin = canonical(authority);
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok())
+        .any(|host| canonical(host) == origin)
 }
 
 /// Moderators, admins and the show's host may moderate its chat.
@@ -554,4 +574,53 @@ pub async fn mute(
         })
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().expect("header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn a_page_is_our_own_when_its_origin_is_the_host_asked_for() {
+        let own = |pairs| from_own_page(&headers(pairs));
+        assert!(own(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080")
+        ]));
+        assert!(own(&[
+            ("origin", "https://Shop.example"),
+            ("host", "shop.example:443")
+        ]));
+        assert!(own(&[
+            ("origin", "http://[::1]:8080"),
+            ("host", "[::1]:8080")
+        ]));
+        // Behind a proxy that sets Host to the upstream and passes the original on.
+        assert!(own(&[
+            ("origin", "https://shop.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "shop.example")
+        ]));
+        assert!(
+            own(&[("host", "shop.example")]),
+            "no Origin: not a browser page"
+        );
+        assert!(!own(&[
+            ("origin", "https://evil.shop.example"),
+            ("host", "shop.example")
+        ]));
+        assert!(!own(&[
+            ("origin", "http://shop.example"),
+            ("host", "shop.example:8080")
+        ]));
+        assert!(!own(&[("origin", "null"), ("host", "shop.example")]));
+    }
 }

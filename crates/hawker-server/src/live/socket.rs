@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, broadcast, oneshot};
 use hawker_core::auction::{BidKind, Outcome, Rejection};
 
 use super::{CommerceCmd, LiveShow, RoomCmd};
-use crate::api::orders::{self, BuyBody};
+use crate::api::orders::{self, BuyBody, Charging, OrderAnswer, Started};
 use crate::app::AppState;
 use crate::clock;
 use crate::error::AppError;
@@ -78,7 +78,12 @@ pub async fn serve(
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, "viewer fell behind; sending a fresh snapshot");
-                        let Some((snapshot, fresh)) = join(&sender_live, host, false).await else {
+                        // Not holding the socket while the room answers: a buyer's answer may
+                        // go out meanwhile.
+                        drop(sink);
+                        let joined = join(&sender_live, host, false).await;
+                        sink = sender_sink.lock().await;
+                        let Some((snapshot, fresh)) = joined else {
                             break 'sending;
                         };
                         updates = fresh;
@@ -126,9 +131,7 @@ pub async fn serve(
             if tokens < 1.0 {
                 refused += 1;
                 if refused > MAX_REFUSED {
-                    // A flooder that does not read must not keep its socket by a full buffer.
-                    let goodbye = direct(&sink, "flooding", "too many messages; disconnected");
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), goodbye).await;
+                    direct(&sink, "flooding", "too many messages; disconnected").await;
                     return;
                 }
                 if refused % 20 == 1 {
@@ -238,13 +241,15 @@ pub async fn serve(
                         code,
                         payment_method,
                     };
-                    // Boxed: the buy's state lives on the heap while it runs, not in every idle socket's task.
-                    let (first, paying) =
-                        Box::pin(orders::buy_live(&state, buyer, &key, body)).await;
+                    // The buy runs in a task of its own (a socket that closes meanwhile stops
+                    // only this wait), answered like `Prefer: respond-async`.
+                    let (key, charging) = (key.clone(), Charging::UntilSettled);
+                    let Started { first, paying } =
+                        orders::start_buy(&state, buyer.clone(), key.clone(), body, charging).await;
                     write(&sink, order_text(&key, first)).await;
-                    // The payment's outcome follows when it settles; the socket may be gone by
-                    // then, and the order stays readable at `GET /orders/{id}`.
-                    // It holds the socket weakly: a closed socket is not kept open for it.
+                    // The payment's outcome follows when it settles. The socket may be gone by
+                    // then (the order stays readable at `GET /orders/{id}`): it is held weakly,
+                    // so a closed socket is not kept open for it.
                     if let Some(paying) = paying {
                         let sink = Arc::downgrade(&sink);
                         tokio::spawn(async move {
@@ -311,7 +316,7 @@ fn direct_text(msg: ServerMsg) -> String {
 /// The answer to a `buy`: `{"type":"order","key","status"}` with the `order`, or the `error`, as
 /// `POST /orders` answers it (`status` is the HTTP status it would have). Not a [`ServerMsg`]:
 /// the order is the server's own type, serialized as the API serializes it.
-fn order_text(key: &str, outcome: orders::Outcome) -> String {
+fn order_text(key: &str, outcome: OrderAnswer) -> String {
     #[derive(serde::Serialize)]
     struct OrderMsg<'a> {
         v: u32,
@@ -351,9 +356,13 @@ fn order_text(key: &str, outcome: orders::Outcome) -> String {
         order,
         error,
     };
-    match serde_json::to_writer(&mut text, &msg) {
-        Ok(()) => String::from_utf8(text).unwrap_or_default(),
-        Err(_) => String::new(),
+    match serde_json::to_writer(&mut text, &msg).map(|()| String::from_utf8(text)) {
+        Ok(Ok(text)) => text,
+        // Not expected; the buyer's client asks again with the same key when nothing comes.
+        failed => {
+            tracing::error!(key, "an order answer did not serialize: {failed:?}");
+            String::new()
+        }
     }
 }
 
@@ -370,10 +379,24 @@ fn error_text(code: &str, message: &str) -> String {
 /// thread behind the round of writes to every socket in a busy room.
 type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
 
-/// Writes one message now; false if the socket is gone.
+/// How long an answer may wait for its socket (a round of the room's writes under way to it,
+/// or a viewer that does not read): past that it is dropped, and nothing holds the socket open.
+/// The buyer's client asks again with the same key.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes one message now; false if the socket is gone or would not take it in time.
 async fn write(sink: &Sink, text: impl Into<Utf8Bytes>) -> bool {
-    let mut sink = sink.lock().await;
-    sink.send(Message::Text(text.into())).await.is_ok()
+    let text = text.into();
+    if text.is_empty() {
+        return false;
+    }
+    let sent = async {
+        let mut sink = sink.lock().await;
+        sink.send(Message::Text(text)).await.is_ok()
+    };
+    tokio::time::timeout(ANSWER_WAIT, sent)
+        .await
+        .unwrap_or(false)
 }
 
 async fn direct(sink: &Sink, code: &str, message: &str) {

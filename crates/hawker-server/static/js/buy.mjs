@@ -189,28 +189,34 @@ export function createBuySheet({ showId, signedIn, loginUrl, send }) {
       setResult('reserved', 'Reserved ✓ It is yours while the payment goes through…');
       m = await nextOrder(key, SOCKET_PAYMENT_MS);
     }
-    // No answer, or one to ask again about (`pending`, `duplicate`): HTTP takes over.
-    if (!m || m.status === 202 || m.error?.code === 'duplicate') return false;
+    // No answer, or one to ask again about (`pending`): HTTP takes over.
+    if (!m || m.status === 202) return false;
     if (m.order) finished(m.order);
     else failed(new ApiError(m.status, m.error?.code, sentence(m.error?.message ?? 'Something went wrong.')));
     return true;
   }
 
-  /** The next `order` message for `key`, or null after `ms`. */
+  /** The next `order` message for `key`, or null after `ms` or when the socket is lost. */
   function nextOrder(key, ms) {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => waiting.get(key)?.(null), ms);
-      waiting.set(key, (m) => {
+      const done = (m) => {
         clearTimeout(timer);
-        waiting.delete(key);
+        if (waiting.get(key) === done) waiting.delete(key);
         resolve(m);
-      });
+      };
+      const timer = setTimeout(() => done(null), ms);
+      waiting.set(key, done);
     });
   }
 
   /** An `order` message from the live socket. */
   function onOrder(m) {
     waiting.get(m.key)?.(m);
+  }
+
+  /** The socket dropped: its answers will not come, so HTTP asks now instead of after a wait. */
+  function socketLost() {
+    for (const done of [...waiting.values()]) done(null);
   }
 
   /** Shows a refusal; the key is dropped only when the server surely made no order with it. */
@@ -318,5 +324,5 @@ export function createBuySheet({ showId, signedIn, loginUrl, send }) {
     if (ev.target === sheet) sheet.close();
   });
 
-  return { open, update, onOrder };
+  return { open, update, onOrder, socketLost };
 }

@@ -118,6 +118,7 @@ function onStatus(status) {
   $('conn').hidden = status !== 'reconnecting' || $('video').dataset.state === 'scheduled';
   // The socket no longer tells the player when the host goes live; its next snapshot will.
   if (status === 'reconnecting') player?.setState(null);
+  if (status === 'reconnecting' || status === 'closed') buy.socketLost();
 }
 
 /** The server starts a scheduled show when the host's video arrives, so the room is open now too. */
