@@ -243,7 +243,7 @@ pub async fn serve(
                     };
                     // The buy runs in a task of its own (a socket that closes meanwhile stops
                     // only this wait), answered like `Prefer: respond-async`.
-                    let (key, charging) = (key.clone(), Charging::UntilSettled);
+                    let charging = Charging::UntilSettled;
                     let Started { first, paying } =
                         orders::start_buy(&state, buyer.clone(), key.clone(), body, charging).await;
                     write(&sink, order_text(&key, first)).await;
