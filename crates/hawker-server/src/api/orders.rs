@@ -135,22 +135,14 @@ pub async fn buy(
     respond(answer)
 }
 
-/// What placing a buy came to.
-pub enum Placed {
-    /// Reserved just now, durably; its payment is still to be made.
-    Reserved(LiveShow, Order),
-    /// The idempotency key's order already exists: this is a retry.
-    Existing(Order),
-}
-
-/// Checks a buy and has the show's owner reserve it: the one way in for `POST /orders` and
-/// the live socket's `buy`. A retry finds the key's order instead of reserving again.
-pub async fn place(
+/// Checks a buy and has the show's owner reserve it, then says what is left to do: pay for the
+/// new reservation. A retry finds the key's order instead of reserving again ([`next_for`]).
+async fn place(
     state: &AppState,
     buyer: &User,
     raw_key: &str,
     body: BuyBody,
-) -> Result<Placed, AppError> {
+) -> Result<Next, AppError> {
     let key = IdempotencyKey::parse(raw_key)?;
     let quantity = Quantity::new(body.quantity)?;
     let item = match (body.flash_sale_id, body.variant_id) {
@@ -183,20 +175,14 @@ pub async fn place(
             format!("{payment_method:?} is not a payment method this shop accepts"),
         ));
     }
-    let existing = || async {
-        state
-            .store
-            .order_by_key(buyer.id, key.as_str())
-            .await
-            .map(|order| order.map(Placed::Existing))
-    };
+    let existing = || state.store.order_by_key(buyer.id, key.as_str());
     // A running owner checks the key itself, with the rest of its turn's buys, in one read.
     let live = match state.hub.get(ShowId(body.show_id)) {
         Some(live) => live,
         None => {
             // A retry after the show ended still gets its order's answer.
-            if let Some(placed) = existing().await? {
-                return Ok(placed);
+            if let Some(order) = existing().await? {
+                return next_for(state, order).await;
             }
             state
                 .hub
@@ -230,12 +216,15 @@ pub async fn place(
     match reserved {
         Ok(reserved) => {
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
-            Ok(Placed::Reserved(live, order))
+            Ok(Next::Pay(live, order))
         }
         // A concurrent retry of this very request got there first: answer as it will.
-        Err(Refusal::Duplicate(_)) => existing()
-            .await?
-            .ok_or_else(|| AppError::unavailable("the first attempt is still being saved; retry")),
+        Err(Refusal::Duplicate(_)) => match existing().await? {
+            Some(order) => next_for(state, order).await,
+            None => Err(AppError::unavailable(
+                "the first attempt is still being saved; retry",
+            )),
+        },
         Err(Refusal::Buy(BuyRejected::UnknownItem)) => {
             Err(explain_unknown_item(state, item, live.show_id).await)
         }
@@ -259,7 +248,7 @@ async fn explain_unknown_item(state: &AppState, item: Item, show_id: ShowId) -> 
     }
 }
 
-/// What is left to do for a placed buy.
+/// What is left to do for a buy once it is placed.
 enum Next {
     /// Pay for the reservation, through its show's owner.
     Pay(LiveShow, Order),
@@ -267,18 +256,16 @@ enum Next {
     Answer(Order),
 }
 
-/// A new reservation is paid for here, and so is a retry's that is still open: the first
-/// attempt's payment may still be running, but the charge's key makes a second one harmless, and
-/// it settles a reservation that an error left open. Any other order (settled, or an auction's,
-/// which the show's owner charges itself: "you bid, you buy") only repeats its answer.
-async fn what_next(state: &AppState, placed: Placed) -> Result<Next, AppError> {
-    Ok(match placed {
-        Placed::Reserved(live, order) => Next::Pay(live, order),
-        Placed::Existing(order) if order.status != "reserved" || order.auction_id.is_some() => {
-            Next::Answer(order)
-        }
-        Placed::Existing(order) => Next::Pay(owner_of(state, &order).await?, order),
-    })
+/// What is left for a retry's stored order. A reservation still open is paid for here: the
+/// first attempt's payment may still be running, but the charge's key makes a second one
+/// harmless, and it settles a reservation that an error left open. Any other order (settled, or
+/// an auction's, which the show's owner charges itself: "you bid, you buy") only repeats its
+/// answer.
+async fn next_for(state: &AppState, order: Order) -> Result<Next, AppError> {
+    if order.status != "reserved" || order.auction_id.is_some() {
+        return Ok(Next::Answer(order));
+    }
+    Ok(Next::Pay(owner_of(state, &order).await?, order))
 }
 
 /// A buy under way: its first answer (`202` with the reservation, the refusal, or a retry's
@@ -310,11 +297,7 @@ pub async fn start_buy(
 ) -> Started {
     let state = state.clone();
     let buy = tokio::spawn(async move {
-        let next = match place(&state, &buyer, &key, body).await {
-            Ok(placed) => what_next(&state, placed).await,
-            Err(e) => Err(e),
-        };
-        let (live, order) = match next {
+        let (live, order) = match place(&state, &buyer, &key, body).await {
             Ok(Next::Pay(live, order)) => (live, order),
             Ok(Next::Answer(order)) => return (outcome(order), None),
             Err(e) => return (Err(e), None),
@@ -550,7 +533,7 @@ pub type OrderAnswer = Result<(StatusCode, Order), AppError>;
 
 /// A stored order's answer: paid (or later) is `201`; declined, expired and still paying are
 /// refusals.
-pub fn outcome(order: Order) -> OrderAnswer {
+fn outcome(order: Order) -> OrderAnswer {
     match order.status.as_str() {
         "paid" | "shipped" | "refunded" => Ok((StatusCode::CREATED, order)),
         "declined" => Err(AppError::new(

@@ -828,6 +828,37 @@ pub struct Tally {
     pub cpu_at_go: (f64, f64),
 }
 
+impl Tally {
+    /// Counts a buyer's first answer, `sent` at that instant, in a herd that began at `start`.
+    fn first_answer(
+        &mut self,
+        answer: &Answer,
+        sent: Instant,
+        start: Instant,
+        acked: &AtomicUsize,
+    ) {
+        self.latencies_us
+            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        match answer {
+            Answer::Order(id) => {
+                self.acked.push(*id);
+                acked.fetch_add(1, Ordering::Relaxed);
+                self.last_order = start.elapsed();
+            }
+            Answer::SoldOut => self.sold_out += 1,
+            Answer::Other(what) => *self.errors.entry(what.clone()).or_default() += 1,
+        }
+    }
+
+    /// A retry with the same key must be answered as the first attempt was.
+    fn retried(&mut self, buyer: usize, first: &Answer, again: &Answer) {
+        if again != first {
+            self.mismatches
+                .push(format!("buyer {buyer}: {first:?} then {again:?}"));
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Answer {
     Order(i64),
@@ -902,28 +933,13 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                         continue;
                     }
                 };
-                tally
-                    .latencies_us
-                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                match &first {
-                    Answer::Order(id) => {
-                        tally.acked.push(*id);
-                        acked.fetch_add(1, Ordering::Relaxed);
-                        tally.last_order = start.elapsed();
-                    }
-                    Answer::SoldOut => tally.sold_out += 1,
-                    Answer::Other(what) => *tally.errors.entry(what.clone()).or_default() += 1,
-                }
+                tally.first_answer(&first, sent, start, &acked);
                 if i % retry_every == 0 {
                     let again = match conn.request("POST", "/api/v1/orders", headers, &body).await {
                         Ok(r) => classify(r.status, &r.body),
                         Err(e) => Answer::Other(format!("connection: {e}")),
                     };
-                    if again != first {
-                        tally
-                            .mismatches
-                            .push(format!("buyer {i}: {first:?} then {again:?}"));
-                    }
+                    tally.retried(i, &first, &again);
                 }
             }
             tally.elapsed = start.elapsed();
@@ -988,29 +1004,14 @@ pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
                     return tally;
                 }
             };
-            tally
-                .latencies_us
-                .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-            match &first {
-                Answer::Order(id) => {
-                    tally.acked.push(*id);
-                    acked.fetch_add(1, Ordering::Relaxed);
-                    tally.last_order = start.elapsed();
-                }
-                Answer::SoldOut => tally.sold_out += 1,
-                Answer::Other(what) => *tally.errors.entry(what.clone()).or_default() += 1,
-            }
+            tally.first_answer(&first, sent, start, &acked);
             if retry {
                 // The answer to the retry, or the first attempt's payment told: either way the
                 // same order (or the same refusal), never a second one.
                 let again = buy_over(&mut ws, &buy, &key)
                     .await
                     .unwrap_or_else(|e| Answer::Other(format!("socket: {e}")));
-                if again != first {
-                    tally
-                        .mismatches
-                        .push(format!("buyer {i}: {first:?} then {again:?}"));
-                }
+                tally.retried(i, &first, &again);
             }
             tally.elapsed = start.elapsed();
             let _ = ws.send(super::client::CLOSE, &[]).await;
