@@ -296,22 +296,24 @@ pub async fn start_buy(
     charging: Charging,
 ) -> Started {
     let state = state.clone();
-    let buy = tokio::spawn(async move {
+    // Boxed before spawning: a future this large would otherwise be copied at every layer of
+    // `spawn` on its way into the task (callgrind: about a tenth of a reservation in memcpy).
+    let buy = tokio::spawn(Box::pin(async move {
         let (live, order) = match place(&state, &buyer, &key, body).await {
             Ok(Next::Pay(live, order)) => (live, order),
             Ok(Next::Answer(order)) => return (outcome(order), None),
             Err(e) => return (Err(e), None),
         };
         let first = Ok((StatusCode::ACCEPTED, order.clone()));
-        let paying = tokio::spawn(async move {
+        let paying = tokio::spawn(Box::pin(async move {
             let ended = match charging {
                 Charging::Once => settle(&state, &live, order).await,
                 Charging::UntilSettled => pay(&state, &live, order).await,
             };
             ended.and_then(outcome)
-        });
+        }));
         (first, Some(paying))
-    });
+    }));
     let (first, paying) = buy.await.unwrap_or_else(|e| (Err(task_failed(e)), None));
     Started { first, paying }
 }
