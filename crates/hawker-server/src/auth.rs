@@ -96,7 +96,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// How the request proved who it is.
 #[derive(Debug, Clone)]
 pub enum Via {
-    Bearer,
+    Bearer { token_hash: String },
     Session { token_hash: String, csrf: String },
 }
 
@@ -113,7 +113,14 @@ impl CurrentUser {
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf, .. } => csrf,
-            Via::Bearer => "",
+            Via::Bearer { .. } => "",
+        }
+    }
+
+    /// The hash of the token or session this request came with.
+    pub fn token_hash(&self) -> &str {
+        match &self.via {
+            Via::Bearer { token_hash } | Via::Session { token_hash, .. } => token_hash,
         }
     }
 
@@ -145,14 +152,15 @@ impl FromRequestParts<AppState> for MaybeUser {
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or_else(AppError::unauthorized)?;
+            let hash = token_hash(token.trim());
             let (user, _) = state
                 .store
-                .user_by_token(&token_hash(token.trim()))
+                .user_by_token(&hash)
                 .await?
                 .ok_or_else(AppError::unauthorized)?;
             return Ok(Self(Some(CurrentUser {
                 user,
-                via: Via::Bearer,
+                via: Via::Bearer { token_hash: hash },
             })));
         }
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {

@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hawker_core::account::{self, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::auth::{self, CurrentUser, Via, random_token, token_hash};
+use crate::auth::{self, CurrentUser, random_token, token_hash};
 use crate::clock;
 use crate::error::{ApiJson, AppError};
 use crate::store::{NewUser, TokenKind, User};
@@ -144,21 +144,9 @@ pub async fn login(
 /// Revokes the token or session used for this request.
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
     user: CurrentUser,
 ) -> Result<Response, AppError> {
-    let hash = match &user.via {
-        Via::Session { token_hash, .. } => token_hash.clone(),
-        Via::Bearer => {
-            let token = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            token_hash(token.trim())
-        }
-    };
-    state.store.delete_token(&hash).await?;
+    state.store.delete_token(user.token_hash()).await?;
     Ok((
         [(header::SET_COOKIE, auth::clear_session_cookie())],
         StatusCode::NO_CONTENT,

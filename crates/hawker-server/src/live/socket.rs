@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
@@ -26,7 +27,7 @@ use crate::api::orders::{self, BuyBody, Charging, OrderAnswer, Started};
 use crate::app::AppState;
 use crate::clock;
 use crate::error::AppError;
-use crate::store::{Order, User};
+use crate::store::{Order, Store, StoreResult, User};
 
 /// Messages per second a socket may send, and the burst above it.
 const MSGS_PER_SEC: f64 = 10.0;
@@ -42,14 +43,9 @@ pub async fn serve(
     socket: WebSocket,
     live: LiveShow,
     state: AppState,
-    viewer: Option<User>,
+    viewer: Option<Identity>,
     host: bool,
 ) {
-    let author = viewer.as_ref().map(|u| Author {
-        id: u.id,
-        name: u.display_name.clone(),
-        role: u.role,
-    });
     let Some((snapshot, updates)) = join(&live, host, true).await else {
         return;
     };
@@ -113,8 +109,9 @@ pub async fn serve(
     let mut recv_task = tokio::spawn(async move {
         let live = receiver_live;
         let mut tokens = MSG_BURST;
-        let mut last = std::time::Instant::now();
+        let mut last = Instant::now();
         let mut refused = 0u32;
+        let mut viewer = viewer;
         while let Some(Ok(msg)) = stream.next().await {
             let text = match msg {
                 Message::Text(t) => t,
@@ -126,7 +123,7 @@ pub async fn serve(
                 }
             };
             let elapsed = last.elapsed().as_secs_f64();
-            last = std::time::Instant::now();
+            last = Instant::now();
             tokens = (tokens + elapsed * MSGS_PER_SEC).min(MSG_BURST);
             if tokens < 1.0 {
                 refused += 1;
@@ -146,15 +143,18 @@ pub async fn serve(
             }
             match serde_json::from_str::<ClientMsg>(&text) {
                 Ok(ClientMsg::Chat { text }) => {
-                    let Some(author) = &author else {
-                        direct(&sink, "login_required", "log in to chat").await;
+                    let Some(author) = acting(&mut viewer, &state, &sink, "chat").await else {
                         continue;
                     };
                     let (reply, answer) = oneshot::channel();
                     let _ = live
                         .room
                         .send(RoomCmd::Chat {
-                            author: author.clone(),
+                            author: Author {
+                                id: author.id,
+                                name: author.display_name,
+                                role: author.role,
+                            },
                             text,
                             reply,
                         })
@@ -174,8 +174,7 @@ pub async fn serve(
                     amount_cents,
                     max,
                 }) => {
-                    let Some(author) = &author else {
-                        direct(&sink, "login_required", "log in to bid").await;
+                    let Some(author) = acting(&mut viewer, &state, &sink, "bid").await else {
                         continue;
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
@@ -200,7 +199,7 @@ pub async fn serve(
                     let cmd = CommerceCmd::Bid {
                         auction_id,
                         bidder: author.id,
-                        name: author.name.clone(),
+                        name: author.display_name,
                         kind,
                         amount_cents,
                         policy,
@@ -229,8 +228,7 @@ pub async fn serve(
                     code,
                     payment_method,
                 }) => {
-                    let Some(buyer) = &viewer else {
-                        direct(&sink, "login_required", "log in to buy").await;
+                    let Some(buyer) = acting(&mut viewer, &state, &sink, "buy").await else {
                         continue;
                     };
                     let body = BuyBody {
@@ -245,7 +243,7 @@ pub async fn serve(
                     // only this wait), answered like `Prefer: respond-async`.
                     let charging = Charging::UntilSettled;
                     let Started { first, paying } =
-                        orders::start_buy(&state, buyer.clone(), key.clone(), body, charging).await;
+                        orders::start_buy(&state, buyer, key.clone(), body, charging).await;
                     write(&sink, order_text(&key, first)).await;
                     // The payment's outcome follows when it settles. The socket may be gone by
                     // then (the order stays readable at `GET /orders/{id}`): it is held weakly,
@@ -278,6 +276,84 @@ pub async fn serve(
     };
     send_task.abort();
     let _ = live.room.send(RoomCmd::Leave).await;
+}
+
+/// Who a socket acts for. Authenticated once, at the handshake, and checked again before the
+/// socket chats, bids or buys if this process has changed a user or a token since (a logout, a
+/// new role), or every [`RECHECK`] for a change made elsewhere: a session ended elsewhere stops
+/// acting on the sockets it opened, not only on new requests.
+pub struct Identity {
+    token_hash: String,
+    user: User,
+    epoch: u64,
+    checked_at: Instant,
+}
+
+/// How long a socket trusts its identity when nothing in this process has changed any (another
+/// process's change, such as `hawker user set-role`, reaches it within this).
+const RECHECK: Duration = Duration::from_secs(30);
+
+impl Identity {
+    /// The user behind a token hash now, if any.
+    pub async fn of_token(store: &dyn Store, token_hash: &str) -> StoreResult<Option<Self>> {
+        // The epoch first: a change after it moves it, so the socket checks again.
+        let epoch = store.sessions_epoch();
+        let found = store.user_by_token(token_hash).await?;
+        Ok(found.map(|(user, _)| Self {
+            token_hash: token_hash.to_owned(),
+            user,
+            epoch,
+            checked_at: Instant::now(),
+        }))
+    }
+
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// Whether the token may no longer say what it said when last checked.
+    fn stale(&self, store: &dyn Store) -> bool {
+        store.sessions_epoch() != self.epoch || self.checked_at.elapsed() >= RECHECK
+    }
+}
+
+/// The signed-in user a chat, bid or buy acts for, checked again if it may have changed. With
+/// nobody (never signed in, or the session has ended since the socket opened, which leaves it
+/// watching as an anonymous viewer) the viewer is told, and it is `None`; so it is when the
+/// check cannot be made (fails closed).
+async fn acting(
+    viewer: &mut Option<Identity>,
+    state: &AppState,
+    sink: &Sink,
+    what: &str,
+) -> Option<User> {
+    let Some(identity) = viewer else {
+        direct(sink, "login_required", &format!("log in to {what}")).await;
+        return None;
+    };
+    let store = state.store.as_ref();
+    if identity.stale(store) {
+        match Identity::of_token(store, &identity.token_hash).await {
+            Ok(Some(fresh)) => *identity = fresh,
+            Ok(None) => {
+                *viewer = None;
+                let message = format!("your session has ended; log in again to {what}");
+                direct(sink, "login_required", &message).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("could not check a live socket's session: {e}");
+                direct(
+                    sink,
+                    "unavailable",
+                    "could not check your session; try again",
+                )
+                .await;
+                return None;
+            }
+        }
+    }
+    Some(identity.user.clone())
 }
 
 /// The next batch if one is already waiting, as `recv` would have returned it.
@@ -382,7 +458,7 @@ type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
 /// How long an answer may wait for its socket (a round of the room's writes under way to it,
 /// or a viewer that does not read): past that it is dropped, and nothing holds the socket open.
 /// The buyer's client asks again with the same key.
-const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// Writes one message now; false if the socket is gone or would not take it in time.
 async fn write(sink: &Sink, text: impl Into<Utf8Bytes>) -> bool {

@@ -840,6 +840,10 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
+    fn sessions_epoch(&self) -> u64 {
+        self.sessions.generation()
+    }
+
     async fn delete_token(&self, hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
             .bind(hash)

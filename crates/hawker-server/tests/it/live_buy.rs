@@ -191,3 +191,52 @@ async fn a_session_cookie_signs_in_a_live_socket_only_from_our_own_pages() {
     let mut own = open(format!("http://{host}")).await;
     assert_eq!(answer_for(&mut own, "k").await["status"], 202);
 }
+
+#[tokio::test]
+async fn a_socket_whose_session_ends_stops_acting_for_it() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let (buyer, other) = (app.signup("buyer").await, app.signup("buyer").await);
+    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
+    socket.until("snapshot", |_| true).await;
+    let chat = |text: &str| json!({ "type": "chat", "text": text });
+    socket.send(chat("first")).await;
+    socket.until("chat", |m| m["text"] == "first").await;
+
+    // Another account's logout changes nothing for this socket.
+    let (status, _) = app
+        .post(&other.token, "/api/v1/auth/logout", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    socket.send(chat("second")).await;
+    socket.until("chat", |m| m["text"] == "second").await;
+
+    // Its own does: the open socket can no longer chat or buy, and stays open to watch.
+    let (status, _) = app
+        .post(&buyer.token, "/api/v1/auth/logout", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    socket.send(chat("third")).await;
+    let ended = socket.until("error", |_| true).await;
+    assert_eq!(ended["code"], "login_required", "{ended}");
+    assert!(
+        ended["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("session has ended"),
+        "{ended}"
+    );
+    socket
+        .send(
+            json!({ "type": "buy", "key": "k", "variant_id": show.variant_ids[0],
+                      "quantity": 1, "payment_method": "pm_card_visa" }),
+        )
+        .await;
+    assert_eq!(
+        socket.until("error", |_| true).await["code"],
+        "login_required"
+    );
+    socket.send(json!({ "type": "ping", "nonce": 7 })).await;
+    assert_eq!(socket.until("pong", |_| true).await["nonce"], 7);
+    assert_eq!(app.stock(show.product_id).await, vec![10], "nothing bought");
+}
