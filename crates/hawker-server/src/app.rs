@@ -28,6 +28,8 @@ pub struct AppState {
     /// The media plane: WHIP in, WHEP out (its own thread and UDP socket).
     pub media: hawker_media::Media,
     pub passwords: Passwords,
+    /// One payment at a time per reservation (`api/orders.rs`).
+    pub paying: Arc<crate::api::orders::PaymentsUnderWay>,
 }
 
 pub struct App {
@@ -66,6 +68,7 @@ impl App {
             hub,
             media,
             passwords,
+            paying: Arc::default(),
         };
         restore_owners(&state).await?;
         tokio::spawn(crate::live::video::relay(state.clone(), media_events));

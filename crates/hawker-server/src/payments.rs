@@ -71,6 +71,8 @@ pub struct TestProvider {
     charges: Mutex<HashMap<String, Result<Charge, PaymentError>>>,
     /// Refunded charge ids.
     refunds: Mutex<Vec<String>>,
+    /// Every time it was asked to charge, retries with a known key included.
+    asked: std::sync::atomic::AtomicUsize,
 }
 
 impl TestProvider {
@@ -80,6 +82,11 @@ impl TestProvider {
             .lock()
             .map(|c| c.values().filter(|r| r.is_ok()).count())
             .unwrap_or(0)
+    }
+
+    /// How many times it was asked to charge, a known key's retries included.
+    pub fn charges_asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn refunded(&self) -> Vec<String> {
@@ -112,6 +119,8 @@ impl PaymentProvider for TestProvider {
     }
 
     async fn charge(&self, req: &ChargeRequest) -> Result<Charge, PaymentError> {
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(first) = self
             .charges
             .lock()

@@ -30,6 +30,8 @@ use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, Refusal, Reserved, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
 use crate::store::{Order, OrderMeta, SavedMethod, User};
+use std::collections::HashMap;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 fn sale_ended() -> AppError {
@@ -306,11 +308,9 @@ pub async fn start_buy(
         };
         let first = Ok((StatusCode::ACCEPTED, order.clone()));
         let paying = tokio::spawn(Box::pin(async move {
-            let ended = match charging {
-                Charging::Once => settle(&state, &live, order).await,
-                Charging::UntilSettled => pay(&state, &live, order).await,
-            };
-            ended.and_then(outcome)
+            pay_once(&state, &live, order, charging)
+                .await
+                .and_then(outcome)
         }));
         (first, Some(paying))
     }));
@@ -338,6 +338,77 @@ fn charge_for(order: &Order) -> ChargeRequest {
         payment_method: order.payment_method.clone(),
         amount_cents: order.total_cents,
         currency: order.currency.clone(),
+    }
+}
+
+/// The reservations being paid for now, one payment each: by order, how the payment ended
+/// (`None` while it runs).
+#[derive(Default)]
+pub struct PaymentsUnderWay(std::sync::Mutex<HashMap<OrderId, watch::Receiver<Option<Ended>>>>);
+
+/// How a payment ended, as every buy waiting for it can be told.
+type Ended = Result<Order, (StatusCode, &'static str, String)>;
+
+/// Pays for a reservation unless its payment is already under way, and then waits for that one:
+/// a retry, or another socket's, joins it. Without this, each retry while the provider was down
+/// would start a loop of its own, asking it once a second until the hold ends.
+async fn pay_once(
+    state: &AppState,
+    live: &LiveShow,
+    order: Order,
+    charging: Charging,
+) -> Result<Order, AppError> {
+    let under_way = &state.paying;
+    let id = order.id;
+    // Some(ended): this call pays, and tells the others through `ended`.
+    let (ended, mut running) = {
+        let mut payments = under_way.0.lock().map_err(|_| poisoned())?;
+        match payments.get(&id) {
+            Some(running) => (None, running.clone()),
+            None => {
+                let (ended, running) = watch::channel(None);
+                payments.insert(id, running.clone());
+                (Some(ended), running)
+            }
+        }
+    };
+    if let Some(ended) = ended {
+        // Forgotten however this ends, so a later retry can start again.
+        let _forget = ForgetPayment(under_way, id);
+        let paid = match charging {
+            Charging::Once => settle(state, live, order).await,
+            Charging::UntilSettled => pay(state, live, order).await,
+        };
+        ended.send_replace(Some(match &paid {
+            Ok(order) => Ok(order.clone()),
+            Err(e) => {
+                let (code, message) = e.public_parts();
+                Err((e.status(), code, message))
+            }
+        }));
+        return paid;
+    }
+    match running.wait_for(Option::is_some).await.as_deref() {
+        Ok(Some(Ok(order))) => Ok(order.clone()),
+        Ok(Some(Err((status, code, message)))) => Err(AppError::new(*status, code, message)),
+        // The payment's task ended without an outcome: the buyer asks again.
+        _ => Err(AppError::unavailable(
+            "the payment was interrupted; retry with the same Idempotency-Key",
+        )),
+    }
+}
+
+fn poisoned() -> AppError {
+    AppError::Internal(anyhow::anyhow!("the payments under way are poisoned"))
+}
+
+struct ForgetPayment<'a>(&'a PaymentsUnderWay, OrderId);
+
+impl Drop for ForgetPayment<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut payments) = self.0.0.lock() {
+            payments.remove(&self.1);
+        }
     }
 }
 
@@ -376,7 +447,9 @@ pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
         match owner_of(state, &order).await {
             Ok(live) => {
                 let state = state.clone();
-                tokio::spawn(async move { pay(&state, &live, order).await });
+                tokio::spawn(async move {
+                    pay_once(&state, &live, order, Charging::UntilSettled).await
+                });
                 resumed += 1;
             }
             Err(e) => tracing::error!(order = %order.id, "cannot resume its payment: {e:?}"),

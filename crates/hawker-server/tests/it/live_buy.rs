@@ -54,7 +54,7 @@ async fn a_buy_over_the_socket_is_answered_at_the_reservation_and_again_when_pai
         paid["order"], stored["order"],
         "the socket tells what the API stored"
     );
-    // The retry's payment found the same charge; its outcome may follow, and says the same.
+    // The retry waited for the first payment; its outcome may follow, and says the same.
     let from_http = app
         .buy(
             &buyer.token,
@@ -72,6 +72,11 @@ async fn a_buy_over_the_socket_is_answered_at_the_reservation_and_again_when_pai
         app.payments.successful_charges(),
         1,
         "one charge for the key"
+    );
+    assert_eq!(
+        app.payments.charges_asked(),
+        1,
+        "the retry joined the payment under way instead of asking the provider again"
     );
     assert_eq!(app.orders(&buyer.token).await.len(), 1);
     assert_eq!(app.sale(sale_id).await["remaining"], 2);
