@@ -258,9 +258,10 @@ enum Next {
     Answer(Order),
 }
 
-/// What is left for a retry's stored order. A reservation still open is paid for here: the
-/// first attempt's payment may still be running, but the charge's key makes a second one
-/// harmless, and it settles a reservation that an error left open. Any other order (settled, or
+/// What is left for a retry's stored order. A reservation still open is paid for here: a
+/// background payment still under way is joined ([`pay_once`]), a request's own attempt may
+/// overlap it (the charge's key makes that harmless), and it settles a reservation that an
+/// error left open. Any other order (settled, or
 /// an auction's, which the show's owner charges itself: "you bid, you buy") only repeats its
 /// answer.
 async fn next_for(state: &AppState, order: Order) -> Result<Next, AppError> {
@@ -341,53 +342,57 @@ fn charge_for(order: &Order) -> ChargeRequest {
     }
 }
 
-/// The reservations being paid for now, one payment each: by order, how the payment ended
-/// (`None` while it runs).
+/// The reservations being paid for in the background now, one payment each: by order, how the
+/// payment ended (`None` while it runs).
 #[derive(Default)]
 pub struct PaymentsUnderWay(std::sync::Mutex<HashMap<OrderId, watch::Receiver<Option<Ended>>>>);
 
 /// How a payment ended, as every buy waiting for it can be told.
 type Ended = Result<Order, (StatusCode, &'static str, String)>;
 
-/// Pays for a reservation unless its payment is already under way, and then waits for that one:
-/// a retry, or another socket's, joins it. Without this, each retry while the provider was down
-/// would start a loop of its own, asking it once a second until the hold ends.
+/// Pays for a reservation. A background payment ([`Charging::UntilSettled`]: the live socket's,
+/// `Prefer: respond-async`'s, one resumed after a restart) runs once per reservation: a retry
+/// that finds one under way waits for its outcome. Without this, each retry while the provider
+/// was down started a loop of its own, asking it once a second until the hold ended. A request
+/// that waits for its answer ([`Charging::Once`]) makes its one attempt itself, as before: it
+/// must not wait behind a loop that may run until the hold ends.
 async fn pay_once(
     state: &AppState,
     live: &LiveShow,
     order: Order,
     charging: Charging,
 ) -> Result<Order, AppError> {
+    if let Charging::Once = charging {
+        return settle(state, live, order).await;
+    }
     let under_way = &state.paying;
     let id = order.id;
-    // Some(ended): this call pays, and tells the others through `ended`.
-    let (ended, mut running) = {
+    // Ok: this call pays, and tells any others through the sender. Err: another payment runs.
+    let payer = {
         let mut payments = under_way.0.lock().map_err(|_| poisoned())?;
         match payments.get(&id) {
-            Some(running) => (None, running.clone()),
+            Some(running) => Err(running.clone()),
             None => {
                 let (ended, running) = watch::channel(None);
-                payments.insert(id, running.clone());
-                (Some(ended), running)
+                payments.insert(id, running);
+                Ok(ended)
             }
         }
     };
-    if let Some(ended) = ended {
-        // Forgotten however this ends, so a later retry can start again.
-        let _forget = ForgetPayment(under_way, id);
-        let paid = match charging {
-            Charging::Once => settle(state, live, order).await,
-            Charging::UntilSettled => pay(state, live, order).await,
-        };
-        ended.send_replace(Some(match &paid {
-            Ok(order) => Ok(order.clone()),
-            Err(e) => {
-                let (code, message) = e.public_parts();
-                Err((e.status(), code, message))
-            }
-        }));
-        return paid;
-    }
+    let mut running = match payer {
+        Ok(ended) => {
+            let paying = Paying {
+                under_way,
+                id,
+                ended,
+                finished: false,
+            };
+            let paid = pay(state, live, order).await;
+            paying.finish(&paid);
+            return paid;
+        }
+        Err(running) => running,
+    };
     match running.wait_for(Option::is_some).await.as_deref() {
         Ok(Some(Ok(order))) => Ok(order.clone()),
         Ok(Some(Err((status, code, message)))) => Err(AppError::new(*status, code, message)),
@@ -402,12 +407,45 @@ fn poisoned() -> AppError {
     AppError::Internal(anyhow::anyhow!("the payments under way are poisoned"))
 }
 
-struct ForgetPayment<'a>(&'a PaymentsUnderWay, OrderId);
+/// A payment this call runs, in the registry until it ends. Dropped before it ends (the task
+/// was cancelled), it is forgotten and its waiters hear it was interrupted.
+struct Paying<'a> {
+    under_way: &'a PaymentsUnderWay,
+    id: OrderId,
+    ended: watch::Sender<Option<Ended>>,
+    finished: bool,
+}
 
-impl Drop for ForgetPayment<'_> {
+impl Paying<'_> {
+    /// Leaves the registry, then tells whoever joined meanwhile how it ended. No one can join
+    /// after the entry is gone, so a waiter always hears.
+    fn finish(mut self, paid: &Result<Order, AppError>) {
+        self.finished = true;
+        let waiting = match self.under_way.0.lock() {
+            Ok(mut payments) => {
+                drop(payments.remove(&self.id));
+                self.ended.receiver_count() > 0
+            }
+            Err(_) => true,
+        };
+        if waiting {
+            self.ended.send_replace(Some(match paid {
+                Ok(order) => Ok(order.clone()),
+                Err(e) => {
+                    let (code, message) = e.public_parts();
+                    Err((e.status(), code, message))
+                }
+            }));
+        }
+    }
+}
+
+impl Drop for Paying<'_> {
     fn drop(&mut self) {
-        if let Ok(mut payments) = self.0.0.lock() {
-            payments.remove(&self.1);
+        if !self.finished
+            && let Ok(mut payments) = self.under_way.0.lock()
+        {
+            payments.remove(&self.id);
         }
     }
 }

@@ -28,6 +28,8 @@ use crate::app::AppState;
 use crate::clock;
 use crate::error::AppError;
 use crate::store::{Order, Store, StoreResult, User};
+use hawker_core::account::Role;
+use hawker_core::ids::UserId;
 
 /// Messages per second a socket may send, and the burst above it.
 const MSGS_PER_SEC: f64 = 10.0;
@@ -112,7 +114,20 @@ pub async fn serve(
         let mut last = Instant::now();
         let mut refused = 0u32;
         let mut viewer = viewer;
-        while let Some(Ok(msg)) = stream.next().await {
+        // The host's socket also gets the host's figures, without ever acting: it checks its
+        // session on a timer too, and closes when that ends (the page reconnects as whoever
+        // it is then). A viewer's socket has no timer, which would cost every one of them.
+        let mut host_check = host.then(|| tokio::time::interval(HOST_CHECK));
+        loop {
+            if host && !still_host(&mut viewer, &state, live.host).await {
+                end_session(&sink).await;
+                break;
+            }
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                _ = tick(&mut host_check) => continue,
+            };
+            let Some(Ok(msg)) = msg else { break };
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Close(_) => break,
@@ -311,10 +326,68 @@ impl Identity {
         &self.user
     }
 
-    /// Whether the token may no longer say what it said when last checked.
-    fn stale(&self, store: &dyn Store) -> bool {
-        store.sessions_epoch() != self.epoch || self.checked_at.elapsed() >= RECHECK
+    /// Whether the token still stands, read again if it may have changed since last checked.
+    async fn still_stands(&mut self, store: &dyn Store) -> StoreResult<bool> {
+        if store.sessions_epoch() == self.epoch && self.checked_at.elapsed() < RECHECK {
+            return Ok(true);
+        }
+        match Self::of_token(store, &self.token_hash).await? {
+            Some(fresh) => {
+                *self = fresh;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
+}
+
+/// How often a host's socket checks whether its session still stands (usually an atomic load;
+/// a read only when [`Identity`] says it may have changed).
+const HOST_CHECK: Duration = Duration::from_secs(1);
+
+async fn tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the host's socket still stands for the show's host or an admin. A check that
+/// cannot be made keeps it (it only receives; acting checks again and fails closed).
+async fn still_host(viewer: &mut Option<Identity>, state: &AppState, show_host: UserId) -> bool {
+    let Some(identity) = viewer else {
+        return false;
+    };
+    match identity.still_stands(state.store.as_ref()).await {
+        Ok(true) => identity.user.id == show_host || identity.user.role == Role::Admin,
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!("could not check a host socket's session: {e}");
+            true
+        }
+    }
+}
+
+/// Tells the viewer their session has ended and closes the socket.
+async fn end_session(sink: &Sink) {
+    direct(
+        sink,
+        "session_ended",
+        "your session has ended; log in again",
+    )
+    .await;
+    let close = async {
+        let mut sink = sink.lock().await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: 1008,
+                reason: "session ended".into(),
+            })))
+            .await;
+    };
+    let _ = tokio::time::timeout(ANSWER_WAIT, close).await;
 }
 
 /// The signed-in user a chat, bid or buy acts for, checked again if it may have changed. With
@@ -331,29 +404,25 @@ async fn acting(
         direct(sink, "login_required", &format!("log in to {what}")).await;
         return None;
     };
-    let store = state.store.as_ref();
-    if identity.stale(store) {
-        match Identity::of_token(store, &identity.token_hash).await {
-            Ok(Some(fresh)) => *identity = fresh,
-            Ok(None) => {
-                *viewer = None;
-                let message = format!("your session has ended; log in again to {what}");
-                direct(sink, "login_required", &message).await;
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!("could not check a live socket's session: {e}");
-                direct(
-                    sink,
-                    "unavailable",
-                    "could not check your session; try again",
-                )
-                .await;
-                return None;
-            }
+    match identity.still_stands(state.store.as_ref()).await {
+        Ok(true) => Some(identity.user.clone()),
+        Ok(false) => {
+            *viewer = None;
+            let message = format!("your session has ended; log in again to {what}");
+            direct(sink, "login_required", &message).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!("could not check a live socket's session: {e}");
+            direct(
+                sink,
+                "unavailable",
+                "could not check your session; try again",
+            )
+            .await;
+            None
         }
     }
-    Some(identity.user.clone())
 }
 
 /// The next batch if one is already waiting, as `recv` would have returned it.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -204,6 +206,11 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
     let (buyer, other) = (app.signup("buyer").await, app.signup("buyer").await);
     let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
     socket.until("snapshot", |_| true).await;
+    let mut host = app
+        .connect_live(show.show_id, Some(&show.seller.token))
+        .await;
+    let snapshot = host.until("snapshot", |_| true).await;
+    assert!(snapshot["host_stats"].is_object(), "{snapshot}");
     let chat = |text: &str| json!({ "type": "chat", "text": text });
     socket.send(chat("first")).await;
     socket.until("chat", |m| m["text"] == "first").await;
@@ -244,4 +251,21 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
     socket.send(json!({ "type": "ping", "nonce": 7 })).await;
     assert_eq!(socket.until("pong", |_| true).await["nonce"], 7);
     assert_eq!(app.stock(show.product_id).await, vec![10], "nothing bought");
+
+    // The host's socket, which only receives, closes within a second of its session ending.
+    let (status, _) = app
+        .post(&show.seller.token, "/api/v1/auth/logout", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(host.until("error", |_| true).await["code"], "session_ended");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), host.ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008));
+                break;
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected the host's socket to close: {other:?}"),
+        }
+    }
 }
