@@ -13,10 +13,11 @@ const USAGE: &str = "usage:
                                  change an account's role (uses the configured database)
   hawker bench herd [--buyers 100000] [--units 10000] [--concurrency 10000] [--runs 3]
                    [--designs hawker,hawker-async,hawker-live,postgres,redis,redis-fsync]
-                   [--postgres URL] [--retry-every 10] [--kill-mid-sale]
+                   [--postgres URL] [--retry-every 10] [--kill-mid-sale] [--rate N]
                                  a flash-sale herd over HTTP (and, up to 15,000 buyers, over
                                  the live socket) against PostgreSQL row locks and Redis + Lua,
-                                 verified after kill -9
+                                 verified after kill -9; --rate: N buyers a second, evenly
+                                 spaced, instead of all at once
   hawker bench fanout [--viewers 1000,10000] [--seconds 15] [--runs 1] [--chat-rate 50]
                    [--heart-rate 5000] [--sale-ms 100] [--no-socketio]
                                  one live room fanned out to WebSocket viewers, against Socket.IO

@@ -1,6 +1,7 @@
 //! `hawker bench herd`: one flash sale of S units, B buyers (each with their own API token and
-//! Idempotency-Key) arriving at once over C keep-alive HTTP connections, against three designs
-//! driven by the same client in the same run:
+//! Idempotency-Key) arriving at once over C keep-alive HTTP connections (or, with `--rate N`, N
+//! a second, evenly spaced, each timed from when it was due), against three designs driven by
+//! the same client in the same run:
 //!
 //! - **Hawker**: `hawker serve` as its own process — auth, the show's owner deciding in memory
 //!   with group commit, the charge (test provider), the confirmation.
@@ -116,6 +117,8 @@ pub struct Params {
     /// Kill the store with `kill -9` once half the units are acknowledged, instead of after the
     /// load: what was acknowledged must be there when it comes back.
     pub kill_mid_sale: bool,
+    /// Buyers arriving at this many a second, evenly spaced, instead of all at once.
+    pub rate: Option<f64>,
 }
 
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -130,6 +133,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             "--runs",
             "--designs",
             "--postgres",
+            "--rate",
         ],
         &["--smoke", "--no-record", "--kill-mid-sale"],
     )?;
@@ -145,6 +149,10 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
             .unwrap_or("postgres://postgres@127.0.0.1:5432/postgres")
             .to_owned(),
         kill_mid_sale: args.contains(&"--kill-mid-sale"),
+        rate: match flag(args, "--rate", 0)? {
+            0 => None,
+            rate => Some(rate as f64),
+        },
     };
     let runs = flag(args, "--runs", if smoke { 1 } else { 3 })?.max(1);
     let all = if buyers <= LIVE_MAX_BUYERS {
@@ -162,8 +170,9 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         "--units must not exceed --buyers"
     );
     println!(
-        "hawker bench herd: {} buyers, {} units, {} connections, {runs} run(s); every {}th buyer retries its key{}\n",
+        "hawker bench herd: {} buyers{}, {} units, {} connections, {runs} run(s); every {}th buyer retries its key{}\n",
         params.buyers,
+        arrival(&params),
         params.units,
         params.concurrency,
         params.retry_every,
@@ -212,10 +221,11 @@ fn table(
     let med =
         |d: usize, f: fn(&RunResult) -> f64| median(&results[&d].iter().map(f).collect::<Vec<_>>());
     let mut t = format!(
-        "{} buyers, {} units, {} keep-alive connections; medians of {runs} run(s).{}\n\n\
+        "{} buyers{}, {} units, {} keep-alive connections; medians of {runs} run(s).{}\n\n\
          | design | decisions/s | durable orders/s | paid orders/s | ack p50 | ack p99 | ack p99.9 | orders | acknowledged orders lost on `kill -9` | server CPU | client CPU |\n\
          |---|---|---|---|---|---|---|---|---|---|---|\n",
         params.buyers,
+        arrival(params),
         params.units,
         params.concurrency,
         if params.kill_mid_sale {
@@ -253,6 +263,20 @@ fn table(
     }
     for (h, hawker) in designs.iter().enumerate().filter(|(_, d)| d.is_hawker()) {
         for (d, design) in designs.iter().enumerate().filter(|(_, d)| !d.is_hawker()) {
+            // At a rate every design that keeps up makes the same orders/s: the wait is the
+            // measure.
+            if params.rate.is_some() {
+                t.push_str(&format!(
+                    "\n{} vs {}: ack p99 {:.1} ms against {:.1} ms, {:.0} orders/s against {:.0}.",
+                    hawker.label(),
+                    design.label(),
+                    med(h, |r| r.p99_ms),
+                    med(d, |r| r.p99_ms),
+                    med(h, |r| r.orders_per_s),
+                    med(d, |r| r.orders_per_s),
+                ));
+                continue;
+            }
             t.push_str(&format!(
                 "\n{} vs {}: {:.1}× the durable orders/s, {:.1}× the decisions/s.",
                 hawker.label(),
@@ -264,6 +288,16 @@ fn table(
     }
     t.push('\n');
     t
+}
+
+/// How the buyers arrive, for the headings.
+fn arrival(params: &Params) -> String {
+    match params.rate {
+        Some(rate) => format!(
+            " arriving at {rate:.0} a second, evenly spaced (latency from each one's due time)"
+        ),
+        None => String::new(),
+    }
 }
 
 pub struct RunResult {
@@ -302,6 +336,7 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         tokens: target.tokens.clone(),
         concurrency: params.concurrency,
         retry_every: params.retry_every,
+        rate: params.rate,
         key_prefix: format!("herd{run}"),
         acked: Arc::new(AtomicUsize::new(0)),
         server_stat: format!("/proc/{}/stat", target.server.child.id()),
@@ -796,6 +831,8 @@ pub struct Load {
     pub tokens: Arc<Vec<String>>,
     pub concurrency: usize,
     pub retry_every: usize,
+    /// Buyers a second, evenly spaced; `None`: all at once.
+    pub rate: Option<f64>,
     pub key_prefix: String,
     /// Orders acknowledged so far, for the mid-sale kill.
     pub acked: Arc<AtomicUsize>,
@@ -897,6 +934,7 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
         let (next, tokens, body) = (next.clone(), load.tokens.clone(), load.body.clone());
         let acked = load.acked.clone();
         let (retry_every, prefix, addr) = (load.retry_every, load.key_prefix.clone(), load.addr);
+        let rate = load.rate;
         // Only the async design sends `Prefer`: every other request stays as it always was.
         let headers_sent = if load.respond_async { 4 } else { 3 };
         let mut go = go_rx.clone();
@@ -921,7 +959,15 @@ pub async fn drive(load: &Load) -> anyhow::Result<Tally> {
                     ("Prefer", "respond-async"),
                 ];
                 let headers = &headers[..headers_sent];
-                let sent = Instant::now();
+                // At a rate, timed from when the buyer was due, not from when a busy
+                // connection got to it: waiting for the connection is part of the wait.
+                let sent = match due(start, rate, i) {
+                    Some(due) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 let first = match conn.request("POST", "/api/v1/orders", headers, &body).await {
                     Ok(r) => classify(r.status, &r.body),
                     Err(e) => {
@@ -977,6 +1023,7 @@ pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
             live.sale_id
         );
         let retry = i % load.retry_every == 0;
+        let rate = load.rate;
         let acked = load.acked.clone();
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -996,7 +1043,19 @@ pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
                     },
                 }
             };
-            let sent = Instant::now();
+            let sent = match due(start, rate, i) {
+                // Reading the room still, until this buyer is due.
+                Some(due) => loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => break due,
+                        read = ws.next() => if let Err(e) = read {
+                            *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
+                            return tally;
+                        },
+                    }
+                },
+                None => Instant::now(),
+            };
             let first = match buy_over(&mut ws, &buy, &key).await {
                 Ok(answer) => answer,
                 Err(e) => {
@@ -1047,6 +1106,11 @@ async fn buy_over(ws: &mut super::client::WsConn, buy: &str, key: &str) -> std::
         let status = v["status"].as_u64().unwrap_or(0) as u16;
         return Ok(answer_of(status, &v));
     }
+}
+
+/// When buyer `i` is due in an even stream of `rate` a second; `None` when all come at once.
+fn due(start: Instant, rate: Option<f64>, i: usize) -> Option<Instant> {
+    rate.map(|rate| start + Duration::from_secs_f64(i as f64 / rate))
 }
 
 /// Lets every buyer task go at once (they wait on `go`), and sums up their tallies.
