@@ -38,7 +38,13 @@ fn the_herd_verifies_hawker_postgres_and_redis() {
 
 #[test]
 fn the_herd_at_a_steady_rate_verifies_too() {
-    bench(&["herd", "--rate", "4000", "--designs", "hawker-async,hawker-live,redis-fsync"]);
+    bench(&[
+        "herd",
+        "--rate",
+        "4000",
+        "--designs",
+        "hawker-async,hawker-live,redis-fsync",
+    ]);
 }
 
 #[test]

@@ -269,3 +269,31 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_socket_that_closes_during_the_charge_still_gets_its_buyer_the_order() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let sale_id = app.start_sale(&show, 3, 1, 600).await;
+    let buyer = app.signup("buyer").await;
+    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
+    socket.until("snapshot", |_| true).await;
+    socket
+        .send(
+            json!({ "type": "buy", "key": "c1", "flash_sale_id": sale_id, "quantity": 1,
+                      "payment_method": "pm_card_slow" }),
+        )
+        .await;
+    let reserved = answer_for(&mut socket, "c1").await;
+    assert_eq!(reserved["status"], 202, "{reserved}");
+    // The phone loses its connection while the slow card is charged (two seconds).
+    socket.ws.close(None).await.expect("closed");
+    drop(socket);
+    let id = reserved["order"]["id"].as_i64().expect("id");
+    let order = app
+        .settled_order(&buyer.token, id, Duration::from_secs(10))
+        .await;
+    assert_eq!(order["status"], "paid", "{order}");
+    assert_eq!(app.payments.successful_charges(), 1);
+    assert_eq!(app.sale(sale_id).await["remaining"], 2);
+}
