@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::http::StatusCode;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
@@ -158,8 +159,12 @@ pub async fn serve(
             }
             match serde_json::from_str::<ClientMsg>(&text) {
                 Ok(ClientMsg::Chat { text }) => {
-                    let Some(author) = acting(&mut viewer, &state, &sink, "chat").await else {
-                        continue;
+                    let author = match acting(&mut viewer, &state, "chat").await {
+                        Ok(author) => author,
+                        Err(e) => {
+                            refuse(&sink, e).await;
+                            continue;
+                        }
                     };
                     let (reply, answer) = oneshot::channel();
                     let _ = live
@@ -189,8 +194,12 @@ pub async fn serve(
                     amount_cents,
                     max,
                 }) => {
-                    let Some(author) = acting(&mut viewer, &state, &sink, "bid").await else {
-                        continue;
+                    let author = match acting(&mut viewer, &state, "bid").await {
+                        Ok(author) => author,
+                        Err(e) => {
+                            refuse(&sink, e).await;
+                            continue;
+                        }
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
                     // Fails closed: if the limit cannot be read, the bid is not placed.
@@ -243,8 +252,13 @@ pub async fn serve(
                     code,
                     payment_method,
                 }) => {
-                    let Some(buyer) = acting(&mut viewer, &state, &sink, "buy").await else {
-                        continue;
+                    // Refused like any other buy: in an `order` answer that carries the key.
+                    let buyer = match acting(&mut viewer, &state, "buy").await {
+                        Ok(buyer) => buyer,
+                        Err(e) => {
+                            write(&sink, order_text(&key, Err(e))).await;
+                            continue;
+                        }
                     };
                     let body = BuyBody {
                         show_id: live.show_id.0,
@@ -390,39 +404,41 @@ async fn end_session(sink: &Sink) {
     let _ = tokio::time::timeout(ANSWER_WAIT, close).await;
 }
 
-/// The signed-in user a chat, bid or buy acts for, checked again if it may have changed. With
-/// nobody (never signed in, or the session has ended since the socket opened, which leaves it
-/// watching as an anonymous viewer) the viewer is told, and it is `None`; so it is when the
-/// check cannot be made (fails closed).
+/// The signed-in user a chat, bid or buy acts for, checked again if it may have changed. Nobody
+/// (never signed in, or the session has ended since the socket opened, which leaves it watching
+/// as an anonymous viewer) is `login_required`; a check that cannot be made refuses too (fails
+/// closed). The caller tells the viewer, a buy in its `order` answer.
 async fn acting(
     viewer: &mut Option<Identity>,
     state: &AppState,
-    sink: &Sink,
     what: &str,
-) -> Option<User> {
+) -> Result<User, AppError> {
+    let login =
+        |message: String| AppError::new(StatusCode::UNAUTHORIZED, "login_required", message);
     let Some(identity) = viewer else {
-        direct(sink, "login_required", &format!("log in to {what}")).await;
-        return None;
+        return Err(login(format!("log in to {what}")));
     };
     match identity.still_stands(state.store.as_ref()).await {
-        Ok(true) => Some(identity.user.clone()),
+        Ok(true) => Ok(identity.user.clone()),
         Ok(false) => {
             *viewer = None;
-            let message = format!("your session has ended; log in again to {what}");
-            direct(sink, "login_required", &message).await;
-            None
+            Err(login(format!(
+                "your session has ended; log in again to {what}"
+            )))
         }
         Err(e) => {
             tracing::warn!("could not check a live socket's session: {e}");
-            direct(
-                sink,
-                "unavailable",
+            Err(AppError::unavailable(
                 "could not check your session; try again",
-            )
-            .await;
-            None
+            ))
         }
     }
+}
+
+/// Tells the viewer why a chat or bid was refused.
+async fn refuse(sink: &Sink, e: AppError) {
+    let (code, message) = e.public_parts();
+    direct(sink, code, &message).await;
 }
 
 /// The next batch if one is already waiting, as `recv` would have returned it.

@@ -98,12 +98,9 @@ async fn refusals_over_the_socket_carry_the_key_and_change_nothing() {
     // Watching needs no account; buying does.
     let mut anonymous = app.connect_live(show.show_id, None).await;
     anonymous.send(buy("a1", "pm_card_visa")).await;
-    let refused = anonymous.until("error", |_| true).await;
-    assert!(
-        refused["error"].is_null(),
-        "a plain error message: {refused}"
-    );
-    assert_eq!(refused["code"], "login_required");
+    let refused = answer_for(&mut anonymous, "a1").await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_eq!(refused["error"]["code"], "login_required");
 
     let mut socket = app.connect_live(show.show_id, Some(&first.token)).await;
     socket.until("snapshot", |_| true).await;
@@ -193,8 +190,8 @@ async fn a_session_cookie_signs_in_a_live_socket_only_from_our_own_pages() {
     };
 
     let mut foreign = open("http://shop.evil.test".into()).await;
-    let refused = foreign.until("error", |_| true).await;
-    assert_eq!(refused["code"], "login_required", "{refused}");
+    let refused = answer_for(&mut foreign, "k").await;
+    assert_eq!(refused["error"]["code"], "login_required", "{refused}");
     let mut own = open(format!("http://{host}")).await;
     assert_eq!(answer_for(&mut own, "k").await["status"], 202);
 }
@@ -244,9 +241,11 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
                       "quantity": 1, "payment_method": "pm_card_visa" }),
         )
         .await;
+    let refused = answer_for(&mut socket, "k").await;
     assert_eq!(
-        socket.until("error", |_| true).await["code"],
-        "login_required"
+        (refused["status"].clone(), refused["error"]["code"].clone()),
+        (json!(401), json!("login_required")),
+        "{refused}"
     );
     socket.send(json!({ "type": "ping", "nonce": 7 })).await;
     assert_eq!(socket.until("pong", |_| true).await["nonce"], 7);
