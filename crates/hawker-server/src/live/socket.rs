@@ -118,7 +118,12 @@ pub async fn serve(
         // The host's socket also gets the host's figures, without ever acting: it checks its
         // session on a timer too, and closes when that ends (the page reconnects as whoever
         // it is then). A viewer's socket has no timer, which would cost every one of them.
-        let mut host_check = host.then(|| tokio::time::interval(HOST_CHECK));
+        let mut host_check = host.then(|| {
+            let mut timer = tokio::time::interval(HOST_CHECK);
+            // After a long wait (a slow write), one check, not a burst of the missed ones.
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
             if host && !still_host(&mut viewer, &state, live.host).await {
                 end_session(&sink).await;
