@@ -88,7 +88,7 @@ pub async fn owned_product(
         .product(ProductId(id))
         .await?
         .ok_or_else(|| AppError::not_found("product"))?;
-    if product.seller_id != user.user.id && user.user.role != hawker_core::account::Role::Admin {
+    if !user.user.acts_for(product.seller_id) {
         return Err(AppError::forbidden(
             "this product belongs to another seller",
         ));

@@ -131,7 +131,7 @@ pub async fn buy(
     let Started { first, paying } = start_buy(&state, user.user, key, body, charging).await;
     let answer = match paying {
         Some(_) if respond_async => return first.map(|(_, order)| accepted(&order)),
-        Some(paying) => paying.await.unwrap_or_else(|e| Err(task_failed(e))),
+        Some(paying) => paid(paying).await,
         None => first,
     };
     respond(answer)
@@ -309,14 +309,21 @@ pub async fn start_buy(
         };
         let first = Ok((StatusCode::ACCEPTED, order.clone()));
         let paying = tokio::spawn(Box::pin(async move {
-            pay_once(&state, &live, order, charging)
-                .await
-                .and_then(outcome)
+            let ended = match charging {
+                Charging::Once => settle(&state, &live, order).await,
+                Charging::UntilSettled => pay_once(&state, &live, order).await,
+            };
+            ended.and_then(outcome)
         }));
         (first, Some(paying))
     }));
     let (first, paying) = buy.await.unwrap_or_else(|e| (Err(task_failed(e)), None));
     Started { first, paying }
+}
+
+/// A started payment's final answer.
+pub async fn paid(paying: JoinHandle<OrderAnswer>) -> OrderAnswer {
+    paying.await.unwrap_or_else(|e| Err(task_failed(e)))
 }
 
 fn task_failed(e: tokio::task::JoinError) -> AppError {
@@ -350,21 +357,13 @@ pub struct PaymentsUnderWay(std::sync::Mutex<HashMap<OrderId, watch::Receiver<Op
 /// How a payment ended, as every buy waiting for it can be told.
 type Ended = Result<Order, (StatusCode, &'static str, String)>;
 
-/// Pays for a reservation. A background payment ([`Charging::UntilSettled`]: the live socket's,
-/// `Prefer: respond-async`'s, one resumed after a restart) runs once per reservation: a retry
-/// that finds one under way waits for its outcome. Without this, each retry while the provider
-/// was down started a loop of its own, asking it once a second until the hold ended. A request
-/// that waits for its answer ([`Charging::Once`]) makes its one attempt itself, as before: it
-/// must not wait behind a loop that may run until the hold ends.
-async fn pay_once(
-    state: &AppState,
-    live: &LiveShow,
-    order: Order,
-    charging: Charging,
-) -> Result<Order, AppError> {
-    if let Charging::Once = charging {
-        return settle(state, live, order).await;
-    }
+/// Pays for a reservation in the background ([`Charging::UntilSettled`]: the live socket's,
+/// `Prefer: respond-async`'s, one resumed after a restart), once per reservation: a retry that
+/// finds its payment under way waits for its outcome. Without this, each retry while the
+/// provider was down started a loop of its own, asking it once a second until the hold ended.
+/// A request that waits for its answer ([`Charging::Once`]) makes its one attempt itself
+/// ([`settle`]): it must not wait behind a loop that may run until the hold ends.
+async fn pay_once(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
     let under_way = &state.paying;
     let id = order.id;
     // Ok: this call pays, and tells any others through the sender. Err: another payment runs.
@@ -485,9 +484,7 @@ pub async fn resume_payments(state: &AppState) -> anyhow::Result<usize> {
         match owner_of(state, &order).await {
             Ok(live) => {
                 let state = state.clone();
-                tokio::spawn(async move {
-                    pay_once(&state, &live, order, Charging::UntilSettled).await
-                });
+                tokio::spawn(async move { pay_once(&state, &live, order).await });
                 resumed += 1;
             }
             Err(e) => tracing::error!(order = %order.id, "cannot resume its payment: {e:?}"),

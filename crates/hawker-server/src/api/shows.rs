@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Multipart, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use hawker_core::account::Role;
 use hawker_core::catalog::{stock_level, text};
 use hawker_core::commerce::SaleRequest;
 use hawker_core::discount::{CodeRule, Discount, normalize_code};
@@ -39,7 +38,7 @@ pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {
 /// The show, if `user` is its host (or an admin).
 pub async fn hosted_show(state: &AppState, user: &CurrentUser, id: i64) -> Result<Show, AppError> {
     let show = find_show(state, id).await?;
-    if show.seller_id != user.user.id && user.user.role != Role::Admin {
+    if !user.user.acts_for(show.seller_id) {
         return Err(AppError::forbidden("only the show's host can do this"));
     }
     Ok(show)
@@ -469,10 +468,6 @@ pub async fn live_socket(
         Some(user) => socket::Identity::of_token(state.store.as_ref(), user.token_hash()).await?,
         None => None,
     };
-    let host = viewer
-        .as_ref()
-        .map(socket::Identity::user)
-        .is_some_and(|u| u.id == show.seller_id || u.role == Role::Admin);
     // Small buffers: a viewer costs memory for every socket a show holds open, and client
     // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way). The write buffer
     // is a threshold, not an allocation: frames collect until a batch is flushed (or 64 KiB
@@ -481,7 +476,7 @@ pub async fn live_socket(
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
         .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| socket::serve(socket, live, state, viewer, host)))
+        .on_upgrade(move |socket| socket::serve(socket, live, state, viewer)))
 }
 
 /// Whether the handshake's `Origin` (which browsers always send with a WebSocket) is this

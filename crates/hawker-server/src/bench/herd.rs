@@ -1028,56 +1028,60 @@ pub async fn drive_live(load: &Load) -> anyhow::Result<Tally> {
         let mut go = go_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            // Until the sale opens, the viewer reads the room as it comes, as a phone would:
-            // left unread, the viewer counts of the whole set-up would wait in its socket and
-            // be read during the sale.
-            let start = loop {
-                tokio::select! {
-                    go = go.wait_for(Option::is_some) => match go {
-                        Ok(start) => break start.unwrap_or_else(Instant::now),
-                        Err(_) => return tally,
-                    },
-                    read = ws.next() => if let Err(e) = read {
-                        *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
-                        return tally;
-                    },
-                }
-            };
-            let sent = match due(start, rate, i) {
-                // Reading the room still, until this buyer is due.
-                Some(due) => loop {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(due.into()) => break due,
-                        read = ws.next() => if let Err(e) = read {
-                            *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
-                            return tally;
-                        },
+            let bought: std::io::Result<()> = async {
+                // Until the sale opens, the viewer reads the room as it comes, as a phone
+                // would: left unread, the viewer counts of the whole set-up would wait in its
+                // socket and be read during the sale.
+                let go = async {
+                    let start = go.wait_for(Option::is_some).await.ok()?;
+                    Some(start.unwrap_or_else(Instant::now))
+                };
+                let Some(start) = reading_room(&mut ws, go).await? else {
+                    return Ok(());
+                };
+                let sent = match due(start, rate, i) {
+                    Some(due) => {
+                        reading_room(&mut ws, tokio::time::sleep_until(due.into())).await?;
+                        due
                     }
-                },
-                None => Instant::now(),
-            };
-            let first = match buy_over(&mut ws, &buy, &key).await {
-                Ok(answer) => answer,
-                Err(e) => {
-                    *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
-                    return tally;
+                    None => Instant::now(),
+                };
+                let first = buy_over(&mut ws, &buy, &key).await?;
+                tally.first_answer(&first, sent, start, &acked);
+                if retry {
+                    // The answer to the retry, or the first attempt's payment told: either way
+                    // the same order (or the same refusal), never a second one.
+                    let again = buy_over(&mut ws, &buy, &key)
+                        .await
+                        .unwrap_or_else(|e| Answer::Other(format!("socket: {e}")));
+                    tally.retried(i, &first, &again);
                 }
-            };
-            tally.first_answer(&first, sent, start, &acked);
-            if retry {
-                // The answer to the retry, or the first attempt's payment told: either way the
-                // same order (or the same refusal), never a second one.
-                let again = buy_over(&mut ws, &buy, &key)
-                    .await
-                    .unwrap_or_else(|e| Answer::Other(format!("socket: {e}")));
-                tally.retried(i, &first, &again);
+                tally.elapsed = start.elapsed();
+                let _ = ws.send(super::client::CLOSE, &[]).await;
+                Ok(())
             }
-            tally.elapsed = start.elapsed();
-            let _ = ws.send(super::client::CLOSE, &[]).await;
+            .await;
+            if let Err(e) = bought {
+                *tally.errors.entry(format!("socket: {e}")).or_default() += 1;
+            }
             tally
         }));
     }
     go_and_gather(load, go_tx, tasks).await
+}
+
+/// Reads the room's messages on `ws`, and drops them, until `until` is ready.
+async fn reading_room<T>(
+    ws: &mut super::client::WsConn,
+    until: impl std::future::Future<Output = T>,
+) -> std::io::Result<T> {
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            done = &mut until => return Ok(done),
+            read = ws.next() => { read?; }
+        }
+    }
 }
 
 /// Sends `buy` and reads the socket, past the room's broadcasts, to the next `order` message

@@ -29,7 +29,6 @@ use crate::app::AppState;
 use crate::clock;
 use crate::error::AppError;
 use crate::store::{Order, Store, StoreResult, User};
-use hawker_core::account::Role;
 use hawker_core::ids::UserId;
 
 /// Messages per second a socket may send, and the burst above it.
@@ -41,14 +40,10 @@ const MAX_REFUSED: u32 = 200;
 /// Largest client message accepted, in bytes (chat is at most 500 characters).
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
-/// `viewer` is who signed in, if anyone: only they may chat, bid and buy.
-pub async fn serve(
-    socket: WebSocket,
-    live: LiveShow,
-    state: AppState,
-    viewer: Option<Identity>,
-    host: bool,
-) {
+/// `viewer` is who signed in, if anyone: only they may chat, bid and buy, and the show's host
+/// (or an admin) also gets the host's messages.
+pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: Option<Identity>) {
+    let host = viewer.as_ref().is_some_and(|v| v.user.acts_for(live.host));
     let Some((snapshot, updates)) = join(&live, host, true).await else {
         return;
     };
@@ -98,14 +93,7 @@ pub async fn serve(
                 return;
             }
         }
-        let _ = sender_sink
-            .lock()
-            .await
-            .send(Message::Close(Some(CloseFrame {
-                code: 1000,
-                reason: "show ended".into(),
-            })))
-            .await;
+        close(&sender_sink, 1000, "show ended").await;
     });
 
     let receiver_live = live.clone();
@@ -285,11 +273,7 @@ pub async fn serve(
                     if let Some(paying) = paying {
                         let sink = Arc::downgrade(&sink);
                         tokio::spawn(async move {
-                            let ended = paying.await.unwrap_or_else(|e| {
-                                Err(AppError::Internal(anyhow::anyhow!(
-                                    "the payment task failed: {e}"
-                                )))
-                            });
+                            let ended = orders::paid(paying).await;
                             if let Some(sink) = sink.upgrade() {
                                 write(&sink, order_text(&key, ended)).await;
                             }
@@ -341,10 +325,6 @@ impl Identity {
         }))
     }
 
-    pub fn user(&self) -> &User {
-        &self.user
-    }
-
     /// Whether the token still stands, read again if it may have changed since last checked.
     async fn still_stands(&mut self, store: &dyn Store) -> StoreResult<bool> {
         if store.sessions_epoch() == self.epoch && self.checked_at.elapsed() < RECHECK {
@@ -380,7 +360,7 @@ async fn still_host(viewer: &mut Option<Identity>, state: &AppState, show_host: 
         return false;
     };
     match identity.still_stands(state.store.as_ref()).await {
-        Ok(true) => identity.user.id == show_host || identity.user.role == Role::Admin,
+        Ok(true) => identity.user.acts_for(show_host),
         Ok(false) => false,
         Err(e) => {
             tracing::warn!("could not check a host socket's session: {e}");
@@ -397,16 +377,7 @@ async fn end_session(sink: &Sink) {
         "your session has ended; log in again",
     )
     .await;
-    let close = async {
-        let mut sink = sink.lock().await;
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: 1008,
-                reason: "session ended".into(),
-            })))
-            .await;
-    };
-    let _ = tokio::time::timeout(ANSWER_WAIT, close).await;
+    close(sink, 1008, "session ended").await;
 }
 
 /// The signed-in user a chat, bid or buy acts for, checked again if it may have changed. Nobody
@@ -550,16 +521,23 @@ type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
 /// The buyer's client asks again with the same key.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
-/// Writes one message now; false if the socket is gone or would not take it in time.
+/// Writes one text message now; false if the socket is gone or would not take it in time.
 async fn write(sink: &Sink, text: impl Into<Utf8Bytes>) -> bool {
     let text = text.into();
-    if text.is_empty() {
-        return false;
-    }
-    let sent = async {
-        let mut sink = sink.lock().await;
-        sink.send(Message::Text(text)).await.is_ok()
+    !text.is_empty() && send(sink, Message::Text(text)).await
+}
+
+/// Closes the socket with a code and a reason, as [`write`] writes.
+async fn close(sink: &Sink, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
     };
+    send(sink, Message::Close(Some(frame))).await;
+}
+
+async fn send(sink: &Sink, message: Message) -> bool {
+    let sent = async { sink.lock().await.send(message).await.is_ok() };
     tokio::time::timeout(ANSWER_WAIT, sent)
         .await
         .unwrap_or(false)

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use hawker_core::account::Role;
 use hawker_core::ids::{ProductId, UserId};
 use hawker_core::money::format_cents;
 use serde::Deserialize;
@@ -642,7 +641,7 @@ async fn host_page(
         return Ok(login_redirect(&format!("/shows/{id}/host")));
     };
     let show = crate::api::shows::find_show(&state, id).await?;
-    if show.seller_id != user.user.id && user.user.role != Role::Admin {
+    if !user.user.acts_for(show.seller_id) {
         return Err(AppError::forbidden("only the show's host can open its console").into());
     }
     let mut products = Vec::new();

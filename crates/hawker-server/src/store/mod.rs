@@ -46,6 +46,14 @@ pub struct User {
     pub daily_spend_limit_cents: Option<i64>,
 }
 
+impl User {
+    /// Whether this user may act as `seller`: a seller for their own products and shows, and
+    /// an admin for anyone's.
+    pub fn acts_for(&self, seller: UserId) -> bool {
+        self.id == seller || self.role == Role::Admin
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: String,
