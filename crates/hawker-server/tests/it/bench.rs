@@ -21,14 +21,16 @@ fn hawker(args: &[&str]) -> std::process::Output {
         .expect("runs hawker")
 }
 
-fn bench(args: &[&str]) {
+/// Runs `hawker bench ARGS… --smoke`, which must succeed, and returns what it printed.
+fn bench(args: &[&str]) -> String {
     let out = hawker(&[&["bench"], args, &["--smoke"]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "hawker bench {args:?} --smoke failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
+        "hawker bench {args:?} --smoke failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
 }
 
 #[test]
@@ -37,14 +39,21 @@ fn the_herd_verifies_hawker_postgres_and_redis() {
 }
 
 #[test]
-fn the_herd_at_a_steady_rate_verifies_too() {
-    bench(&[
-        "herd",
-        "--rate",
-        "4000",
-        "--designs",
-        "hawker-async,hawker-live,redis-fsync",
-    ]);
+fn the_herd_at_a_steady_rate_verifies_too_and_sends_no_buyer_before_it_is_due() {
+    // 2,000 buyers at 1,000 a second: the last is due after 1.999 s, so no design can show
+    // more than about 1,000 decisions a second (all at once, these smoke runs make 9,000+).
+    let designs = "hawker-async,hawker-live,redis-fsync";
+    let out = bench(&["herd", "--rate", "1000", "--designs", designs]);
+    let decisions: Vec<f64> = out
+        .lines()
+        .filter(|l| l.starts_with("| **Hawker") || l.starts_with("| Redis"))
+        .filter_map(|l| l.split('|').nth(2)?.trim().parse().ok())
+        .collect();
+    assert_eq!(decisions.len(), 3, "{out}");
+    assert!(
+        decisions.iter().all(|&d| d <= 1_010.0),
+        "decisions/s {decisions:?}\n{out}"
+    );
 }
 
 #[test]

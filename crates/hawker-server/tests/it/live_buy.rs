@@ -209,22 +209,20 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
     let snapshot = host.until("snapshot", |_| true).await;
     assert!(snapshot["host_stats"].is_object(), "{snapshot}");
     let chat = |text: &str| json!({ "type": "chat", "text": text });
+    let logout = async |token: &str| {
+        let (status, _) = app.post(token, "/api/v1/auth/logout", json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    };
     socket.send(chat("first")).await;
     socket.until("chat", |m| m["text"] == "first").await;
 
     // Another account's logout changes nothing for this socket.
-    let (status, _) = app
-        .post(&other.token, "/api/v1/auth/logout", json!({}))
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    logout(&other.token).await;
     socket.send(chat("second")).await;
     socket.until("chat", |m| m["text"] == "second").await;
 
     // Its own does: the open socket can no longer chat or buy, and stays open to watch.
-    let (status, _) = app
-        .post(&buyer.token, "/api/v1/auth/logout", json!({}))
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    logout(&buyer.token).await;
     socket.send(chat("third")).await;
     let ended = socket.until("error", |_| true).await;
     assert_eq!(ended["code"], "login_required", "{ended}");
@@ -252,10 +250,7 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
     assert_eq!(app.stock(show.product_id).await, vec![10], "nothing bought");
 
     // The host's socket, which only receives, closes within a second of its session ending.
-    let (status, _) = app
-        .post(&show.seller.token, "/api/v1/auth/logout", json!({}))
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    logout(&show.seller.token).await;
     assert_eq!(host.until("error", |_| true).await["code"], "session_ended");
     loop {
         match tokio::time::timeout(Duration::from_secs(5), host.ws.next()).await {
