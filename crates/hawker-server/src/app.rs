@@ -44,6 +44,8 @@ impl App {
         config.validate()?;
         let store =
             store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
+        let sessions = store.warm_sessions().await?;
+        tracing::info!(sessions, "sessions loaded");
         let test = Arc::new(TestProvider::default());
         let payments: Arc<dyn PaymentProvider> = test.clone();
         let hub = Hub::new(

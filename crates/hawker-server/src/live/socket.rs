@@ -297,9 +297,9 @@ pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: O
 }
 
 /// Who a socket acts for. Authenticated once, at the handshake, and checked again before the
-/// socket chats, bids or buys if this process has changed a user or a token since (a logout, a
-/// new role), or every [`RECHECK`] for a change made elsewhere: a session ended elsewhere stops
-/// acting on the sockets it opened, not only on new requests.
+/// socket chats, bids or buys if this process has changed a user or a token since, or read that
+/// another did (a logout, a new role), and at least every [`RECHECK`]: a session ended elsewhere
+/// stops acting on the sockets it opened, not only on new requests.
 pub struct Identity {
     token_hash: String,
     user: User,

@@ -24,6 +24,24 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at BIGINT NOT NULL
 );
 
+-- Which users' sessions changed (a user updated or removed, a token removed or changed), counted
+-- by the database itself so that every writer, another process included, tells every server:
+-- each keeps sessions in memory and reads what changed every 2 s. The last 10,000 are kept.
+CREATE TABLE IF NOT EXISTS session_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id BIGINT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS session_changes_pruned AFTER INSERT ON session_changes
+BEGIN DELETE FROM session_changes WHERE seq <= NEW.seq - 10000; END;
+CREATE TRIGGER IF NOT EXISTS user_updated_changes_sessions AFTER UPDATE ON users
+BEGIN INSERT INTO session_changes (user_id) VALUES (OLD.id); END;
+CREATE TRIGGER IF NOT EXISTS user_deleted_changes_sessions AFTER DELETE ON users
+BEGIN INSERT INTO session_changes (user_id) VALUES (OLD.id); END;
+CREATE TRIGGER IF NOT EXISTS token_updated_changes_sessions AFTER UPDATE ON tokens
+BEGIN INSERT INTO session_changes (user_id) VALUES (OLD.user_id); END;
+CREATE TRIGGER IF NOT EXISTS token_deleted_changes_sessions AFTER DELETE ON tokens
+BEGIN INSERT INTO session_changes (user_id) VALUES (OLD.user_id); END;
+
 CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY,
     seller_id BIGINT NOT NULL REFERENCES users(id),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -98,32 +99,54 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Who a token belongs to, remembered for [`SESSION_TTL`] so a herd of buyers does not cost a
-/// database read per request for the same answer. This process forgets every entry whenever it
-/// writes a user or a token (logout takes effect at once); a write from another process (`hawker
-/// user set-role`) shows within the TTL.
+/// Who a token belongs to, kept in memory so that a herd of buyers does not cost a database read
+/// per request. An entry stays until its session may have changed:
+///
+/// - this process forgets the entries a write of its own touches (a logout, a new role) at once;
+/// - every write of a user or a token, by any process, is counted in `session_changes` (triggers
+///   in the schema), which a lookup reads when the last read is [`SESSION_CHECK_EVERY`] old and
+///   forgets the users named there. So another process's change (`hawker user set-role`)
+///   shows within that time; a whole-cache forget covers changes pruned before they were read.
+///
+/// `warm` loads the newest tokens at start, so a restart mid-show does not send every viewer's
+/// next request to the database.
 struct SessionCache {
-    /// By token hash: when it was read, the user, and the session's CSRF token.
-    entries: std::sync::Mutex<HashMap<String, CachedSession>>,
+    /// By token hash: the user, and the session's CSRF token.
+    entries: std::sync::Mutex<HashMap<String, (User, Option<String>)>>,
     /// Bumped by every forget; a read that started before one does not cache what it read.
-    generation: std::sync::atomic::AtomicU64,
+    generation: AtomicU64,
+    /// The last `session_changes.seq` applied; held while the table is read.
+    applied: std::sync::Mutex<i64>,
+    /// When `session_changes` is next due to be read, in ms after `opened` (0: at once), so a
+    /// lookup that is not due does not take the lock.
+    next_check_ms: AtomicU64,
+    opened: std::time::Instant,
 }
 
-type CachedSession = (std::time::Instant, User, Option<String>);
-
-const SESSION_TTL: Duration = Duration::from_secs(2);
-/// Past this many entries the cache starts over, so unknown or one-off tokens cannot grow it.
+/// How often a lookup reads `session_changes`: another process's change to a user or a token
+/// reaches this one within it.
+const SESSION_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Past this many entries the cache starts over, so it cannot grow without bound. `warm` loads
+/// half as many.
 const SESSION_CACHE_MAX: usize = 200_000;
 
 impl SessionCache {
+    fn new() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            applied: std::sync::Mutex::new(0),
+            next_check_ms: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+        }
+    }
+
     fn get(&self, hash: &str) -> Option<(User, Option<String>)> {
-        let entries = self.entries.lock().ok()?;
-        let (at, user, csrf) = entries.get(hash)?;
-        (at.elapsed() < SESSION_TTL).then(|| (user.clone(), csrf.clone()))
+        self.entries.lock().ok()?.get(hash).cloned()
     }
 
     fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn put(&self, read_at: u64, hash: &str, user: &User, csrf: &Option<String>) {
@@ -134,20 +157,72 @@ impl SessionCache {
             if entries.len() >= SESSION_CACHE_MAX {
                 entries.clear();
             }
-            entries.insert(
-                hash.to_owned(),
-                (std::time::Instant::now(), user.clone(), csrf.clone()),
-            );
+            entries.insert(hash.to_owned(), (user.clone(), csrf.clone()));
+        }
+    }
+
+    /// Forgets the entries `which` picks, and tells readers under way not to cache theirs.
+    fn forget(&self, which: impl Fn(&str, &User) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            entries.retain(|hash, (user, _)| !which(hash, user));
         }
     }
 
     fn forget_all(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            entries.clear();
-        }
+        self.forget(|_, _| true);
     }
+
+    /// Reads the session changes written since the last read, if that read is due, and forgets
+    /// the users they name.
+    fn catch_up(&self, point: &PointReads) -> StoreResult<()> {
+        let now_ms = |cache: &Self| cache.opened.elapsed().as_millis() as u64;
+        if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut applied = self.applied.lock().map_err(|_| poisoned_sessions())?;
+        // Another lookup may have read them while this one waited for the lock.
+        if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let read_at = now_ms(self);
+        // One statement, one snapshot: the oldest change kept, then every one after `applied`.
+        let changes = point.read(|db| {
+            db.prepare_cached(
+                "SELECT seq, user_id FROM session_changes \
+                 WHERE seq > ?1 OR seq = (SELECT MIN(seq) FROM session_changes) ORDER BY seq",
+            )?
+            .query_map([*applied], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        if let Some(&(oldest, _)) = changes.first() {
+            if oldest > *applied + 1 {
+                // Changes after ours were pruned unread: any entry may be stale.
+                self.forget_all();
+            } else {
+                let users: std::collections::HashSet<i64> = changes
+                    .iter()
+                    .filter(|(seq, _)| *seq > *applied)
+                    .map(|(_, user)| *user)
+                    .collect();
+                if !users.is_empty() {
+                    self.forget(|_, user| users.contains(&user.id.0));
+                }
+            }
+            *applied = changes
+                .last()
+                .map_or(*applied, |(seq, _)| (*seq).max(*applied));
+        }
+        let next = read_at + SESSION_CHECK_EVERY.as_millis() as u64;
+        self.next_check_ms.store(next, Ordering::Release);
+        Ok(())
+    }
+}
+
+fn poisoned_sessions() -> StoreError {
+    StoreError::Backend(anyhow::anyhow!("the session cache is poisoned"))
 }
 
 /// Maps driver errors to [`StoreError`]; the one place that knows SQLite's error shapes.
@@ -344,10 +419,7 @@ impl SqliteStore {
             writer,
             committer: std::sync::Arc::new(std::sync::Mutex::new(committer)),
             point,
-            sessions: SessionCache {
-                entries: std::sync::Mutex::new(HashMap::new()),
-                generation: std::sync::atomic::AtomicU64::new(0),
-            },
+            sessions: SessionCache::new(),
         })
     }
 
@@ -772,7 +844,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
-        self.sessions.forget_all();
+        self.sessions.forget(|_, user| user.email == email);
         if done.rows_affected() == 1 {
             Ok(())
         } else {
@@ -788,7 +860,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
-        self.sessions.forget_all();
+        self.sessions.forget(|_, user| user.id == id);
         Ok(())
     }
 
@@ -817,6 +889,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>> {
+        self.sessions.catch_up(&self.point)?;
         if let Some(found) = self.sessions.get(hash) {
             return Ok(Some(found));
         }
@@ -844,6 +917,47 @@ impl Store for SqliteStore {
         self.sessions.generation()
     }
 
+    async fn warm_sessions(&self) -> StoreResult<usize> {
+        let limit = (SESSION_CACHE_MAX / 2) as i64;
+        // The changes counted so far first: any made while the tokens are read are applied
+        // by the next catch-up.
+        let (applied, sessions) = self.point.read(|db| {
+            let applied: i64 = db.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_changes",
+                [],
+                |r| r.get(0),
+            )?;
+            let sql = concat!(
+                "SELECT ",
+                user_columns!(),
+                ", t.csrf, t.token_hash FROM tokens t JOIN users u ON u.id = t.user_id \
+                 ORDER BY t.rowid DESC LIMIT ?"
+            );
+            let sessions = db
+                .prepare(sql)?
+                .query_map([limit], |r| {
+                    Ok(user_from(r).and_then(|user| {
+                        Ok((r.col::<String>(AFTER_USER + 1)?, user, r.col(AFTER_USER)?))
+                    }))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((applied, sessions))
+        })?;
+        *self
+            .sessions
+            .applied
+            .lock()
+            .map_err(|_| poisoned_sessions())? = applied;
+        let read_at = self.sessions.generation();
+        let mut warmed = 0;
+        for session in sessions {
+            let (hash, user, csrf) = session?;
+            self.sessions.put(read_at, &hash, &user, &csrf);
+            warmed += 1;
+        }
+        Ok(warmed)
+    }
+
     async fn delete_token(&self, hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
             .bind(hash)
@@ -851,7 +965,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
-        self.sessions.forget_all();
+        self.sessions.forget(|token, _| token == hash);
         Ok(())
     }
 
@@ -1618,7 +1732,7 @@ impl Store for SqliteStore {
                 .map_err(db_err)?,
             "user",
         );
-        self.sessions.forget_all();
+        self.sessions.forget(|_, u| u.id == user);
         updated
     }
 
@@ -1643,7 +1757,7 @@ impl Store for SqliteStore {
                 .map_err(db_err)?,
             "user",
         );
-        self.sessions.forget_all();
+        self.sessions.forget(|_, user| user.id == seller);
         updated
     }
 

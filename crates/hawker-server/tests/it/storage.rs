@@ -235,3 +235,87 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
         Some(ShowStatus::Live)
     );
 }
+
+/// A server keeps sessions in memory; another process's change to a user or a token (here a
+/// second store on the same file, as `hawker user set-role` is) reaches it within 2 s, through
+/// the `session_changes` the database counts, even when so many changes came after it that
+/// its own was pruned before the server read it.
+#[tokio::test]
+async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let server = store::open(&url, false).await.expect("opens");
+    let other = store::open(&url, false).await.expect("opens again");
+    let now = Timestamp(1_000);
+    let mut tokens = Vec::new();
+    for name in ["role", "logout", "renamed"] {
+        let user = server
+            .create_user(
+                &NewUser {
+                    email: format!("{name}@x.dev"),
+                    password_hash: "h".into(),
+                    display_name: name.into(),
+                    role: Role::Buyer,
+                },
+                now,
+            )
+            .await
+            .expect("user");
+        let hash = format!("hash-of-{name}");
+        server
+            .insert_token(&hash, user.id, store::TokenKind::Api, None, now)
+            .await
+            .expect("token");
+        tokens.push(hash);
+    }
+    assert_eq!(server.warm_sessions().await.expect("warms"), 3);
+    let who = |hash: &str| {
+        let server = server.clone();
+        let hash = hash.to_owned();
+        async move {
+            server
+                .user_by_token(&hash)
+                .await
+                .expect("reads")
+                .map(|(u, _)| u)
+        }
+    };
+    let wait = || tokio::time::sleep(std::time::Duration::from_millis(2_100));
+
+    // Changes counted one by one.
+    other
+        .set_role("role@x.dev", Role::Moderator)
+        .await
+        .expect("set");
+    other.delete_token(&tokens[1]).await.expect("logout");
+    wait().await;
+    assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Moderator));
+    assert!(
+        who(&tokens[1]).await.is_none(),
+        "the other process's logout is seen"
+    );
+
+    // A change, then more changes than are kept: the server cannot tell whose, so it forgets all.
+    assert_eq!(
+        who(&tokens[2]).await.map(|u| u.display_name).as_deref(),
+        Some("renamed")
+    );
+    let mut db = rusqlite::Connection::open(dir.path().join("sessions.db")).expect("raw");
+    let tx = db.transaction().expect("tx");
+    tx.execute(
+        "UPDATE users SET display_name = 'Renamed' WHERE email = 'renamed@x.dev'",
+        [],
+    )
+    .expect("rename");
+    for _ in 0..10_000 {
+        tx.execute("INSERT INTO session_changes (user_id) VALUES (-1)", [])
+            .expect("filler");
+    }
+    tx.commit().expect("commits");
+    wait().await;
+    assert_eq!(
+        who(&tokens[2]).await.map(|u| u.display_name).as_deref(),
+        Some("Renamed")
+    );
+    assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Moderator));
+}
