@@ -919,6 +919,8 @@ impl Store for SqliteStore {
 
     async fn warm_sessions(&self) -> StoreResult<usize> {
         let limit = (SESSION_CACHE_MAX / 2) as i64;
+        // Before the read: a forget while it runs keeps what it read out of the cache.
+        let read_at = self.sessions.generation();
         // The changes counted so far first: any made while the tokens are read are applied
         // by the next catch-up.
         let (applied, sessions) = self.point.read(|db| {
@@ -948,7 +950,6 @@ impl Store for SqliteStore {
             .applied
             .lock()
             .map_err(|_| poisoned_sessions())? = applied;
-        let read_at = self.sessions.generation();
         let mut warmed = 0;
         for session in sessions {
             let (hash, user, csrf) = session?;
