@@ -44,8 +44,11 @@ impl App {
         config.validate()?;
         let store =
             store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
-        let sessions = store.warm_sessions().await?;
-        tracing::info!(sessions, "sessions loaded");
+        // Only a head start: without it each session's first lookup reads the database.
+        match store.warm_sessions().await {
+            Ok(sessions) => tracing::info!(sessions, "sessions loaded"),
+            Err(e) => tracing::warn!("sessions not loaded at start: {e}"),
+        }
         let test = Arc::new(TestProvider::default());
         let payments: Arc<dyn PaymentProvider> = test.clone();
         let hub = Hub::new(

@@ -302,8 +302,9 @@ pub trait Store: Send + Sync + 'static {
     /// did, which may change who a token belongs to (a logout, a new role): a live socket,
     /// authenticated once, checks its token again before it acts if this has moved.
     fn sessions_epoch(&self) -> u64;
-    /// Loads the newest sessions into memory (a server does at start), so the first request of
-    /// each is not a database read. Returns how many.
+    /// Loads the newest sessions into memory, so the first request of each is not a database
+    /// read. A server does at start; it loads nothing into a cache already in use. Returns how
+    /// many.
     async fn warm_sessions(&self) -> StoreResult<usize>;
     /// Saves a method; `make_default` moves an already saved one to the front.
     async fn save_payment_method(

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 -- Which users' sessions changed (a user updated or removed, a token removed or changed), counted
 -- by the database itself so that every writer, another process included, tells every server:
 -- each keeps sessions in memory and reads what changed every 2 s. The last 10,000 are kept.
+-- (A new token or user needs no count: nothing can be cached about it yet. Replace a token with
+-- UPDATE or DELETE, not INSERT OR REPLACE, which fires no delete trigger here.)
 CREATE TABLE IF NOT EXISTS session_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id BIGINT NOT NULL

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -103,16 +104,17 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
 /// per request. An entry stays until its session may have changed:
 ///
 /// - this process forgets the entries a write of its own touches (a logout, a new role) at once;
-/// - every write of a user or a token, by any process, is counted in `session_changes` (triggers
-///   in the schema), which a lookup reads when the last read is [`SESSION_CHECK_EVERY`] old and
+/// - every update or removal of a user or a token, by any process, is counted in
+///   `session_changes` (triggers in the schema), which a lookup reads when the last read is [`SESSION_CHECK_EVERY`] old and
 ///   forgets the users named there. So another process's change (`hawker user set-role`)
 ///   shows within that time; a whole-cache forget covers changes pruned before they were read.
 ///
 /// `warm` loads the newest tokens at start, so a restart mid-show does not send every viewer's
 /// next request to the database.
 struct SessionCache {
-    /// By token hash: the user, and the session's CSRF token.
-    entries: std::sync::Mutex<HashMap<String, (User, Option<String>)>>,
+    /// By token hash: the user (shared by their tokens where loaded together: a seller's
+    /// blocked words are not copied per token), and the session's CSRF token.
+    entries: std::sync::Mutex<HashMap<String, (Arc<User>, Option<String>)>>,
     /// Bumped by every forget; a read that started before one does not cache what it read.
     generation: AtomicU64,
     /// The last `session_changes.seq` applied; held while the table is read.
@@ -126,8 +128,8 @@ struct SessionCache {
 /// How often a lookup reads `session_changes`: another process's change to a user or a token
 /// reaches this one within it.
 const SESSION_CHECK_EVERY: Duration = Duration::from_secs(2);
-/// Past this many entries the cache starts over, so it cannot grow without bound. `warm` loads
-/// half as many.
+/// Past this many entries the cache drops about half of them, so it cannot grow without bound.
+/// `warm` loads half as many.
 const SESSION_CACHE_MAX: usize = 200_000;
 
 impl SessionCache {
@@ -142,22 +144,30 @@ impl SessionCache {
     }
 
     fn get(&self, hash: &str) -> Option<(User, Option<String>)> {
-        self.entries.lock().ok()?.get(hash).cloned()
+        let entries = self.entries.lock().ok()?;
+        let (user, csrf) = entries.get(hash)?;
+        Some((User::clone(user), csrf.clone()))
     }
 
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
-    fn put(&self, read_at: u64, hash: &str, user: &User, csrf: &Option<String>) {
+    fn put(&self, read_at: u64, hash: &str, user: Arc<User>, csrf: Option<String>) {
         if let Ok(mut entries) = self.entries.lock() {
             if self.generation() != read_at {
                 return;
             }
             if entries.len() >= SESSION_CACHE_MAX {
-                entries.clear();
+                // Every other entry, in the map's own (unordered) order: dropping one only costs
+                // its next lookup a read, so no generation bump.
+                let mut keep = false;
+                entries.retain(|_, _| {
+                    keep = !keep;
+                    keep
+                });
             }
-            entries.insert(hash.to_owned(), (user.clone(), csrf.clone()));
+            entries.insert(hash.to_owned(), (user, csrf));
         }
     }
 
@@ -173,6 +183,14 @@ impl SessionCache {
         self.forget(|_, _| true);
     }
 
+    /// Forgets one token (a logout) without a pass over the others.
+    fn forget_token(&self, hash: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            entries.remove(hash);
+        }
+    }
+
     /// Reads the session changes written since the last read, if that read is due, and forgets
     /// the users they name.
     fn catch_up(&self, point: &PointReads) -> StoreResult<()> {
@@ -180,7 +198,10 @@ impl SessionCache {
         if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut applied = self.applied.lock().map_err(|_| poisoned_sessions())?;
+        let mut applied = self
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another lookup may have read them while this one waited for the lock.
         if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
             return Ok(());
@@ -219,10 +240,6 @@ impl SessionCache {
         self.next_check_ms.store(next, Ordering::Release);
         Ok(())
     }
-}
-
-fn poisoned_sessions() -> StoreError {
-    StoreError::Backend(anyhow::anyhow!("the session cache is poisoned"))
 }
 
 /// Maps driver errors to [`StoreError`]; the one place that knows SQLite's error shapes.
@@ -906,9 +923,10 @@ impl Store for SqliteStore {
                 })
                 .optional()
         })?;
-        let found = found.transpose()?;
+        let found: Option<(User, Option<String>)> = found.transpose()?;
         if let Some((user, csrf)) = &found {
-            self.sessions.put(read_at, hash, user, csrf);
+            self.sessions
+                .put(read_at, hash, Arc::new(user.clone()), csrf.clone());
         }
         Ok(found)
     }
@@ -918,44 +936,55 @@ impl Store for SqliteStore {
     }
 
     async fn warm_sessions(&self) -> StoreResult<usize> {
-        let limit = (SESSION_CACHE_MAX / 2) as i64;
-        // Before the read: a forget while it runs keeps what it read out of the cache.
-        let read_at = self.sessions.generation();
-        // The changes counted so far first: any made while the tokens are read are applied
-        // by the next catch-up.
-        let (applied, sessions) = self.point.read(|db| {
-            let applied: i64 = db.query_row(
+        // Held throughout, so no catch-up runs meanwhile; and only a fresh cache is warmed, so
+        // nothing cached before can miss the changes `applied` is about to skip.
+        let mut applied = self
+            .sessions
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = self.sessions.entries.lock().is_ok_and(|e| e.is_empty());
+        if *applied != 0 || !fresh {
+            return Ok(0);
+        }
+        let counted: i64 = self.point.read(|db| {
+            db.query_row(
                 "SELECT COALESCE(MAX(seq), 0) FROM session_changes",
                 [],
                 |r| r.get(0),
-            )?;
+            )
+        })?;
+        // After the count and before the tokens: a lookup that read a token before this
+        // cannot cache it, and one that reads after it sees every change up to `counted`.
+        self.sessions.forget_all();
+        let read_at = self.sessions.generation();
+        let sessions = self.point.read(|db| {
             let sql = concat!(
                 "SELECT ",
                 user_columns!(),
                 ", t.csrf, t.token_hash FROM tokens t JOIN users u ON u.id = t.user_id \
                  ORDER BY t.rowid DESC LIMIT ?"
             );
-            let sessions = db
-                .prepare(sql)?
-                .query_map([limit], |r| {
+            db.prepare(sql)?
+                .query_map([(SESSION_CACHE_MAX / 2) as i64], |r| {
                     Ok(user_from(r).and_then(|user| {
                         Ok((r.col::<String>(AFTER_USER + 1)?, user, r.col(AFTER_USER)?))
                     }))
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((applied, sessions))
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        *self
-            .sessions
-            .applied
-            .lock()
-            .map_err(|_| poisoned_sessions())? = applied;
+        let mut users: HashMap<UserId, Arc<User>> = HashMap::new();
         let mut warmed = 0;
         for session in sessions {
             let (hash, user, csrf) = session?;
-            self.sessions.put(read_at, &hash, &user, &csrf);
+            let user = users
+                .entry(user.id)
+                .or_insert_with(|| Arc::new(user))
+                .clone();
+            self.sessions.put(read_at, &hash, user, csrf);
             warmed += 1;
         }
+        *applied = counted;
         Ok(warmed)
     }
 
@@ -966,7 +995,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
-        self.sessions.forget(|token, _| token == hash);
+        self.sessions.forget_token(hash);
         Ok(())
     }
 

@@ -281,6 +281,13 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
         }
     };
     let wait = || tokio::time::sleep(std::time::Duration::from_millis(2_100));
+    // Served, and the first check of the changes made: the next is due in 2 s.
+    assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Buyer));
+    assert_eq!(
+        server.warm_sessions().await.expect("warms"),
+        0,
+        "a cache in use is not warmed again"
+    );
 
     // Changes counted one by one.
     other
