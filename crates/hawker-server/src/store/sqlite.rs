@@ -114,7 +114,7 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
 struct SessionCache {
     /// By token hash: the user (shared by their tokens where loaded together: a seller's
     /// blocked words are not copied per token), and the session's CSRF token.
-    entries: std::sync::Mutex<HashMap<String, (Arc<User>, Option<String>)>>,
+    entries: std::sync::Mutex<HashMap<String, Session>>,
     /// Bumped by every forget; a read that started before one does not cache what it read.
     generation: AtomicU64,
     /// The last `session_changes.seq` applied; held while the table is read.
@@ -124,6 +124,9 @@ struct SessionCache {
     next_check_ms: AtomicU64,
     opened: std::time::Instant,
 }
+
+/// A cached session: its user and its CSRF token (a cookie session's).
+type Session = (Arc<User>, Option<String>);
 
 /// How often a lookup reads `session_changes`: another process's change to a user or a token
 /// reaches this one within it.
