@@ -462,12 +462,7 @@ pub async fn live_socket(
     }
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
-    // Who the socket acts for, read again now that its epoch is known (from the session
-    // cache, as a rule): a logout racing this handshake is then seen when it next acts.
-    let viewer = match user {
-        Some(user) => socket::Identity::of_token(state.store.as_ref(), user.token_hash()).await?,
-        None => None,
-    };
+    let viewer = user.map(socket::Identity::new);
     // Small buffers: a viewer costs memory for every socket a show holds open, and client
     // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way). The write buffer
     // is a threshold, not an allocation: frames collect until a batch is flushed (or 64 KiB

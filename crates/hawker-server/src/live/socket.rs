@@ -26,6 +26,7 @@ use hawker_core::auction::{BidKind, Outcome, Rejection};
 use super::{CommerceCmd, LiveShow, RoomCmd};
 use crate::api::orders::{self, BuyBody, Charging, OrderAnswer, Started};
 use crate::app::AppState;
+use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::AppError;
 use crate::store::{Order, Store, StoreResult, User};
@@ -296,43 +297,28 @@ pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: O
     let _ = live.room.send(RoomCmd::Leave).await;
 }
 
-/// Who a socket acts for. Authenticated once, at the handshake, and checked again before the
-/// socket chats, bids or buys if this process has changed a user or a token since, or read that
-/// another did (a logout, a new role), and at least every [`RECHECK`]: a session ended elsewhere
-/// stops acting on the sockets it opened, not only on new requests.
+/// Who a socket acts for: authenticated at the handshake, and looked up again before the socket
+/// chats, bids or buys (from the store's sessions in memory, as a rule), so a session ended
+/// since, here or in another process, stops acting on the sockets it opened, not only on new
+/// requests.
 pub struct Identity {
     token_hash: String,
     user: User,
-    epoch: u64,
-    checked_at: Instant,
 }
 
-/// How long a socket trusts its identity when nothing in this process has changed any (another
-/// process's change, such as `hawker user set-role`, reaches it within this).
-const RECHECK: Duration = Duration::from_secs(30);
-
 impl Identity {
-    /// The user behind a token hash now, if any.
-    pub async fn of_token(store: &dyn Store, token_hash: &str) -> StoreResult<Option<Self>> {
-        // The epoch first: a change after it moves it, so the socket checks again.
-        let epoch = store.sessions_epoch();
-        let found = store.user_by_token(token_hash).await?;
-        Ok(found.map(|(user, _)| Self {
-            token_hash: token_hash.to_owned(),
-            user,
-            epoch,
-            checked_at: Instant::now(),
-        }))
+    pub fn new(signed_in: CurrentUser) -> Self {
+        Self {
+            token_hash: signed_in.token_hash().to_owned(),
+            user: signed_in.user,
+        }
     }
 
-    /// Whether the token still stands, read again if it may have changed since last checked.
+    /// Whether the token still stands; if it does, its user as they are now.
     async fn still_stands(&mut self, store: &dyn Store) -> StoreResult<bool> {
-        if store.sessions_epoch() == self.epoch && self.checked_at.elapsed() < RECHECK {
-            return Ok(true);
-        }
-        match Self::of_token(store, &self.token_hash).await? {
-            Some(fresh) => {
-                *self = fresh;
+        match store.user_by_token(&self.token_hash).await? {
+            Some((user, _)) => {
+                self.user = user;
                 Ok(true)
             }
             None => Ok(false),
@@ -340,8 +326,8 @@ impl Identity {
     }
 }
 
-/// How often a host's socket checks whether its session still stands (usually an atomic load;
-/// a read only when [`Identity`] says it may have changed).
+/// How often a host's socket checks whether its session still stands (a lookup in the store's
+/// sessions in memory, as a rule).
 const HOST_CHECK: Duration = Duration::from_secs(1);
 
 async fn tick(timer: &mut Option<tokio::time::Interval>) {

@@ -298,10 +298,6 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind a token hash, and the session's CSRF token if it is a session.
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>>;
     async fn delete_token(&self, hash: &str) -> StoreResult<()>;
-    /// Moves on whenever this process changes a user or a token, or reads that another process
-    /// did, which may change who a token belongs to (a logout, a new role): a live socket,
-    /// authenticated once, checks its token again before it acts if this has moved.
-    fn sessions_epoch(&self) -> u64;
     /// Loads the newest sessions into memory, so the first request of each is not a database
     /// read. A server does at start; it loads nothing into a cache already in use. Returns how
     /// many.

@@ -934,10 +934,6 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    fn sessions_epoch(&self) -> u64 {
-        self.sessions.generation()
-    }
-
     async fn warm_sessions(&self) -> StoreResult<usize> {
         // Held throughout, so no catch-up runs meanwhile; and only a fresh cache is warmed, so
         // nothing cached before can miss the changes `applied` is about to skip.
