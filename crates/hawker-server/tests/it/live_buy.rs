@@ -8,7 +8,25 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{LiveSocket, spawn_app};
+use crate::helpers::{Account, LiveShow, LiveSocket, TestApp, spawn_app};
+
+/// A buyer on the live socket of a show selling 3 Rubies in a flash sale (one each): the app,
+/// the show, the sale, the buyer, and their socket past its snapshot.
+async fn buyer_at_a_sale() -> (TestApp, LiveShow, i64, Account, LiveSocket) {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let sale_id = app.start_sale(&show, 3, 1, 600).await;
+    let buyer = app.signup("buyer").await;
+    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
+    socket.until("snapshot", |_| true).await;
+    (app, show, sale_id, buyer, socket)
+}
+
+/// A `buy` of one unit with the card that succeeds after two seconds.
+fn slow_buy(sale_id: i64, key: &str) -> Value {
+    json!({ "type": "buy", "key": key, "flash_sale_id": sale_id, "quantity": 1,
+            "payment_method": "pm_card_slow" })
+}
 
 /// The socket's next `order` message for `key`.
 async fn answer_for(socket: &mut LiveSocket, key: &str) -> Value {
@@ -17,14 +35,8 @@ async fn answer_for(socket: &mut LiveSocket, key: &str) -> Value {
 
 #[tokio::test]
 async fn a_buy_over_the_socket_is_answered_at_the_reservation_and_again_when_paid() {
-    let app = spawn_app().await;
-    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
-    let sale_id = app.start_sale(&show, 3, 1, 600).await;
-    let buyer = app.signup("buyer").await;
-    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
-    socket.until("snapshot", |_| true).await;
-    let buy = json!({ "type": "buy", "key": "s1", "flash_sale_id": sale_id, "quantity": 1,
-                      "payment_method": "pm_card_slow" });
+    let (app, show, sale_id, buyer, mut socket) = buyer_at_a_sale().await;
+    let buy = slow_buy(sale_id, "s1");
     socket.send(buy.clone()).await;
 
     let reserved = answer_for(&mut socket, "s1").await;
@@ -266,18 +278,8 @@ async fn a_socket_whose_session_ends_stops_acting_for_it() {
 
 #[tokio::test]
 async fn a_socket_that_closes_during_the_charge_still_gets_its_buyer_the_order() {
-    let app = spawn_app().await;
-    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
-    let sale_id = app.start_sale(&show, 3, 1, 600).await;
-    let buyer = app.signup("buyer").await;
-    let mut socket = app.connect_live(show.show_id, Some(&buyer.token)).await;
-    socket.until("snapshot", |_| true).await;
-    socket
-        .send(
-            json!({ "type": "buy", "key": "c1", "flash_sale_id": sale_id, "quantity": 1,
-                      "payment_method": "pm_card_slow" }),
-        )
-        .await;
+    let (app, _show, sale_id, buyer, mut socket) = buyer_at_a_sale().await;
+    socket.send(slow_buy(sale_id, "c1")).await;
     let reserved = answer_for(&mut socket, "c1").await;
     assert_eq!(reserved["status"], 202, "{reserved}");
     // The phone loses its connection while the slow card is charged (two seconds).
