@@ -105,12 +105,13 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
 ///
 /// - this process forgets the entries a write of its own touches (a logout, a new role) at once;
 /// - every update or removal of a user or a token, by any process, is counted in
-///   `session_changes` (triggers in the schema), which a lookup reads when the last read is [`SESSION_CHECK_EVERY`] old and
-///   forgets the users named there. So another process's change (`hawker user set-role`)
-///   shows within that time; a whole-cache forget covers changes pruned before they were read.
+///   `session_changes` (triggers in the schema). A lookup reads it when the last read is
+///   [`SESSION_CHECK_EVERY`] old and forgets the users named there, so another process's change
+///   (`hawker user set-role`) shows within that time; a whole-cache forget covers changes pruned
+///   before they were read.
 ///
-/// `warm` loads the newest tokens at start, so a restart mid-show does not send every viewer's
-/// next request to the database.
+/// `warm_sessions` loads the newest tokens at start, so a restart mid-show does not send every
+/// viewer's next request to the database.
 struct SessionCache {
     /// By token hash: the user (shared by their tokens where loaded together: a seller's
     /// blocked words are not copied per token), and the session's CSRF token.
@@ -132,7 +133,7 @@ type Session = (Arc<User>, Option<String>);
 /// reaches this one within it.
 const SESSION_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Past this many entries the cache drops about half of them, so it cannot grow without bound.
-/// `warm` loads half as many.
+/// `warm_sessions` loads half as many.
 const SESSION_CACHE_MAX: usize = 200_000;
 
 impl SessionCache {
