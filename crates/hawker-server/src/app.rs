@@ -41,9 +41,18 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_store(config, |store| store).await
+    }
+
+    /// Like [`App::build`], with the opened store wrapped by `wrap` (tests inject storage faults).
+    pub async fn build_with_store(
+        config: Config,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
-        let store =
-            store::open(&config.database_url(), config.sqlite_synchronous == "full").await?;
+        let store = wrap(
+            store::open(&config.database_url(), config.sqlite_synchronous == "full").await?,
+        );
         // Only a head start: without it each session's first lookup reads the database.
         match store.warm_sessions().await {
             Ok(sessions) => tracing::info!(sessions, "sessions loaded"),

@@ -82,7 +82,7 @@ pub fn refusal(r: Refusal) -> AppError {
         Refusal::ShowEnded => AppError::conflict("show_not_live", "this show has ended"),
         Refusal::Duplicate(_) => AppError::conflict(
             "duplicate",
-            "this idempotency key is being used by another request",
+            "another request with this Idempotency-Key is under way; retry once it is answered",
         ),
         Refusal::UnknownAuction => AppError::not_found("auction"),
         Refusal::NoSecondChance => {
@@ -91,6 +91,10 @@ pub fn refusal(r: Refusal) -> AppError {
         Refusal::AuctionRunning => AppError::conflict(
             "auction_running",
             "another auction is running in this show; wait for it to end",
+        ),
+        Refusal::NotSaved => AppError::conflict(
+            "not_saved",
+            "this request conflicts with what is stored, so it was not saved; nothing was charged",
         ),
         Refusal::Unavailable => {
             AppError::unavailable("could not save your order; nothing was charged, try again")
@@ -178,13 +182,30 @@ async fn place(
         ));
     }
     let existing = || state.store.order_by_key(buyer.id, key.as_str());
+    // A retry's stored order answers it, if it asked for the same thing (Stripe's rule).
+    let repeat = |order: Order| {
+        if same_request(&order, &body, item, code.as_deref(), &payment_method) {
+            Ok(order)
+        } else {
+            Err(AppError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different order; use a new key for a new order",
+            ))
+        }
+    };
+    // One buy per key at a time in this process, whichever show it names: a concurrent retry
+    // waits for the first to be decided, then finds its order.
+    let patience = std::time::Duration::from_secs(5);
+    let Some(_claim) = state.hub.claim_key(buyer.id, key.as_str(), patience).await else {
+        return Err(refusal(Refusal::Duplicate(OrderId(0))));
+    };
     // A running owner checks the key itself, with the rest of its turn's buys, in one read.
     let live = match state.hub.get(ShowId(body.show_id)) {
         Some(live) => live,
         None => {
             // A retry after the show ended still gets its order's answer.
             if let Some(order) = existing().await? {
-                return next_for(state, order).await;
+                return next_for(state, repeat(order)?).await;
             }
             state
                 .hub
@@ -220,18 +241,36 @@ async fn place(
             let order = reserved_order(&reserved, buyer, &live, code, payment_method);
             Ok(Next::Pay(live, order))
         }
-        // A concurrent retry of this very request got there first: answer as it will.
-        Err(Refusal::Duplicate(_)) => match existing().await? {
-            Some(order) => next_for(state, order).await,
-            None => Err(AppError::unavailable(
-                "the first attempt is still being saved; retry",
-            )),
+        // The key has an order already (from another process, or stored since).
+        Err(e @ Refusal::Duplicate(_)) => match existing().await? {
+            Some(order) => next_for(state, repeat(order)?).await,
+            None => Err(refusal(e)),
         },
         Err(Refusal::Buy(BuyRejected::UnknownItem)) => {
             Err(explain_unknown_item(state, item, live.show_id).await)
         }
         Err(e) => Err(refusal(e)),
     }
+}
+
+/// Whether a stored order is what `body` asks for: the same show, item, quantity, code and
+/// payment method. What the server decided (price, discount) is not part of the request.
+fn same_request(
+    order: &Order,
+    body: &BuyBody,
+    item: Item,
+    code: Option<&str>,
+    payment_method: &str,
+) -> bool {
+    let same_item = match item {
+        Item::Sale(sale) => order.flash_sale_id == Some(sale),
+        Item::Variant(variant) => order.flash_sale_id.is_none() && order.variant_id == variant,
+    };
+    order.show_id.0 == body.show_id
+        && same_item
+        && order.quantity == body.quantity
+        && order.code.as_deref() == code
+        && order.payment_method == payment_method
 }
 
 /// The owner only knows what is on sale now; the database says what became of the rest.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use hawker_core::commerce::ShowCommerce;
 use hawker_core::ids::{ShowId, UserId};
 use hawker_core::room::Room;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::AppError;
 use crate::payments::PaymentProvider;
@@ -58,6 +58,25 @@ pub struct Hub {
     shows: Mutex<HashMap<ShowId, LiveShow>>,
     /// Serialises [`Hub::open`] so two requests cannot start two owners for one show.
     opening: tokio::sync::Mutex<()>,
+    /// `(buyer, Idempotency-Key)` of every buy an owner is deciding now, whichever show it
+    /// names, each with a receiver that hears when that decision is over: two shows' owners
+    /// would each find a key unused, and the second commit would collide on the stored key.
+    /// A plain mutex, never held across an `.await`.
+    deciding: Mutex<HashMap<(UserId, String), watch::Receiver<()>>>,
+}
+
+/// A buy's claim on its idempotency key while an owner decides it ([`Hub::claim_key`]).
+/// Dropping it wakes the buys waiting for the key.
+pub struct KeyClaim {
+    hub: Arc<Hub>,
+    key: (UserId, String),
+    _over: watch::Sender<()>,
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        self.hub.deciding().remove(&self.key);
+    }
 }
 
 impl Hub {
@@ -72,6 +91,7 @@ impl Hub {
             settings,
             shows: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
+            deciding: Mutex::new(HashMap::new()),
         })
     }
 
@@ -79,9 +99,58 @@ impl Hub {
         &self.settings
     }
 
+    /// The running shows. A panic elsewhere while the lock was held cannot have left the map
+    /// half-changed (it is only inserted into and removed from), so a poisoned lock is used as
+    /// is: ignoring it would make a running show look absent and let a second owner start.
+    fn shows(&self) -> std::sync::MutexGuard<'_, HashMap<ShowId, LiveShow>> {
+        self.shows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn deciding(&self) -> std::sync::MutexGuard<'_, HashMap<(UserId, String), watch::Receiver<()>>> {
+        self.deciding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims a buyer's idempotency key until the claim is dropped, first waiting (up to
+    /// `patience`) while another buy in this process holds it; `None` if it is still held.
+    /// A key already stored is found by the owners, not here.
+    pub async fn claim_key(
+        self: &Arc<Self>,
+        buyer: UserId,
+        key: &str,
+        patience: std::time::Duration,
+    ) -> Option<KeyClaim> {
+        let key = (buyer, key.to_owned());
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let mut held = {
+                let mut deciding = self.deciding();
+                match deciding.get(&key) {
+                    Some(held) => held.clone(),
+                    None => {
+                        let (over, held) = watch::channel(());
+                        deciding.insert(key.clone(), held);
+                        return Some(KeyClaim {
+                            hub: self.clone(),
+                            key,
+                            _over: over,
+                        });
+                    }
+                }
+            };
+            // Ends when the holder's claim drops its sender.
+            if tokio::time::timeout_at(deadline, held.changed()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     /// The running owner of a show, if any.
     pub fn get(&self, id: ShowId) -> Option<LiveShow> {
-        self.shows.lock().ok().and_then(|m| m.get(&id).cloned())
+        self.shows().get(&id).cloned()
     }
 
     /// Starts the owners of a show from its stored state (or returns the running ones). A show
@@ -135,10 +204,17 @@ impl Hub {
             pre_bids,
         };
         let owner = owner::Owner::new(self.clone(), room_tx, live.commerce.clone(), restored);
-        tokio::spawn(owner.run(commerce_rx));
-        if let Ok(mut shows) = self.shows.lock() {
-            shows.insert(show.id, live.clone());
-        }
+        let running = tokio::spawn(owner.run(commerce_rx));
+        self.shows().insert(show.id, live.clone());
+        // Supervision: an owner that panics leaves the hub like one that stops, so the next
+        // request starts a fresh owner from the store instead of finding a dead inbox forever.
+        let (hub, supervised) = (self.clone(), live.clone());
+        tokio::spawn(async move {
+            if let Err(e) = running.await {
+                tracing::error!(show = %supervised.show_id, "commerce owner failed: {e}");
+                hub.forget(supervised.show_id, &supervised.commerce);
+            }
+        });
         Ok(live)
     }
 
@@ -153,10 +229,14 @@ impl Hub {
         }
     }
 
-    /// Called by an owner as it stops.
-    fn forget(&self, id: ShowId) {
-        if let Ok(mut shows) = self.shows.lock() {
-            shows.remove(&id);
+    /// Called as an owner stops: removes it, and only it (a newer owner of the show stays).
+    fn forget(&self, show_id: ShowId, inbox: &mpsc::Sender<CommerceCmd>) {
+        let mut shows = self.shows();
+        if shows
+            .get(&show_id)
+            .is_some_and(|live| live.commerce.same_channel(inbox))
+        {
+            shows.remove(&show_id);
         }
     }
 

@@ -5,7 +5,9 @@
 //! them one by one with [`ShowCommerce`], writes all their events in **one** transaction (one
 //! fsync), then answers everybody and tells the room. Refusals ("sold out") produce no events, so
 //! a batch of only refusals writes nothing. If the commit fails, the in-memory state is thrown
-//! away and reloaded from the database, and every command of the batch is answered "unavailable".
+//! away and reloaded from the database, and the batch is decided again piece by piece: the timed
+//! decisions alone, then each command alone. Only what cannot be saved on its own is refused, so
+//! one bad decision (a buyer's, or a failing write) never wedges the show.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use super::{Hub, RoomCmd};
 use crate::auction_log::Chain;
 use crate::clock;
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Batch, NewAuction, OrderMeta};
+use crate::store::{Batch, NewAuction, OrderMeta, StoreError};
 
 /// Why the owner said no. The API maps each to a status and code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,6 +57,10 @@ pub enum Refusal {
     AuctionRunning,
     #[error("there is nobody left to offer this lot to, or its winner has paid")]
     NoSecondChance,
+    /// The decision conflicts with what is stored (a constraint refused it) and was not saved;
+    /// the rest of its batch was.
+    #[error("this request conflicts with what is stored and was not saved")]
+    NotSaved,
     #[error("the show's owner is unavailable; try again")]
     Unavailable,
 }
@@ -160,7 +166,8 @@ pub enum CommerceCmd {
 #[derive(Default)]
 struct Turn {
     batch: Batch,
-    answers: Vec<Pending>,
+    /// Each command's decision, in the commands' order; sent once the batch is durable.
+    results: Vec<Result<Answer, Refusal>>,
     end_show: bool,
     /// The product to pin (or unpin) once the batch is saved.
     pin: Option<Option<ProductId>>,
@@ -170,6 +177,76 @@ struct Turn {
     to_charge: Vec<WinnerCharge>,
     /// The turn's idempotency keys that already have a stored order (`None`: the read failed).
     stored_keys: Option<HashMap<(UserId, String), OrderId>>,
+}
+
+/// What a command's decision answers once the batch holding it is durable. Kept apart from the
+/// command, so a command can be decided again after a failed commit.
+enum Answer {
+    Done,
+    Reserved(Reserved),
+    Sale(Sale),
+    Card(Option<ProductCard>),
+    Started(AuctionId, Timestamp),
+    Bid(Outcome),
+    Offered(String, i64),
+}
+
+impl CommerceCmd {
+    /// Sends `result` to whoever asked; internal commands have nobody to tell.
+    fn reply(self, result: Result<Answer, Refusal>) {
+        fn send<T>(reply: Reply<T>, result: Result<Answer, Refusal>, pick: fn(Answer) -> Option<T>) {
+            // `decide` answers each command with its own kind; another kind would be a bug.
+            let _ = reply.send(result.and_then(|a| pick(a).ok_or(Refusal::Unavailable)));
+        }
+        match self {
+            Self::Buy { reply, .. } => send(reply, result, |a| match a {
+                Answer::Reserved(r) => Some(r),
+                _ => None,
+            }),
+            Self::Settle {
+                reply: Some(reply), ..
+            }
+            | Self::EndSale { reply, .. }
+            | Self::CreateCode { reply, .. }
+            | Self::EndShow { reply } => {
+                send(reply, result, |a| matches!(a, Answer::Done).then_some(()))
+            }
+            Self::StartSale { reply, .. } => send(reply, result, |a| match a {
+                Answer::Sale(s) => Some(s),
+                _ => None,
+            }),
+            Self::Pin { reply, .. } => send(reply, result, |a| match a {
+                Answer::Card(c) => Some(c),
+                _ => None,
+            }),
+            Self::StartAuction { reply, .. } => send(reply, result, |a| match a {
+                Answer::Started(id, ends_at) => Some((id, ends_at)),
+                _ => None,
+            }),
+            Self::Bid { reply, .. } => send(reply, result, |a| match a {
+                Answer::Bid(o) => Some(o),
+                _ => None,
+            }),
+            Self::SecondChance { reply, .. } => send(reply, result, |a| match a {
+                Answer::Offered(tag, price) => Some((tag, price)),
+                _ => None,
+            }),
+            Self::Settle { reply: None, .. }
+            | Self::Unchecked(_)
+            | Self::PreBid(_)
+            | Self::AuctionCharged { .. } => {}
+        }
+    }
+}
+
+/// The idempotency key of an order the server makes for an auction's winner (or, with `runner_up`,
+/// for a second chance). It holds spaces, which no client's key can (`IdempotencyKey::parse`
+/// takes visible ASCII only), so no buyer can take it first and make the order collide.
+fn auction_order_key(auction_id: AuctionId, runner_up: Option<&str>) -> String {
+    match runner_up {
+        None => format!("server auction {auction_id}"),
+        Some(tag) => format!("server auction {auction_id} second chance {tag}"),
+    }
 }
 
 struct WinnerCharge {
@@ -186,18 +263,8 @@ const CLOSING_LINGER: Duration = Duration::from_secs(5);
 /// Group commits made by all owners since the process started (for `hawker bench` and metrics).
 pub static GROUP_COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// An answer decided but not yet sent: it goes out after the batch commits (`true`) or fails.
-type Pending = Box<dyn FnOnce(bool) + Send>;
-
-fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T, Refusal>) -> Pending {
-    Box::new(move |committed| {
-        let _ = reply.send(if committed {
-            result
-        } else {
-            Err(Refusal::Unavailable)
-        });
-    })
-}
+/// The longest pause before timed decisions that could not be saved are tried again.
+const HOUSEKEEPING_BACKOFF_MAX_MS: i64 = 60_000;
 
 pub struct Owner {
     hub: Arc<Hub>,
@@ -229,6 +296,10 @@ pub struct Owner {
     /// A commit failed and the state could not be reloaded: stop, so the next request starts a
     /// fresh owner from the database instead of deciding on state nobody stored.
     broken: bool,
+    /// Timed decisions (sales ending, auctions closing) that failed to commit in a row; while
+    /// they fail they are retried after a growing pause, and commands are decided without them.
+    housekeeping_failures: u32,
+    housekeeping_after: Timestamp,
 }
 
 /// A show's commerce as the database left it, for a new owner.
@@ -274,6 +345,8 @@ impl Owner {
             pre_bids,
             last_now: Timestamp(0),
             broken: false,
+            housekeeping_failures: 0,
+            housekeeping_after: Timestamp(0),
         }
     }
 
@@ -355,62 +428,132 @@ impl Owner {
                 break;
             }
         }
-        self.hub.forget(show_id);
+        self.hub.forget(show_id, &self.inbox);
         tracing::info!(show = %show_id, "commerce owner stopped");
     }
 
-    /// One batch: decide everything, commit once, answer, announce.
+    /// One batch: decide everything, commit once, answer, announce. A batch that cannot be
+    /// committed is decided again piece by piece ([`Owner::isolate`]), so one decision that
+    /// cannot be saved is refused alone and never wedges the show.
     async fn turn(&mut self, now: Timestamp, cmds: Vec<CommerceCmd>) {
+        let housekeeping = now >= self.housekeeping_after;
+        let turn = self.decide_turn(now, &cmds, housekeeping).await;
+        self.check_due_reservations(now);
+        match self.commit(now, &turn.batch).await {
+            Ok(()) => {
+                if housekeeping {
+                    self.housekeeping_failures = 0;
+                }
+                self.finish(now, turn, cmds).await;
+            }
+            Err(e) => {
+                tracing::error!(
+                    show = %self.commerce.show_id(),
+                    "group commit failed; reloading and deciding its {} command(s) one by one: {e:#}",
+                    cmds.len()
+                );
+                self.isolate(now, cmds, housekeeping).await;
+            }
+        }
+    }
+
+    /// After a failed commit: back to the stored state, then the timed decisions alone, then
+    /// each command alone. What fails alone is refused (or, for timed decisions, retried after
+    /// a pause); everything else is committed and answered as usual.
+    async fn isolate(&mut self, now: Timestamp, cmds: Vec<CommerceCmd>, housekeeping: bool) {
+        let mut cmds = cmds.into_iter();
+        let mut reloaded = self.reload().await;
+        if reloaded && housekeeping {
+            let turn = self.decide_turn(now, &[], true).await;
+            match self.commit(now, &turn.batch).await {
+                Ok(()) => {
+                    self.housekeeping_failures = 0;
+                    self.finish(now, turn, Vec::new()).await;
+                }
+                Err(e) => {
+                    self.housekeeping_failures += 1;
+                    let pause = (1_000i64 << self.housekeeping_failures.min(6))
+                        .min(HOUSEKEEPING_BACKOFF_MAX_MS);
+                    self.housekeeping_after = now.plus_ms(pause);
+                    tracing::error!(
+                        show = %self.commerce.show_id(),
+                        "the show's timed decisions could not be saved, trying again in {pause} ms: {e:#}"
+                    );
+                    reloaded = self.reload().await;
+                }
+            }
+        }
+        while reloaded {
+            let Some(cmd) = cmds.next() else { return };
+            let turn = self.decide_turn(now, std::slice::from_ref(&cmd), false).await;
+            match self.commit(now, &turn.batch).await {
+                Ok(()) => self.finish(now, turn, vec![cmd]).await,
+                Err(e) => {
+                    tracing::warn!(show = %self.commerce.show_id(), "refused a decision that cannot be saved: {e:#}");
+                    cmd.reply(Err(match e {
+                        StoreError::Conflict(_) => Refusal::NotSaved,
+                        _ => Refusal::Unavailable,
+                    }));
+                    reloaded = self.reload().await;
+                }
+            }
+        }
+        for cmd in cmds {
+            cmd.reply(Err(Refusal::Unavailable));
+        }
+    }
+
+    /// Decides `cmds` (and, with `housekeeping`, what the time alone decides) into one batch.
+    async fn decide_turn(
+        &mut self,
+        now: Timestamp,
+        cmds: &[CommerceCmd],
+        housekeeping: bool,
+    ) -> Turn {
         let mut turn = Turn {
-            stored_keys: self.stored_keys(&cmds).await,
+            stored_keys: self.stored_keys(cmds).await,
             ..Turn::default()
         };
-        turn.batch.events.extend(self.commerce.tick(now));
-        self.close_due_auctions(now, &mut turn);
-        for cmd in cmds {
-            self.decide(now, cmd, &mut turn);
+        if housekeeping {
+            turn.batch.events.extend(self.commerce.tick(now));
+            self.close_due_auctions(now, &mut turn);
         }
-        self.check_due_reservations(now);
+        for cmd in cmds {
+            let result = self.decide(now, cmd, &mut turn);
+            turn.results.push(result);
+        }
+        turn
+    }
+
+    /// Writes a batch in one transaction; a batch of only refusals writes nothing.
+    async fn commit(&self, now: Timestamp, batch: &Batch) -> Result<(), StoreError> {
+        if batch.events.is_empty() && batch.auction_log.is_empty() && !batch.end_show {
+            return Ok(());
+        }
+        self.hub
+            .store()
+            .commit(self.commerce.show_id(), now, batch)
+            .await?;
+        GROUP_COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A committed turn: answer everybody, then tell the room and start the winners' charges.
+    async fn finish(&mut self, now: Timestamp, turn: Turn, cmds: Vec<CommerceCmd>) {
         let Turn {
             batch,
-            answers,
+            results,
             end_show,
             pin,
             touched,
             to_charge,
             stored_keys: _,
         } = turn;
-
-        let writes = !(batch.events.is_empty() && batch.auction_log.is_empty() && !batch.end_show);
-        let committed = if !writes {
-            true
-        } else {
-            match self
-                .hub
-                .store()
-                .commit(self.commerce.show_id(), now, &batch)
-                .await
-            {
-                Ok(()) => {
-                    GROUP_COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(show = %self.commerce.show_id(), "group commit failed, reloading: {e:#}");
-                    self.reload().await;
-                    false
-                }
-            }
-        };
-        if committed && end_show {
+        if end_show {
             self.closing = true;
         }
-        let mut msgs = if committed {
-            self.messages(&batch.events)
-        } else {
-            Vec::new()
-        };
-        if let (true, Some(product)) = (committed, pin) {
+        let mut msgs = self.messages(&batch.events);
+        if let Some(product) = pin {
             if let Err(e) = self
                 .hub
                 .store()
@@ -423,16 +566,14 @@ impl Owner {
                 product: product.and_then(|p| self.card(p)),
             });
         }
-        if committed {
-            msgs.extend(
-                touched
-                    .iter()
-                    .filter_map(|id| self.auctions.get(id))
-                    .map(|a| ServerMsg::Auction(a.view(&self.commerce))),
-            );
-            for charge in to_charge {
-                self.charge_winner(charge);
-            }
+        msgs.extend(
+            touched
+                .iter()
+                .filter_map(|id| self.auctions.get(id))
+                .map(|a| ServerMsg::Auction(a.view(&self.commerce))),
+        );
+        for charge in to_charge {
+            self.charge_winner(charge);
         }
         // Every turn, the tick's too: a rush's gathered purchases go out once their second is up.
         msgs.extend(if self.closing {
@@ -440,13 +581,13 @@ impl Owner {
         } else {
             self.purchases.due(now)
         });
-        for answer in answers {
-            answer(committed);
+        for (cmd, result) in cmds.into_iter().zip(results) {
+            cmd.reply(result);
         }
         if !msgs.is_empty() {
             let _ = self.room.send(RoomCmd::Publish(msgs)).await;
         }
-        if committed && end_show {
+        if end_show {
             let _ = self
                 .room
                 .send(RoomCmd::Publish(vec![ServerMsg::ShowEnded]))
@@ -488,157 +629,127 @@ impl Owner {
         }
     }
 
-    fn decide(&mut self, now: Timestamp, cmd: CommerceCmd, turn: &mut Turn) {
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        cmd: &CommerceCmd,
+        turn: &mut Turn,
+    ) -> Result<Answer, Refusal> {
         let Turn {
-            batch,
-            answers,
-            stored_keys,
-            ..
+            batch, stored_keys, ..
         } = turn;
         match cmd {
             CommerceCmd::Buy {
                 req,
                 meta,
                 buyer_name,
-                reply,
+                ..
             } => {
                 let key = (req.buyer, meta.idempotency_key.clone());
                 let stored = stored_keys.as_ref().map(|s| s.get(&key));
                 // A key already used answers with its order, even once the show has ended.
-                let result = if let Some(existing) = self.keys.get(&key) {
-                    Err(Refusal::Duplicate(*existing))
-                } else if let Some(Some(existing)) = stored {
-                    Err(Refusal::Duplicate(*existing))
-                } else if stored.is_none() {
-                    Err(Refusal::Unavailable)
-                } else if self.closing {
-                    Err(Refusal::ShowEnded)
-                } else {
-                    self.commerce
-                        .reserve(now, &req)
-                        .map_err(Refusal::from)
-                        .map(|events| {
-                            self.keys.insert(key, req.order_id);
-                            self.names.insert(req.order_id, buyer_name);
-                            batch.new_orders.push(meta);
-                            let order = events.iter().find_map(|e| match e {
-                                Event::Reserved { order, .. } => {
-                                    let v = self.commerce.variant(order.variant_id)?;
-                                    Some(Reserved {
-                                        line: order.clone(),
-                                        at: now,
-                                        product_id: v.product_id,
-                                        product_title: v.product_title.clone(),
-                                        variant_name: v.name.clone(),
-                                    })
-                                }
-                                _ => None,
-                            });
-                            batch.events.extend(events);
-                            order
+                if let Some(existing) = self.keys.get(&key) {
+                    return Err(Refusal::Duplicate(*existing));
+                }
+                match stored {
+                    Some(Some(existing)) => return Err(Refusal::Duplicate(*existing)),
+                    None => return Err(Refusal::Unavailable),
+                    Some(None) => {}
+                }
+                if self.closing {
+                    return Err(Refusal::ShowEnded);
+                }
+                let events = self.commerce.reserve(now, req)?;
+                self.keys.insert(key, req.order_id);
+                self.names.insert(req.order_id, buyer_name.clone());
+                batch.new_orders.push(meta.clone());
+                let order = events.iter().find_map(|e| match e {
+                    Event::Reserved { order, .. } => {
+                        let v = self.commerce.variant(order.variant_id)?;
+                        Some(Reserved {
+                            line: order.clone(),
+                            at: now,
+                            product_id: v.product_id,
+                            product_title: v.product_title.clone(),
+                            variant_name: v.name.clone(),
                         })
-                };
-                answers.push(pending(
-                    reply,
-                    result.and_then(|o| o.ok_or(Refusal::Unavailable)),
-                ));
+                    }
+                    _ => None,
+                });
+                batch.events.extend(events);
+                order.map(Answer::Reserved).ok_or(Refusal::Unavailable)
             }
             CommerceCmd::Settle {
                 order_id,
                 settlement,
-                reply,
+                ..
             } => {
-                self.checking.remove(&order_id);
-                let result = match settlement {
+                self.checking.remove(order_id);
+                let events = match settlement {
                     Settlement::Paid {
                         payment_ref,
                         save_method,
                     } => {
-                        let confirmed = self.commerce.confirm(order_id, payment_ref);
-                        if confirmed.is_ok() {
-                            batch.saved_methods.extend(save_method);
-                        }
-                        confirmed
+                        let events = self.commerce.confirm(*order_id, payment_ref.clone())?;
+                        batch.saved_methods.extend(save_method.clone());
+                        events
                     }
-                    Settlement::Released(reason) => self.commerce.release(order_id, reason),
+                    Settlement::Released(reason) => self.commerce.release(*order_id, *reason)?,
                 };
-                let result = result
-                    .map(|events| batch.events.extend(events))
-                    .map_err(Refusal::from);
-                if let Some(reply) = reply {
-                    answers.push(pending(reply, result));
+                batch.events.extend(events);
+                Ok(Answer::Done)
+            }
+            CommerceCmd::StartSale { req, .. } => {
+                if self.closing {
+                    return Err(Refusal::ShowEnded);
                 }
-            }
-            CommerceCmd::StartSale { req, reply } => {
-                let result = if self.closing {
-                    Err(Refusal::ShowEnded)
-                } else {
-                    self.commerce.start_sale(now, req).map_err(Refusal::from)
-                };
-                let result = result.map(|events| {
-                    let sale = events.iter().find_map(|e| match e {
-                        Event::SaleStarted { sale, .. } => Some(sale.clone()),
-                        _ => None,
-                    });
-                    batch.events.extend(events);
-                    sale
+                let events = self.commerce.start_sale(now, req.clone())?;
+                let sale = events.iter().find_map(|e| match e {
+                    Event::SaleStarted { sale, .. } => Some(sale.clone()),
+                    _ => None,
                 });
-                answers.push(pending(
-                    reply,
-                    result.and_then(|s| s.ok_or(Refusal::Unavailable)),
-                ));
+                batch.events.extend(events);
+                sale.map(Answer::Sale).ok_or(Refusal::Unavailable)
             }
-            CommerceCmd::EndSale { sale_id, reply } => {
-                let result = self
-                    .commerce
-                    .end_sale(sale_id, SaleEndReason::Host)
-                    .map(|events| batch.events.extend(events));
-                answers.push(pending(reply, result.map_err(Refusal::from)));
+            CommerceCmd::EndSale { sale_id, .. } => {
+                let events = self.commerce.end_sale(*sale_id, SaleEndReason::Host)?;
+                batch.events.extend(events);
+                Ok(Answer::Done)
             }
-            CommerceCmd::CreateCode {
-                rule,
-                announce,
-                reply,
-            } => {
-                let code = rule.code.clone();
-                let result = if self.closing {
-                    Err(Refusal::ShowEnded)
-                } else {
-                    self.commerce.create_code(rule).map_err(Refusal::from)
-                };
-                let result = result.map(|events| {
-                    if announce {
-                        self.announce.insert(code);
-                    }
-                    batch.events.extend(events);
-                });
-                answers.push(pending(reply, result));
+            CommerceCmd::CreateCode { rule, announce, .. } => {
+                if self.closing {
+                    return Err(Refusal::ShowEnded);
+                }
+                let events = self.commerce.create_code(rule.clone())?;
+                if *announce {
+                    self.announce.insert(rule.code.clone());
+                }
+                batch.events.extend(events);
+                Ok(Answer::Done)
             }
-            CommerceCmd::Pin { product, reply } => {
+            CommerceCmd::Pin { product, .. } => {
                 // Pinning changes no stock or price; it is saved after the batch, in order.
                 let card = match product {
-                    None => Ok(None),
-                    Some(p) => self.card(p).map(Some).ok_or(Refusal::NotInLineup),
+                    None => None,
+                    Some(p) => Some(self.card(*p).ok_or(Refusal::NotInLineup)?),
                 };
-                if card.is_ok() {
-                    self.pinned = product;
-                    turn.pin = Some(product);
-                }
-                turn.answers.push(pending(reply, card));
+                self.pinned = *product;
+                turn.pin = Some(*product);
+                Ok(Answer::Card(card))
             }
-            CommerceCmd::EndShow { reply } => {
+            CommerceCmd::EndShow { .. } => {
                 if self.closing {
-                    let _ = reply.send(Err(Refusal::ShowEnded));
-                } else {
-                    batch.events.extend(self.commerce.end_all_sales());
-                    // The show's status changes in the same transaction as its sales end.
-                    batch.end_show = true;
-                    turn.end_show = true;
-                    turn.answers.push(pending(reply, Ok(())));
+                    return Err(Refusal::ShowEnded);
                 }
+                batch.events.extend(self.commerce.end_all_sales());
+                // The show's status changes in the same transaction as its sales end.
+                batch.end_show = true;
+                turn.end_show = true;
+                Ok(Answer::Done)
             }
             CommerceCmd::Unchecked(order_id) => {
-                self.checking.remove(&order_id);
+                self.checking.remove(order_id);
+                Ok(Answer::Done)
             }
             CommerceCmd::StartAuction {
                 id,
@@ -646,10 +757,18 @@ impl Owner {
                 lot,
                 terms,
                 salt,
-                reply,
+                ..
             } => {
-                let result = self.start_auction(now, id, variant_id, lot, terms, salt, turn);
-                turn.answers.push(pending(reply, result));
+                let started = self.start_auction(
+                    now,
+                    *id,
+                    *variant_id,
+                    lot.clone(),
+                    terms.clone(),
+                    salt.clone(),
+                    turn,
+                )?;
+                Ok(Answer::Started(started.0, started.1))
             }
             CommerceCmd::Bid {
                 auction_id,
@@ -659,29 +778,29 @@ impl Owner {
                 amount_cents,
                 policy,
                 key,
-                reply,
-            } => {
-                let result = self.bid(
+                ..
+            } => self
+                .bid(
                     now,
-                    auction_id,
-                    bidder,
-                    name,
-                    kind,
-                    amount_cents,
-                    policy,
-                    key,
+                    *auction_id,
+                    *bidder,
+                    name.clone(),
+                    *kind,
+                    *amount_cents,
+                    policy.clone(),
+                    key.clone(),
                     turn,
-                );
-                turn.answers.push(pending(reply, result));
-            }
+                )
+                .map(Answer::Bid),
             CommerceCmd::PreBid(pre) => {
                 self.pre_bids
                     .retain(|p| !(p.user == pre.user && p.variant_id == pre.variant_id));
-                self.pre_bids.push(pre);
+                self.pre_bids.push(pre.clone());
+                Ok(Answer::Done)
             }
-            CommerceCmd::SecondChance { auction_id, reply } => {
-                let result = self.second_chance(now, auction_id, turn);
-                turn.answers.push(pending(reply, result));
+            CommerceCmd::SecondChance { auction_id, .. } => {
+                let (tag, price) = self.second_chance(now, *auction_id, turn)?;
+                Ok(Answer::Offered(tag, price))
             }
             CommerceCmd::AuctionCharged {
                 auction_id,
@@ -689,16 +808,17 @@ impl Owner {
                 price_cents,
                 paid,
             } => {
-                if let Some(a) = self.auctions.get_mut(&auction_id) {
+                if let Some(a) = self.auctions.get_mut(auction_id) {
                     let entry = Entry::Charge {
                         at: now,
-                        bidder,
-                        price_cents,
-                        paid,
+                        bidder: bidder.clone(),
+                        price_cents: *price_cents,
+                        paid: *paid,
                     };
-                    a.log(auction_id, &[entry], &mut turn.batch);
-                    turn.touched.insert(auction_id);
+                    a.log(*auction_id, &[entry], &mut turn.batch);
+                    turn.touched.insert(*auction_id);
                 }
+                Ok(Answer::Done)
             }
         }
     }
@@ -839,7 +959,7 @@ impl Owner {
         );
         turn.batch.new_orders.push(OrderMeta {
             order_id,
-            idempotency_key: format!("auction-{auction_id}-{tag}"),
+            idempotency_key: auction_order_key(auction_id, Some(&tag)),
             payment_method: "saved".into(),
         });
         turn.to_charge.push(WinnerCharge {
@@ -883,7 +1003,7 @@ impl Owner {
                             turn.batch.events.extend(events);
                             turn.batch.new_orders.push(OrderMeta {
                                 order_id,
-                                idempotency_key: format!("auction-{id}"),
+                                idempotency_key: auction_order_key(*id, None),
                                 payment_method: "saved".into(),
                             });
                             turn.to_charge.push(WinnerCharge {
@@ -1043,7 +1163,8 @@ impl Owner {
     /// After a failed commit: everything decided in memory since the last commit is thrown away
     /// and rebuilt from the database — stock, sales and codes, and the auctions from their logs
     /// (so the next log entry chains onto the last one actually stored).
-    async fn reload(&mut self) {
+    /// Returns whether it could; if not, the owner stops (`broken`).
+    async fn reload(&mut self) -> bool {
         let show_id = self.commerce.show_id();
         let store = self.hub.store().clone();
         let loaded = async {
@@ -1067,10 +1188,12 @@ impl Owner {
                     .collect();
                 self.keys.clear();
                 self.checking.clear();
+                true
             }
             Err(e) => {
                 tracing::error!(show = %show_id, "reloading commerce state failed, stopping the owner: {e:#}");
                 self.broken = true;
+                false
             }
         }
     }

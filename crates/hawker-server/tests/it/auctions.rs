@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Account, LiveShow, TestApp, spawn_app};
 
-async fn start_auction(app: &TestApp, show: &LiveShow, body: Value) -> (i64, i64) {
+pub async fn start_auction(app: &TestApp, show: &LiveShow, body: Value) -> (i64, i64) {
     let (status, answer) = app
         .post(
             &show.seller.token,
@@ -23,7 +23,7 @@ async fn start_auction(app: &TestApp, show: &LiveShow, body: Value) -> (i64, i64
     )
 }
 
-async fn bidder(app: &TestApp) -> Account {
+pub async fn bidder(app: &TestApp) -> Account {
     let b = app.signup("buyer").await;
     let (status, _) = app
         .post(
@@ -36,7 +36,7 @@ async fn bidder(app: &TestApp) -> Account {
     b
 }
 
-async fn wait_ended(app: &TestApp, id: i64) -> Value {
+pub async fn wait_ended(app: &TestApp, id: i64) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (_, a) = app.get(None, &format!("/api/v1/auctions/{id}")).await;
@@ -52,7 +52,7 @@ async fn wait_ended(app: &TestApp, id: i64) -> Value {
 }
 
 /// Waits until the holder of `token` has a paid order for auction `id`, and returns it.
-async fn wait_paid(app: &TestApp, token: &str, id: i64) -> Value {
+pub async fn wait_paid(app: &TestApp, token: &str, id: i64) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, orders) = app.get(Some(token), "/api/v1/orders").await;
@@ -707,7 +707,7 @@ async fn ending_the_show_lets_a_running_auction_finish() {
 }
 
 #[tokio::test]
-async fn a_winner_cannot_hijack_their_auction_order_and_nonsense_amounts_are_refused() {
+async fn nonsense_bid_amounts_are_refused_and_the_winner_is_charged_once() {
     let app = spawn_app().await;
     let show = app.live_show(&[("Card", 5_000, 2)]).await;
     let buyer = bidder(&app).await;
@@ -724,13 +724,6 @@ async fn a_winner_cannot_hijack_their_auction_order_and_nonsense_amounts_are_ref
     )
     .await;
     wait_ended(&app, id).await;
-    // The auction order's key is public knowledge; using it from the buy endpoint only reports.
-    let body = json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": "pm_card_declined" });
-    let (status, _) = app.buy(&buyer.token, &format!("auction-{id}"), body).await;
-    assert!(
-        status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
-        "{status}"
-    );
     wait_paid(&app, &buyer.token, id).await;
     assert_eq!(app.payments.successful_charges(), 1);
 }

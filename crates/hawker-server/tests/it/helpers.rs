@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hawker_server::payments::TestProvider;
+use hawker_server::store::Store;
 use hawker_server::{App, Config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -39,10 +40,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on_store(adjust, |store| store).await
+}
+
+/// An app whose store is wrapped by `wrap` (e.g. [`crate::faults::FaultyStore`]).
+pub async fn spawn_app_on_store(
+    adjust: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     adjust(&mut config);
-    let app = App::build(config).await.expect("app builds");
+    let app = App::build_with_store(config, wrap)
+        .await
+        .expect("app builds");
     let port = app.port();
     let payments = app.test_payments().expect("test provider");
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -1,7 +1,9 @@
 mod auctions;
 mod bad_input;
 mod bench;
+mod attacks;
 mod crash;
+mod faults;
 mod flash_sale;
 mod helpers;
 mod live_buy;

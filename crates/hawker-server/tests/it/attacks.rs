@@ -1,0 +1,206 @@
+//! The attacks of the hardening review, replayed: each is refused with nothing changed and
+//! nothing lost, and the show it aimed at carries on for everybody else.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use hawker_core::commerce::Event;
+use hawker_server::store::Batch;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::auctions::{bidder, start_auction, wait_ended, wait_paid};
+use crate::faults::FaultyStore;
+use crate::helpers::{LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_store};
+
+fn buy_body(show: &LiveShow, method: &str) -> serde_json::Value {
+    json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": method })
+}
+
+async fn end_show(app: &TestApp, show: &LiveShow) -> StatusCode {
+    let path = format!("/api/v1/shows/{}/end", show.show_id);
+    app.post(&show.seller.token, &path, json!({})).await.0
+}
+
+/// Attack 1, its key: the winner's order of an auction is made by the server under a key no
+/// client can send, so a buyer who sends the old key (or the new one) first changes nothing.
+#[tokio::test]
+async fn a_buyer_cannot_take_the_key_of_an_auction_order() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 3)]).await;
+    let winner = bidder(&app).await;
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 5, "mode": "sudden_death" })).await;
+    let bid = format!("/api/v1/auctions/{id}/bids");
+    app.post(&winner.token, &bid, json!({ "amount_cents": 1_000 }))
+        .await;
+    let declined = buy_body(&show, "pm_card_declined");
+    let (status, _) = app
+        .buy(&winner.token, &format!("auction-{id}"), declined.clone())
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    let spaced = app
+        .buy(&winner.token, &format!("server auction {id}"), declined)
+        .await;
+    assert_refused(&spaced, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+
+    wait_ended(&app, id).await;
+    wait_paid(&app, &winner.token, id).await;
+    let buyer = app.signup("buyer").await;
+    let (status, body) = app
+        .buy(&buyer.token, "after", buy_body(&show, "pm_card_visa"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(end_show(&app, &show).await, StatusCode::OK);
+}
+
+/// Attack 1, its class: a decision that cannot be committed (here a storage fault aimed at one
+/// buyer) is refused alone; every other buy of its batch commits, and the show sells on.
+#[tokio::test]
+async fn a_decision_that_cannot_be_saved_is_refused_alone() {
+    let poisoned = Arc::new(AtomicI64::new(-1));
+    let shared_failures = Arc::new(AtomicUsize::new(0));
+    let (p, shared) = (poisoned.clone(), shared_failures.clone());
+    let fail = move |batch: &Batch| {
+        let reserved = || {
+            batch.events.iter().filter_map(|e| match e {
+                Event::Reserved { order, .. } => Some(order.buyer.0),
+                _ => None,
+            })
+        };
+        let fails = reserved().any(|buyer| buyer == p.load(Ordering::SeqCst));
+        if fails && reserved().count() > 1 {
+            shared.fetch_add(1, Ordering::SeqCst);
+        }
+        fails
+    };
+    let app = spawn_app_on_store(|_| {}, FaultyStore::wrap(fail, Duration::from_millis(30))).await;
+    let show = app.live_show(&[("Tee", 2_000, 100)]).await;
+    let buyers = app.buyers(20).await;
+    let attacker = app.signup("buyer").await;
+    poisoned.store(attacker.id, Ordering::SeqCst);
+
+    let body = buy_body(&show, "pm_card_visa");
+    for round in 0..3 {
+        let key = format!("round-{round}");
+        // The attacker's buy in the middle of the herd, so it shares a batch with others.
+        let mut herd: Vec<_> = buyers.iter().map(|b| (b.id, b.token.as_str())).collect();
+        herd.insert(10, (attacker.id, attacker.token.as_str()));
+        let answers = join_all(herd.iter().map(|(_, token)| app.buy(token, &key, body.clone()))).await;
+        for ((id, _), (status, answer)) in herd.iter().zip(answers) {
+            let want = if *id == attacker.id {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::CREATED
+            };
+            assert_eq!(status, want, "{answer}");
+        }
+    }
+    assert!(
+        shared_failures.load(Ordering::SeqCst) > 0,
+        "the attacker's buy never shared a batch: the test proved nothing"
+    );
+    assert_eq!(app.stock(show.product_id).await, vec![100 - 3 * 20]);
+    assert_eq!(end_show(&app, &show).await, StatusCode::OK);
+}
+
+/// Attack 1, the time-driven side: an auction's close that cannot be saved (its winner's order
+/// fails) neither stops buying nor keeps the host from ending the show.
+#[tokio::test]
+async fn a_timed_decision_that_cannot_be_saved_does_not_stop_the_show() {
+    let fail = |batch: &Batch| {
+        batch
+            .new_orders
+            .iter()
+            .any(|o| o.idempotency_key.starts_with("server auction"))
+    };
+    let app = spawn_app_on_store(|_| {}, FaultyStore::wrap(fail, Duration::ZERO)).await;
+    let show = app.live_show(&[("Card", 5_000, 5)]).await;
+    let winner = bidder(&app).await;
+    let (id, ends_at) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 5, "mode": "sudden_death" })).await;
+    let bid = format!("/api/v1/auctions/{id}/bids");
+    app.post(&winner.token, &bid, json!({ "amount_cents": 1_000 }))
+        .await;
+    crate::helpers::wait_past(ends_at + 500).await;
+
+    let buyer = app.signup("buyer").await;
+    for n in 0..3 {
+        let (status, body) = app
+            .buy(&buyer.token, &format!("k{n}"), buy_body(&show, "pm_card_visa"))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    assert_eq!(end_show(&app, &show).await, StatusCode::OK);
+}
+
+/// Attack 6: the same Idempotency-Key with a different request is refused with
+/// `idempotency_key_reused` and changes nothing; the same request repeats its first answer.
+#[tokio::test]
+async fn a_reused_key_with_a_different_request_is_refused() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Tee", 2_000, 10), ("Hat", 1_000, 10)]).await;
+    let buyer = app.signup("buyer").await;
+    let body = buy_body(&show, "pm_card_visa");
+    let (status, first) = app.buy(&buyer.token, "same", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let mut changed = Vec::new();
+    for (field, value) in [
+        ("quantity", json!(2)),
+        ("variant_id", json!(show.variant_ids[1])),
+        ("payment_method", json!("pm_card_slow")),
+        ("code", json!("NOPE")),
+    ] {
+        let mut other = body.clone();
+        other[field] = value;
+        changed.push(other);
+    }
+    let other_show = app.live_show(&[("Mug", 900, 10)]).await;
+    changed.push(buy_body(&other_show, "pm_card_visa"));
+    for other in changed {
+        let answer = app.buy(&buyer.token, "same", other.clone()).await;
+        assert_refused(&answer, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    }
+    let (status, again) = app.buy(&buyer.token, "same", body).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["order"], first["order"]);
+    assert_eq!(app.stock(show.product_id).await, vec![9, 10]);
+    assert_eq!(app.stock(other_show.product_id).await, vec![10]);
+    assert_eq!(app.payments.successful_charges(), 1);
+}
+
+/// Attack 8: one key sent to two live shows at once. Only one show's owner decides it; the
+/// other request is told the key is in use, and no batch of either show fails over it.
+#[tokio::test]
+async fn one_key_sent_to_two_shows_at_once_fails_nobody_else() {
+    let app = spawn_app().await;
+    let theirs = app.live_show(&[("Tee", 2_000, 1_000)]).await;
+    let mine = app.live_show(&[("Junk", 100, 1_000)]).await;
+    let attacker = app.signup("buyer").await;
+    let buyers = app.buyers(20).await;
+    for round in 0..5 {
+        let key = format!("k{round}");
+        let attack = join_all([&theirs, &mine].map(|show| {
+            app.buy(&attacker.token, &key, buy_body(show, "pm_card_visa"))
+        }));
+        let honest = join_all(
+            buyers
+                .iter()
+                .map(|b| app.buy(&b.token, &key, buy_body(&theirs, "pm_card_visa"))),
+        );
+        let (attack, honest) = tokio::join!(attack, honest);
+        for (status, body) in honest {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let won = attack.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(won, 1, "{attack:?}");
+        for (status, body) in &attack {
+            assert!(
+                *status == StatusCode::CREATED
+                    || body["error"]["code"] == "duplicate"
+                    || body["error"]["code"] == "idempotency_key_reused",
+                "{status} {body}"
+            );
+        }
+    }
+}
