@@ -86,6 +86,10 @@ impl App {
         };
         restore_owners(&state).await?;
         tokio::spawn(crate::live::video::relay(state.clone(), media_events));
+        tokio::spawn(crate::api::orders::send_due_refunds(
+            state.clone(),
+            std::time::Duration::from_secs(60),
+        ));
         let router = router(state.clone());
         Ok(Self {
             listener,

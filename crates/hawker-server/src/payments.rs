@@ -73,6 +73,8 @@ pub struct TestProvider {
     refunds: Mutex<Vec<String>>,
     /// Every time it was asked to charge, retries with a known key included.
     asked: std::sync::atomic::AtomicUsize,
+    /// Every time it was asked to refund, repeats included.
+    refund_requests: std::sync::atomic::AtomicUsize,
 }
 
 impl TestProvider {
@@ -87,6 +89,12 @@ impl TestProvider {
     /// How many times it was asked to charge, a known key's retries included.
     pub fn charges_asked(&self) -> usize {
         self.asked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many times a refund was asked for, repeats of one charge included.
+    pub fn refund_requests(&self) -> usize {
+        self.refund_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn refunded(&self) -> Vec<String> {
@@ -164,6 +172,8 @@ impl PaymentProvider for TestProvider {
     }
 
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
+        self.refund_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut refunds = self
             .refunds
             .lock()

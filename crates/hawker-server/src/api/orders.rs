@@ -792,32 +792,79 @@ pub async fn ship(
 
 /// Cancels a paid order and refunds the charge. The units are not put back on sale: the seller
 /// decides whether the goods can be sold again and edits stock.
+///
+/// The order's transition to `refunded` is won first, in the store (a shipment or a second
+/// refund racing it then finds the order no longer paid), and only then is the provider asked:
+/// a refund is issued at most once, and only for an order that ends refunded. If the provider
+/// cannot be reached, the refund stays due and is sent again later ([`send_due_refunds`]).
 pub async fn refund(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let order = sellers_order(&state, &user, id).await?;
-    if order.status != "paid" {
-        return Err(AppError::conflict(
-            "not_paid",
-            format!(
-                "only paid, unshipped orders can be cancelled; this one is {}",
-                order.status
+    state
+        .store
+        .mark_refunded(order.id, clock::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => AppError::conflict(
+                "not_paid",
+                format!(
+                    "only paid, unshipped orders can be cancelled; this one is {}",
+                    order.status
+                ),
             ),
-        ));
-    }
-    if let Some(charge) = &order.payment_ref {
-        state.payments.refund(charge).await.map_err(|e| {
-            AppError::new(
-                StatusCode::BAD_GATEWAY,
-                "payment_unavailable",
-                e.to_string(),
-            )
+            other => other.into(),
         })?;
+    let sent = match &order.payment_ref {
+        Some(charge) => send_refund(&state, order.id, charge).await,
+        None => true,
+    };
+    let order = state.store.order(order.id).await?;
+    Ok(if sent {
+        Json(json!({ "order": order, "refund": "sent" })).into_response()
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({ "order": order, "refund": "pending" })),
+        )
+            .into_response()
+    })
+}
+
+/// Asks the provider for a refund the store already owes; `true` once it is confirmed.
+async fn send_refund(state: &AppState, order: OrderId, charge: &str) -> bool {
+    match state.payments.refund(charge).await {
+        Ok(()) => {
+            if let Err(e) = state.store.refund_sent(order).await {
+                // Sent again later; the provider refunds a charge once, however often asked.
+                tracing::warn!(%order, "recording a sent refund: {e}");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(%order, "refund not sent yet, will retry: {e}");
+            false
+        }
     }
-    state.store.mark_refunded(order.id, clock::now()).await?;
-    Ok(Json(json!({ "order": state.store.order(order.id).await? })))
+}
+
+/// Sends every refund still owed (left by a crash or an unreachable provider) every
+/// `every`, starting now; runs for the life of the server.
+pub async fn send_due_refunds(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match state.store.refunds_due().await {
+            Ok(due) => {
+                for (order, charge) in due {
+                    send_refund(&state, order, &charge).await;
+                }
+            }
+            Err(e) => tracing::warn!("reading the refunds due: {e}"),
+        }
+    }
 }
 
 /// The buyer's saved methods, and what the provider suggests when there are none.

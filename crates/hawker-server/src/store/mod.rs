@@ -412,8 +412,14 @@ pub trait Store: Send + Sync + 'static {
     async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()>;
     /// What a buyer's live orders (reserved, paid, shipped) created since `since` add up to.
     async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64>;
-    /// `paid` → `refunded`; `Conflict` if the order is in another state.
+    /// `paid` → `refunded`, and its charge (if any) owed back in `refunds_due`, in one
+    /// transaction; `Conflict` if the order is in another state. Winning this transition is what
+    /// entitles a caller to ask the provider for the refund, so it is asked at most once.
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()>;
+    /// Refunds decided but not yet confirmed by the provider, as `(order, charge)`.
+    async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>>;
+    /// The provider confirmed the order's refund.
+    async fn refund_sent(&self, id: OrderId) -> StoreResult<()>;
 }
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.

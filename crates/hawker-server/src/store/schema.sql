@@ -147,6 +147,15 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_show ON orders (show_id, status);
 
+-- Refunds decided (the order already says refunded, so nothing else can happen to it) whose
+-- charge the payment provider has not yet confirmed refunded: retried until it has, so neither
+-- a crash nor an unreachable provider between the two keeps a buyer's money.
+CREATE TABLE IF NOT EXISTS refunds_due (
+    order_id BIGINT PRIMARY KEY REFERENCES orders(id),
+    charge TEXT NOT NULL,
+    since BIGINT NOT NULL
+);
+
 -- Append-only: every stock, price, sale and code change, in decision order. A show's events carry
 -- its show_id; a seller's catalog edits outside a show carry the product_id.
 CREATE TABLE IF NOT EXISTS commerce_log (

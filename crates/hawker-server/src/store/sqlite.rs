@@ -1792,14 +1792,46 @@ impl Store for SqliteStore {
     }
 
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         exactly_one(
             sqlx::query("UPDATE orders SET status = 'refunded', updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(now.0)
                 .bind(id.0)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?,
             "paid order",
+        )?;
+        sqlx::query(
+            "INSERT INTO refunds_due (order_id, charge, since) \
+             SELECT id, payment_ref, ? FROM orders WHERE id = ? AND payment_ref IS NOT NULL",
         )
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT order_id, charge FROM refunds_due ORDER BY since")
+                .fetch_all(&self.writer)
+                .await
+                .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, charge)| (OrderId(id), charge))
+            .collect())
+    }
+
+    async fn refund_sent(&self, id: OrderId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM refunds_due WHERE order_id = ?")
+            .bind(id.0)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 }

@@ -134,6 +134,69 @@ async fn a_timed_decision_that_cannot_be_saved_does_not_stop_the_show() {
     assert_eq!(end_show(&app, &show).await, StatusCode::OK);
 }
 
+/// Paid orders of `n` buyers, one each: `(buyer token, order id)`.
+async fn paid_orders(app: &TestApp, show: &LiveShow, n: usize) -> Vec<(String, i64)> {
+    let buyers = app.buyers(n).await;
+    let answers = join_all(
+        buyers
+            .iter()
+            .map(|b| app.buy(&b.token, "paid", buy_body(show, "pm_card_visa"))),
+    )
+    .await;
+    buyers
+        .into_iter()
+        .zip(answers)
+        .map(|(b, (status, body))| {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            (b.token, body["order"]["id"].as_i64().expect("order id"))
+        })
+        .collect()
+}
+
+/// Attack 5: ship and refund sent together, and two refunds at once. The order's transition is
+/// won before the provider is asked, so a refund is asked for at most once per order, and only
+/// for an order that ends refunded.
+#[tokio::test]
+async fn ship_and_refund_races_refund_at_most_once_and_only_refunded_orders() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2_400, 100)]).await;
+    let orders = paid_orders(&app, &show, 30).await;
+    let (app, seller) = (&app, show.seller.token.as_str());
+    let act = move |id: i64, what: &'static str| {
+        let (path, body) = match what {
+            "ship" => (format!("/api/v1/orders/{id}/ship"), json!({ "tracking": "1Z" })),
+            _ => (format!("/api/v1/orders/{id}/refund"), json!({})),
+        };
+        async move { app.post(seller, &path, body).await.0 }
+    };
+    // Ship and refund each of the first 20 at once; refund each of the last 10 twice at once.
+    let raced = join_all(orders.iter().enumerate().map(|(i, (_, id))| {
+        let second = if i < 20 { "ship" } else { "refund" };
+        let act = &act;
+        async move { tokio::join!(act(*id, "refund"), act(*id, second)) }
+    }))
+    .await;
+    for (first, second) in &raced {
+        let ok = [*first, *second]
+            .iter()
+            .filter(|s| s.is_success())
+            .count();
+        assert_eq!(ok, 1, "exactly one of the two wins: {first} {second}");
+    }
+    let mut refunded = 0;
+    for (token, id) in &orders {
+        let (_, order) = app.get(Some(token), &format!("/api/v1/orders/{id}")).await;
+        let status = order["order"]["status"].as_str().unwrap_or_default().to_owned();
+        let charge = format!("ch_test_{id}");
+        let was_refunded = app.payments.refunded().contains(&charge);
+        assert_eq!(status == "refunded", was_refunded, "order {id} is {status}");
+        assert!(status == "refunded" || status == "shipped", "{status}");
+        refunded += usize::from(was_refunded);
+    }
+    assert!(refunded >= 10);
+    assert_eq!(app.payments.refund_requests(), refunded);
+}
+
 /// Attack 6: the same Idempotency-Key with a different request is refused with
 /// `idempotency_key_reused` and changes nothing; the same request repeats its first answer.
 #[tokio::test]

@@ -195,5 +195,10 @@ impl Store for FaultyStore {
     }
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
         self.inner.mark_refunded(id, now).await
+    }    async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>> {
+        self.inner.refunds_due().await
+    }
+    async fn refund_sent(&self, id: OrderId) -> StoreResult<()> {
+        self.inner.refund_sent(id).await
     }
 }
