@@ -133,10 +133,20 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Only local paths, so `next` cannot send people to another site.
+/// Only a path on this site, so `next` cannot send people to another one: it starts with one
+/// `/`, and holds only visible ASCII without `\\`. Browsers read a backslash as a slash and drop
+/// tabs and newlines, so `/\\evil.example` and `/<tab>/evil.example` both mean `//evil.example`;
+/// control characters would also make the `Location` header invalid.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
+        Some(n)
+            if n.len() <= 2048
+                && n.starts_with('/')
+                && !n[1..].starts_with(['/', '\\'])
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".into(),
     }
 }

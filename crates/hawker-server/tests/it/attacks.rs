@@ -134,6 +134,56 @@ async fn a_timed_decision_that_cannot_be_saved_does_not_stop_the_show() {
     assert_eq!(end_show(&app, &show).await, StatusCode::OK);
 }
 
+/// Attack 4: after logging in, `next` leads only to a path on this site. Browsers read `\` as
+/// `/` and drop tabs and newlines, so each of these would have led to evil.example.
+#[tokio::test]
+async fn login_never_redirects_to_another_site() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let user = app.form_signup(&browser, "buyer", "/").await;
+    for evil in [
+        "//evil.example/",
+        "/\\evil.example/",
+        "/%5Cevil.example/",
+        "/\t/evil.example/",
+        "/\n/evil.example",
+        "/\x7f",
+        "https://evil.example/",
+        "/\\/evil.example/",
+    ] {
+        let browser = app.browser();
+        let login = browser
+            .get(app.url("/login"))
+            .query(&[("next", evil)])
+            .send()
+            .await
+            .expect("login page");
+        let login = crate::helpers::read_page(login).await;
+        assert_eq!(login.status, StatusCode::OK, "{evil:?}");
+        let next = crate::helpers::input_value(&login.body, "next");
+        // `%5C` stays encoded in a path, which browsers keep as a path: it may be kept.
+        assert!(next == "/" || next == "/%5Cevil.example/", "{evil:?} rendered as {next:?}");
+        let csrf = crate::helpers::input_value(&login.body, "_csrf");
+        let res = browser
+            .post(app.url("/login"))
+            .form(&[
+                ("_csrf", csrf.as_str()),
+                ("email", &user.email),
+                ("password", &user.password),
+                ("next", evil),
+            ])
+            .send()
+            .await
+            .expect("login sent");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{evil:?}");
+        let location = crate::helpers::header(res.headers(), "location");
+        assert!(
+            location == "/" || location == "/%5Cevil.example/",
+            "{evil:?} redirected to {location:?}"
+        );
+    }
+}
+
 /// Paid orders of `n` buyers, one each: `(buyer token, order id)`.
 async fn paid_orders(app: &TestApp, show: &LiveShow, n: usize) -> Vec<(String, i64)> {
     let buyers = app.buyers(n).await;
