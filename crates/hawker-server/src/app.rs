@@ -28,6 +28,10 @@ pub struct AppState {
     /// The media plane: WHIP in, WHEP out (its own thread and UDP socket).
     pub media: hawker_media::Media,
     pub passwords: Passwords,
+    /// Log-in and sign-up limits per client address and per account.
+    pub limits: Arc<crate::limits::Limits>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<crate::limits::TrustedProxies>,
     /// One payment at a time per reservation (`api/orders.rs`).
     pub paying: Arc<crate::api::orders::PaymentsUnderWay>,
 }
@@ -69,13 +73,27 @@ impl App {
                 viewer_buffer: config.viewer_buffer,
             },
         );
-        let passwords = Passwords::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let passwords = Passwords::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.password_hash_queue,
+        )?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let (media, media_events) = hawker_media::Media::start(config.media()?)
             .with_context(|| format!("binding the media port {}", config.media_port))?;
+        let limits = Arc::new(crate::limits::Limits::new(&config));
+        let trusted_proxies = Arc::new(crate::limits::TrustedProxies::parse(
+            &config.trusted_proxies,
+        )?);
+        tokio::spawn(crate::limits::prune_every(
+            limits.clone(),
+            std::time::Duration::from_secs(60),
+        ));
         let state = AppState {
+            limits,
+            trusted_proxies,
             config: Arc::new(config),
             store,
             payments,
@@ -122,7 +140,12 @@ impl App {
         });
         // One router for every connection: serving `Router` itself would rebuild its route table
         // per connection (axum calls `with_state(())` for each), ten thousand times at a sale's start.
-        axum::serve(listener, self.router.into_make_service())
+        // With the peer's address, which the abuse limits key on (`limits::ClientIp`).
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")

@@ -36,6 +36,9 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// Argon2id iterations.
     pub argon2_iterations: u32,
+    /// Password hashes (log-ins, sign-ups) that may wait for a core; more are refused with 503
+    /// and `Retry-After` (one hash runs per core but one, each with `argon2_memory_kib`).
+    pub password_hash_queue: usize,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
     /// Largest image upload in bytes.
@@ -58,6 +61,15 @@ pub struct Config {
     pub max_media_sessions: usize,
     /// Seconds viewers wait for a host whose connection dropped before the video goes off air.
     pub reconnect_grace_s: u64,
+    /// Log-in attempts per account per minute (a burst of this many, then one per 60/n s).
+    pub login_attempts_per_account_per_minute: u32,
+    /// Log-in attempts per client address per minute.
+    pub login_attempts_per_client_per_minute: u32,
+    /// Sign-ups per client address per hour.
+    pub signups_per_client_per_hour: u32,
+    /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For`
+    /// names the client. Empty: the peer address is the client. Env: comma-separated.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -74,6 +86,7 @@ impl Default for Config {
             sqlite_synchronous: "full".into(),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
+            password_hash_queue: 32,
             secure_cookies: false,
             max_upload_bytes: 5 * 1024 * 1024,
             viewer_buffer: 256,
@@ -93,6 +106,10 @@ impl Default for Config {
             max_viewers_per_show: 500,
             max_media_sessions: 2_000,
             reconnect_grace_s: 120,
+            login_attempts_per_account_per_minute: 10,
+            login_attempts_per_client_per_minute: 60,
+            signups_per_client_per_hour: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -164,6 +181,9 @@ impl Config {
         if let Some(v) = get("HAWKER_ARGON2_ITERATIONS") {
             self.argon2_iterations = parse("HAWKER_ARGON2_ITERATIONS", v)?;
         }
+        if let Some(v) = get("HAWKER_PASSWORD_HASH_QUEUE") {
+            self.password_hash_queue = parse("HAWKER_PASSWORD_HASH_QUEUE", v)?;
+        }
         if let Some(v) = get("HAWKER_SECURE_COOKIES") {
             self.secure_cookies = parse("HAWKER_SECURE_COOKIES", v)?;
         }
@@ -187,6 +207,25 @@ impl Config {
         }
         if let Some(v) = get("HAWKER_RECONNECT_GRACE_S") {
             self.reconnect_grace_s = parse("HAWKER_RECONNECT_GRACE_S", v)?;
+        }
+        if let Some(v) = get("HAWKER_LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE") {
+            self.login_attempts_per_account_per_minute =
+                parse("HAWKER_LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", v)?;
+        }
+        if let Some(v) = get("HAWKER_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE") {
+            self.login_attempts_per_client_per_minute =
+                parse("HAWKER_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", v)?;
+        }
+        if let Some(v) = get("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR") {
+            self.signups_per_client_per_hour = parse("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR", v)?;
+        }
+        if let Some(v) = get("HAWKER_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         Ok(())
     }

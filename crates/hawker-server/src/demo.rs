@@ -27,7 +27,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
 }
 
 async fn user(state: &AppState, email: &str, name: &str, role: Role) -> anyhow::Result<User> {
-    let password_hash = state.passwords.hash(DEMO_PASSWORD).await?;
+    let password_hash = state
+        .passwords
+        .hash(DEMO_PASSWORD)
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the demo password: {e:?}"))?;
     Ok(state
         .store
         .create_user(

@@ -17,6 +17,13 @@ pub enum AppError {
         code: &'static str,
         message: String,
     },
+    /// Refused for now (429 or 503): the client may try again after `retry_after_s`.
+    Later {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
     /// Something broke on our side; logged, answered with a bare 500 and a request id.
     Internal(anyhow::Error),
 }
@@ -66,9 +73,29 @@ impl AppError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 429: this client or account asked too often.
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        Self::Later {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: format!("too many attempts; try again in {retry_after_s} s"),
+            retry_after_s,
+        }
+    }
+
+    /// 503: the server is doing as much of this as it can right now.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::Later {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "busy",
+            message: message.into(),
+            retry_after_s: 1,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Refused { status, .. } => *status,
+            Self::Refused { status, .. } | Self::Later { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,7 +103,9 @@ impl AppError {
     /// The code and message to show; logs internal causes under a fresh request id.
     pub fn public_parts(&self) -> (&'static str, String) {
         match self {
-            Self::Refused { code, message, .. } => (code, message.clone()),
+            Self::Refused { code, message, .. } | Self::Later { code, message, .. } => {
+                (code, message.clone())
+            }
             Self::Internal(cause) => {
                 let request_id = crate::auth::random_token(6);
                 tracing::error!(request_id, "internal error: {cause:#}");
@@ -109,7 +138,13 @@ impl IntoResponse for AppError {
                 message: &message,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Later { retry_after_s, .. } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_s.into());
+        }
+        response
     }
 }
 

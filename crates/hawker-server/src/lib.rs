@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod limits;
 pub mod live;
 pub mod media;
 pub mod pages;

@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::auth::{self, CurrentUser, random_token, token_hash};
 use crate::clock;
 use crate::error::{ApiJson, AppError};
+use crate::limits::ClientIp;
 use crate::store::{NewUser, TokenKind, User};
 
 #[derive(Deserialize)]
@@ -26,10 +27,12 @@ pub struct Signup {
 /// Creates an account and returns an API token for it.
 pub async fn signup(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<Signup>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let user = create_account(
         &state,
+        client,
         &body.email,
         &body.password,
         &body.display_name,
@@ -46,6 +49,7 @@ pub async fn signup(
 /// Shared by the API and the sign-up page: only buyers and sellers may sign themselves up.
 pub async fn create_account(
     state: &AppState,
+    ClientIp(client): ClientIp,
     email: &str,
     password: &str,
     display_name: &str,
@@ -63,6 +67,7 @@ pub async fn create_account(
     let email = account::email(email)?;
     let password = account::password(password)?;
     let display_name = account::display_name(display_name)?;
+    state.limits.signup(client)?;
     let password_hash = state.passwords.hash(password).await?;
     let user = state
         .store
@@ -110,8 +115,14 @@ pub struct Login {
     password: String,
 }
 
-/// Checks a password; the same answer for an unknown e-mail and a wrong password.
-pub async fn authenticate(state: &AppState, email: &str, password: &str) -> Result<User, AppError> {
+/// Checks a password; the same answer, after the same work, for an unknown e-mail and a wrong
+/// password. Attempts are limited per client address and per account.
+pub async fn authenticate(
+    state: &AppState,
+    ClientIp(client): ClientIp,
+    email: &str,
+    password: &str,
+) -> Result<User, AppError> {
     let refused = || {
         AppError::new(
             StatusCode::UNAUTHORIZED,
@@ -119,24 +130,22 @@ pub async fn authenticate(state: &AppState, email: &str, password: &str) -> Resu
             "wrong e-mail or password",
         )
     };
+    state.limits.login(client, email)?;
     let email = account::email(email).map_err(|_| refused())?;
-    let (user, hash) = state
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(refused)?;
-    if state.passwords.verify(&hash, password).await {
-        Ok(user)
-    } else {
-        Err(refused())
+    let found = state.store.user_by_email(&email).await?;
+    let hash = found.as_ref().map(|(_, hash)| hash.as_str());
+    match (state.passwords.verify(hash, password).await?, found) {
+        (true, Some((user, _))) => Ok(user),
+        _ => Err(refused()),
     }
 }
 
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientIp,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Json<Value>, AppError> {
-    let user = authenticate(&state, &body.email, &body.password).await?;
+    let user = authenticate(&state, client, &body.email, &body.password).await?;
     let token = issue_token(&state, &user, TokenKind::Api).await?;
     Ok(Json(json!({ "token": token, "user": user })))
 }

@@ -477,6 +477,7 @@ async fn start_session(state: &AppState, user: &crate::store::User, next: &str) 
 
 async fn login_submit(
     State(state): State<AppState>,
+    client: crate::limits::ClientIp,
     headers: HeaderMap,
     Form(form): Form<AuthForm>,
 ) -> PageResult {
@@ -495,7 +496,7 @@ async fn login_submit(
             StatusCode::FORBIDDEN,
         );
     }
-    match accounts::authenticate(&state, &form.email, &form.password).await {
+    match accounts::authenticate(&state, client, &form.email, &form.password).await {
         Ok(user) => start_session(&state, &user, &next).await,
         Err(e) => {
             let status = e.status();
@@ -518,6 +519,7 @@ async fn login_submit(
 
 async fn signup_submit(
     State(state): State<AppState>,
+    client: crate::limits::ClientIp,
     headers: HeaderMap,
     Form(form): Form<AuthForm>,
 ) -> PageResult {
@@ -538,7 +540,7 @@ async fn signup_submit(
         );
     }
     let role = form.role.as_deref().unwrap_or("buyer");
-    match accounts::create_account(&state, &form.email, &form.password, &name, role).await {
+    match accounts::create_account(&state, client, &form.email, &form.password, &name, role).await {
         Ok(user) => start_session(&state, &user, &next).await,
         Err(e) => {
             let status = e.status();

@@ -317,3 +317,89 @@ async fn one_key_sent_to_two_shows_at_once_fails_nobody_else() {
         }
     }
 }
+
+async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>) {
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login sent");
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (res.status(), retry_after)
+}
+
+/// Attack 3: guessing one account's password, and signing up in bulk from one client, are
+/// limited (429 with `Retry-After`); the right password does not get through a lockout.
+#[tokio::test]
+async fn password_guessing_and_bulk_signups_are_limited() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.login_attempts_per_account_per_minute = 5;
+        c.login_attempts_per_client_per_minute = 1_000;
+        c.signups_per_client_per_hour = 3;
+    })
+    .await;
+    let mut emails = Vec::new();
+    for n in 0..3 {
+        let email = format!("limit{n}@test.dev");
+        let (status, body) = app
+            .post(
+                "",
+                "/api/v1/auth/signup",
+                json!({ "email": email, "password": "correct horse", "display_name": "L", "role": "buyer" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        emails.push(email);
+    }
+    let fourth = app
+        .post(
+            "",
+            "/api/v1/auth/signup",
+            json!({ "email": "limit3@test.dev", "password": "correct horse", "display_name": "L", "role": "buyer" }),
+        )
+        .await;
+    assert_refused(&fourth, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    for _ in 0..5 {
+        assert_eq!(login(&app, &emails[0], "wrong").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, retry_after) = login(&app, &emails[0], "correct horse").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    // Another account is not locked out by the first one's attacker.
+    assert_eq!(login(&app, &emails[1], "correct horse").await.0, StatusCode::OK);
+}
+
+/// Attack 2: a flood of logins for one account runs at most a few password hashes at once and
+/// sheds the rest with 503 and `Retry-After`, instead of a thread and 19 MiB per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_shed_not_queued() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.argon2_memory_kib = 8 * 1024;
+        c.argon2_iterations = 4;
+        c.password_hash_queue = 4;
+    })
+    .await;
+    let user = app.signup("buyer").await;
+    let (_, me) = app.get(Some(&user.token), "/api/v1/me").await;
+    let email = me["user"]["email"].as_str().expect("email").to_owned();
+    let answers = join_all((0..200).map(|_| login(&app, &email, "wrong"))).await;
+    let shed: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!shed.is_empty(), "nothing was shed: {answers:?}");
+    assert!(shed.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _)| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{answers:?}"
+    );
+}

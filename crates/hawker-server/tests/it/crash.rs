@@ -20,6 +20,8 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
         .env("HAWKER_DATA_DIR", dir)
         .env("HAWKER_ARGON2_MEMORY_KIB", "64")
         .env("HAWKER_ARGON2_ITERATIONS", "1")
+        .env("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR", "1000000")
+        .env("HAWKER_PASSWORD_HASH_QUEUE", "100000")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);

@@ -23,7 +23,9 @@ pub struct TestApp {
     pub _data_dir: tempfile::TempDir,
 }
 
-/// Settings every test starts from: a temporary data dir, port 0, cheap password hashing.
+/// Settings every test starts from: a temporary data dir, port 0, cheap password hashing, and
+/// no practical limit on log-ins and sign-ups (every test user comes from 127.0.0.1; the
+/// limits' own tests set them).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".into(),
@@ -31,6 +33,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         argon2_memory_kib: 64,
         argon2_iterations: 1,
         media_port: 0,
+        login_attempts_per_account_per_minute: 1_000_000,
+        login_attempts_per_client_per_minute: 1_000_000,
+        signups_per_client_per_hour: 1_000_000,
+        password_hash_queue: 100_000,
         ..Config::default()
     }
 }
