@@ -116,7 +116,7 @@ impl Terms {
         }
         Ok(Self {
             start_cents,
-            duration_ms: duration_s * 1000,
+            duration_ms: duration_s.saturating_mul(1000),
             mode,
             increments,
         })

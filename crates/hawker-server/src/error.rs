@@ -173,16 +173,47 @@ impl From<anyhow::Error> for AppError {
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => Self::unprocessable("invalid_input", e.body_text()),
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed_json", e.body_text()),
+            JsonRejection::JsonDataError(e) => {
+                Self::unprocessable("invalid_input", clip(e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                Self::bad_request("malformed_json", clip(e.body_text()))
+            }
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send Content-Type: application/json",
             ),
-            other => Self::bad_request("bad_request", other.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            other => Self::bad_request("bad_request", clip(other.body_text())),
         }
     }
+}
+
+/// At most this much of a client's input goes back in an error message.
+const QUOTED_MAX: usize = 40;
+
+/// A client's input as an error message may quote it: in quotes, at most [`QUOTED_MAX`]
+/// characters, so a 4 MB field is not echoed back.
+pub fn quote(input: &str) -> String {
+    let mut quoted: String = input.chars().take(QUOTED_MAX).collect();
+    if quoted.len() < input.len() {
+        quoted.push('…');
+    }
+    format!("{quoted:?}")
+}
+
+/// A parser's message, which may quote the input, cut to a few lines' length.
+fn clip(message: String) -> String {
+    const MAX: usize = 200;
+    if message.chars().count() <= MAX {
+        return message;
+    }
+    message.chars().take(MAX).chain(['…']).collect()
 }
 
 impl From<PathRejection> for AppError {

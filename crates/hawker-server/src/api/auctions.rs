@@ -44,7 +44,8 @@ pub async fn start(
     let live = state.hub.live(&show).await?;
     let mode = match (body.mode.as_str(), body.extend_s) {
         ("standard", extend) => Mode::Standard {
-            extend_ms: extend.unwrap_or(10) * 1000,
+            // Saturating: a huge input must stay huge (and be refused), not wrap into range.
+            extend_ms: extend.unwrap_or(10).saturating_mul(1000),
         },
         ("sudden_death", None) => Mode::SuddenDeath,
         ("sudden_death", Some(_)) => {

@@ -178,7 +178,10 @@ async fn place(
     if state.payments.method_label(&payment_method).is_none() {
         return Err(AppError::unprocessable(
             "unknown_payment_method",
-            format!("{payment_method:?} is not a payment method this shop accepts"),
+            format!(
+                "{} is not a payment method this shop accepts",
+                crate::error::quote(&payment_method)
+            ),
         ));
     }
     let existing = || state.store.order_by_key(buyer.id, key.as_str());
@@ -899,7 +902,10 @@ pub async fn save_payment_method(
     let label = state.payments.method_label(method).ok_or_else(|| {
         AppError::unprocessable(
             "unknown_payment_method",
-            format!("{method:?} is not a payment method this shop accepts"),
+            format!(
+                "{} is not a payment method this shop accepts",
+                crate::error::quote(&method)
+            ),
         )
     })?;
     state

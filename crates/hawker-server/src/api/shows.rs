@@ -105,6 +105,18 @@ pub async fn create_show(
             product_ids.push(product.id);
         }
     }
+    // A show is scheduled for a moment people can attend: not before yesterday, nor years out.
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let now = clock::now().0;
+    let soonest_latest = (now - DAY_MS)..=(now + 2 * 366 * DAY_MS);
+    if let Some(at) = body.scheduled_at
+        && !soonest_latest.contains(&at)
+    {
+        return Err(AppError::unprocessable(
+            "invalid_input",
+            "scheduled_at: milliseconds since 1970, from yesterday to two years from now",
+        ));
+    }
     let new = NewShow {
         seller_id: user.user.id,
         title,
@@ -316,7 +328,8 @@ pub async fn start_sale(
         quantity,
         price: Price::new("price_cents", body.price_cents)?,
         per_buyer_limit,
-        duration_ms: body.duration_s * 1000,
+        // Saturating: a huge input must stay huge (and be refused), not wrap into range.
+        duration_ms: body.duration_s.saturating_mul(1000),
     };
     let sale = ask(&live, |reply| CommerceCmd::StartSale { req, reply }).await?;
     Ok((

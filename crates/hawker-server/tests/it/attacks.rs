@@ -403,3 +403,57 @@ async fn a_login_flood_is_shed_not_queued() {
         "{answers:?}"
     );
 }
+
+/// Lower severity: arithmetic on input saturates before its range check (it wrapped into range),
+/// `scheduled_at` is bounded, a body over the limit is 413, and an error quotes at most a short
+/// prefix of the input.
+#[tokio::test]
+async fn huge_numbers_and_huge_bodies_are_refused_without_echo() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 10)]).await;
+    let host = show.seller.token.as_str();
+    let huge = 2_305_843_009_213_693_962_i64;
+    let auction = app
+        .post(
+            host,
+            &format!("/api/v1/shows/{}/auctions", show.show_id),
+            json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 30, "mode": "standard", "extend_s": huge }),
+        )
+        .await;
+    assert_refused(&auction, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let sale = app
+        .post(
+            host,
+            &format!("/api/v1/shows/{}/flash-sales", show.show_id),
+            json!({ "variant_id": show.variant_ids[0], "quantity": 1, "price_cents": 100, "per_buyer_limit": 1, "duration_s": huge }),
+        )
+        .await;
+    assert_refused(&sale, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    for at in [i64::MIN, -1, i64::MAX] {
+        let scheduled = app
+            .post(
+                host,
+                "/api/v1/shows",
+                json!({ "title": "Later", "category": "beauty", "product_ids": [show.product_id], "scheduled_at": at }),
+            )
+            .await;
+        assert_refused(&scheduled, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    }
+
+    let buyer = app.signup("buyer").await;
+    let long = "x".repeat(4 * 1024 * 1024);
+    let answer = app.buy(&buyer.token, "long", buy_body(&show, &long)).await;
+    assert_refused(&answer, StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method");
+    assert!(answer.1.to_string().len() < 300, "the error echoes the input");
+    let bloated = format!("{{\"title\":\"{}\"}}", "y".repeat(10 * 1024 * 1024));
+    let res = app
+        .client
+        .post(app.url("/api/v1/shows"))
+        .bearer_auth(host)
+        .header("content-type", "application/json")
+        .body(bloated)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
