@@ -49,6 +49,8 @@ pub fn email(raw: &str) -> Result<String, InvalidInput> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.contains(char::is_whitespace)
+        && !email.contains(char::is_control)
+        && !email.contains("..")
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -87,7 +89,16 @@ mod tests {
     #[test]
     fn sign_up_fields() {
         assert_eq!(email(" Ana@Example.com "), Ok("ana@example.com".into()));
-        for bad in ["ana", "ana@", "@x.com", "ana@x", "a b@x.com", "a@x.com."] {
+        for bad in [
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@x",
+            "a b@x.com",
+            "a@x.com.",
+            "a@b.c\0",
+            "a@b..c",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(password("short").is_err());

@@ -48,6 +48,12 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Invali
     if trimmed.is_empty() {
         return Err(InvalidInput::new(field, "must not be empty"));
     }
+    if trimmed.chars().any(unwanted_char) {
+        return Err(InvalidInput::new(
+            field,
+            "must not hold control characters or text-direction overrides",
+        ));
+    }
     if trimmed.chars().count() > max {
         return Err(InvalidInput::new(
             field,
@@ -55,6 +61,14 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Invali
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Characters no name, title or chat line needs, and that can hurt: control characters other
+/// than newline and tab (NUL included), and the bidirectional overrides and isolates, which
+/// make text display in another order than it is read (`U+202E` turns `gpj.exe` around).
+pub fn unwanted_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A seller's change to the catalog outside a live show, appended to the same log as the shows'

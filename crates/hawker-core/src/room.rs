@@ -45,6 +45,8 @@ pub enum ChatRejected {
     RateLimited { retry_after_ms: u64 },
     #[error("message contains a word the host has blocked")]
     BlockedWord,
+    #[error("message holds control characters or text-direction overrides")]
+    BadCharacters,
 }
 
 impl ChatRejected {
@@ -55,6 +57,7 @@ impl ChatRejected {
             Self::Muted => "muted",
             Self::RateLimited { .. } => "rate_limited",
             Self::BlockedWord => "blocked_word",
+            Self::BadCharacters => "chat_bad_characters",
         }
     }
 }
@@ -207,6 +210,9 @@ impl Room {
         if text.chars().count() > MAX_CHAT_CHARS {
             return Err(ChatRejected::TooLong);
         }
+        if text.chars().any(crate::catalog::unwanted_char) {
+            return Err(ChatRejected::BadCharacters);
+        }
         if self.muted.contains(&author.id) {
             return Err(ChatRejected::Muted);
         }
@@ -333,6 +339,12 @@ mod tests {
         );
         let t = Timestamp(0);
         assert_eq!(room.chat(t, &ana(), "  "), Err(ChatRejected::Empty));
+        for sneaky in ["nul\0here", "abc\u{202E}gpj.exe", "\u{2066}isolate"] {
+            assert_eq!(
+                room.chat(t, &ana(), sneaky),
+                Err(ChatRejected::BadCharacters)
+            );
+        }
         assert_eq!(
             room.chat(t, &ana(), &"x".repeat(501)),
             Err(ChatRejected::TooLong)
