@@ -54,9 +54,8 @@ impl App {
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        let store = wrap(
-            store::open(&config.database_url(), config.sqlite_synchronous == "full").await?,
-        );
+        let store =
+            wrap(store::open(&config.database_url(), config.sqlite_synchronous == "full").await?);
         // Only a head start: without it each session's first lookup reads the database.
         match store.warm_sessions().await {
             Ok(sessions) => tracing::info!(sessions, "sessions loaded"),
@@ -146,9 +145,9 @@ impl App {
             self.router
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
     }
 }
 

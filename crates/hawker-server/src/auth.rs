@@ -98,7 +98,11 @@ impl Passwords {
         }
         let permit = {
             let _waiting = Waiting(&self.waiting);
-            self.running.clone().acquire_owned().await.map_err(|_| busy())?
+            self.running
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| busy())?
         };
         let argon = self.argon2();
         tokio::task::spawn_blocking(move || {
@@ -125,9 +129,8 @@ impl Passwords {
         let password = password.to_owned();
         let matches = self
             .bounded(move |argon| {
-                PasswordHash::new(&hash).is_ok_and(|parsed| {
-                    argon.verify_password(password.as_bytes(), &parsed).is_ok()
-                })
+                PasswordHash::new(&hash)
+                    .is_ok_and(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
             })
             .await?;
         Ok(known && matches)

@@ -96,11 +96,9 @@ impl TrustedProxies {
                 let max = if addr.is_ipv4() { 32 } else { 128 };
                 let bits = match bits.trim() {
                     "" => max,
-                    b => b
-                        .parse()
-                        .ok()
-                        .filter(|b| *b <= max)
-                        .ok_or_else(|| anyhow::anyhow!("trusted_proxies: bad prefix in {entry:?}"))?,
+                    b => b.parse().ok().filter(|b| *b <= max).ok_or_else(|| {
+                        anyhow::anyhow!("trusted_proxies: bad prefix in {entry:?}")
+                    })?,
                 };
                 Ok((addr, bits))
             })
@@ -109,7 +107,9 @@ impl TrustedProxies {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|(net, bits)| same_prefix(*net, ip, *bits))
+        self.0
+            .iter()
+            .any(|(net, bits)| same_prefix(*net, ip, *bits))
     }
 
     /// The client behind `peer`: `peer` itself unless it is a trusted proxy; then the nearest
@@ -182,17 +182,27 @@ mod tests {
         let proxies =
             TrustedProxies::parse(&["10.0.0.0/8".into(), "fd00::1".into()]).expect("parses");
         // A stranger's own header is ignored.
-        assert_eq!(proxies.client(ip("203.0.113.9"), &["1.2.3.4"]), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client(ip("203.0.113.9"), &["1.2.3.4"]),
+            ip("203.0.113.9")
+        );
         // Through the proxy: the nearest untrusted hop, not what the client wrote on the left.
         assert_eq!(
             proxies.client(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.7, 10.9.9.9"]),
             ip("198.51.100.7")
         );
-        assert_eq!(proxies.client(ip("fd00::1"), &["2001:db8::5"]), ip("2001:db8::5"));
+        assert_eq!(
+            proxies.client(ip("fd00::1"), &["2001:db8::5"]),
+            ip("2001:db8::5")
+        );
         // A garbled hop stops the walk at the last trusted one.
         assert_eq!(proxies.client(ip("10.1.2.3"), &["junk"]), ip("10.1.2.3"));
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
         assert!(TrustedProxies::parse(&["proxy.local".into()]).is_err());
-        assert!(TrustedProxies::parse(&["0.0.0.0/0".into()]).expect("all").contains(ip("8.8.8.8")));
+        assert!(
+            TrustedProxies::parse(&["0.0.0.0/0".into()])
+                .expect("all")
+                .contains(ip("8.8.8.8"))
+        );
     }
 }

@@ -108,7 +108,9 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn deciding(&self) -> std::sync::MutexGuard<'_, HashMap<(UserId, String), watch::Receiver<()>>> {
+    fn deciding(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(UserId, String), watch::Receiver<()>>> {
         self.deciding
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -142,7 +144,10 @@ impl Hub {
                 }
             };
             // Ends when the holder's claim drops its sender.
-            if tokio::time::timeout_at(deadline, held.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, held.changed())
+                .await
+                .is_err()
+            {
                 return None;
             }
         }

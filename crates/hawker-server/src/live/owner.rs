@@ -194,7 +194,11 @@ enum Answer {
 impl CommerceCmd {
     /// Sends `result` to whoever asked; internal commands have nobody to tell.
     fn reply(self, result: Result<Answer, Refusal>) {
-        fn send<T>(reply: Reply<T>, result: Result<Answer, Refusal>, pick: fn(Answer) -> Option<T>) {
+        fn send<T>(
+            reply: Reply<T>,
+            result: Result<Answer, Refusal>,
+            pick: fn(Answer) -> Option<T>,
+        ) {
             // `decide` answers each command with its own kind; another kind would be a bug.
             let _ = reply.send(result.and_then(|a| pick(a).ok_or(Refusal::Unavailable)));
         }
@@ -485,7 +489,9 @@ impl Owner {
         }
         while reloaded {
             let Some(cmd) = cmds.next() else { return };
-            let turn = self.decide_turn(now, std::slice::from_ref(&cmd), false).await;
+            let turn = self
+                .decide_turn(now, std::slice::from_ref(&cmd), false)
+                .await;
             match self.commit(now, &turn.batch).await {
                 Ok(()) => self.finish(now, turn, vec![cmd]).await,
                 Err(e) => {

@@ -87,7 +87,11 @@ async fn a_decision_that_cannot_be_saved_is_refused_alone() {
         // The attacker's buy in the middle of the herd, so it shares a batch with others.
         let mut herd: Vec<_> = buyers.iter().map(|b| (b.id, b.token.as_str())).collect();
         herd.insert(10, (attacker.id, attacker.token.as_str()));
-        let answers = join_all(herd.iter().map(|(_, token)| app.buy(token, &key, body.clone()))).await;
+        let answers = join_all(
+            herd.iter()
+                .map(|(_, token)| app.buy(token, &key, body.clone())),
+        )
+        .await;
         for ((id, _), (status, answer)) in herd.iter().zip(answers) {
             let want = if *id == attacker.id {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -127,7 +131,11 @@ async fn a_timed_decision_that_cannot_be_saved_does_not_stop_the_show() {
     let buyer = app.signup("buyer").await;
     for n in 0..3 {
         let (status, body) = app
-            .buy(&buyer.token, &format!("k{n}"), buy_body(&show, "pm_card_visa"))
+            .buy(
+                &buyer.token,
+                &format!("k{n}"),
+                buy_body(&show, "pm_card_visa"),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
@@ -162,7 +170,10 @@ async fn login_never_redirects_to_another_site() {
         assert_eq!(login.status, StatusCode::OK, "{evil:?}");
         let next = crate::helpers::input_value(&login.body, "next");
         // `%5C` stays encoded in a path, which browsers keep as a path: it may be kept.
-        assert!(next == "/" || next == "/%5Cevil.example/", "{evil:?} rendered as {next:?}");
+        assert!(
+            next == "/" || next == "/%5Cevil.example/",
+            "{evil:?} rendered as {next:?}"
+        );
         let csrf = crate::helpers::input_value(&login.body, "_csrf");
         let res = browser
             .post(app.url("/login"))
@@ -214,7 +225,10 @@ async fn ship_and_refund_races_refund_at_most_once_and_only_refunded_orders() {
     let (app, seller) = (&app, show.seller.token.as_str());
     let act = move |id: i64, what: &'static str| {
         let (path, body) = match what {
-            "ship" => (format!("/api/v1/orders/{id}/ship"), json!({ "tracking": "1Z" })),
+            "ship" => (
+                format!("/api/v1/orders/{id}/ship"),
+                json!({ "tracking": "1Z" }),
+            ),
             _ => (format!("/api/v1/orders/{id}/refund"), json!({})),
         };
         async move { app.post(seller, &path, body).await.0 }
@@ -227,16 +241,16 @@ async fn ship_and_refund_races_refund_at_most_once_and_only_refunded_orders() {
     }))
     .await;
     for (first, second) in &raced {
-        let ok = [*first, *second]
-            .iter()
-            .filter(|s| s.is_success())
-            .count();
+        let ok = [*first, *second].iter().filter(|s| s.is_success()).count();
         assert_eq!(ok, 1, "exactly one of the two wins: {first} {second}");
     }
     let mut refunded = 0;
     for (token, id) in &orders {
         let (_, order) = app.get(Some(token), &format!("/api/v1/orders/{id}")).await;
-        let status = order["order"]["status"].as_str().unwrap_or_default().to_owned();
+        let status = order["order"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let charge = format!("ch_test_{id}");
         let was_refunded = app.payments.refunded().contains(&charge);
         assert_eq!(status == "refunded", was_refunded, "order {id} is {status}");
@@ -252,7 +266,9 @@ async fn ship_and_refund_races_refund_at_most_once_and_only_refunded_orders() {
 #[tokio::test]
 async fn a_reused_key_with_a_different_request_is_refused() {
     let app = spawn_app().await;
-    let show = app.live_show(&[("Tee", 2_000, 10), ("Hat", 1_000, 10)]).await;
+    let show = app
+        .live_show(&[("Tee", 2_000, 10), ("Hat", 1_000, 10)])
+        .await;
     let buyer = app.signup("buyer").await;
     let body = buy_body(&show, "pm_card_visa");
     let (status, first) = app.buy(&buyer.token, "same", body.clone()).await;
@@ -272,7 +288,11 @@ async fn a_reused_key_with_a_different_request_is_refused() {
     changed.push(buy_body(&other_show, "pm_card_visa"));
     for other in changed {
         let answer = app.buy(&buyer.token, "same", other.clone()).await;
-        assert_refused(&answer, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+        assert_refused(
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+        );
     }
     let (status, again) = app.buy(&buyer.token, "same", body).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -293,9 +313,10 @@ async fn one_key_sent_to_two_shows_at_once_fails_nobody_else() {
     let buyers = app.buyers(20).await;
     for round in 0..5 {
         let key = format!("k{round}");
-        let attack = join_all([&theirs, &mine].map(|show| {
-            app.buy(&attacker.token, &key, buy_body(show, "pm_card_visa"))
-        }));
+        let attack = join_all(
+            [&theirs, &mine]
+                .map(|show| app.buy(&attacker.token, &key, buy_body(show, "pm_card_visa"))),
+        );
         let honest = join_all(
             buyers
                 .iter()
@@ -305,7 +326,10 @@ async fn one_key_sent_to_two_shows_at_once_fails_nobody_else() {
         for (status, body) in honest {
             assert_eq!(status, StatusCode::CREATED, "{body}");
         }
-        let won = attack.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        let won = attack
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count();
         assert_eq!(won, 1, "{attack:?}");
         for (status, body) in &attack {
             assert!(
@@ -367,13 +391,23 @@ async fn password_guessing_and_bulk_signups_are_limited() {
     assert_refused(&fourth, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 
     for _ in 0..5 {
-        assert_eq!(login(&app, &emails[0], "wrong").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            login(&app, &emails[0], "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let (status, retry_after) = login(&app, &emails[0], "correct horse").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(retry_after.and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    assert!(
+        retry_after
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1)
+    );
     // Another account is not locked out by the first one's attacker.
-    assert_eq!(login(&app, &emails[1], "correct horse").await.0, StatusCode::OK);
+    assert_eq!(
+        login(&app, &emails[1], "correct horse").await.0,
+        StatusCode::OK
+    );
 }
 
 /// Attack 2: a flood of logins for one account runs at most a few password hashes at once and
@@ -437,14 +471,25 @@ async fn huge_numbers_and_huge_bodies_are_refused_without_echo() {
                 json!({ "title": "Later", "category": "beauty", "product_ids": [show.product_id], "scheduled_at": at }),
             )
             .await;
-        assert_refused(&scheduled, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+        assert_refused(
+            &scheduled,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        );
     }
 
     let buyer = app.signup("buyer").await;
     let long = "x".repeat(4 * 1024 * 1024);
     let answer = app.buy(&buyer.token, "long", buy_body(&show, &long)).await;
-    assert_refused(&answer, StatusCode::UNPROCESSABLE_ENTITY, "unknown_payment_method");
-    assert!(answer.1.to_string().len() < 300, "the error echoes the input");
+    assert_refused(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_payment_method",
+    );
+    assert!(
+        answer.1.to_string().len() < 300,
+        "the error echoes the input"
+    );
     let bloated = format!("{{\"title\":\"{}\"}}", "y".repeat(10 * 1024 * 1024));
     let res = app
         .client

@@ -57,7 +57,14 @@ impl Store for FaultyStore {
     async fn set_role(&self, email: &str, role: Role) -> StoreResult<()> {
         self.inner.set_role(email, role).await
     }
-    async fn insert_token(&self, hash: &str, user: UserId, kind: TokenKind, csrf: Option<&str>, now: Timestamp) -> StoreResult<()> {
+    async fn insert_token(
+        &self,
+        hash: &str,
+        user: UserId,
+        kind: TokenKind,
+        csrf: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         self.inner.insert_token(hash, user, kind, csrf, now).await
     }
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>> {
@@ -69,16 +76,34 @@ impl Store for FaultyStore {
     async fn warm_sessions(&self) -> StoreResult<usize> {
         self.inner.warm_sessions().await
     }
-    async fn save_payment_method(&self, user: UserId, method: &str, label: &str, make_default: bool) -> StoreResult<()> {
-        self.inner.save_payment_method(user, method, label, make_default).await
+    async fn save_payment_method(
+        &self,
+        user: UserId,
+        method: &str,
+        label: &str,
+        make_default: bool,
+    ) -> StoreResult<()> {
+        self.inner
+            .save_payment_method(user, method, label, make_default)
+            .await
     }
     async fn payment_methods(&self, user: UserId) -> StoreResult<Vec<(String, String)>> {
         self.inner.payment_methods(user).await
     }
-    async fn create_product(&self, seller: UserId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product> {
+    async fn create_product(
+        &self,
+        seller: UserId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product> {
         self.inner.create_product(seller, product, now).await
     }
-    async fn update_product(&self, id: ProductId, product: &ProductEdit, now: Timestamp) -> StoreResult<Product> {
+    async fn update_product(
+        &self,
+        id: ProductId,
+        product: &ProductEdit,
+        now: Timestamp,
+    ) -> StoreResult<Product> {
         self.inner.update_product(id, product, now).await
     }
     async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()> {
@@ -105,7 +130,12 @@ impl Store for FaultyStore {
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
         self.inner.shows(filter).await
     }
-    async fn set_show_status(&self, id: ShowId, status: ShowStatus, now: Timestamp) -> StoreResult<()> {
+    async fn set_show_status(
+        &self,
+        id: ShowId,
+        status: ShowStatus,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         self.inner.set_show_status(id, status, now).await
     }
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()> {
@@ -120,8 +150,14 @@ impl Store for FaultyStore {
     async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>> {
         self.inner.open_reservations(now).await
     }
-    async fn live_show_sharing_products(&self, products: &[ProductId], except: ShowId) -> StoreResult<Option<ShowId>> {
-        self.inner.live_show_sharing_products(products, except).await
+    async fn live_show_sharing_products(
+        &self,
+        products: &[ProductId],
+        except: ShowId,
+    ) -> StoreResult<Option<ShowId>> {
+        self.inner
+            .live_show_sharing_products(products, except)
+            .await
     }
     async fn load_commerce(&self, show: ShowId) -> StoreResult<Restore> {
         self.inner.load_commerce(show).await
@@ -157,8 +193,17 @@ impl Store for FaultyStore {
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>> {
         self.inner.auction_bidders(id).await
     }
-    async fn save_pre_bid(&self, show: ShowId, variant: VariantId, user: UserId, max_cents: i64, now: Timestamp) -> StoreResult<()> {
-        self.inner.save_pre_bid(show, variant, user, max_cents, now).await
+    async fn save_pre_bid(
+        &self,
+        show: ShowId,
+        variant: VariantId,
+        user: UserId,
+        max_cents: i64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner
+            .save_pre_bid(show, variant, user, max_cents, now)
+            .await
     }
     async fn pre_bids(&self, show: ShowId) -> StoreResult<Vec<(VariantId, UserId, String, i64)>> {
         self.inner.pre_bids(show).await
@@ -169,7 +214,10 @@ impl Store for FaultyStore {
     async fn order_by_key(&self, buyer: UserId, key: &str) -> StoreResult<Option<Order>> {
         self.inner.order_by_key(buyer, key).await
     }
-    async fn orders_by_keys(&self, keys: &[(UserId, String)]) -> StoreResult<Vec<(UserId, String, OrderId)>> {
+    async fn orders_by_keys(
+        &self,
+        keys: &[(UserId, String)],
+    ) -> StoreResult<Vec<(UserId, String, OrderId)>> {
         self.inner.orders_by_keys(keys).await
     }
     async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool> {
@@ -178,7 +226,11 @@ impl Store for FaultyStore {
     async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>> {
         self.inner.orders_for_buyer(buyer).await
     }
-    async fn orders_for_seller(&self, seller: UserId, show: Option<ShowId>) -> StoreResult<Vec<Order>> {
+    async fn orders_for_seller(
+        &self,
+        seller: UserId,
+        show: Option<ShowId>,
+    ) -> StoreResult<Vec<Order>> {
         self.inner.orders_for_seller(seller, show).await
     }
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
@@ -195,7 +247,8 @@ impl Store for FaultyStore {
     }
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
         self.inner.mark_refunded(id, now).await
-    }    async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>> {
+    }
+    async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>> {
         self.inner.refunds_due().await
     }
     async fn refund_sent(&self, id: OrderId) -> StoreResult<()> {

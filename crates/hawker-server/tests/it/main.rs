@@ -1,7 +1,7 @@
+mod attacks;
 mod auctions;
 mod bad_input;
 mod bench;
-mod attacks;
 mod crash;
 mod faults;
 mod flash_sale;
