@@ -502,3 +502,22 @@ async fn huge_numbers_and_huge_bodies_are_refused_without_echo() {
         .expect("sent");
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// Lower severity: pages (the show page with its one-tap buy above all) cannot be framed by
+/// another site, load scripts only from this server, and are not type-sniffed.
+#[tokio::test]
+async fn pages_cannot_be_framed_and_load_only_our_scripts() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 10)]).await;
+    for path in ["/".to_owned(), format!("/shows/{}", show.show_id), "/login".into()] {
+        let res = app.client.get(app.url(&path)).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let h = |name: &str| crate::helpers::header(res.headers(), name).to_owned();
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        let csp = h("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!h("referrer-policy").is_empty(), "{path}");
+    }
+}
