@@ -904,7 +904,7 @@ pub async fn save_payment_method(
             "unknown_payment_method",
             format!(
                 "{} is not a payment method this shop accepts",
-                crate::error::quote(&method)
+                crate::error::quote(method)
             ),
         )
     })?;

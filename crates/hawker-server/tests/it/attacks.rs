@@ -509,7 +509,11 @@ async fn huge_numbers_and_huge_bodies_are_refused_without_echo() {
 async fn pages_cannot_be_framed_and_load_only_our_scripts() {
     let app = spawn_app().await;
     let show = app.live_show(&[("Card", 5_000, 10)]).await;
-    for path in ["/".to_owned(), format!("/shows/{}", show.show_id), "/login".into()] {
+    for path in [
+        "/".to_owned(),
+        format!("/shows/{}", show.show_id),
+        "/login".into(),
+    ] {
         let res = app.client.get(app.url(&path)).send().await.expect("page");
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let h = |name: &str| crate::helpers::header(res.headers(), name).to_owned();
