@@ -38,10 +38,15 @@ impl Limits {
         }
     }
 
-    /// A log-in attempt for `email` from `client`: refused (429) once either has tried too often.
-    pub fn login(&self, client: IpAddr, email: &str) -> Result<(), AppError> {
+    /// A log-in attempt from `client` for `account` (an e-mail already parsed, so a key is at
+    /// most 254 bytes; `None` when it did not parse): refused (429) once either has tried too
+    /// often.
+    pub fn login(&self, client: IpAddr, account: Option<&str>) -> Result<(), AppError> {
         check(&self.login_per_client, &client)?;
-        check(&self.login_per_account, &email.trim().to_lowercase())
+        match account {
+            Some(email) => check(&self.login_per_account, &email.to_owned()),
+            None => Ok(()),
+        }
     }
 
     pub fn signup(&self, client: IpAddr) -> Result<(), AppError> {

@@ -130,8 +130,10 @@ pub async fn authenticate(
             "wrong e-mail or password",
         )
     };
-    state.limits.login(client, email)?;
-    let email = account::email(email).map_err(|_| refused())?;
+    // Keyed on the parsed address: a raw one could be megabytes, kept for a minute per attempt.
+    let email = account::email(email);
+    state.limits.login(client, email.as_deref().ok())?;
+    let email = email.map_err(|_| refused())?;
     let found = state.store.user_by_email(&email).await?;
     let hash = found.as_ref().map(|(_, hash)| hash.as_str());
     match (state.passwords.verify(hash, password).await?, found) {
