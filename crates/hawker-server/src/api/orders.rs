@@ -34,6 +34,14 @@ use std::collections::HashMap;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// 409 `duplicate`: another request holds the key (the buy sheet waits and retries on it).
+fn key_in_use() -> AppError {
+    AppError::conflict(
+        "duplicate",
+        "another request with this Idempotency-Key is under way; retry once it is answered",
+    )
+}
+
 fn sale_ended() -> AppError {
     AppError::conflict("sale_ended", "this flash sale has ended")
 }
@@ -80,10 +88,7 @@ pub fn refusal(r: Refusal) -> AppError {
             "this product is not in the show's lineup",
         ),
         Refusal::ShowEnded => AppError::conflict("show_not_live", "this show has ended"),
-        Refusal::Duplicate(_) => AppError::conflict(
-            "duplicate",
-            "another request with this Idempotency-Key is under way; retry once it is answered",
-        ),
+        Refusal::Duplicate(_) => key_in_use(),
         Refusal::UnknownAuction => AppError::not_found("auction"),
         Refusal::NoSecondChance => {
             AppError::conflict("no_second_chance", "the winner paid, or nobody else bid")
@@ -200,7 +205,7 @@ async fn place(
     // waits for the first to be decided, then finds its order.
     let patience = std::time::Duration::from_secs(5);
     let Some(_claim) = state.hub.claim_key(buyer.id, key.as_str(), patience).await else {
-        return Err(refusal(Refusal::Duplicate(OrderId(0))));
+        return Err(key_in_use());
     };
     // A running owner checks the key itself, with the rest of its turn's buys, in one read.
     let live = match state.hub.get(ShowId(body.show_id)) {
