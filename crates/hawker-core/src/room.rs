@@ -69,6 +69,15 @@ struct Bucket {
     at: Timestamp,
 }
 
+/// Who watches, for the viewer count: an account, or an anonymous client address. Many tabs
+/// (or one client's 300 sockets) are one viewer; anonymous viewers behind one NAT count once,
+/// which errs low rather than letting anyone inflate a show's audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Watcher {
+    Account(UserId),
+    Anonymous(std::net::IpAddr),
+}
+
 #[derive(Debug)]
 pub struct Room {
     show_id: ShowId,
@@ -82,6 +91,8 @@ pub struct Room {
     /// Lower-cased words the host blocked.
     blocked_words: Vec<String>,
     buckets: HashMap<UserId, Bucket>,
+    /// Open sockets per watcher: the count is the watchers, not the sockets.
+    watchers: HashMap<Watcher, u32>,
     viewers: u32,
     viewers_announced: u32,
     hearts_total: u64,
@@ -108,6 +119,7 @@ impl Room {
                 .filter(|w| !w.is_empty())
                 .collect(),
             buckets: HashMap::new(),
+            watchers: HashMap::new(),
             viewers: 0,
             viewers_announced: 0,
             hearts_total: 0,
@@ -262,12 +274,20 @@ impl Room {
         })
     }
 
-    pub fn viewer_joined(&mut self) {
-        self.viewers += 1;
+    /// A socket of `watcher` opened: a new watcher adds one viewer, another tab adds none.
+    pub fn viewer_joined(&mut self, watcher: Watcher) {
+        *self.watchers.entry(watcher).or_default() += 1;
+        self.viewers = u32::try_from(self.watchers.len()).unwrap_or(u32::MAX);
     }
 
-    pub fn viewer_left(&mut self) {
-        self.viewers = self.viewers.saturating_sub(1);
+    pub fn viewer_left(&mut self, watcher: Watcher) {
+        if let Some(n) = self.watchers.get_mut(&watcher) {
+            *n -= 1;
+            if *n == 0 {
+                self.watchers.remove(&watcher);
+            }
+        }
+        self.viewers = u32::try_from(self.watchers.len()).unwrap_or(u32::MAX);
     }
 
     /// The viewer count, if it changed since it was last announced (called once per tick, so a
@@ -438,12 +458,38 @@ mod tests {
                 total: 1_000_000
             })
         );
-        room.viewer_joined();
-        room.viewer_joined();
+        room.viewer_joined(Watcher::Account(UserId(5)));
+        room.viewer_joined(Watcher::Anonymous([192, 0, 2, 1].into()));
         assert_eq!(
             room.viewers_changed(),
             Some(ServerMsg::Viewers { count: 2 })
         );
         assert_eq!(room.viewers_changed(), None);
+    }
+
+    #[test]
+    fn viewers_are_people_not_sockets() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        let stranger = Watcher::Anonymous([203, 0, 113, 9].into());
+        for _ in 0..300 {
+            room.viewer_joined(stranger);
+        }
+        room.viewer_joined(Watcher::Account(UserId(5)));
+        room.viewer_joined(Watcher::Account(UserId(5)));
+        assert_eq!(
+            room.viewers_changed(),
+            Some(ServerMsg::Viewers { count: 2 })
+        );
+        for _ in 0..299 {
+            room.viewer_left(stranger);
+        }
+        room.viewer_left(Watcher::Account(UserId(5)));
+        assert_eq!(room.viewers_changed(), None, "each still has a socket open");
+        room.viewer_left(stranger);
+        room.viewer_left(stranger);
+        assert_eq!(
+            room.viewers_changed(),
+            Some(ServerMsg::Viewers { count: 1 })
+        );
     }
 }

@@ -23,6 +23,9 @@ pub struct MediaConfig {
     pub public_ip: IpAddr,
     pub max_viewers_per_show: usize,
     pub max_sessions: usize,
+    /// Most viewer sessions, and most not yet connected, from one client address.
+    pub max_sessions_per_client: usize,
+    pub max_pending_per_client: usize,
     pub reconnect_grace: Duration,
 }
 
@@ -34,6 +37,7 @@ enum Command {
     },
     Play {
         show: ShowId,
+        client: IpAddr,
         offer: String,
         reply: oneshot::Sender<Result<(SessionId, String), MediaError>>,
     },
@@ -69,6 +73,8 @@ impl Media {
         let mut sfu_config = SfuConfig::new(candidate);
         sfu_config.max_viewers_per_show = config.max_viewers_per_show;
         sfu_config.max_sessions = config.max_sessions;
+        sfu_config.max_sessions_per_client = config.max_sessions_per_client;
+        sfu_config.max_pending_per_client = config.max_pending_per_client;
         sfu_config.reconnect_grace = config.reconnect_grace;
         let sfu = Sfu::new(sfu_config, Instant::now())
             .ok_or_else(|| io::Error::other("the crypto backend made no DTLS certificate"))?;
@@ -103,14 +109,20 @@ impl Media {
             .await?
     }
 
-    /// WHEP: a viewer offers; answers the session and the SDP answer.
+    /// WHEP: a viewer at `client` offers; answers the session and the SDP answer.
     pub async fn play(
         &self,
         show: ShowId,
+        client: IpAddr,
         offer: String,
     ) -> Result<(SessionId, String), MediaError> {
-        self.ask(|reply| Command::Play { show, offer, reply })
-            .await?
+        self.ask(|reply| Command::Play {
+            show,
+            client,
+            offer,
+            reply,
+        })
+        .await?
     }
 
     /// DELETE on a session's resource.
@@ -210,9 +222,14 @@ fn handle(sfu: &mut Sfu, command: Command) {
             let id = SessionId(rand::random());
             let _ = reply.send(sfu.publish(now, show, id, &offer).map(|a| (id, a)));
         }
-        Command::Play { show, offer, reply } => {
+        Command::Play {
+            show,
+            client,
+            offer,
+            reply,
+        } => {
             let id = SessionId(rand::random());
-            let _ = reply.send(sfu.play(now, show, id, &offer).map(|a| (id, a)));
+            let _ = reply.send(sfu.play(now, show, id, client, &offer).map(|a| (id, a)));
         }
         Command::Stop {
             show,

@@ -18,6 +18,10 @@ pub enum MediaError {
     ShowFull,
     #[error("the media server has the most sessions it allows")]
     ServerFull,
+    /// This client address holds as many sessions, or as many not yet connected, as one
+    /// address may.
+    #[error("too many video sessions from this address; close one or wait a few seconds")]
+    TooManyFromClient,
     #[error("no such media session for this show")]
     UnknownSession,
     #[error("the media server stopped")]

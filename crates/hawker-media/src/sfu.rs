@@ -13,13 +13,16 @@
 //! - Every session's outgoing datagrams wait in its own bounded outbox, drained round-robin:
 //!   while the socket is backed up, one viewer's burst (a retransmission storm, a keyframe)
 //!   cannot delay the others, and an overflowing outbox loses its own oldest datagrams.
+//! - Viewers are counted against a show's limit once connected; offers still connecting are
+//!   counted apart, per client address, and expire fast. One address may hold only a few of
+//!   each, so an anonymous client looping offers cannot fill a show that has room.
 //! - A session that never connects, or goes silent, is reaped. When a publisher goes, its
 //!   viewers stay connected for [`SfuConfig::reconnect_grace`]; a new publisher within it takes
 //!   over the same viewers.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,8 +41,13 @@ use crate::MediaError;
 pub struct SfuConfig {
     /// The one address every peer sends to, advertised as our only ICE candidate.
     pub candidate: SocketAddr,
+    /// Most connected viewers of one show.
     pub max_viewers_per_show: usize,
     pub max_sessions: usize,
+    /// Most viewer sessions, connected or not, from one client address.
+    pub max_sessions_per_client: usize,
+    /// Most viewer sessions from one client address that have not connected yet.
+    pub max_pending_per_client: usize,
     /// How long viewers wait for a publisher that left before the broadcast goes off air.
     pub reconnect_grace: Duration,
     /// Fewest time between two keyframe requests to one publisher.
@@ -62,9 +70,12 @@ impl SfuConfig {
             candidate,
             max_viewers_per_show: 500,
             max_sessions: 2_000,
+            max_sessions_per_client: 20,
+            max_pending_per_client: 4,
             reconnect_grace: Duration::from_secs(120),
             keyframe_interval: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(15),
+            // ICE-lite with one host candidate: a browser connects within a second or two.
+            connect_timeout: Duration::from_secs(6),
             idle_timeout: Duration::from_secs(20),
             stale_publisher: Duration::from_secs(3),
             outbox_limit: 256,
@@ -188,6 +199,8 @@ struct Session {
     audio_mid: Option<Mid>,
     /// A viewer forwards no video until a keyframe: its decoder could not start on a delta.
     awaiting_keyframe: bool,
+    /// The address a viewer offered from (publishers hold the stream key and are not counted).
+    client: Option<IpAddr>,
     /// A publisher's last media, to tell a stalled one from a live one.
     last_media: Option<Instant>,
     outbox: VecDeque<Transmit>,
@@ -330,22 +343,30 @@ impl Sfu {
         broadcast.publisher = Some(id);
         broadcast.grace_until = None;
         broadcast.on_air = false;
-        self.insert(now, id, show, Role::Publisher, rtc);
+        self.insert(now, id, show, Role::Publisher, None, rtc);
         Ok(answer)
     }
 
-    /// A WHEP offer: one viewer of a show that is on air. Answers the SDP answer.
+    /// A WHEP offer from `client`: one viewer of a show that is on air. Answers the SDP
+    /// answer.
     pub fn play(
         &mut self,
         now: Instant,
         show: ShowId,
         id: SessionId,
+        client: IpAddr,
         offer: &str,
     ) -> Result<String, MediaError> {
         let broadcast = self.broadcasts.get(&show).ok_or(MediaError::NotOnAir)?;
         let parsed = parse_offer(offer)?;
-        if broadcast.viewers.len() >= self.config.max_viewers_per_show {
+        if self.watching(broadcast) >= self.config.max_viewers_per_show {
             return Err(MediaError::ShowFull);
+        }
+        let (pending, all) = self.sessions_of(client);
+        if all >= self.config.max_sessions_per_client
+            || pending >= self.config.max_pending_per_client
+        {
+            return Err(MediaError::TooManyFromClient);
         }
         if self.sessions.len() >= self.config.max_sessions {
             return Err(MediaError::ServerFull);
@@ -355,8 +376,27 @@ impl Sfu {
         if let Some(b) = self.broadcasts.get_mut(&show) {
             b.viewers.push(id);
         }
-        self.insert(now, id, show, Role::Viewer, rtc);
+        self.insert(now, id, show, Role::Viewer, Some(client), rtc);
         Ok(answer)
+    }
+
+    /// The broadcast's connected viewers: those still connecting are counted per client.
+    fn watching(&self, broadcast: &Broadcast) -> usize {
+        broadcast
+            .viewers
+            .iter()
+            .filter(|v| self.sessions.get(v).is_some_and(|s| s.connected))
+            .count()
+    }
+
+    /// The viewer sessions of one client address: (not yet connected, all).
+    fn sessions_of(&self, client: IpAddr) -> (usize, usize) {
+        self.sessions
+            .values()
+            .filter(|s| s.client == Some(client))
+            .fold((0, 0), |(pending, all), s| {
+                (pending + usize::from(!s.connected), all + 1)
+            })
     }
 
     /// A DELETE on a session's resource. A publisher who stops leaves the broadcast in its
@@ -541,7 +581,15 @@ impl Sfu {
         Ok((rtc, answer.to_sdp_string()))
     }
 
-    fn insert(&mut self, now: Instant, id: SessionId, show: ShowId, role: Role, rtc: Rtc) {
+    fn insert(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        show: ShowId,
+        role: Role,
+        client: Option<IpAddr>,
+        rtc: Rtc,
+    ) {
         self.sessions.insert(
             id,
             Session {
@@ -556,6 +604,7 @@ impl Sfu {
                 video_mid: None,
                 audio_mid: None,
                 awaiting_keyframe: true,
+                client,
                 last_media: None,
                 outbox: VecDeque::new(),
                 dropped: 0,
@@ -629,6 +678,16 @@ impl Sfu {
         match event {
             Event::Connected => {
                 s.connected = true;
+                if role == Role::Viewer
+                    && let Some(b) = self.broadcasts.get(&show)
+                    && self.watching(b) > self.config.max_viewers_per_show
+                {
+                    // Others connected first while this one was connecting: the show is full.
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.rtc.disconnect();
+                    }
+                    return;
+                }
                 let waiting = self
                     .broadcasts
                     .get(&show)

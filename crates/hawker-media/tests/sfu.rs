@@ -129,6 +129,18 @@ impl Net {
     }
 
     fn join(&mut self, n: u8, show: ShowId, role: Role) -> (usize, Result<SessionId, MediaError>) {
+        self.join_from(n, [10, 0, 0, n].into(), show, role)
+    }
+
+    /// Client `n` joins, its offer arriving over HTTP from `client` (a NAT may put many
+    /// peers behind one address).
+    fn join_from(
+        &mut self,
+        n: u8,
+        client_ip: std::net::IpAddr,
+        show: ShowId,
+        role: Role,
+    ) -> (usize, Result<SessionId, MediaError>) {
         let mut client = Client::new(n, self.now);
         let id = SessionId(n as u128);
         let result = match role {
@@ -141,7 +153,7 @@ impl Net {
             Role::Viewer => {
                 let (offer, pending) = client.offer(Direction::RecvOnly);
                 self.sfu
-                    .play(self.now, show, id, &offer)
+                    .play(self.now, show, id, client_ip, &offer)
                     .map(|a| (a, pending))
             }
         };
@@ -412,6 +424,7 @@ fn bad_offers_and_limits_are_refused() {
     let (p, _) = net.publish(2);
     net.run_for(Some(p), Duration::from_millis(300));
     net.play(4).1.expect("first viewer");
+    net.run_for(Some(p), Duration::from_millis(300));
     assert_eq!(net.play(5).1, Err(MediaError::ShowFull));
     assert_eq!(
         net.sfu.stop(net.now, ShowId(8), SessionId(4), Role::Viewer),
@@ -474,4 +487,67 @@ fn a_session_that_never_connects_is_reaped() {
         }
     )));
     assert_eq!(net.sfu.counts().viewers, 0);
+}
+
+#[test]
+fn one_address_looping_offers_cannot_fill_a_show() {
+    let mut net = Net::new(|c| {
+        c.max_viewers_per_show = 2;
+        c.max_pending_per_client = 3;
+        c.max_sessions_per_client = 5;
+    });
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    let attacker: std::net::IpAddr = [203, 0, 113, 9].into();
+    // Offers that never connect: a few are taken, the rest refused, and none fills the show.
+    for n in 10..13 {
+        let (c, joined) = net.join_from(n, attacker, SHOW, Role::Viewer);
+        joined.expect("a few pending offers per address");
+        net.clients[c].frozen = true;
+    }
+    assert_eq!(
+        net.join_from(13, attacker, SHOW, Role::Viewer).1,
+        Err(MediaError::TooManyFromClient)
+    );
+    let (real, joined) = net.play(3);
+    joined.expect("a viewer from another address gets in");
+    net.run_for(Some(p), Duration::from_secs(1));
+    assert!(net.clients[real].connected, "and watches");
+    // Pending offers expire fast, and the address may offer again.
+    net.run_for(Some(p), Duration::from_secs(6));
+    assert_eq!(net.sfu.counts().viewers, 1);
+    net.join_from(14, attacker, SHOW, Role::Viewer)
+        .1
+        .expect("expired offers no longer count");
+}
+
+#[test]
+fn one_address_holds_a_bounded_number_of_sessions() {
+    let mut net = Net::new(|c| c.max_sessions_per_client = 2);
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    let office: std::net::IpAddr = [198, 51, 100, 1].into();
+    for n in 10..12 {
+        net.join_from(n, office, SHOW, Role::Viewer)
+            .1
+            .expect("two viewers behind one address");
+        net.run_for(Some(p), Duration::from_millis(300));
+    }
+    assert_eq!(
+        net.join_from(12, office, SHOW, Role::Viewer).1,
+        Err(MediaError::TooManyFromClient)
+    );
+}
+
+#[test]
+fn viewers_connecting_at_once_never_exceed_the_show_limit() {
+    let mut net = Net::new(|c| c.max_viewers_per_show = 1);
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    net.play(3).1.expect("admitted while nobody watches");
+    net.play(4)
+        .1
+        .expect("admitted too: the first has not connected");
+    net.run_for(Some(p), Duration::from_secs(2));
+    assert_eq!(net.sfu.counts().viewers, 1, "the later one is dropped");
 }

@@ -55,7 +55,7 @@ pub struct Config {
     /// ICE candidate. The default works on this machine only; set the public address to serve
     /// other machines.
     pub public_ip: String,
-    /// Most WHEP viewers of one show.
+    /// Most WHEP viewers of one show, counted once connected.
     pub max_viewers_per_show: usize,
     /// Most WebRTC sessions (publishers and viewers) on this server.
     pub max_media_sessions: usize,
@@ -67,6 +67,14 @@ pub struct Config {
     pub login_attempts_per_client_per_minute: u32,
     /// Sign-ups per client address per hour.
     pub signups_per_client_per_hour: u32,
+    /// WHEP offers (each starts a WebRTC session) per client address per minute.
+    pub media_offers_per_client_per_minute: u32,
+    /// Most video sessions one client address holds (several viewers behind one NAT).
+    pub media_sessions_per_client: usize,
+    /// Most video sessions of one client address still connecting (they expire in seconds).
+    pub pending_media_per_client: usize,
+    /// Most live-room sockets one client address holds open, over all shows.
+    pub sockets_per_client: usize,
     /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For`
     /// names the client. Empty: the peer address is the client. Env: comma-separated.
     pub trusted_proxies: Vec<String>,
@@ -109,6 +117,10 @@ impl Default for Config {
             login_attempts_per_account_per_minute: 10,
             login_attempts_per_client_per_minute: 60,
             signups_per_client_per_hour: 20,
+            media_offers_per_client_per_minute: 60,
+            media_sessions_per_client: 20,
+            pending_media_per_client: 4,
+            sockets_per_client: 50,
             trusted_proxies: Vec::new(),
         }
     }
@@ -219,6 +231,19 @@ impl Config {
         if let Some(v) = get("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR") {
             self.signups_per_client_per_hour = parse("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR", v)?;
         }
+        if let Some(v) = get("HAWKER_MEDIA_OFFERS_PER_CLIENT_PER_MINUTE") {
+            self.media_offers_per_client_per_minute =
+                parse("HAWKER_MEDIA_OFFERS_PER_CLIENT_PER_MINUTE", v)?;
+        }
+        if let Some(v) = get("HAWKER_MEDIA_SESSIONS_PER_CLIENT") {
+            self.media_sessions_per_client = parse("HAWKER_MEDIA_SESSIONS_PER_CLIENT", v)?;
+        }
+        if let Some(v) = get("HAWKER_PENDING_MEDIA_PER_CLIENT") {
+            self.pending_media_per_client = parse("HAWKER_PENDING_MEDIA_PER_CLIENT", v)?;
+        }
+        if let Some(v) = get("HAWKER_SOCKETS_PER_CLIENT") {
+            self.sockets_per_client = parse("HAWKER_SOCKETS_PER_CLIENT", v)?;
+        }
         if let Some(v) = get("HAWKER_TRUSTED_PROXIES") {
             self.trusted_proxies = v
                 .split(',')
@@ -266,6 +291,8 @@ impl Config {
             public_ip,
             max_viewers_per_show: self.max_viewers_per_show,
             max_sessions: self.max_media_sessions,
+            max_sessions_per_client: self.media_sessions_per_client,
+            max_pending_per_client: self.pending_media_per_client,
             reconnect_grace: std::time::Duration::from_secs(self.reconnect_grace_s),
         })
     }

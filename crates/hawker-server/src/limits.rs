@@ -1,11 +1,15 @@
 //! Abuse limits for work any stranger can ask for: how often a client address or an account may
-//! try to log in or sign up (GCRA limiters from `governor`, keyed), and who the client is when
-//! Hawker runs behind a reverse proxy (`X-Forwarded-For`, believed only from `trusted_proxies`).
+//! try to log in, sign up or offer to watch video (GCRA limiters from `governor`, keyed), how
+//! many live sockets one address holds open ([`Occupancy`]), and who the client is when Hawker
+//! runs behind a reverse proxy (`X-Forwarded-For`, believed only from `trusted_proxies`).
 //!
-//! Password hashing itself is bounded separately, by [`crate::auth::Passwords`].
+//! Password hashing itself is bounded separately, by [`crate::auth::Passwords`], and video
+//! sessions per address by the media plane.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -21,6 +25,8 @@ pub struct Limits {
     login_per_account: DefaultKeyedRateLimiter<String>,
     login_per_client: DefaultKeyedRateLimiter<IpAddr>,
     signup_per_client: DefaultKeyedRateLimiter<IpAddr>,
+    media_offers_per_client: DefaultKeyedRateLimiter<IpAddr>,
+    sockets_per_client: Arc<Occupancy>,
 }
 
 impl Limits {
@@ -35,6 +41,10 @@ impl Limits {
                 config.login_attempts_per_client_per_minute,
             )),
             signup_per_client: RateLimiter::keyed(per_hour(config.signups_per_client_per_hour)),
+            media_offers_per_client: RateLimiter::keyed(per_minute(
+                config.media_offers_per_client_per_minute,
+            )),
+            sockets_per_client: Occupancy::new(config.sockets_per_client),
         }
     }
 
@@ -53,6 +63,24 @@ impl Limits {
         check(&self.signup_per_client, &client)
     }
 
+    /// A WHEP offer: each builds a WebRTC session, so a client looping offers (and DELETEs)
+    /// is slowed down here; the media plane bounds the sessions one address holds.
+    pub fn media_offer(&self, client: IpAddr) -> Result<(), AppError> {
+        check(&self.media_offers_per_client, &client)
+    }
+
+    /// A seat for one live-room socket of `client`, held until the socket closes.
+    pub fn socket(&self, client: IpAddr) -> Result<Seat, AppError> {
+        self.sockets_per_client
+            .take(client)
+            .ok_or_else(|| AppError::Later {
+                status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_sockets",
+                message: "too many live connections from this address; close a tab".into(),
+                retry_after_s: 5,
+            })
+    }
+
     /// Forgets keys whose limit has fully recovered, so the maps hold only recent strangers.
     pub fn prune(&self) {
         self.login_per_account.retain_recent();
@@ -61,6 +89,8 @@ impl Limits {
         self.login_per_client.shrink_to_fit();
         self.signup_per_client.retain_recent();
         self.signup_per_client.shrink_to_fit();
+        self.media_offers_per_client.retain_recent();
+        self.media_offers_per_client.shrink_to_fit();
     }
 }
 
@@ -72,6 +102,62 @@ fn check<K: Clone + std::hash::Hash + Eq>(
         let wait = not_until.wait_time_from(Instant::now());
         AppError::rate_limited(wait.as_secs().max(1))
     })
+}
+
+/// How many of something long-lived (live sockets) each client address holds, up to a limit.
+/// A [`Seat`] is given back when dropped, however its holder ends.
+pub struct Occupancy {
+    limit: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Occupancy {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A seat for `client`, or `None` when it holds `limit` already.
+    pub fn take(self: &Arc<Self>, client: IpAddr) -> Option<Seat> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = held.entry(client).or_default();
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(Seat {
+            occupancy: self.clone(),
+            client,
+        })
+    }
+
+    pub fn held_by(&self, client: IpAddr) -> usize {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.get(&client).copied().unwrap_or(0)
+    }
+}
+
+pub struct Seat {
+    occupancy: Arc<Occupancy>,
+    client: IpAddr,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut held = self
+            .occupancy
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// Prunes the limiters every `every` for the life of the server.
@@ -151,9 +237,23 @@ fn same_prefix(net: IpAddr, ip: IpAddr, bits: u8) -> bool {
     shift >= width || (net >> shift) == (ip >> shift)
 }
 
-/// The address of the client a request came from, as [`TrustedProxies::client`] decides.
+/// The address of the client a request came from, as [`TrustedProxies::client`] decides, which
+/// the per-client limits key on. An IPv6 client is its /64: one subscriber gets a whole /64, so
+/// keying on the full address would give an attacker 2^64 keys.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    fn of(ip: IpAddr) -> Self {
+        Self(match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+            },
+            v4 => v4,
+        })
+    }
+}
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
@@ -170,13 +270,36 @@ impl FromRequestParts<AppState> for ClientIp {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        Ok(Self(state.trusted_proxies.client(peer, &forwarded)))
+        Ok(Self::of(state.trusted_proxies.client(peer, &forwarded)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        assert_eq!(
+            ClientIp::of(ip("2001:db8:1:2:aaaa::1")).0,
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(ClientIp::of(ip("::ffff:192.0.2.7")).0, ip("192.0.2.7"));
+        assert_eq!(ClientIp::of(ip("192.0.2.7")).0, ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn seats_are_limited_per_client_and_given_back_when_dropped() {
+        let sockets = Occupancy::new(2);
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let first = sockets.take(a).expect("one");
+        let _second = sockets.take(a).expect("two");
+        assert!(sockets.take(a).is_none(), "a third from the same address");
+        let _other = sockets.take(b).expect("another address is not affected");
+        drop(first);
+        assert!(sockets.take(a).is_some(), "a seat given back is free again");
+        assert_eq!(sockets.held_by(b), 1);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

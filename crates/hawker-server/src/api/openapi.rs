@@ -107,7 +107,7 @@ pub fn spec() -> Value {
     });
     doc["paths"]["/api/v1/shows/{id}/whip"] = json!({ "parameters": id_param, "post": sdp_op("WHIP: publish the show's video (Authorization: Bearer <stream key>); a scheduled show goes live when media arrives", &[("400", "bad_sdp, unsupported_codec"), ("401", "bad_stream_key"), ("409", "already_publishing, show_ended, product_live_elsewhere"), ("415", "not application/sdp")]) });
     doc["paths"]["/api/v1/shows/{id}/whip/{session}"] = json!({ "parameters": session_params, "delete": op("Stop publishing (Bearer stream key); viewers wait out the reconnect grace", None, ("204", "stopped"), &[("401", "bad_stream_key"), ("404", "unknown session")]), "patch": op("Trickle ICE: not supported (the answer carries the server's candidate)", None, ("405", "not supported"), &[]) });
-    doc["paths"]["/api/v1/shows/{id}/whep"] = json!({ "parameters": id_param, "post": sdp_op("WHEP: play the show's video", &[("400", "bad_sdp, unsupported_codec"), ("409", "show_not_live, not_on_air"), ("415", "not application/sdp"), ("503", "show_full, server_full")]) });
+    doc["paths"]["/api/v1/shows/{id}/whep"] = json!({ "parameters": id_param, "post": sdp_op("WHEP: play the show's video", &[("400", "bad_sdp, unsupported_codec"), ("409", "show_not_live, not_on_air"), ("415", "not application/sdp"), ("429", "rate_limited, too_many_sessions"), ("503", "show_full, server_full")]) });
     doc["paths"]["/api/v1/shows/{id}/whep/{session}"] = json!({ "parameters": session_params, "delete": op("Stop playing", None, ("204", "stopped"), &[("404", "unknown session")]), "patch": op("Trickle ICE: not supported", None, ("405", "not supported"), &[]) });
     doc
 }

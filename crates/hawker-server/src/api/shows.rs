@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key};
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
+use crate::limits::ClientIp;
 use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
 use crate::store::{NewShow, Show, ShowFilter, ShowStatus};
 
@@ -456,6 +457,7 @@ pub fn log_json(rows: Vec<(i64, Timestamp, String)>) -> Value {
 /// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.
 pub async fn live_socket(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     MaybeUser(mut user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
@@ -473,6 +475,7 @@ pub async fn live_socket(
         tracing::debug!(origin = ?headers.get(header::ORIGIN), "a cookie from another page; watching only");
         user = None;
     }
+    let seat = state.limits.socket(client)?;
     let show = find_show(&state, id).await?;
     let live = state.hub.live(&show).await?;
     let viewer = user.map(socket::Identity::new);
@@ -484,7 +487,7 @@ pub async fn live_socket(
         .max_message_size(socket::MAX_CLIENT_MESSAGE)
         .read_buffer_size(socket::MAX_CLIENT_MESSAGE)
         .write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| socket::serve(socket, live, state, viewer)))
+        .on_upgrade(move |socket| socket::serve(socket, live, state, viewer, client, seat)))
 }
 
 /// Whether the handshake's `Origin` (which browsers always send with a WebSocket) is this

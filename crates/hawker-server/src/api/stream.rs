@@ -18,6 +18,7 @@ use super::at;
 use super::shows::find_show;
 use crate::app::AppState;
 use crate::error::{ApiPath, AppError};
+use crate::limits::ClientIp;
 use crate::store::{Show, ShowStatus};
 
 pub fn router() -> Router<AppState> {
@@ -74,19 +75,26 @@ async fn publish(
     Ok(created(show.id, "whip", session, answer))
 }
 
-/// WHEP: a viewer offers to receive; anyone may watch a live show.
+/// WHEP: a viewer offers to receive; anyone may watch a live show, within the limits of one
+/// client address.
 async fn play(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    state.limits.media_offer(client)?;
     let show = find_show(&state, id).await?;
     let offer = sdp_offer(&headers, body)?;
     if show.status != ShowStatus::Live {
         return Err(AppError::conflict("show_not_live", "this show is not live"));
     }
-    let (session, answer) = state.media.play(show.id, offer).await.map_err(refused)?;
+    let (session, answer) = state
+        .media
+        .play(show.id, client, offer)
+        .await
+        .map_err(refused)?;
     Ok(created(show.id, "whep", session, answer))
 }
 
@@ -239,6 +247,13 @@ fn refused(e: MediaError) -> AppError {
         MediaError::ServerFull => {
             AppError::new(StatusCode::SERVICE_UNAVAILABLE, "server_full", message)
         }
+        MediaError::TooManyFromClient => AppError::Later {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_sessions",
+            message,
+            // Offers still connecting expire in a few seconds.
+            retry_after_s: 6,
+        },
         MediaError::UnknownSession => AppError::not_found("media session"),
         MediaError::Stopped | MediaError::Busy => AppError::unavailable(message),
     }

@@ -80,6 +80,8 @@ impl Fixture {
                 .env("HAWKER_LISTEN", addr.to_string())
                 .env("HAWKER_DATA_DIR", &self.dir)
                 .env("HAWKER_MEDIA_PORT", "0")
+                // Every simulated buyer connects from this machine's one address.
+                .env("HAWKER_SOCKETS_PER_CLIENT", "1000000")
                 .env("RUST_LOG", "warn"),
         )?;
         wait_listening(addr, "hawker serve").await?;

@@ -115,6 +115,10 @@ async fn start_hawker() -> anyhow::Result<Target> {
             .env("HAWKER_DATA_DIR", &dir)
             .env("HAWKER_MEDIA_PORT", "0")
             .env("HAWKER_MAX_VIEWERS_PER_SHOW", "5000")
+            // Every simulated viewer offers from this machine's one address.
+            .env("HAWKER_MEDIA_SESSIONS_PER_CLIENT", "1000000")
+            .env("HAWKER_PENDING_MEDIA_PER_CLIENT", "1000000")
+            .env("HAWKER_MEDIA_OFFERS_PER_CLIENT_PER_MINUTE", "1000000")
             .env("HAWKER_ARGON2_MEMORY_KIB", "64")
             .env("RUST_LOG", "warn"),
     )?;

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use hawker_core::ids::UserId;
 use hawker_core::protocol::{Envelope, ServerMsg};
-use hawker_core::room::{Author, ChatRejected, Room};
+use hawker_core::room::{Author, ChatRejected, Room, Watcher};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock;
@@ -59,13 +59,16 @@ fn batch_window(viewers: usize) -> Duration {
 }
 
 pub enum RoomCmd {
-    /// A viewer arrived (counted) or resynchronises after falling behind (not counted again).
+    /// A viewer arrived (counted, as `watcher`) or resynchronises after falling behind (`None`:
+    /// not counted again).
     Join {
         host: bool,
-        count: bool,
+        count: Option<Watcher>,
         reply: oneshot::Sender<Subscription>,
     },
-    Leave,
+    Leave {
+        watcher: Watcher,
+    },
     Chat {
         author: Author,
         text: String,
@@ -114,8 +117,8 @@ pub async fn run(
         let Some(cmd) = cmd else { break };
         match cmd {
             RoomCmd::Join { host, count, reply } => {
-                if count {
-                    room.viewer_joined();
+                if let Some(watcher) = count {
+                    room.viewer_joined(watcher);
                 }
                 // The snapshot already holds what is waiting; the new subscriber must not get it
                 // again, and everyone else must.
@@ -123,7 +126,7 @@ pub async fn run(
                 let snapshot = snapshot_text(&room.snapshot(clock::now(), host));
                 let _ = reply.send((snapshot, outbox.tx.subscribe()));
             }
-            RoomCmd::Leave => room.viewer_left(),
+            RoomCmd::Leave { watcher } => room.viewer_left(watcher),
             RoomCmd::Chat {
                 author,
                 text,

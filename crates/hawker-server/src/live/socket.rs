@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
-use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE};
+use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE, Watcher};
 use tokio::sync::{Mutex, broadcast, oneshot};
 
 use hawker_core::auction::{BidKind, Outcome, Rejection};
@@ -42,10 +42,23 @@ const MAX_REFUSED: u32 = 200;
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// `viewer` is who signed in, if anyone: only they may chat, bid and buy, and the show's host
-/// (or an admin) also gets the host's messages.
-pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: Option<Identity>) {
+/// (or an admin) also gets the host's messages. `seat` is the client address's, given back when
+/// the socket ends.
+pub async fn serve(
+    socket: WebSocket,
+    live: LiveShow,
+    state: AppState,
+    viewer: Option<Identity>,
+    client: std::net::IpAddr,
+    seat: crate::limits::Seat,
+) {
+    let _seat = seat;
     let host = viewer.as_ref().is_some_and(|v| v.user.acts_for(live.host));
-    let Some((snapshot, updates)) = join(&live, host, true).await else {
+    let watcher = match &viewer {
+        Some(v) => Watcher::Account(v.user.id),
+        None => Watcher::Anonymous(client),
+    };
+    let Some((snapshot, updates)) = join(&live, host, Some(watcher)).await else {
         return;
     };
     let (sink, mut stream) = socket.split();
@@ -76,7 +89,7 @@ pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: O
                         // Not holding the socket while the room answers: a buyer's answer may
                         // go out meanwhile.
                         drop(sink);
-                        let joined = join(&sender_live, host, false).await;
+                        let joined = join(&sender_live, host, None).await;
                         sink = sender_sink.lock().await;
                         let Some((snapshot, fresh)) = joined else {
                             break 'sending;
@@ -294,7 +307,7 @@ pub async fn serve(socket: WebSocket, live: LiveShow, state: AppState, viewer: O
         _ = &mut recv_task => {}
     };
     send_task.abort();
-    let _ = live.room.send(RoomCmd::Leave).await;
+    let _ = live.room.send(RoomCmd::Leave { watcher }).await;
 }
 
 /// Who a socket acts for: authenticated at the handshake, and looked up again before the socket
@@ -416,7 +429,11 @@ fn already_waiting(
     }
 }
 
-async fn join(live: &LiveShow, host: bool, count: bool) -> Option<super::room::Subscription> {
+async fn join(
+    live: &LiveShow,
+    host: bool,
+    count: Option<Watcher>,
+) -> Option<super::room::Subscription> {
     let (reply, answer) = oneshot::channel();
     live.room
         .send(RoomCmd::Join { host, count, reply })

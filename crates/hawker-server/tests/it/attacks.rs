@@ -13,7 +13,9 @@ use serde_json::json;
 
 use crate::auctions::{bidder, start_auction, wait_ended, wait_paid};
 use crate::faults::FaultyStore;
-use crate::helpers::{LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_store};
+use crate::helpers::{
+    LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_store, spawn_app_with,
+};
 
 fn buy_body(show: &LiveShow, method: &str) -> serde_json::Value {
     json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": method })
@@ -524,4 +526,127 @@ async fn pages_cannot_be_framed_and_load_only_our_scripts() {
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
         assert!(!h("referrer-policy").is_empty(), "{path}");
     }
+}
+
+/// Attack 7: a WHEP offer from `client` (through the trusted proxy at 127.0.0.1).
+async fn offer_video_from(app: &TestApp, show: i64, client: &str) -> (StatusCode, String) {
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/shows/{show}/whep")))
+        .header("content-type", "application/sdp")
+        .header("x-forwarded-for", client)
+        .body(crate::video::offer(
+            str0m::media::Direction::RecvOnly,
+            false,
+        ))
+        .send()
+        .await
+        .expect("offer");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn one_address_looping_video_offers_cannot_keep_viewers_out() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.max_viewers_per_show = 3;
+        c.pending_media_per_client = 2;
+        c.media_offers_per_client_per_minute = 10;
+    })
+    .await;
+    let (seller, show, key) = crate::video::scheduled_show(&app).await;
+    crate::video::start(&app, &seller, show).await;
+    let offer = crate::video::offer(str0m::media::Direction::SendOnly, false);
+    assert_eq!(
+        crate::video::whip(&app, show, &key, offer).await.status,
+        StatusCode::CREATED
+    );
+    // Offers that never connect, in a loop: two are held, the rest refused with 429.
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..25 {
+        let (status, code) = offer_video_from(&app, show, "203.0.113.9").await;
+        *answers.entry((status.as_u16(), code)).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answers,
+        [
+            ((201, String::new()), 2),
+            ((429, "too_many_sessions".into()), 8),
+            ((429, "rate_limited".into()), 15),
+        ]
+        .into_iter()
+        .collect()
+    );
+    // Viewers from other addresses always get in: offers still connecting are not viewers.
+    for n in 1..=5 {
+        let (status, code) = offer_video_from(&app, show, &format!("198.51.100.{n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "viewer {n}: {code}");
+    }
+}
+
+/// A live-room socket from `client` (through the trusted proxy at 127.0.0.1).
+async fn open_socket_from(
+    app: &TestApp,
+    show: i64,
+    client: &str,
+) -> Result<crate::helpers::LiveSocket, StatusCode> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{}/api/v1/shows/{show}/live", app.port)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("x-forwarded-for", client.parse().expect("header"));
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(crate::helpers::LiveSocket { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status()),
+        Err(e) => panic!("socket: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_open_sockets_without_end_or_inflate_the_viewer_count() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.sockets_per_client = 3;
+    })
+    .await;
+    let show = app.live_show(&[("Ruby", 2400, 20)]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut ws = open_socket_from(&app, show.show_id, "203.0.113.9")
+            .await
+            .expect("a few sockets per address");
+        ws.until("snapshot", |_| true).await;
+        held.push(ws);
+    }
+    assert_eq!(
+        open_socket_from(&app, show.show_id, "203.0.113.9")
+            .await
+            .err(),
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    );
+    // Someone else gets in, and sees two viewers: the stranger's three sockets count once.
+    let mut other = open_socket_from(&app, show.show_id, "198.51.100.7")
+        .await
+        .expect("another address");
+    let snapshot = other.until("snapshot", |_| true).await;
+    assert_eq!(snapshot["viewers"], 2, "{snapshot}");
+    // A closed socket gives its seat back.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        match open_socket_from(&app, show.show_id, "203.0.113.9").await {
+            Ok(ws) => {
+                again = Some(ws);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(again.is_some(), "the seat came back");
 }

@@ -22,6 +22,7 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
         .env("HAWKER_ARGON2_ITERATIONS", "1")
         .env("HAWKER_SIGNUPS_PER_CLIENT_PER_HOUR", "1000000")
         .env("HAWKER_PASSWORD_HASH_QUEUE", "100000")
+        .env("HAWKER_SOCKETS_PER_CLIENT", "100000")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);

@@ -37,6 +37,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         login_attempts_per_client_per_minute: 1_000_000,
         signups_per_client_per_hour: 1_000_000,
         password_hash_queue: 100_000,
+        media_offers_per_client_per_minute: 1_000_000,
+        media_sessions_per_client: 100_000,
+        pending_media_per_client: 100_000,
+        sockets_per_client: 100_000,
         ..Config::default()
     }
 }

@@ -165,7 +165,9 @@ async fn hearts_are_aggregated_and_viewers_counted() {
     let show = app.live_show(&[("Ruby", 2400, 20)]).await;
     let mut a = app.connect_live(show.show_id, None).await;
     a.until("snapshot", |_| true).await;
-    let mut b = app.connect_live(show.show_id, None).await;
+    // A signed-in viewer on the same machine: another person, unlike another anonymous tab.
+    let fan = app.signup("buyer").await;
+    let mut b = app.connect_live(show.show_id, Some(&fan.token)).await;
     b.until("snapshot", |_| true).await;
     a.until("viewers", |m| m["count"] == 2).await;
     for _ in 0..10 {

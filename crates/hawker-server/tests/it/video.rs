@@ -10,7 +10,7 @@ use crate::helpers::{self, Account, TestApp, assert_refused, spawn_app, spawn_ap
 
 /// A real offer, as a browser would send it: audio and video in `direction`, and optionally a
 /// data channel (load tools add one).
-fn offer(direction: Direction, data_channel: bool) -> String {
+pub(crate) fn offer(direction: Direction, data_channel: bool) -> String {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
     let mut rtc = Rtc::new(std::time::Instant::now());
@@ -26,8 +26,8 @@ fn offer(direction: Direction, data_channel: bool) -> String {
     offer.to_sdp_string()
 }
 
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub status: StatusCode,
     location: String,
     content_type: String,
     cors: String,
@@ -69,7 +69,7 @@ async fn send(
     }
 }
 
-async fn whip(app: &TestApp, show: i64, key: &str, sdp: String) -> Reply {
+pub(crate) async fn whip(app: &TestApp, show: i64, key: &str, sdp: String) -> Reply {
     let path = format!("/api/v1/shows/{show}/whip");
     send(
         app,
@@ -96,7 +96,7 @@ async fn whep(app: &TestApp, show: i64, sdp: String) -> Reply {
 }
 
 /// A scheduled show and its stream key.
-async fn scheduled_show(app: &TestApp) -> (Account, i64, String) {
+pub(crate) async fn scheduled_show(app: &TestApp) -> (Account, i64, String) {
     let seller = app.signup("seller").await;
     let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
     let (id, key) = schedule(app, &seller, product).await;
@@ -118,7 +118,7 @@ async fn schedule(app: &TestApp, seller: &Account, product: i64) -> (i64, String
 }
 
 /// The host presses Start show.
-async fn start(app: &TestApp, seller: &Account, show: i64) {
+pub(crate) async fn start(app: &TestApp, seller: &Account, show: i64) {
     let (status, body) = app
         .post(
             &seller.token,
@@ -344,9 +344,11 @@ async fn whep_needs_a_live_show_with_a_publisher() {
     );
 }
 
+/// The server's session limit, over HTTP. A show's own limit counts connected viewers, so it is
+/// tested with peers that connect (`hawker-media`'s tests); these offers never connect.
 #[tokio::test]
 async fn viewer_limits_are_enforced() {
-    let app = spawn_app_with(|c| c.max_viewers_per_show = 1).await;
+    let app = spawn_app_with(|c| c.max_media_sessions = 2).await;
     let (seller, show, key) = scheduled_show(&app).await;
     start(&app, &seller, show).await;
     assert_eq!(
@@ -366,7 +368,7 @@ async fn viewer_limits_are_enforced() {
             .await
             .json(),
         StatusCode::SERVICE_UNAVAILABLE,
-        "show_full",
+        "server_full",
     );
 }
 
