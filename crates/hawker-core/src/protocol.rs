@@ -99,6 +99,20 @@ impl ServerMsg {
         matches!(self, Self::HostStats(_))
     }
 
+    /// The copy of this message its one special reader gets instead, and who that is: the
+    /// leader of an auction is told that they lead.
+    pub fn leaders_copy(&self) -> Option<(UserId, ServerMsg)> {
+        match self {
+            Self::Auction(view) => {
+                let leader = view.leader_account?;
+                let mut theirs = view.clone();
+                theirs.you_lead = true;
+                Some((leader, Self::Auction(theirs)))
+            }
+            _ => None,
+        }
+    }
+
     /// The value this message only sets the latest of, if that is all it does: a later message
     /// of the same counter makes it redundant, so a batch need carry only the last.
     pub fn counter(&self) -> Option<Counter> {
@@ -172,10 +186,14 @@ pub struct AuctionView {
     pub price_cents: i64,
     /// Bids placed, accepted or not.
     pub bids: u64,
-    /// The leader's public pseudonym, display name and account id.
+    /// The leader's display name. Neither their account nor the pseudonym that names them in
+    /// the auction's public log is sent, so the log cannot be tied to accounts.
     pub leader: Option<String>,
-    pub leader_name: Option<String>,
-    pub leader_user_id: Option<UserId>,
+    /// The leader's account: never sent, only used to set `you_lead` for them.
+    #[serde(skip)]
+    pub leader_account: Option<UserId>,
+    /// True only in the copy sent to the leader.
+    pub you_lead: bool,
     pub ends_at: Timestamp,
     /// The next valid bids to offer as buttons (the first is the minimum).
     pub next_bids: Vec<i64>,

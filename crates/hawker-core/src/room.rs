@@ -187,7 +187,8 @@ impl Room {
     }
 
     /// The whole state as of the last published message, for a joiner. `for_host` adds the stats.
-    pub fn snapshot(&self, now: Timestamp, for_host: bool) -> Envelope {
+    /// The state as `viewer` (signed in, or not) sees it.
+    pub fn snapshot(&self, now: Timestamp, for_host: bool, viewer: Option<UserId>) -> Envelope {
         Envelope {
             v: PROTOCOL_VERSION,
             seq: self.seq,
@@ -200,7 +201,14 @@ impl Room {
                 hearts_total: self.hearts_total,
                 pinned: self.pinned.clone(),
                 sales: self.sales.values().cloned().collect(),
-                auctions: self.auctions.values().cloned().collect(),
+                auctions: self
+                    .auctions
+                    .values()
+                    .map(|a| AuctionView {
+                        you_lead: viewer.is_some() && a.leader_account == viewer,
+                        ..a.clone()
+                    })
+                    .collect(),
                 chat: self.recent.iter().cloned().collect(),
                 host_stats: for_host.then_some(self.stats),
             }),
@@ -431,7 +439,7 @@ mod tests {
                 remaining: 7,
             },
         );
-        let snap = room.snapshot(t, false);
+        let snap = room.snapshot(t, false, None);
         assert_eq!(snap.seq, last.seq);
         let ServerMsg::Snapshot(s) = snap.msg else {
             panic!("a snapshot")
@@ -440,7 +448,7 @@ mod tests {
         assert_eq!(s.chat.len(), 1);
         assert_eq!(s.host_stats, None);
         room.publish(t, ServerMsg::ChatDeleted { id: 1 });
-        let ServerMsg::Snapshot(s) = room.snapshot(t, true).msg else {
+        let ServerMsg::Snapshot(s) = room.snapshot(t, true, None).msg else {
             panic!("a snapshot")
         };
         assert!(s.chat.is_empty());

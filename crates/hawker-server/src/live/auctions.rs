@@ -90,9 +90,9 @@ impl LiveAuction {
             },
             price_cents: s.price_cents,
             bids: self.bids,
-            leader: s.leader.clone(),
-            leader_name: leader.map(|(_, name)| name.clone()),
-            leader_user_id: leader.map(|(id, _)| *id),
+            leader: leader.map(|(_, name)| name.clone()),
+            leader_account: leader.map(|(id, _)| *id),
+            you_lead: false,
             ends_at: s.ends_at,
             next_bids: if s.ended {
                 Vec::new()

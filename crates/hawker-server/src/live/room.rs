@@ -33,6 +33,18 @@ pub struct Outgoing {
     pub host_only: bool,
     /// Shared, not copied, by every socket that sends it.
     pub text: Utf8Bytes,
+    /// What one account's sockets send instead (an auction's leader is told they lead).
+    pub theirs: Option<(UserId, Utf8Bytes)>,
+}
+
+impl Outgoing {
+    /// The text for a socket of `viewer`'s.
+    pub fn text_for(&self, viewer: Option<UserId>) -> &Utf8Bytes {
+        match &self.theirs {
+            Some((who, text)) if Some(*who) == viewer => text,
+            _ => &self.text,
+        }
+    }
 }
 
 /// Messages that go out together, in order.
@@ -63,6 +75,7 @@ pub enum RoomCmd {
     /// not counted again).
     Join {
         host: bool,
+        user: Option<UserId>,
         count: Option<Watcher>,
         reply: oneshot::Sender<Subscription>,
     },
@@ -116,14 +129,19 @@ pub async fn run(
         };
         let Some(cmd) = cmd else { break };
         match cmd {
-            RoomCmd::Join { host, count, reply } => {
+            RoomCmd::Join {
+                host,
+                user,
+                count,
+                reply,
+            } => {
                 if let Some(watcher) = count {
                     room.viewer_joined(watcher);
                 }
                 // The snapshot already holds what is waiting; the new subscriber must not get it
                 // again, and everyone else must.
                 outbox.send(&mut room, Instant::now());
-                let snapshot = snapshot_text(&room.snapshot(clock::now(), host));
+                let snapshot = snapshot_text(&room.snapshot(clock::now(), host, user));
                 let _ = reply.send((snapshot, outbox.tx.subscribe()));
             }
             RoomCmd::Leave { watcher } => room.viewer_left(watcher),
@@ -211,9 +229,21 @@ impl Outbox {
     /// Gives the message its place in the show's sequence and serialises it, once for everyone.
     fn number(&mut self, room: &mut Room, msg: ServerMsg) {
         let host_only = msg.host_only();
+        let leaders_copy = msg.leaders_copy();
         let env = room.publish(clock::now(), msg);
         let text = Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default());
-        self.waiting.push(Outgoing { host_only, text });
+        let theirs = leaders_copy.map(|(who, msg)| {
+            let env = Envelope { msg, ..env };
+            (
+                who,
+                Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default()),
+            )
+        });
+        self.waiting.push(Outgoing {
+            host_only,
+            text,
+            theirs,
+        });
     }
 
     fn send_if_due(&mut self, room: &mut Room, now: Instant) {

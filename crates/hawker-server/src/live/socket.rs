@@ -58,7 +58,8 @@ pub async fn serve(
         Some(v) => Watcher::Account(v.user.id),
         None => Watcher::Anonymous(client),
     };
-    let Some((snapshot, updates)) = join(&live, host, Some(watcher)).await else {
+    let me = viewer.as_ref().map(|v| v.user.id);
+    let Some((snapshot, updates)) = join(&live, host, me, Some(watcher)).await else {
         return;
     };
     let (sink, mut stream) = socket.split();
@@ -79,7 +80,11 @@ pub async fn serve(
                 match next {
                     Ok(batch) => {
                         for out in batch.iter().filter(|out| host || !out.host_only) {
-                            if sink.feed(Message::Text(out.text.clone())).await.is_err() {
+                            if sink
+                                .feed(Message::Text(out.text_for(me).clone()))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -89,7 +94,7 @@ pub async fn serve(
                         // Not holding the socket while the room answers: a buyer's answer may
                         // go out meanwhile.
                         drop(sink);
-                        let joined = join(&sender_live, host, None).await;
+                        let joined = join(&sender_live, host, me, None).await;
                         sink = sender_sink.lock().await;
                         let Some((snapshot, fresh)) = joined else {
                             break 'sending;
@@ -432,11 +437,17 @@ fn already_waiting(
 async fn join(
     live: &LiveShow,
     host: bool,
+    user: Option<UserId>,
     count: Option<Watcher>,
 ) -> Option<super::room::Subscription> {
     let (reply, answer) = oneshot::channel();
     live.room
-        .send(RoomCmd::Join { host, count, reply })
+        .send(RoomCmd::Join {
+            host,
+            user,
+            count,
+            reply,
+        })
         .await
         .ok()?;
     answer.await.ok()

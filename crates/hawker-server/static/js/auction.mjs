@@ -55,7 +55,8 @@ export function createAuction({ showId, userId = 0, canBid = false, isHost = fal
       return false;
     }
   }
-  const leads = (a) => userId > 0 && Number(a.leader_user_id) === userId;
+  // Only the leader's own copy of an auction says so: nobody else learns who leads but by name.
+  const leads = (a) => a.you_lead === true;
 
   function reset(list) {
     auctions = new Map((list ?? []).map((a) => [a.id, a]));
@@ -120,7 +121,7 @@ export function createAuction({ showId, userId = 0, canBid = false, isHost = fal
     $('auction-price-label').textContent = !a.leader ? 'Starting bid' : ended ? 'Winning bid' : 'Current bid';
     $('auction-price').textContent = formatCents(a.price_cents, a.currency);
     $('auction-leader-label').textContent = ended && a.leader ? 'Winner' : 'Leader';
-    $('auction-leader').textContent = a.leader ? a.leader_name || 'A bidder' : 'No bids yet';
+    $('auction-leader').textContent = a.leader ? a.leader || 'A bidder' : 'No bids yet';
     $('auction-count').textContent = `${a.bids} ${a.bids === 1 ? 'bid' : 'bids'}`;
 
     const [kind, text] = standing(a);
@@ -182,7 +183,7 @@ export function createAuction({ showId, userId = 0, canBid = false, isHost = fal
       const payment =
         a.paid === true ? 'Paid ✓' : a.paid === false ? 'Payment did not go through' : 'Charging the winner…';
       line.replaceChildren(
-        el('strong', 'winner', a.leader_name || 'A bidder'),
+        el('strong', 'winner', a.leader || 'A bidder'),
         ' won it for ',
         el('strong', '', formatCents(a.price_cents, a.currency)),
         ' · ',
@@ -237,7 +238,7 @@ export function createAuction({ showId, userId = 0, canBid = false, isHost = fal
         li.dataset.auctionId = String(a.id);
         li.append(
           el('span', 'grow title', `${a.product_title} · ${a.variant_name}`),
-          el('span', 'winner', a.leader_name || 'A bidder'),
+          el('span', 'winner', a.leader || 'A bidder'),
           el('strong', 'price', formatCents(a.price_cents, a.currency)),
         );
         if (a.paid === false) li.append(el('span', 'badge failed', 'unpaid'));

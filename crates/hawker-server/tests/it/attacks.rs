@@ -650,3 +650,58 @@ async fn one_address_cannot_open_sockets_without_end_or_inflate_the_viewer_count
     }
     assert!(again.is_some(), "the seat came back");
 }
+
+/// Lower severity: what every viewer of an auction sees names the leader, but neither their
+/// account nor the pseudonym that stands for them in the public log.
+#[tokio::test]
+async fn the_auction_message_does_not_tie_the_public_log_to_accounts() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let (a, b) = (bidder(&app).await, bidder(&app).await);
+    let (id, _) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 1_000, "duration_s": 60, "mode": "standard" })).await;
+    let mut stranger = app.connect_live(show.show_id, None).await;
+    stranger.until("snapshot", |_| true).await;
+    let mut leader_ws = app.connect_live(show.show_id, Some(&a.token)).await;
+    leader_ws.until("snapshot", |_| true).await;
+    for (who, amount) in [(&a, 1_000), (&b, 1_100), (&a, 1_500)] {
+        let (status, _) = app
+            .post(
+                &who.token,
+                &format!("/api/v1/auctions/{id}/bids"),
+                json!({ "amount_cents": amount }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let seen = stranger
+        .until("auction", |m| m["price_cents"] == 1_500)
+        .await;
+    let theirs = leader_ws
+        .until("auction", |m| m["price_cents"] == 1_500)
+        .await;
+    assert_eq!(
+        (&seen["you_lead"], &theirs["you_lead"]),
+        (&json!(false), &json!(true))
+    );
+    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let pseudonyms: Vec<String> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e["body"].as_str()?).ok())
+        .filter_map(|b| b["bidder"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!pseudonyms.is_empty(), "the log names bidders: {log}");
+    let text = seen.to_string();
+    assert!(
+        !text.contains("user_id") && !text.contains(&format!(":{}", a.id)),
+        "{text}"
+    );
+    for p in &pseudonyms {
+        assert!(
+            !text.contains(p.as_str()),
+            "the message carries the log's pseudonym {p}"
+        );
+    }
+    assert!(seen["leader"].is_string(), "the leader is named: {seen}");
+}

@@ -390,11 +390,11 @@ async fn proxy_bids_over_the_live_socket_keep_the_leader_ahead() {
         .await;
     // A's maximum answers B's $20 with $21 and stays ahead.
     let view = ws.until("auction", |m| m["price_cents"] == 2_100).await;
-    assert_eq!(view["leader_user_id"], a.id);
+    assert_eq!(view["you_lead"], false, "B is told A leads: {view}");
     assert_eq!(view["next_bids"][0], 2_200);
     ws.send(json!({ "type": "bid", "auction_id": id, "amount_cents": 6_000 }))
         .await;
-    let view = ws.until("auction", |m| m["leader_user_id"] == b.id).await;
+    let view = ws.until("auction", |m| m["you_lead"] == true).await;
     assert_eq!(view["price_cents"], 6_000);
 }
 
