@@ -205,20 +205,12 @@ pub async fn start_show(state: &AppState, show: Show) -> Result<Show, AppError> 
         }
         ShowStatus::Scheduled => {}
     }
-    if let Some(other) = state
-        .store
-        .live_show_sharing_products(&show.product_ids, show.id)
-        .await?
-    {
+    if let Err(other) = state.store.go_live(show.id, clock::now()).await? {
         return Err(AppError::conflict(
             "product_live_elsewhere",
             format!("a product of this lineup is live in show {other}"),
         ));
     }
-    state
-        .store
-        .set_show_status(show.id, ShowStatus::Live, clock::now())
-        .await?;
     let show = find_show(state, show.id.0).await?;
     state.hub.open(&show).await?;
     Ok(show)

@@ -343,6 +343,10 @@ pub trait Store: Send + Sync + 'static {
         status: ShowStatus,
         now: Timestamp,
     ) -> StoreResult<()>;
+    /// Takes a scheduled show live unless a product of its lineup is live in another show, in
+    /// one step, so two shows sharing a product never both go live. `Err(other)` names the show
+    /// that has it; a show that is not scheduled is left as it is.
+    async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>>;
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()>;
     async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()>;
     /// A live show other than `except` whose lineup shares a product with `products`.

@@ -1286,6 +1286,41 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>> {
+        // One statement on the one writer: the check and the write cannot be split by another
+        // show going live.
+        let done = sqlx::query(
+            "UPDATE shows SET status = 'live', started_at = COALESCE(started_at, ?) \
+             WHERE id = ? AND status = 'scheduled' AND NOT EXISTS ( \
+               SELECT 1 FROM show_products mine \
+               JOIN show_products theirs ON theirs.product_id = mine.product_id \
+               JOIN shows s ON s.id = theirs.show_id \
+               WHERE mine.show_id = ? AND s.id <> ? AND s.status = 'live')",
+        )
+        .bind(now.0)
+        .bind(id.0)
+        .bind(id.0)
+        .bind(id.0)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            return Ok(Ok(()));
+        }
+        let other: Option<i64> = sqlx::query_scalar(
+            "SELECT s.id FROM show_products mine \
+             JOIN show_products theirs ON theirs.product_id = mine.product_id \
+             JOIN shows s ON s.id = theirs.show_id \
+             WHERE mine.show_id = ? AND s.id <> ? AND s.status = 'live' LIMIT 1",
+        )
+        .bind(id.0)
+        .bind(id.0)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(other.map_or(Ok(()), |other| Err(ShowId(other))))
+    }
+
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()> {
         exactly_one(
             sqlx::query("UPDATE shows SET cover = ? WHERE id = ?")

@@ -705,3 +705,46 @@ async fn the_auction_message_does_not_tie_the_public_log_to_accounts() {
     }
     assert!(seen["leader"].is_string(), "the leader is named: {seen}");
 }
+
+/// Lower severity: two shows sharing a product, started at the same moment, never both go live
+/// (the check and the write were two steps).
+#[tokio::test]
+async fn two_shows_sharing_a_product_never_both_go_live() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
+    for round in 0..10 {
+        let mut shows = Vec::new();
+        for _ in 0..2 {
+            let (status, body) = app
+                .post(
+                    &seller.token,
+                    "/api/v1/shows",
+                    json!({ "title": "Live", "category": "beauty", "product_ids": [product] }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            shows.push(body["id"].as_i64().expect("id"));
+        }
+        let paths: Vec<String> = shows
+            .iter()
+            .map(|id| format!("/api/v1/shows/{id}/start"))
+            .collect();
+        let starts = join_all(paths.iter().map(|p| app.post(&seller.token, p, json!({})))).await;
+        let mut statuses: Vec<u16> = starts.iter().map(|(s, _)| s.as_u16()).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}: {starts:?}");
+        let live = shows[starts
+            .iter()
+            .position(|(s, _)| *s == StatusCode::OK)
+            .expect("one")];
+        let (status, _) = app
+            .post(
+                &seller.token,
+                &format!("/api/v1/shows/{live}/end"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}

@@ -150,6 +150,10 @@ impl Store for FaultyStore {
     async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>> {
         self.inner.open_reservations(now).await
     }
+    async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>> {
+        self.inner.go_live(id, now).await
+    }
+
     async fn live_show_sharing_products(
         &self,
         products: &[ProductId],
