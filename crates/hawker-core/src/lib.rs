@@ -6,17 +6,21 @@
 //! - [`commerce`]: one live show's stock, flash sales, codes and reservations — the state machine
 //!   that decides every buy in arrival order.
 //! - [`auction`]: live auctions — increments, soft close and sudden death, proxy bids, and the
-//!   log whose bodies replay to the same winner and price.
+//!   log whose bodies replay to the same winner and price; [`auction_log`]: that log's hash
+//!   chain and the verifier anyone can run on it.
+//! - [`image`]: what an uploaded file is, by its bytes.
 //! - [`room`]: one live show's chat, hearts, viewers and pinned product.
 //! - [`protocol`]: the versioned messages of the live WebSocket.
 //! - [`purchases`]: purchase announcements, gathered so a sell-out does not flood the room.
 
 pub mod account;
 pub mod auction;
+pub mod auction_log;
 pub mod catalog;
 pub mod commerce;
 pub mod discount;
 pub mod ids;
+pub mod image;
 pub mod money;
 pub mod protocol;
 pub mod purchases;

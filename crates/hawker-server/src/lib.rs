@@ -6,12 +6,11 @@
 //! - [`live`]: the hub of live shows — one commerce owner and one room owner per show, sockets.
 //! - [`api`]: the JSON API under `/api/v1`; [`pages`]: server-rendered pages and static assets.
 //! - [`auth`], [`payments`], [`media`]: accounts and sessions, the payment provider, uploads.
-//! - [`auction_log`]: the hash chain of auction logs and its verifier.
+//! - [`auction_log`]: the hash chain of auction logs and its verifier (from `hawker-core`).
 //! - [`demo`]: demo data for `hawker serve --demo`; [`bench`]: `hawker bench`.
 
 pub mod api;
 pub mod app;
-pub mod auction_log;
 pub mod auth;
 pub mod bench;
 pub mod clock;
@@ -27,3 +26,4 @@ pub mod store;
 
 pub use app::App;
 pub use config::Config;
+pub use hawker_core::auction_log;

@@ -4,35 +4,11 @@
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hawker_core::image::sniff;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::error::{ApiPath, AppError};
-
-/// The image type by magic number.
-pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    match bytes {
-        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some("png"),
-        [0xFF, 0xD8, 0xFF, ..] => Some("jpg"),
-        [b'G', b'I', b'F', b'8', ..] => Some("gif"),
-        [
-            b'R',
-            b'I',
-            b'F',
-            b'F',
-            _,
-            _,
-            _,
-            _,
-            b'W',
-            b'E',
-            b'B',
-            b'P',
-            ..,
-        ] => Some("webp"),
-        _ => None,
-    }
-}
 
 /// Reads the `image` field, checks it, stores it; returns its URL.
 pub async fn save_upload(state: &AppState, mut multipart: Multipart) -> Result<String, AppError> {

@@ -3,7 +3,7 @@
 //! `prev_hash` the previous entry's hash (64 zeros first). [`verify`] checks the chain and then
 //! replays the bodies through the rules (`hawker_core::auction::replay`).
 
-use hawker_core::auction::{Entry, Replayed, replay};
+use crate::auction::{Entry, Replayed, replay};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
