@@ -25,6 +25,9 @@ const USAGE: &str = "usage:
                                  bids decided and broadcast per second
   hawker bench video [--viewers 50,100,200] [--seconds 15] [--kbps 1500] [--live777 PATH]
                                  WebRTC fan-out against live777
+  hawker bench login [--logins 1000] [--runs 3]
+                                 a log-in flood: memory growth, page latency during it, and
+                                 known against unknown e-mails
   every bench takes --smoke (a seconds-long run, as CI runs them) and --no-record (do not
   append the table to BENCHMARKS.md); a run that fails its check exits non-zero";
 
@@ -66,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         ["bench", "fanout", rest @ ..] => bench::fanout::run(rest).await,
         ["bench", "auction", rest @ ..] => bench::auction::run(rest).await,
         ["bench", "video", rest @ ..] => bench::video::run(rest).await,
+        ["bench", "login", rest @ ..] => bench::login::run(rest).await,
         ["bench", "baseline-server", rest @ ..] => {
             no_huge_pages();
             bench::baseline::serve(rest).await

@@ -9,6 +9,7 @@
 //! - [`fanout`]: one live room fanned out to thousands of WebSocket viewers, against Socket.IO.
 //! - [`auction`]: bids decided and broadcast per second.
 //! - [`video`]: WebRTC fan-out against live777.
+//! - [`login`]: a log-in flood: memory, page latency, and known against unknown e-mails.
 //!
 //! Timings are reported, never asserted: the machines are shared and noisy, so tables quote
 //! medians over runs and ratios to the baselines.
@@ -25,6 +26,7 @@ pub mod client;
 pub mod fanout;
 pub mod hawker;
 pub mod herd;
+pub mod login;
 pub mod video;
 
 /// Refuses any argument that is not one of the scenario's flags, so a mistyped flag stops the run

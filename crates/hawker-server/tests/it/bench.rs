@@ -77,6 +77,16 @@ fn the_video_bench_delivers_frames_to_every_viewer() {
 }
 
 #[test]
+fn the_login_flood_bench_answers_every_login_and_keeps_the_page_up() {
+    let out = bench(&["login"]);
+    assert!(
+        out.contains("Memory growth during 50 concurrent log-ins"),
+        "{out}"
+    );
+    assert!(!out.contains("connection failed"), "{out}");
+}
+
+#[test]
 fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
     let benchmarks = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
     for args in [
