@@ -107,6 +107,7 @@ impl App {
             state.clone(),
             std::time::Duration::from_secs(60),
         ));
+        tokio::spawn(crate::auth::expire_tokens(state.clone()));
         let router = router(state.clone());
         Ok(Self {
             listener,

@@ -17,8 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
 use crate::app::AppState;
+use crate::clock;
 use crate::error::AppError;
-use crate::store::User;
+use crate::store::{TokenKind, User};
+use hawker_core::time::Timestamp;
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "hawker_session";
 /// Double-submit cookie protecting the log-in and sign-up forms (no session exists yet).
@@ -274,10 +277,37 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// `Set-Cookie` for a new session.
-pub fn session_cookie(token: &str, secure: bool) -> String {
+/// `Set-Cookie` for a new session that lasts `lifetime_s`.
+pub fn session_cookie(token: &str, lifetime_s: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{secure}")
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={lifetime_s}{secure}"
+    )
+}
+
+/// Deletes sessions and API tokens past their lifetime, for the life of the server: a stolen
+/// token stops working even if nobody logs out. Checks a few times per lifetime and at most
+/// once a minute, so a token outlives its lifetime by at most a minute.
+pub async fn expire_tokens(state: AppState) {
+    let lifetimes = [
+        (TokenKind::Session, state.config.session_lifetime_s),
+        (TokenKind::Api, state.config.api_token_lifetime_s),
+    ];
+    let shortest_ms = lifetimes.iter().map(|(_, s)| s.saturating_mul(250)).min();
+    let every = Duration::from_millis(shortest_ms.unwrap_or(60_000).clamp(100, 60_000) as u64);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = clock::now();
+        for (kind, lifetime_s) in lifetimes {
+            let before = Timestamp(now.0.saturating_sub(lifetime_s.saturating_mul(1000)));
+            match state.store.delete_tokens_created_before(kind, before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(n, ?kind, "expired tokens deleted"),
+                Err(e) => tracing::warn!("expiring tokens: {e}"),
+            }
+        }
+    }
 }
 
 pub fn clear_session_cookie() -> String {

@@ -41,6 +41,10 @@ pub struct Config {
     pub password_hash_queue: usize,
     /// Mark cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Seconds a log-in session lasts (the cookie's `Max-Age`, and the server forgets it after).
+    pub session_lifetime_s: i64,
+    /// Seconds an API token lasts from its creation; then it stops working.
+    pub api_token_lifetime_s: i64,
     /// Largest image upload in bytes.
     pub max_upload_bytes: usize,
     /// Batches of room messages (a room sends one per batch window, see `live::room`) a viewer
@@ -96,6 +100,8 @@ impl Default for Config {
             argon2_iterations: 2,
             password_hash_queue: 32,
             secure_cookies: false,
+            session_lifetime_s: 30 * 24 * 3600,
+            api_token_lifetime_s: 365 * 24 * 3600,
             max_upload_bytes: 5 * 1024 * 1024,
             viewer_buffer: 256,
             // Whatnot's table: $1 steps, $2 from $30, $3 from $50, $5 from $100, $10 from $300,
@@ -198,6 +204,12 @@ impl Config {
         }
         if let Some(v) = get("HAWKER_SECURE_COOKIES") {
             self.secure_cookies = parse("HAWKER_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = get("HAWKER_SESSION_LIFETIME_S") {
+            self.session_lifetime_s = parse("HAWKER_SESSION_LIFETIME_S", v)?;
+        }
+        if let Some(v) = get("HAWKER_API_TOKEN_LIFETIME_S") {
+            self.api_token_lifetime_s = parse("HAWKER_API_TOKEN_LIFETIME_S", v)?;
         }
         if let Some(v) = get("HAWKER_MAX_UPLOAD_BYTES") {
             self.max_upload_bytes = parse("HAWKER_MAX_UPLOAD_BYTES", v)?;

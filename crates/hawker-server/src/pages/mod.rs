@@ -468,7 +468,11 @@ fn form_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
 async fn start_session(state: &AppState, user: &crate::store::User, next: &str) -> PageResult {
     let token = accounts::issue_token(state, user, TokenKind::Session).await?;
     let mut response = Redirect::to(next).into_response();
-    let cookie = auth::session_cookie(&token, state.config.secure_cookies);
+    let cookie = auth::session_cookie(
+        &token,
+        state.config.session_lifetime_s,
+        state.config.secure_cookies,
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }

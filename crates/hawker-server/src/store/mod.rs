@@ -298,6 +298,13 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind a token hash, and the session's CSRF token if it is a session.
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>>;
     async fn delete_token(&self, hash: &str) -> StoreResult<()>;
+    /// Deletes the tokens of `kind` created before `created_before`; answers how many. Caches
+    /// hear of it through `session_changes`, as of any delete.
+    async fn delete_tokens_created_before(
+        &self,
+        kind: TokenKind,
+        created_before: Timestamp,
+    ) -> StoreResult<u64>;
     /// Loads the newest sessions into memory, so the first request of each is not a database
     /// read. A server does at start; it loads nothing into a cache already in use. Returns how
     /// many.

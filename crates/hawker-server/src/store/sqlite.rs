@@ -999,6 +999,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn delete_tokens_created_before(
+        &self,
+        kind: TokenKind,
+        created_before: Timestamp,
+    ) -> StoreResult<u64> {
+        let kind = match kind {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+        };
+        let done = sqlx::query("DELETE FROM tokens WHERE kind = ? AND created_at < ?")
+            .bind(kind)
+            .bind(created_before.0)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() > 0 {
+            // At once on this server; the others read `session_changes`.
+            self.sessions.forget_all();
+        }
+        Ok(done.rows_affected())
+    }
+
     async fn save_payment_method(
         &self,
         user: UserId,

@@ -748,3 +748,30 @@ async fn two_shows_sharing_a_product_never_both_go_live() {
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+/// Lower severity: sessions and API tokens stop working after their lifetime, logged out or
+/// not (a stolen token is not good forever).
+#[tokio::test]
+async fn tokens_expire_on_the_server() {
+    let app = spawn_app_with(|c| {
+        c.api_token_lifetime_s = 1;
+        c.session_lifetime_s = 1;
+    })
+    .await;
+    let buyer = app.signup("buyer").await;
+    let (status, _) = app.get(Some(&buyer.token), "/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    let browser = app.browser();
+    app.form_signup(&browser, "buyer", "/").await;
+    let page = app.page(&browser, "/orders").await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "signed in by the session cookie"
+    );
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let (status, _) = app.get(Some(&buyer.token), "/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the API token expired");
+    let me = browser.get(app.url("/api/v1/me")).send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "the session expired");
+}

@@ -150,6 +150,16 @@ impl Store for FaultyStore {
     async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>> {
         self.inner.open_reservations(now).await
     }
+    async fn delete_tokens_created_before(
+        &self,
+        kind: TokenKind,
+        created_before: Timestamp,
+    ) -> StoreResult<u64> {
+        self.inner
+            .delete_tokens_created_before(kind, created_before)
+            .await
+    }
+
     async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>> {
         self.inner.go_live(id, now).await
     }
