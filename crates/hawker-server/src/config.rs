@@ -39,7 +39,8 @@ pub struct Config {
     /// Password hashes (log-ins, sign-ups) that may wait for a core; more are refused with 503
     /// and `Retry-After` (one hash runs per core but one, each with `argon2_memory_kib`).
     pub password_hash_queue: usize,
-    /// Mark cookies `Secure` (set when served over HTTPS).
+    /// Mark cookies `Secure` always. Without it they are marked `Secure` when the request came
+    /// over HTTPS through a trusted proxy (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
     /// Seconds a log-in session lasts (the cookie's `Max-Age`, and the server forgets it after).
     pub session_lifetime_s: i64,

@@ -274,6 +274,33 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Whether the client reached us over HTTPS: said by a trusted proxy's `X-Forwarded-Proto`
+/// (its last value, which the proxy itself wrote). Hawker serves plain HTTP itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Https(pub bool);
+
+impl FromRequestParts<AppState> for Https {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let from_proxy = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(addr)| state.trusted_proxies.contains(addr.ip()));
+        let proto = parts
+            .headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .map(str::trim);
+        Ok(Self(
+            from_proxy && proto.is_some_and(|p| p.eq_ignore_ascii_case("https")),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use crate::api::accounts;
 use crate::app::AppState;
 use crate::auth::{self, CurrentUser, FORM_CSRF_COOKIE, MaybeUser, random_token};
 use crate::error::{ApiPath, ApiQuery, AppError};
+use crate::limits::Https;
 use crate::store::{Order, Product, Show, ShowFilter, ShowStatus, TokenKind};
 
 pub mod assets;
@@ -465,13 +466,20 @@ fn form_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
     auth::cookie(headers, FORM_CSRF_COOKIE).is_some_and(|c| !c.is_empty() && c == submitted)
 }
 
-async fn start_session(state: &AppState, user: &crate::store::User, next: &str) -> PageResult {
+/// Signs `user` in and sends them to `next`. The cookie is `Secure` when configured so, or when
+/// the request came over HTTPS through a trusted proxy.
+async fn start_session(
+    state: &AppState,
+    user: &crate::store::User,
+    next: &str,
+    Https(https): Https,
+) -> PageResult {
     let token = accounts::issue_token(state, user, TokenKind::Session).await?;
     let mut response = Redirect::to(next).into_response();
     let cookie = auth::session_cookie(
         &token,
         state.config.session_lifetime_s,
-        state.config.secure_cookies,
+        state.config.secure_cookies || https,
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -482,6 +490,7 @@ async fn start_session(state: &AppState, user: &crate::store::User, next: &str) 
 async fn login_submit(
     State(state): State<AppState>,
     client: crate::limits::ClientIp,
+    https: Https,
     headers: HeaderMap,
     Form(form): Form<AuthForm>,
 ) -> PageResult {
@@ -501,7 +510,7 @@ async fn login_submit(
         );
     }
     match accounts::authenticate(&state, client, &form.email, &form.password).await {
-        Ok(user) => start_session(&state, &user, &next).await,
+        Ok(user) => start_session(&state, &user, &next, https).await,
         Err(e) => {
             let status = e.status();
             let (_, message) = e.public_parts();
@@ -524,6 +533,7 @@ async fn login_submit(
 async fn signup_submit(
     State(state): State<AppState>,
     client: crate::limits::ClientIp,
+    https: Https,
     headers: HeaderMap,
     Form(form): Form<AuthForm>,
 ) -> PageResult {
@@ -545,7 +555,7 @@ async fn signup_submit(
     }
     let role = form.role.as_deref().unwrap_or("buyer");
     match accounts::create_account(&state, client, &form.email, &form.password, &name, role).await {
-        Ok(user) => start_session(&state, &user, &next).await,
+        Ok(user) => start_session(&state, &user, &next, https).await,
         Err(e) => {
             let status = e.status();
             let (_, message) = e.public_parts();

@@ -749,6 +749,69 @@ async fn two_shows_sharing_a_product_never_both_go_live() {
     }
 }
 
+/// A form log-in, optionally marked as forwarded over HTTPS; its `Set-Cookie` for the session.
+async fn session_cookie_of_login(app: &TestApp, forwarded_https: bool) -> String {
+    let browser = app.browser();
+    let user = app.form_signup(&browser, "buyer", "/").await;
+    let browser = app.browser();
+    let login = crate::helpers::read_page(
+        browser
+            .get(app.url("/login"))
+            .send()
+            .await
+            .expect("login page"),
+    )
+    .await;
+    let csrf = crate::helpers::input_value(&login.body, "_csrf");
+    let mut req = browser.post(app.url("/login")).form(&[
+        ("_csrf", csrf.as_str()),
+        ("email", &user.email),
+        ("password", &user.password),
+        ("next", "/"),
+    ]);
+    if forwarded_https {
+        req = req.header("x-forwarded-proto", "https");
+    }
+    let res = req.send().await.expect("login sent");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("hawker_session="))
+        .expect("a session cookie")
+        .to_owned()
+}
+
+/// Lower severity: behind a trusted HTTPS proxy the session cookie is `Secure` without being
+/// told; a stranger's `X-Forwarded-Proto` changes nothing.
+#[tokio::test]
+async fn session_cookies_are_secure_behind_a_trusted_https_proxy() {
+    let proxied = spawn_app_with(|c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    assert!(
+        session_cookie_of_login(&proxied, true)
+            .await
+            .contains("; Secure")
+    );
+    assert!(
+        !session_cookie_of_login(&proxied, false)
+            .await
+            .contains("Secure")
+    );
+    let direct = spawn_app().await;
+    assert!(
+        !session_cookie_of_login(&direct, true)
+            .await
+            .contains("Secure")
+    );
+    let configured = spawn_app_with(|c| c.secure_cookies = true).await;
+    assert!(
+        session_cookie_of_login(&configured, false)
+            .await
+            .contains("; Secure")
+    );
+}
+
 /// Lower severity: sessions and API tokens stop working after their lifetime, logged out or
 /// not (a stolen token is not good forever).
 #[tokio::test]
