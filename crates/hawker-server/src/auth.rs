@@ -231,22 +231,48 @@ impl FromRequestParts<AppState> for MaybeUser {
                 via: Via::Bearer { token_hash: hash },
             })));
         }
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Ok(Self(None));
-        };
-        let hash = token_hash(token);
-        Ok(Self(state.store.user_by_token(&hash).await?.and_then(
-            |(user, csrf)| {
-                csrf.map(|csrf| CurrentUser {
-                    user,
-                    via: Via::Session {
-                        token_hash: hash,
-                        csrf,
-                    },
-                })
-            },
-        )))
+        Ok(Self(cookie_session(state, &parts.headers).await?))
     }
+}
+
+/// The signed-in user of the session cookie, if there is one and it stands.
+pub async fn cookie_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let hash = token_hash(token);
+    Ok(state
+        .store
+        .user_by_token(&hash)
+        .await?
+        .and_then(|(user, csrf)| {
+            csrf.map(|csrf| CurrentUser {
+                user,
+                via: Via::Session {
+                    token_hash: hash,
+                    csrf,
+                },
+            })
+        }))
+}
+
+/// Whether a cookie-authenticated write echoes its session's CSRF token (`X-CSRF-Token`).
+pub fn csrf_echoed(user: &CurrentUser, headers: &HeaderMap) -> bool {
+    match &user.via {
+        Via::Session { csrf, .. } => {
+            let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+            sent.is_some_and(|sent| same_secret(sent.as_bytes(), csrf.as_bytes()))
+        }
+        Via::Bearer { .. } => true,
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a secret.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -259,19 +285,10 @@ impl FromRequestParts<AppState> for CurrentUser {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
         let user = user.ok_or_else(AppError::unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if let Via::Session { csrf, .. } = &user.via
-            && !safe
-            && parts.uri.path().starts_with("/api/")
-        {
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok());
-            if sent != Some(csrf.as_str()) {
-                return Err(AppError::forbidden(
-                    "missing or wrong X-CSRF-Token header for a cookie-authenticated request",
-                ));
-            }
+        if !safe && parts.uri.path().starts_with("/api/") && !csrf_echoed(&user, &parts.headers) {
+            return Err(AppError::forbidden(
+                "missing or wrong X-CSRF-Token header for a cookie-authenticated request",
+            ));
         }
         Ok(user)
     }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::api::shows::{new_id, start_show};
 use crate::app::AppState;
-use crate::auth::new_stream_key;
+use crate::auth::{new_stream_key, token_hash};
 use crate::clock;
 use crate::live::CommerceCmd;
 use crate::store::{NewShow, NewUser, ProductEdit, ShowFilter, ShowStatus, User, VariantEdit};
@@ -149,7 +149,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
                 title: "Lipstick Drop: Velvet Matte launch".into(),
                 category: "beauty".into(),
                 scheduled_at: Some(now),
-                stream_key: new_stream_key(),
+                stream_key_hash: token_hash(&new_stream_key()),
                 product_ids: vec![lipstick.id, serum.id, palette.id],
             },
             now,
@@ -163,7 +163,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
                 title: "Series 7 box break".into(),
                 category: "trading cards".into(),
                 scheduled_at: Some(now.plus_secs(2 * 3600)),
-                stream_key: new_stream_key(),
+                stream_key_hash: token_hash(&new_stream_key()),
                 product_ids: vec![booster.id, sleeves.id],
             },
             now,
@@ -177,7 +177,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
                 title: "Sunday skincare Q&A".into(),
                 category: "beauty".into(),
                 scheduled_at: Some(now.plus_secs(26 * 3600)),
-                stream_key: new_stream_key(),
+                stream_key_hash: token_hash(&new_stream_key()),
                 product_ids: vec![serum.id],
             },
             now,

@@ -58,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route(&at("/shows/{id}"), get(shows::get_one))
         .route(&at("/shows/{id}/cover"), post(shows::upload_cover))
         .route(&at("/shows/{id}/start"), post(shows::start))
+        .route(&at("/shows/{id}/stream-key"), post(shows::new_key))
         .route(&at("/shows/{id}/end"), post(shows::end))
         .route(&at("/shows/{id}/pin"), post(shows::pin))
         .route(&at("/shows/{id}/flash-sales"), post(shows::start_sale))

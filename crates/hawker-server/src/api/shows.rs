@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::orders::refusal;
 use crate::app::AppState;
-use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key};
+use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key, token_hash};
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::limits::ClientIp;
@@ -68,18 +68,35 @@ pub async fn create(
     user: CurrentUser,
     ApiJson(body): ApiJson<NewShowBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let show = create_show(&state, &user, body).await?;
+    let (show, stream_key) = create_show(&state, &user, body).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": show.id, "stream_key": show.stream_key, "show": show_json(&show) })),
+        Json(json!({ "id": show.id, "stream_key": stream_key, "show": show_json(&show) })),
     ))
 }
 
+/// `POST /api/v1/shows/{id}/stream-key`: a new stream key, shown this once; the old one stops
+/// working (a key that leaked, or one the host never saw).
+pub async fn new_key(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, AppError> {
+    let show = hosted_show(&state, &user, id).await?;
+    let key = new_stream_key();
+    state
+        .store
+        .set_stream_key_hash(show.id, &token_hash(&key))
+        .await?;
+    Ok(Json(json!({ "stream_key": key })))
+}
+
+/// Schedules a show; answers it and its stream key, which is not stored and so is seen only now.
 pub async fn create_show(
     state: &AppState,
     user: &CurrentUser,
     body: NewShowBody,
-) -> Result<Show, AppError> {
+) -> Result<(Show, String), AppError> {
     if !user.user.role.can_sell() {
         return Err(AppError::forbidden("only sellers can schedule shows"));
     }
@@ -118,15 +135,19 @@ pub async fn create_show(
             "scheduled_at: milliseconds since 1970, from yesterday to two years from now",
         ));
     }
+    let stream_key = new_stream_key();
     let new = NewShow {
         seller_id: user.user.id,
         title,
         category,
         scheduled_at: body.scheduled_at.map(Timestamp),
-        stream_key: new_stream_key(),
+        stream_key_hash: token_hash(&stream_key),
         product_ids,
     };
-    Ok(state.store.create_show(&new, clock::now()).await?)
+    Ok((
+        state.store.create_show(&new, clock::now()).await?,
+        stream_key,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -160,15 +181,9 @@ pub async fn list(
 
 pub async fn get_one(
     State(state): State<AppState>,
-    MaybeUser(user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
-    let show = find_show(&state, id).await?;
-    let mut body = show_json(&show);
-    if user.is_some_and(|u| u.user.id == show.seller_id) {
-        body["stream_key"] = json!(show.stream_key);
-    }
-    Ok(Json(body))
+    Ok(Json(show_json(&find_show(&state, id).await?)))
 }
 
 pub async fn upload_cover(

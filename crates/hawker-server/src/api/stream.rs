@@ -1,9 +1,11 @@
 //! WebRTC signalling: WHIP (RFC 9725) brings the host's camera in, WHEP sends it to viewers.
 //!
 //! One POST with an SDP offer answers `201 Created` with the SDP answer and a `Location` to
-//! DELETE when done. There is no trickle ICE: the media plane is ICE-lite and puts its one
+//! DELETE when done. A publisher is the holder of the show's stream key (OBS), or the host signed
+//! in on this site's console (session cookie and its CSRF token). There is no trickle ICE: the media plane is ICE-lite and puts its one
 //! candidate in the answer. Browser tools on other origins publish and play, so these routes
-//! answer CORS preflights and allow any origin; none of them reads a cookie.
+//! answer CORS preflights and allow any origin, without credentials: a cookie reaches
+//! them only from our own pages.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,6 +19,7 @@ use hawker_media::{MediaError, Role, SessionId};
 use super::at;
 use super::shows::find_show;
 use crate::app::AppState;
+use crate::auth;
 use crate::error::{ApiPath, AppError};
 use crate::limits::ClientIp;
 use crate::store::{Show, ShowStatus};
@@ -50,7 +53,7 @@ async fn publish(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let show = find_show(&state, id).await?;
-    check_stream_key(&show, &headers)?;
+    check_publisher(&state, &show, &headers).await?;
     if show.status == ShowStatus::Ended {
         return Err(AppError::conflict(
             "show_ended",
@@ -104,7 +107,7 @@ async fn stop_publishing(
     headers: HeaderMap,
 ) -> Result<StatusCode, AppError> {
     let show = find_show(&state, id).await?;
-    check_stream_key(&show, &headers)?;
+    check_publisher(&state, &show, &headers).await?;
     stop(&state, show.id, &session, Role::Publisher).await
 }
 
@@ -209,29 +212,45 @@ fn sdp_offer(headers: &HeaderMap, body: Bytes) -> Result<String, AppError> {
         .map_err(|_| AppError::bad_request("bad_sdp", "the SDP offer is not UTF-8 text"))
 }
 
-fn check_stream_key(show: &Show, headers: &HeaderMap) -> Result<(), AppError> {
-    let sent = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+/// The show's stream key as `Authorization: Bearer <key>` (compared by its hash, which is all
+/// the store keeps), or else the host's own session with its CSRF token.
+async fn check_publisher(
+    state: &AppState,
+    show: &Show,
+    headers: &HeaderMap,
+) -> Result<(), AppError> {
+    let refused = || {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_stream_key",
+            "send the show's stream key as Authorization: Bearer <stream key>",
+        )
+    };
+    let Some(sent) = headers.get(header::AUTHORIZATION) else {
+        let host = auth::cookie_session(state, headers).await?;
+        return match host {
+            Some(host)
+                if host.user.acts_for(show.seller_id) && auth::csrf_echoed(&host, headers) =>
+            {
+                Ok(())
+            }
+            _ => Err(refused()),
+        };
+    };
+    let key = sent
+        .to_str()
+        .ok()
         .and_then(|v| {
             // The scheme name is case-insensitive (RFC 9110).
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .unwrap_or_default();
-    if !same_secret(sent.trim().as_bytes(), show.stream_key.as_bytes()) {
-        return Err(AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_stream_key",
-            "send the show's stream key as Authorization: Bearer <stream key>",
-        ));
+    let hash = auth::token_hash(key.trim());
+    if !auth::same_secret(hash.as_bytes(), show.stream_key_hash.as_bytes()) {
+        return Err(refused());
     }
     Ok(())
-}
-
-/// Compares without stopping at the first difference, so timing does not reveal the key.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn refused(e: MediaError) -> AppError {

@@ -173,7 +173,7 @@ impl Shop {
             title: "Bench".into(),
             category: "bench".into(),
             scheduled_at: None,
-            stream_key: crate::auth::new_stream_key(),
+            stream_key_hash: crate::auth::token_hash(&crate::auth::new_stream_key()),
             product_ids: vec![product.id],
         };
         Ok(Self {

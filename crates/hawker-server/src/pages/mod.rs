@@ -654,8 +654,6 @@ struct HostPage {
     layout: Layout,
     show: ShowView,
     products: Vec<ProductView>,
-    /// The show's WHIP bearer token, for the console's camera and its "Stream from OBS" box.
-    stream_key: String,
 }
 
 async fn host_page(
@@ -680,7 +678,6 @@ async fn host_page(
         layout: layout(&state, Some(&user), format!("Host · {}", show.title)),
         show: ShowView::from(&show),
         products,
-        stream_key: show.stream_key.clone(),
     })
 }
 

@@ -148,7 +148,8 @@ pub struct Show {
     pub ended_at: Option<Timestamp>,
     pub cover: Option<String>,
     #[serde(skip)]
-    pub stream_key: String,
+    /// SHA-256 of the stream key, as tokens: the key itself is shown once and never stored.
+    pub stream_key_hash: String,
     pub product_ids: Vec<ProductId>,
     pub pinned_product_id: Option<ProductId>,
 }
@@ -159,7 +160,8 @@ pub struct NewShow {
     pub title: String,
     pub category: String,
     pub scheduled_at: Option<Timestamp>,
-    pub stream_key: String,
+    /// SHA-256 of the stream key.
+    pub stream_key_hash: String,
     pub product_ids: Vec<ProductId>,
 }
 
@@ -355,6 +357,8 @@ pub trait Store: Send + Sync + 'static {
     /// that has it; a show that is not scheduled is left as it is.
     async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>>;
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()>;
+    /// Replaces the show's stream key (its hash): the old key stops working.
+    async fn set_stream_key_hash(&self, id: ShowId, hash: &str) -> StoreResult<()>;
     async fn set_pinned(&self, id: ShowId, product: Option<ProductId>) -> StoreResult<()>;
     /// A live show other than `except` whose lineup shares a product with `products`.
     /// Shows holding unpaid reservations or a running auction (their owners must come back after

@@ -338,7 +338,7 @@ fn show_from(row: &SqliteRow) -> Result<Show, sqlx::Error> {
         started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
         ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
         cover: row.try_get("cover")?,
-        stream_key: row.try_get("stream_key")?,
+        stream_key_hash: row.try_get("stream_key")?,
         product_ids: Vec::new(),
         pinned_product_id: row
             .try_get::<Option<i64>, _>("pinned_product_id")?
@@ -385,6 +385,26 @@ const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_i
      JOIN variants v ON v.id = o.variant_id JOIN products p ON p.id = v.product_id \
      LEFT JOIN codes c ON c.id = o.code_id";
 
+/// Databases from before stream keys were hashed hold them in plain text (`sk_…`): hash them
+/// in place, once, so a stolen database file streams to no show.
+async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
+    let plain: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, stream_key FROM shows WHERE stream_key LIKE 'sk\\_%' ESCAPE '\\'",
+    )
+    .fetch_all(writer)
+    .await
+    .context("reading stream keys")?;
+    for (id, key) in plain {
+        sqlx::query("UPDATE shows SET stream_key = ? WHERE id = ?")
+            .bind(crate::auth::token_hash(&key))
+            .bind(id)
+            .execute(writer)
+            .await
+            .context("hashing a stream key")?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
@@ -414,6 +434,7 @@ impl SqliteStore {
             .execute(&writer)
             .await
             .context("creating the schema")?;
+        hash_plaintext_stream_keys(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
@@ -1226,7 +1247,7 @@ impl Store for SqliteStore {
         .bind(&show.title)
         .bind(&show.category)
         .bind(show.scheduled_at.map(|t| t.0))
-        .bind(&show.stream_key)
+        .bind(&show.stream_key_hash)
         .bind(now.0)
         .fetch_one(&mut *tx)
         .await
@@ -1341,6 +1362,18 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(other.map_or(Ok(()), |other| Err(ShowId(other))))
+    }
+
+    async fn set_stream_key_hash(&self, id: ShowId, hash: &str) -> StoreResult<()> {
+        exactly_one(
+            sqlx::query("UPDATE shows SET stream_key = ? WHERE id = ?")
+                .bind(hash)
+                .bind(id.0)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?,
+            "show",
+        )
     }
 
     async fn set_show_cover(&self, id: ShowId, url: &str) -> StoreResult<()> {

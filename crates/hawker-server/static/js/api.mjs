@@ -10,7 +10,8 @@ export class ApiError extends Error {
   }
 }
 
-const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
+/** The session's CSRF token, which every cookie-authenticated write echoes. */
+export const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**

@@ -1,5 +1,6 @@
 // The host console's camera: device pickers and preview, Go live and Stop over WHIP with automatic
 // reconnects, the outgoing bitrate, and the "Stream from OBS" box.
+import { api, csrfToken } from './api.mjs';
 import { toast, toastError } from './toast.mjs';
 import { backoff, endSession, exchangeSdp, preferH264, watchConnection } from './webrtc.mjs';
 
@@ -36,7 +37,7 @@ function constraints(kind, deviceId) {
  * Wires the camera card of templates/host.html. `onOnAir()` is called each time the server starts
  * receiving this page's media. Returns `{ setViewers(n), setServerVideo(state), end() }`.
  */
-export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
+export function createGoLive({ showId, onOnAir = () => {} }) {
   const url = `/api/v1/shows/${encodeURIComponent(showId)}/whip`;
   const preview = $('preview');
   const cameraSelect = $('camera-select');
@@ -189,16 +190,16 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
     try {
       await pc.setLocalDescription(await pc.createOffer());
       // The server is ICE-lite and names its own candidate, so ours need not be gathered first.
-      const answer = await exchangeSdp(url, pc.localDescription.sdp, { token: streamKey });
+      const answer = await exchangeSdp(url, pc.localDescription.sdp, { csrf: csrfToken() });
       s.location = answer.location;
-      if (session !== s) return void endSession(s.location, { token: streamKey }); // stopped meanwhile
+      if (session !== s) return void endSession(s.location, { csrf: csrfToken() }); // stopped meanwhile
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     } catch (err) {
       pc.close();
       if (session !== s) return; // stopped meanwhile: hangUp() ended it
       session = null;
       // The server may have made the session before its answer was refused.
-      ending = endSession(s.location, { token: streamKey });
+      ending = endSession(s.location, { csrf: csrfToken() });
       await ending;
       if (!session) failed(err); // unless Stop and Go live came meanwhile
       return;
@@ -252,7 +253,7 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
     if (!s) return Promise.resolve();
     s.unwatch?.();
     s.pc.close();
-    ending = endSession(s.location, { token: streamKey, keepalive });
+    ending = endSession(s.location, { csrf: csrfToken(), keepalive });
     return ending;
   }
 
@@ -344,15 +345,23 @@ export function createGoLive({ showId, streamKey, onOnAir = () => {} }) {
   // ---------- Stream from OBS ----------
 
   $('whip-url').value = new URL(url, location.href).href;
+  // The server keeps only the key's hash: a key is seen once, when made, and replaces the last.
   const keyInput = $('stream-key');
-  const keyToggle = $('stream-key-show');
-  const syncKeyToggle = () => (keyToggle.textContent = keyInput.type === 'password' ? 'Show' : 'Hide');
+  const newKey = $('stream-key-new');
   for (const btn of document.querySelectorAll('#obs [data-copy]')) {
-    btn.addEventListener('click', () => copy($(btn.dataset.copy)).then(syncKeyToggle));
+    btn.addEventListener('click', () => copy($(btn.dataset.copy)));
   }
-  keyToggle.addEventListener('click', () => {
-    keyInput.type = keyInput.type === 'password' ? 'text' : 'password';
-    syncKeyToggle();
+  newKey.addEventListener('click', async () => {
+    newKey.disabled = true;
+    try {
+      const { stream_key: key } = await api('POST', `/shows/${encodeURIComponent(showId)}/stream-key`);
+      keyInput.value = key;
+      toast('New stream key made: the old one no longer works.', { kind: 'ok' });
+    } catch (err) {
+      toastError(err);
+    } finally {
+      newKey.disabled = false;
+    }
   });
 
   listDevices();

@@ -19,7 +19,7 @@ const serverNow = () => (conn ? conn.serverNow() : Date.now());
 const chat = createChat({ showId, canModerate: true, send });
 // The host watches their auctions; the server refuses a seller's bids on their own lots anyway.
 const auction = createAuction({ showId, isHost: true, serverNow });
-const goLive = createGoLive({ showId, streamKey: $('stream-key').value, onOnAir });
+const goLive = createGoLive({ showId, onOnAir });
 
 function onMessage(m) {
   switch (m.type) {

@@ -6,9 +6,10 @@ import { ApiError, sentence } from './api.mjs';
  * POSTs an SDP offer to a WHIP or WHEP endpoint. Returns `{ sdp, location }` (the answer and the
  * session's absolute URL) or throws an ApiError; `status` 0 means the server was not reached.
  */
-export async function exchangeSdp(url, offerSdp, { token } = {}) {
+export async function exchangeSdp(url, offerSdp, { token, csrf } = {}) {
   const headers = { 'Content-Type': 'application/sdp' };
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (csrf) headers['X-CSRF-Token'] = csrf; // the host's console: its session cookie goes along
   let res;
   try {
     res = await fetch(url, { method: 'POST', headers, body: offerSdp });
@@ -33,9 +34,10 @@ export async function exchangeSdp(url, offerSdp, { token } = {}) {
  * DELETEs a session; never throws, and gives up after 3 s so a dead network cannot stall a
  * reconnect. `keepalive` lets it outlive the page (pagehide).
  */
-export async function endSession(location, { token, keepalive = false } = {}) {
+export async function endSession(location, { token, csrf, keepalive = false } = {}) {
   if (!location) return;
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  if (csrf) headers['X-CSRF-Token'] = csrf;
   const signal = AbortSignal.timeout ? AbortSignal.timeout(3000) : undefined;
   try {
     await fetch(location, { method: 'DELETE', headers, keepalive, signal });

@@ -838,3 +838,126 @@ async fn tokens_expire_on_the_server() {
     let me = browser.get(app.url("/api/v1/me")).send().await.expect("me");
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "the session expired");
 }
+
+/// Lower severity: stream keys are kept only as hashes (a stolen database streams to no show),
+/// shown once, replaced from the console, and the console itself goes live with the host's
+/// session instead.
+#[tokio::test]
+async fn stream_keys_are_hashed_shown_once_and_replaceable() {
+    use crate::video::{offer, scheduled_show, whip};
+    use str0m::media::Direction;
+    let store = Arc::new(std::sync::OnceLock::new());
+    let kept = store.clone();
+    let app = spawn_app_on_store(
+        |_| {},
+        move |s| {
+            let _ = kept.set(s.clone());
+            s
+        },
+    )
+    .await;
+    let (seller, show, key) = scheduled_show(&app).await;
+    let stored = store
+        .get()
+        .expect("the store")
+        .show(hawker_core::ids::ShowId(show))
+        .await
+        .expect("store")
+        .expect("show");
+    assert_ne!(stored.stream_key_hash, key, "not stored as it is");
+    assert_eq!(
+        stored.stream_key_hash,
+        hawker_server::auth::token_hash(&key)
+    );
+    let (_, body) = app
+        .get(Some(&seller.token), &format!("/api/v1/shows/{show}"))
+        .await;
+    assert!(
+        body.get("stream_key").is_none(),
+        "never shown again: {body}"
+    );
+
+    let (status, body) = app
+        .post(
+            &seller.token,
+            &format!("/api/v1/shows/{show}/stream-key"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_key = body["stream_key"].as_str().expect("a new key").to_owned();
+    let old = whip(&app, show, &key, offer(Direction::SendOnly, false)).await;
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the old key stops working"
+    );
+    let new = whip(&app, show, &new_key, offer(Direction::SendOnly, false)).await;
+    assert_eq!(new.status, StatusCode::CREATED, "the new one works");
+
+    // Nobody else can make one.
+    let stranger = app.signup("seller").await;
+    let (status, _) = app
+        .post(
+            &stranger.token,
+            &format!("/api/v1/shows/{show}/stream-key"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The console publishes as the signed-in host: its session cookie with the CSRF token, which a
+/// page of another site cannot read.
+#[tokio::test]
+async fn the_console_goes_live_with_the_hosts_session_and_its_csrf_token() {
+    use crate::video::offer;
+    use str0m::media::Direction;
+    let app = spawn_app().await;
+    let browser = app.browser();
+    app.form_signup(&browser, "seller", "/").await;
+    let page = app.page(&browser, "/").await;
+    let csrf = crate::helpers::meta_csrf(&page.body);
+    let (status, product) = {
+        let res = browser
+            .post(app.url("/api/v1/products"))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({ "title": "Lamp", "currency": "USD", "variants": [{ "name": "One", "price_cents": 1_000, "stock": 3 }] }))
+            .send()
+            .await
+            .expect("product");
+        (
+            res.status(),
+            res.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    let res = browser
+        .post(app.url("/api/v1/shows"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "title": "Live", "category": "home", "product_ids": [product["id"]] }))
+        .send()
+        .await
+        .expect("show");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let show = res.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let publish = |csrf: Option<&str>| {
+        let mut req = browser
+            .post(app.url(&format!("/api/v1/shows/{show}/whip")))
+            .header("content-type", "application/sdp")
+            .body(offer(Direction::SendOnly, false));
+        if let Some(csrf) = csrf {
+            req = req.header("x-csrf-token", csrf);
+        }
+        async move { req.send().await.expect("whip").status() }
+    };
+    assert_eq!(
+        publish(None).await,
+        StatusCode::UNAUTHORIZED,
+        "a cookie alone is not enough"
+    );
+    assert_eq!(publish(Some("forged")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(publish(Some(&csrf)).await, StatusCode::CREATED);
+}

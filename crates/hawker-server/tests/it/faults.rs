@@ -160,6 +160,10 @@ impl Store for FaultyStore {
             .await
     }
 
+    async fn set_stream_key_hash(&self, id: ShowId, hash: &str) -> StoreResult<()> {
+        self.inner.set_stream_key_hash(id, hash).await
+    }
+
     async fn go_live(&self, id: ShowId, now: Timestamp) -> StoreResult<Result<(), ShowId>> {
         self.inner.go_live(id, now).await
     }

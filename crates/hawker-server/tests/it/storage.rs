@@ -79,7 +79,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
                 title: "T".into(),
                 category: "c".into(),
                 scheduled_at: None,
-                stream_key: "sk".into(),
+                stream_key_hash: "sk".into(),
                 product_ids: vec![product.id],
             },
             now,
@@ -325,4 +325,46 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
         Some("Renamed")
     );
     assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Moderator));
+}
+
+/// A database from before stream keys were hashed keeps working: its plain keys are hashed in
+/// place when it is opened, so the host's key still publishes and the file no longer holds it.
+#[tokio::test]
+async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let store = store::open(&url, true).await.expect("opens");
+    let now = Timestamp(1_000);
+    let seller = store
+        .create_user(
+            &NewUser {
+                email: "s@x.dev".into(),
+                password_hash: "h".into(),
+                display_name: "S".into(),
+                role: Role::Seller,
+            },
+            now,
+        )
+        .await
+        .expect("user");
+    let plain = "sk_0123456789abcdef";
+    let show = store
+        .create_show(
+            &NewShow {
+                seller_id: seller.id,
+                title: "T".into(),
+                category: "c".into(),
+                scheduled_at: None,
+                // As an older release stored it.
+                stream_key_hash: plain.into(),
+                product_ids: vec![],
+            },
+            now,
+        )
+        .await
+        .expect("show");
+    drop(store);
+    let store = store::open(&url, true).await.expect("opens again");
+    let stored = store.show(show.id).await.expect("read").expect("show");
+    assert_eq!(stored.stream_key_hash, hawker_server::auth::token_hash(plain));
 }
