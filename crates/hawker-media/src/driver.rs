@@ -50,6 +50,9 @@ enum Command {
     EndShow {
         show: ShowId,
     },
+    DropPublisher {
+        show: ShowId,
+    },
 }
 
 /// The media plane's handle. Cheap to clone; the driver stops when the last one is dropped.
@@ -139,6 +142,11 @@ impl Media {
             reply,
         })
         .await?
+    }
+
+    /// The show's stream key changed: whoever publishes with the old one is cut off.
+    pub async fn drop_publisher(&self, show: ShowId) {
+        let _ = self.commands.send(Command::DropPublisher { show }).await;
     }
 
     /// The show ended: its broadcast goes off air at once.
@@ -240,6 +248,7 @@ fn handle(sfu: &mut Sfu, command: Command) {
             let _ = reply.send(sfu.stop(now, show, session, role));
         }
         Command::EndShow { show } => sfu.end_show(now, show),
+        Command::DropPublisher { show } => sfu.drop_publisher(now, show),
     }
 }
 

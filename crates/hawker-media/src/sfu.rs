@@ -423,6 +423,14 @@ impl Sfu {
         }
     }
 
+    /// Cuts the show's publisher off (its key was replaced): viewers wait out the grace period
+    /// for the host to publish again with the new one.
+    pub fn drop_publisher(&mut self, now: Instant, show: ShowId) {
+        if let Some(publisher) = self.broadcasts.get(&show).and_then(|b| b.publisher) {
+            self.remove(now, publisher, true);
+        }
+    }
+
     /// The show ended: its broadcast goes off air now, whatever the grace period.
     pub fn end_show(&mut self, now: Instant, show: ShowId) {
         if let Some(b) = self.broadcasts.get(&show) {

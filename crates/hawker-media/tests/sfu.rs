@@ -551,3 +551,16 @@ fn viewers_connecting_at_once_never_exceed_the_show_limit() {
     net.run_for(Some(p), Duration::from_secs(2));
     assert_eq!(net.sfu.counts().viewers, 1, "the later one is dropped");
 }
+
+#[test]
+fn a_dropped_publisher_leaves_its_viewers_waiting_for_the_host() {
+    let mut net = Net::new(|_| {});
+    let (p, _) = net.publish(2);
+    net.run_for(Some(p), Duration::from_millis(300));
+    net.play(3).1.expect("viewer");
+    net.run_for(Some(p), Duration::from_millis(300));
+    net.sfu.drop_publisher(net.now, SHOW);
+    assert_eq!(net.sfu.counts().publishers, 0, "cut off");
+    assert_eq!(net.sfu.counts().viewers, 1, "the viewer waits");
+    net.publish(4).1.expect("the host publishes again at once");
+}

@@ -88,6 +88,8 @@ pub async fn new_key(
         .store
         .set_stream_key_hash(show.id, &token_hash(&key))
         .await?;
+    // Whoever streams with the old key is cut off; the host's console reconnects with its session.
+    state.media.drop_publisher(show.id).await;
     Ok(Json(json!({ "stream_key": key })))
 }
 

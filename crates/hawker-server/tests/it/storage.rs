@@ -366,5 +366,8 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
     drop(store);
     let store = store::open(&url, true).await.expect("opens again");
     let stored = store.show(show.id).await.expect("read").expect("show");
-    assert_eq!(stored.stream_key_hash, hawker_server::auth::token_hash(plain));
+    assert_eq!(
+        stored.stream_key_hash,
+        hawker_server::auth::token_hash(plain)
+    );
 }

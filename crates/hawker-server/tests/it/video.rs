@@ -31,7 +31,7 @@ pub(crate) struct Reply {
     location: String,
     content_type: String,
     cors: String,
-    text: String,
+    pub text: String,
 }
 
 impl Reply {
