@@ -967,3 +967,50 @@ async fn the_console_goes_live_with_the_hosts_session_and_its_csrf_token() {
     assert_eq!(publish(Some("forged")).await, StatusCode::UNAUTHORIZED);
     assert_eq!(publish(Some(&csrf)).await, StatusCode::CREATED);
 }
+
+/// Lower severity: an owner that panics (here inside a group commit) leaves the hub, and the
+/// show's next buy starts a fresh owner from the store, which sells on with nothing lost.
+#[tokio::test]
+async fn a_panicking_owner_is_replaced_and_the_show_sells_on() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = armed.clone();
+    let fail = move |batch: &Batch| {
+        let buys = batch
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Reserved { .. }));
+        if buys && trigger.swap(false, Ordering::SeqCst) {
+            panic!("injected panic inside the group commit");
+        }
+        false
+    };
+    let app = spawn_app_on_store(|_| {}, FaultyStore::wrap(fail, Duration::ZERO)).await;
+    let show = app.live_show(&[("Tee", 2_000, 10)]).await;
+    let buyers = app.buyers(2).await;
+    armed.store(true, Ordering::SeqCst);
+    let (status, _) = app
+        .buy(&buyers[0].token, "first", buy_body(&show, "pm_card_visa"))
+        .await;
+    assert!(
+        status.is_server_error(),
+        "the buy the panic ate is not acknowledged: {status}"
+    );
+    let mut answer = None;
+    for _ in 0..100 {
+        let (status, body) = app
+            .buy(&buyers[1].token, "second", buy_body(&show, "pm_card_visa"))
+            .await;
+        if status == StatusCode::CREATED {
+            answer = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answer.is_some(), "a fresh owner took over");
+    assert_eq!(
+        app.stock(show.product_id).await,
+        vec![9],
+        "one unit sold, none lost"
+    );
+    assert_eq!(end_show(&app, &show).await, StatusCode::OK);
+}
