@@ -6,6 +6,7 @@ mod crash;
 mod faults;
 mod flash_sale;
 mod helpers;
+mod lifecycle;
 mod live_buy;
 mod live_room;
 mod orders;
