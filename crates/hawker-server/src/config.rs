@@ -80,6 +80,8 @@ pub struct Config {
     pub pending_media_per_client: usize,
     /// Most live-room sockets one client address holds open, over all shows.
     pub sockets_per_client: usize,
+    /// Image uploads (product photos, show covers) per account per hour.
+    pub uploads_per_account_per_hour: u32,
     /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose `X-Forwarded-For`
     /// names the client. Empty: the peer address is the client. Env: comma-separated.
     pub trusted_proxies: Vec<String>,
@@ -128,6 +130,7 @@ impl Default for Config {
             media_sessions_per_client: 20,
             pending_media_per_client: 4,
             sockets_per_client: 50,
+            uploads_per_account_per_hour: 120,
             trusted_proxies: Vec::new(),
         }
     }
@@ -256,6 +259,9 @@ impl Config {
         }
         if let Some(v) = get("HAWKER_SOCKETS_PER_CLIENT") {
             self.sockets_per_client = parse("HAWKER_SOCKETS_PER_CLIENT", v)?;
+        }
+        if let Some(v) = get("HAWKER_UPLOADS_PER_ACCOUNT_PER_HOUR") {
+            self.uploads_per_account_per_hour = parse("HAWKER_UPLOADS_PER_ACCOUNT_PER_HOUR", v)?;
         }
         if let Some(v) = get("HAWKER_TRUSTED_PROXIES") {
             self.trusted_proxies = v

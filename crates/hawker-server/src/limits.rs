@@ -16,6 +16,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use hawker_core::ids::UserId;
+
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::AppError;
@@ -26,6 +28,7 @@ pub struct Limits {
     login_per_client: DefaultKeyedRateLimiter<IpAddr>,
     signup_per_client: DefaultKeyedRateLimiter<IpAddr>,
     media_offers_per_client: DefaultKeyedRateLimiter<IpAddr>,
+    uploads_per_account: DefaultKeyedRateLimiter<i64>,
     sockets_per_client: Arc<Occupancy>,
 }
 
@@ -44,6 +47,7 @@ impl Limits {
             media_offers_per_client: RateLimiter::keyed(per_minute(
                 config.media_offers_per_client_per_minute,
             )),
+            uploads_per_account: RateLimiter::keyed(per_hour(config.uploads_per_account_per_hour)),
             sockets_per_client: Occupancy::new(config.sockets_per_client),
         }
     }
@@ -69,6 +73,11 @@ impl Limits {
         check(&self.media_offers_per_client, &client)
     }
 
+    /// An image upload by `account`: each is up to `max_upload_bytes` on disk, kept forever.
+    pub fn upload(&self, account: UserId) -> Result<(), AppError> {
+        check(&self.uploads_per_account, &account.0)
+    }
+
     /// A seat for one live-room socket of `client`, held until the socket closes.
     pub fn socket(&self, client: IpAddr) -> Result<Seat, AppError> {
         self.sockets_per_client
@@ -91,6 +100,8 @@ impl Limits {
         self.signup_per_client.shrink_to_fit();
         self.media_offers_per_client.retain_recent();
         self.media_offers_per_client.shrink_to_fit();
+        self.uploads_per_account.retain_recent();
+        self.uploads_per_account.shrink_to_fit();
     }
 }
 

@@ -4,14 +4,21 @@
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hawker_core::ids::UserId;
 use hawker_core::image::sniff;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::error::{ApiPath, AppError};
 
-/// Reads the `image` field, checks it, stores it; returns its URL.
-pub async fn save_upload(state: &AppState, mut multipart: Multipart) -> Result<String, AppError> {
+/// Reads the `image` field `uploader` sent, checks it, stores it; returns its URL. Each account
+/// may upload only so many an hour (`uploads_per_account_per_hour`), so no one fills the disk.
+pub async fn save_upload(
+    state: &AppState,
+    uploader: UserId,
+    mut multipart: Multipart,
+) -> Result<String, AppError> {
+    state.limits.upload(uploader)?;
     let too_large = || {
         AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -211,7 +211,7 @@ pub async fn upload_image(
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let product = owned_product(&state, &user, id).await?;
-    let url = media::save_upload(&state, multipart).await?;
+    let url = media::save_upload(&state, user.user.id, multipart).await?;
     state.store.add_product_image(product.id, &url).await?;
     Ok((StatusCode::CREATED, Json(json!({ "url": url }))))
 }

@@ -195,7 +195,7 @@ pub async fn upload_cover(
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = hosted_show(&state, &user, id).await?;
-    let url = crate::media::save_upload(&state, multipart).await?;
+    let url = crate::media::save_upload(&state, user.user.id, multipart).await?;
     state.store.set_show_cover(show.id, &url).await?;
     Ok((StatusCode::CREATED, Json(json!({ "url": url }))))
 }

@@ -1014,3 +1014,33 @@ async fn a_panicking_owner_is_replaced_and_the_show_sells_on() {
     );
     assert_eq!(end_show(&app, &show).await, StatusCode::OK);
 }
+
+/// Abuse limits: uploads are kept forever, so each account may send only so many an hour (a
+/// seller cannot fill the disk); others are not affected.
+#[tokio::test]
+async fn uploads_are_limited_per_account() {
+    let app = spawn_app_with(|c| c.uploads_per_account_per_hour = 3).await;
+    let seller = app.signup("seller").await;
+    let (product, _) = app.product(&seller, &[("One", 1_000, 5)]).await;
+    let path = format!("/api/v1/products/{product}/images");
+    for n in 0..3 {
+        let (status, body) = app
+            .upload(&seller.token, &path, &crate::helpers::png_bytes(100 + n))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let refused = app
+        .upload(&seller.token, &path, &crate::helpers::png_bytes(200))
+        .await;
+    assert_refused(&refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let other = app.signup("seller").await;
+    let (theirs, _) = app.product(&other, &[("Two", 1_000, 5)]).await;
+    let (status, _) = app
+        .upload(
+            &other.token,
+            &format!("/api/v1/products/{theirs}/images"),
+            &crate::helpers::png_bytes(300),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}

@@ -41,6 +41,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         media_sessions_per_client: 100_000,
         pending_media_per_client: 100_000,
         sockets_per_client: 100_000,
+        uploads_per_account_per_hour: 1_000_000,
         ..Config::default()
     }
 }
