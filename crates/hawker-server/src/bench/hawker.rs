@@ -195,6 +195,8 @@ pub async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<(Vec<User
         .fetch_one(&mut conn)
         .await?;
     let tokens = buyer_tokens(buyers);
+    // Made now: the server deletes tokens older than their lifetime.
+    let now = clock::now().0;
     let mut tx = conn.begin().await?;
     for (chunk_no, chunk) in tokens.chunks(400).enumerate() {
         let base = first + (chunk_no * 400) as i64;
@@ -209,7 +211,10 @@ pub async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<(Vec<User
             users.push_str(&format!(
                 "{sep}({id}, 'b{id}@bench', 'x', 'Buyer {id}', 'buyer', 0)"
             ));
-            toks.push_str(&format!("{sep}('{}', {id}, 'api', 0)", token_hash(token)));
+            toks.push_str(&format!(
+                "{sep}('{}', {id}, 'api', {now})",
+                token_hash(token)
+            ));
         }
         sqlx::raw_sql(&users).execute(&mut *tx).await?;
         sqlx::raw_sql(&toks).execute(&mut *tx).await?;
