@@ -572,15 +572,26 @@ async fn one_address_looping_video_offers_cannot_keep_viewers_out() {
         let (status, code) = offer_video_from(&app, show, "203.0.113.9").await;
         *answers.entry((status.as_u16(), code)).or_insert(0) += 1;
     }
+    // Two held; the rest refused: by the session limit until the offer rate limit's burst of
+    // 10 is spent, then by the rate limit (which lets one more through every 6 s).
+    assert_eq!(answers.get(&(201, String::new())), Some(&2), "{answers:?}");
     assert_eq!(
-        answers,
-        [
-            ((201, String::new()), 2),
-            ((429, "too_many_sessions".into()), 8),
-            ((429, "rate_limited".into()), 15),
-        ]
-        .into_iter()
-        .collect()
+        answers
+            .iter()
+            .filter(|((status, code), _)| *status == 429
+                && (code == "too_many_sessions" || code == "rate_limited"))
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        23,
+        "{answers:?}"
+    );
+    assert!(
+        answers.contains_key(&(429, "too_many_sessions".into())),
+        "{answers:?}"
+    );
+    assert!(
+        answers.contains_key(&(429, "rate_limited".into())),
+        "{answers:?}"
     );
     // Viewers from other addresses always get in: offers still connecting are not viewers.
     for n in 1..=5 {
@@ -816,9 +827,10 @@ async fn session_cookies_are_secure_behind_a_trusted_https_proxy() {
 /// not (a stolen token is not good forever).
 #[tokio::test]
 async fn tokens_expire_on_the_server() {
+    // Two seconds: long enough for a slow machine to use them first.
     let app = spawn_app_with(|c| {
-        c.api_token_lifetime_s = 1;
-        c.session_lifetime_s = 1;
+        c.api_token_lifetime_s = 2;
+        c.session_lifetime_s = 2;
     })
     .await;
     let buyer = app.signup("buyer").await;
@@ -832,7 +844,8 @@ async fn tokens_expire_on_the_server() {
         StatusCode::OK,
         "signed in by the session cookie"
     );
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    // The lifetime, then the sweep (every half second here) with room to spare.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     let (status, _) = app.get(Some(&buyer.token), "/api/v1/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the API token expired");
     let me = browser.get(app.url("/api/v1/me")).send().await.expect("me");
