@@ -2,6 +2,8 @@
 //! anything; it must never panic, hang or grow without bound. The cargo-fuzz targets in `fuzz/`
 //! call these under libFuzzer; `tests/` replays the corpus and every kept crash on stable Rust.
 
+pub mod mutate;
+
 use std::cell::RefCell;
 use std::time::Instant;
 

@@ -5,6 +5,7 @@ mod bench;
 mod crash;
 mod faults;
 mod flash_sale;
+mod fuzz_api;
 mod helpers;
 mod lifecycle;
 mod live_buy;
