@@ -10,22 +10,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+// Seeded: the same interleavings on every run, so a failure replays.
+use hawker_fuzz::mutate::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
-
-/// xorshift64*: the same interleavings on every run, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -49,9 +39,7 @@ async fn any_interleaving_of_buy_pay_ship_and_refund_keeps_every_promise() {
     let mut conflicts = 0;
     for round in 0..4 {
         let buyers = app.buyers(12).await;
-        let cards: Vec<&str> = (0..buyers.len())
-            .map(|_| CARDS[rng.below(3) as usize])
-            .collect();
+        let cards: Vec<&str> = (0..buyers.len()).map(|_| CARDS[rng.below(3)]).collect();
         // Phase one: buys and their retries, shuffled, all at once.
         let mut steps: Vec<Step> = (0..buyers.len())
             .flat_map(|buyer| {
@@ -189,6 +177,6 @@ async fn any_interleaving_of_buy_pay_ship_and_refund_keeps_every_promise() {
 
 fn shuffle<T>(rng: &mut Rng, items: &mut [T]) {
     for i in (1..items.len()).rev() {
-        items.swap(i, rng.below(i as u64 + 1) as usize);
+        items.swap(i, rng.below(i + 1));
     }
 }
