@@ -382,6 +382,7 @@ struct AuthDraft {
 fn auth_page(
     state: &AppState,
     headers: &HeaderMap,
+    Https(https): Https,
     draft: AuthDraft,
     status: StatusCode,
 ) -> PageResult {
@@ -406,7 +407,12 @@ fn auth_page(
     };
     let mut response = render(&page)?;
     *response.status_mut() = status;
-    let cookie = format!("{FORM_CSRF_COOKIE}={form_csrf}; Path=/; HttpOnly; SameSite=Lax");
+    let secure = if state.config.secure_cookies || https {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{FORM_CSRF_COOKIE}={form_csrf}; Path=/; HttpOnly; SameSite=Lax{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -415,12 +421,14 @@ fn auth_page(
 
 async fn login_page(
     State(state): State<AppState>,
+    https: Https,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<NextQuery>,
 ) -> PageResult {
     auth_page(
         &state,
         &headers,
+        https,
         AuthDraft {
             signup: false,
             next: safe_next(q.next.as_deref()),
@@ -434,12 +442,14 @@ async fn login_page(
 
 async fn signup_page(
     State(state): State<AppState>,
+    https: Https,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<NextQuery>,
 ) -> PageResult {
     auth_page(
         &state,
         &headers,
+        https,
         AuthDraft {
             signup: true,
             next: safe_next(q.next.as_deref()),
@@ -499,6 +509,7 @@ async fn login_submit(
         return auth_page(
             &state,
             &headers,
+            https,
             AuthDraft {
                 signup: false,
                 next,
@@ -517,6 +528,7 @@ async fn login_submit(
             auth_page(
                 &state,
                 &headers,
+                https,
                 AuthDraft {
                     signup: false,
                     next,
@@ -543,6 +555,7 @@ async fn signup_submit(
         return auth_page(
             &state,
             &headers,
+            https,
             AuthDraft {
                 signup: true,
                 next,
@@ -562,6 +575,7 @@ async fn signup_submit(
             auth_page(
                 &state,
                 &headers,
+                https,
                 AuthDraft {
                     signup: true,
                     next,

@@ -815,6 +815,16 @@ async fn session_cookies_are_secure_behind_a_trusted_https_proxy() {
             .await
             .contains("Secure")
     );
+    // The log-in form's CSRF cookie too.
+    let form = proxied
+        .browser()
+        .get(proxied.url("/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("login page");
+    let form_cookie = crate::helpers::header(form.headers(), "set-cookie").to_owned();
+    assert!(form_cookie.ends_with("; Secure"), "{form_cookie}");
     let configured = spawn_app_with(|c| c.secure_cookies = true).await;
     assert!(
         session_cookie_of_login(&configured, false)
