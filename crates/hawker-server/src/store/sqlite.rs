@@ -26,7 +26,8 @@ use super::changes::RowChanges;
 use super::*;
 use crate::auction_log::LogEntry;
 
-const SCHEMA: &str = include_str!("schema.sql");
+/// The schema's versions, embedded at build time and applied in order at start.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// **Invariant**: group commits, the only writes a herd makes, go through `committer`; the rare
 /// other writes (sign-ups, catalog edits) through `writer`. Each is one connection, so writes
@@ -430,10 +431,10 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .context("opening SQLite")?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&writer)
+        MIGRATIONS
+            .run(&writer)
             .await
-            .context("creating the schema")?;
+            .context("migrating the database")?;
         hash_plaintext_stream_keys(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

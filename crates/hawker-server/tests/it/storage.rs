@@ -371,3 +371,62 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
         hawker_server::auth::token_hash(plain)
     );
 }
+
+/// A database made before migrations existed (`tests/fixtures/pre-migrations.db`: `hawker serve
+/// --demo` at 370753c and two paid orders) is upgraded when opened, without losing a row, and
+/// opening it again applies nothing twice.
+#[tokio::test]
+async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("hawker.db");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pre-migrations.db"
+        ),
+        &path,
+    )
+    .expect("fixture");
+    let url = format!("sqlite://{}", path.display());
+    let counts = |table: &'static str| {
+        let path = path.clone();
+        move || -> i64 {
+            let db = rusqlite::Connection::open(&path).expect("db");
+            db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count")
+        }
+    };
+    let tables = [
+        "users",
+        "products",
+        "variants",
+        "shows",
+        "orders",
+        "commerce_log",
+    ];
+    let before: Vec<i64> = tables.iter().map(|t| counts(t)()).collect();
+    assert_eq!(before, [4, 5, 9, 3, 2, 14], "the fixture as made");
+    for _ in 0..2 {
+        let store = store::open(&url, true).await.expect("opens and migrates");
+        let ana = store
+            .user_by_email("ana@demo.hawker.dev")
+            .await
+            .expect("read")
+            .expect("the demo buyer");
+        let orders = store.orders_for_buyer(ana.0.id).await.expect("orders");
+        assert_eq!(orders.len(), 2, "her paid orders");
+        assert!(orders.iter().all(|o| o.status == "paid"));
+        drop(store);
+        let after: Vec<i64> = tables.iter().map(|t| counts(t)()).collect();
+        assert_eq!(after, before, "no row lost");
+        let applied: i64 = rusqlite::Connection::open(&path)
+            .expect("db")
+            .query_row(
+                "SELECT COUNT(*) FROM _sqlx_migrations WHERE success",
+                [],
+                |r| r.get(0),
+            )
+            .expect("migrations recorded");
+        assert_eq!(applied, 1, "0001, the schema as it was, once");
+    }
+}

@@ -1,5 +1,9 @@
--- Hawker's schema. The in-memory owners decide; these constraints are the backstop and the truth
--- after a restart. Written in the SQL that SQLite and PostgreSQL share where possible.
+-- Hawker's schema as it was before migrations: every statement is IF NOT EXISTS, so a database
+-- made by an earlier release takes it as a no-op and is then migrated like a new one.
+-- The in-memory owners decide; these constraints are the backstop and the truth after a restart.
+--
+-- Migrations are applied in order at start (`store::sqlite`, `sqlx::migrate!`) and recorded in
+-- `_sqlx_migrations` with a checksum: never edit one that has shipped; add the next number.
 
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
