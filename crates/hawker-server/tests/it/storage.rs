@@ -427,6 +427,15 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
                 |r| r.get(0),
             )
             .expect("migrations recorded");
-        assert_eq!(applied, 1, "0001, the schema as it was, once");
+        assert_eq!(applied, 2, "0001 (the schema as it was) and 0002, once");
+        let index: i64 = rusqlite::Connection::open(&path)
+            .expect("db")
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tokens_by_age'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(index, 1, "0002 applied to the old database");
     }
 }
