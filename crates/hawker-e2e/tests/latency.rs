@@ -1,5 +1,5 @@
 //! Glass-to-glass latency, measured in a real browser (a benchmark, so `#[ignore]`d; see
-//! BENCHMARKS.md for the command).
+//! BENCHMARKS.md, "Live video", for the command).
 //!
 //! One page paints the current time into a canvas as a grid of black and white blocks (30 bits
 //! of `Date.now()`), publishes the canvas over WHIP, and another page plays it over WHEP, reads

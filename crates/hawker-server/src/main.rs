@@ -29,7 +29,7 @@ const USAGE: &str = "usage:
                                  a log-in flood: memory growth, page latency during it, and
                                  known against unknown e-mails
   every bench takes --smoke (a seconds-long run, as CI runs them) and --no-record (do not
-  append the table to BENCHMARKS.md); a run that fails its check exits non-zero";
+  append the table to bench/runs/log.md); a run that fails its check exits non-zero";
 
 /// Many small allocations per request (headers, JSON, rows); mimalloc's per-thread pages make
 /// them cheaper than glibc's malloc, which was a tenth of the herd's CPU.
@@ -38,7 +38,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
 /// under the flash-sale herd the kernel's zeroing of fresh 2 MiB pages was 15–39% of the server's
-/// CPU; turning them off raised durable orders/s by about 1.4× (BENCHMARKS.md). Both of our HTTP
+/// CPU; turning them off raised durable orders/s by about 1.4× (bench/runs/notes.md). Both of our HTTP
 /// servers call it — `hawker serve` and the benchmark's baseline server — so they are measured
 /// alike.
 fn no_huge_pages() {

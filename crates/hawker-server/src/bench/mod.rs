@@ -1,6 +1,6 @@
 //! `hawker bench`: Hawker against the standard ways to build the same thing, on the same machine,
 //! in the same run. Every scenario prints a Markdown table. The herd and the fan-out are driven
-//! by one lean client ([`client`]), append their table to `BENCHMARKS.md` with the machine and
+//! by one lean client ([`client`]), append their table to the run log (`bench/runs/log.md`) with the machine and
 //! the exact command (unless `--smoke` or `--no-record`), and have a `--smoke` size small enough
 //! for CI, so their harness never rots.
 //!
@@ -119,18 +119,19 @@ pub fn machine() -> String {
     )
 }
 
-/// Appends a finished table to `BENCHMARKS.md`'s run log, with the machine and the command
-/// (`hawker bench <scenario> <args…>`).
+/// The run log, from the repository root: every full run's table, newest last.
+pub const RUN_LOG: &str = "bench/runs/log.md";
+
+/// Appends a finished table to the run log ([`RUN_LOG`]), with the machine and the command
+/// (`hawker bench <scenario> <args…>`). `BENCHMARKS.md` quotes the latest by hand.
 pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
-    let path = std::path::Path::new("BENCHMARKS.md");
+    let path = std::path::Path::new(RUN_LOG);
     let mut text = String::new();
-    if !std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .contains("\n## Run log\n")
-    {
-        text.push_str(
-            "\n## Run log\n\nAppended by `hawker bench` after every full-size run, newest last.\n",
-        );
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        text.push_str("# Benchmark run log\n\nAppended by `hawker bench` after every full-size run, newest last.\n");
     }
     let date = std::process::Command::new("date")
         .arg("-u")
@@ -152,7 +153,7 @@ pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow
     Ok(())
 }
 
-/// Whether this run should be appended to `BENCHMARKS.md`.
+/// Whether this run should be appended to the run log.
 pub fn recording(args: &[&str]) -> bool {
     !args.contains(&"--smoke") && !args.contains(&"--no-record")
 }

@@ -1,5 +1,5 @@
 //! `hawker bench video`: one publisher, N viewers, against Hawker and (with `--live777 PATH`)
-//! live777, with the same clients in the same run. Prints Markdown for BENCHMARKS.md.
+//! live777, with the same clients in the same run. Prints Markdown for the run log.
 //!
 //! Each server runs as its own process, started fresh for every row, so its CPU time
 //! (utime + stime from `/proc/<pid>/stat`) is all it spent forwarding. The clients are str0m

@@ -88,7 +88,7 @@ fn the_login_flood_bench_answers_every_login_and_keeps_the_page_up() {
 
 #[test]
 fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
-    let benchmarks = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
+    let benchmarks = std::fs::read_to_string(repo_root().join("bench/runs/log.md")).ok();
     for args in [
         &["bench", "herd", "--byers", "10"][..],
         &["bench", "fanout", "--smoke", "--viewer", "5"],
@@ -104,6 +104,6 @@ fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
     let help = hawker(&["bench", "herd", "--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("hawker bench herd [--buyers"));
-    let after = std::fs::read_to_string(repo_root().join("BENCHMARKS.md")).ok();
-    assert_eq!(benchmarks, after, "nothing was appended to BENCHMARKS.md");
+    let after = std::fs::read_to_string(repo_root().join("bench/runs/log.md")).ok();
+    assert_eq!(benchmarks, after, "nothing was appended to the run log");
 }
