@@ -64,7 +64,7 @@ pub struct Media {
 impl Media {
     /// Binds the socket and starts the driver thread. Events (on air, reconnecting, off air)
     /// arrive on the returned receiver.
-    pub fn start(config: MediaConfig) -> io::Result<(Media, mpsc::UnboundedReceiver<SfuEvent>)> {
+    pub fn start(config: MediaConfig) -> io::Result<(Media, mpsc::Receiver<SfuEvent>)> {
         let bind_ip = if is_local(config.public_ip) {
             config.public_ip
         } else {
@@ -82,7 +82,7 @@ impl Media {
         let sfu = Sfu::new(sfu_config, Instant::now())
             .ok_or_else(|| io::Error::other("the crypto backend made no DTLS certificate"))?;
         let (commands, commands_rx) = mpsc::channel(256);
-        let (events, events_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::channel(EVENT_BUFFER);
         std::thread::Builder::new()
             .name("hawker-media".into())
             .spawn(move || {
@@ -189,7 +189,7 @@ async fn run(
     mut sfu: Sfu,
     socket: UdpSocket,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<SfuEvent>,
+    events: mpsc::Sender<SfuEvent>,
 ) {
     let mut buf = vec![0u8; 2048];
     // A datagram the kernel would not take yet; sent first when the socket is writable.
@@ -252,13 +252,29 @@ fn handle(sfu: &mut Sfu, command: Command) {
     }
 }
 
+/// Broadcast events (on air, reconnecting, off air) waiting for the server: a few per show per
+/// minute, so a full buffer means the server stopped reading.
+const EVENT_BUFFER: usize = 1024;
+
+/// Passes a broadcast's change on; session events stay here (nobody outside needs them). The
+/// media thread never waits for the server: if the buffer is full the event is dropped, which
+/// costs only a stale "live" label.
+fn report(events: &mpsc::Sender<SfuEvent>, event: SfuEvent) {
+    if matches!(event, SfuEvent::SessionClosed { .. }) {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
+        tracing::warn!(?event, "the server is not reading media events; dropped one");
+    }
+}
+
 /// Sends what the SFU has, reports its events, and answers when it next needs the time; `None`
 /// while the socket is full (the caller waits for it to drain).
 fn flush(
     sfu: &mut Sfu,
     socket: &UdpSocket,
     blocked: &mut Option<Transmit>,
-    events: &mpsc::UnboundedSender<SfuEvent>,
+    events: &mpsc::Sender<SfuEvent>,
 ) -> Option<Instant> {
     if let Some(t) = blocked.take()
         && let Err(t) = send(socket, t)
@@ -275,7 +291,7 @@ fn flush(
                 }
             }
             Output::Event(e) => {
-                let _ = events.send(e);
+                report(events, e);
             }
             Output::Timeout(t) => return Some(t),
         }

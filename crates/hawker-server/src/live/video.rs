@@ -11,7 +11,7 @@ use crate::api::shows::start_show;
 use crate::app::AppState;
 use crate::store::ShowStatus;
 
-pub async fn relay(state: AppState, mut events: mpsc::UnboundedReceiver<SfuEvent>) {
+pub async fn relay(state: AppState, mut events: mpsc::Receiver<SfuEvent>) {
     while let Some(event) = events.recv().await {
         let (show, video) = match event {
             SfuEvent::OnAir { show } => (show, VideoState::Live),
