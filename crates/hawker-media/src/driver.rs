@@ -264,7 +264,10 @@ fn report(events: &mpsc::Sender<SfuEvent>, event: SfuEvent) {
         return;
     }
     if let Err(mpsc::error::TrySendError::Full(event)) = events.try_send(event) {
-        tracing::warn!(?event, "the server is not reading media events; dropped one");
+        tracing::warn!(
+            ?event,
+            "the server is not reading media events; dropped one"
+        );
     }
 }
 

@@ -29,7 +29,7 @@ use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, Refusal, Reserved, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
-use crate::store::{Order, OrderMeta, SavedMethod, User};
+use crate::store::{Order, OrderMeta, OrderStatus, SavedMethod, User};
 use std::collections::HashMap;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -312,7 +312,7 @@ enum Next {
 /// an auction's, which the show's owner charges itself: "you bid, you buy") only repeats its
 /// answer.
 async fn next_for(state: &AppState, order: Order) -> Result<Next, AppError> {
-    if order.status != "reserved" || order.auction_id.is_some() {
+    if order.status != OrderStatus::Reserved || order.auction_id.is_some() {
         return Ok(Next::Answer(order));
     }
     Ok(Next::Pay(owner_of(state, &order).await?, order))
@@ -552,7 +552,7 @@ fn reserved_order(
     let line = &r.line;
     Order {
         id: line.id,
-        status: "reserved".into(),
+        status: OrderStatus::Reserved,
         buyer_id: buyer.id,
         buyer_name: buyer.display_name.clone(),
         show_id: live.show_id,
@@ -621,7 +621,7 @@ async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order
     .await;
     if let (Ok(()), Ok(charge)) = (&settled, &charged) {
         let mut order = order;
-        order.status = "paid".into();
+        order.status = OrderStatus::Paid;
         order.payment_ref = charge.as_ref().map(|c| c.id.clone());
         return Ok(order);
     }
@@ -633,7 +633,7 @@ async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order
     // Refund only a reservation that is definitely over; one still reserved (a failed commit)
     // is settled later by a retry or the hold's expiry check, which find this same charge.
     if let (Err(_), Ok(Some(c))) = (&settled, &charged)
-        && matches!(stored.status.as_str(), "expired" | "declined")
+        && matches!(stored.status, OrderStatus::Expired | OrderStatus::Declined)
     {
         // The hold ran out while the card was being charged: give the money back.
         if let Err(e) = state.payments.refund(&c.id).await {
@@ -691,14 +691,14 @@ pub type OrderAnswer = Result<(StatusCode, Order), AppError>;
 /// A stored order's answer: paid (or later) is `201`; declined, expired and still paying are
 /// refusals.
 fn outcome(order: Order) -> OrderAnswer {
-    match order.status.as_str() {
-        "paid" | "shipped" | "refunded" => Ok((StatusCode::CREATED, order)),
-        "declined" => Err(AppError::new(
+    match order.status {
+        s if s.was_paid() => Ok((StatusCode::CREATED, order)),
+        OrderStatus::Declined => Err(AppError::new(
             StatusCode::PAYMENT_REQUIRED,
             "payment_declined",
             "your payment was declined; nothing was charged",
         )),
-        "expired" => Err(AppError::conflict(
+        OrderStatus::Expired => Err(AppError::conflict(
             "reservation_expired",
             "the reservation expired before payment completed",
         )),

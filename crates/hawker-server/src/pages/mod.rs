@@ -275,7 +275,7 @@ impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
             id: o.id.0,
-            status: o.status.clone(),
+            status: o.status.to_string(),
             show_id: o.show_id.0,
             buyer_name: o.buyer_name.clone(),
             product_title: o.product_title.clone(),

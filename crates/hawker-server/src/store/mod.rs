@@ -186,10 +186,60 @@ pub struct SaleRow {
     pub status: String,
 }
 
+/// Where an order is in its life: reserved, then paid or declined (or expired unpaid), then a
+/// paid one shipped or refunded. Stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Reserved,
+    Paid,
+    Declined,
+    Expired,
+    Shipped,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Paid => "paid",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+            Self::Shipped => "shipped",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Reserved,
+            Self::Paid,
+            Self::Declined,
+            Self::Expired,
+            Self::Shipped,
+            Self::Refunded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    /// Paid, and maybe shipped or refunded since: the buyer was charged.
+    pub fn was_paid(self) -> bool {
+        matches!(self, Self::Paid | Self::Shipped | Self::Refunded)
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: OrderId,
-    pub status: String,
+    pub status: OrderStatus,
     pub buyer_id: UserId,
     pub buyer_name: String,
     pub show_id: ShowId,

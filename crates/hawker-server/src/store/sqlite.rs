@@ -350,7 +350,12 @@ fn show_from(row: &SqliteRow) -> Result<Show, sqlx::Error> {
 fn order_from(row: &impl Columns) -> StoreResult<Order> {
     Ok(Order {
         id: OrderId(row.col("id")?),
-        status: row.col("status")?,
+        status: {
+            let raw: String = row.col("status")?;
+            OrderStatus::parse(&raw).ok_or_else(|| {
+                StoreError::Backend(anyhow::anyhow!("an order with status {raw:?}"))
+            })?
+        },
         buyer_id: UserId(row.col("buyer_id")?),
         buyer_name: row.col("buyer_name")?,
         show_id: ShowId(row.col("show_id")?),

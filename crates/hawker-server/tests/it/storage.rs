@@ -209,7 +209,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
     };
     store.commit(show.id, now, &paid).await.expect("commits");
     let stored = store.order(order.id).await.expect("reads").expect("exists");
-    assert_eq!(stored.status, "paid");
+    assert_eq!(stored.status, store::OrderStatus::Paid);
     assert_eq!(
         store
             .host_stats(show.id)
@@ -415,7 +415,7 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
             .expect("the demo buyer");
         let orders = store.orders_for_buyer(ana.0.id).await.expect("orders");
         assert_eq!(orders.len(), 2, "her paid orders");
-        assert!(orders.iter().all(|o| o.status == "paid"));
+        assert!(orders.iter().all(|o| o.status == store::OrderStatus::Paid));
         drop(store);
         let after: Vec<i64> = tables.iter().map(|t| counts(t)()).collect();
         assert_eq!(after, before, "no row lost");
