@@ -10,6 +10,8 @@ use crate::InvalidInput;
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    pub const USD: Currency = Currency(*b"USD");
+
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let bytes = raw.as_bytes();
         match bytes {

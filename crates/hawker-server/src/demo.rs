@@ -50,7 +50,7 @@ fn product(title: &str, description: &str, variants: &[(&str, i64, i64)]) -> Pro
     ProductEdit {
         title: title.into(),
         description: description.into(),
-        currency: "USD".into(),
+        currency: hawker_core::money::Currency::USD,
         variants: variants
             .iter()
             .map(|(name, price, stock)| VariantEdit {

@@ -18,7 +18,7 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
     pub payment_method: String,
     pub amount_cents: i64,
-    pub currency: String,
+    pub currency: hawker_core::money::Currency,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ mod tests {
             idempotency_key: key.into(),
             payment_method: pm.into(),
             amount_cents: 100,
-            currency: "USD".into(),
+            currency: hawker_core::money::Currency::USD,
         }
     }
 

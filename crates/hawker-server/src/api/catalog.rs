@@ -64,7 +64,7 @@ fn parse(body: ProductBody) -> Result<ProductEdit, AppError> {
     Ok(ProductEdit {
         title: text("title", &body.title, 120)?,
         description,
-        currency: Currency::parse(&body.currency)?.to_string(),
+        currency: Currency::parse(&body.currency)?,
         variants,
     })
 }

@@ -392,7 +392,7 @@ fn charge_for(order: &Order) -> ChargeRequest {
         idempotency_key: order.id.to_string(),
         payment_method: order.payment_method.clone(),
         amount_cents: order.total_cents,
-        currency: order.currency.clone(),
+        currency: order.currency,
     }
 }
 
@@ -567,7 +567,7 @@ fn reserved_order(
         subtotal_cents: line.subtotal_cents,
         discount_cents: line.discount_cents,
         total_cents: line.total_cents,
-        currency: line.currency.to_string(),
+        currency: line.currency,
         // The core applied the code the buyer typed (codes are matched normalized) or none.
         code: line.code_id.and(code),
         payment_method,

@@ -159,7 +159,7 @@ impl Shop {
         let product = ProductEdit {
             title: "Bench lipstick".into(),
             description: String::new(),
-            currency: "USD".into(),
+            currency: hawker_core::money::Currency::USD,
             variants: vec![VariantEdit {
                 id: None,
                 name: "Ruby".into(),

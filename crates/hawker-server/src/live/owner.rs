@@ -1060,7 +1060,7 @@ impl Owner {
         let Some(order) = self.commerce.reservation(w.order_id) else {
             return;
         };
-        let (amount_cents, currency) = (order.total_cents, order.currency.to_string());
+        let (amount_cents, currency) = (order.total_cents, order.currency);
         tokio::spawn(async move {
             let method = store
                 .payment_methods(w.user)

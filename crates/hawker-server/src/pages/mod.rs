@@ -235,7 +235,7 @@ impl From<&Product> for ProductView {
                 id: v.id.0,
                 name: v.name.clone(),
                 price_cents: v.price_cents,
-                price: format_cents(v.price_cents, &p.currency),
+                price: format_cents(v.price_cents, p.currency.as_str()),
                 stock: v.stock,
             })
             .collect();
@@ -244,12 +244,12 @@ impl From<&Product> for ProductView {
             id: p.id.0,
             title: p.title.clone(),
             description: p.description.clone(),
-            currency: p.currency.clone(),
+            currency: p.currency.to_string(),
             image: p.images.first().cloned(),
             images: p.images.clone(),
             archived: p.archived,
             variants,
-            from_price: format_cents(min, &p.currency),
+            from_price: format_cents(min, p.currency.as_str()),
         }
     }
 }
@@ -281,14 +281,14 @@ impl From<&Order> for OrderView {
             product_title: o.product_title.clone(),
             variant_name: o.variant_name.clone(),
             quantity: o.quantity,
-            total: format_cents(o.total_cents, &o.currency),
+            total: format_cents(o.total_cents, o.currency.as_str()),
             discount: if o.discount_cents > 0 {
-                format_cents(o.discount_cents, &o.currency)
+                format_cents(o.discount_cents, o.currency.as_str())
             } else {
                 String::new()
             },
             shipping: if o.shipping_cents > 0 {
-                format_cents(o.shipping_cents, &o.currency)
+                format_cents(o.shipping_cents, o.currency.as_str())
             } else {
                 String::new()
             },

@@ -155,7 +155,7 @@ mod tests {
             subtotal_cents: 1000,
             discount_cents: 0,
             total_cents: 1000,
-            currency: Currency::parse("USD").expect("USD is a currency"),
+            currency: Currency::USD,
             code_id: Some(CodeId(9)),
             hold_until: Timestamp(0),
             auction_id: None,

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use hawker_core::account::Role;
 use hawker_core::commerce::{Event, Restore};
 use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::money::Currency;
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use serde::Serialize;
@@ -84,7 +85,7 @@ pub struct Product {
     pub seller_id: UserId,
     pub title: String,
     pub description: String,
-    pub currency: String,
+    pub currency: Currency,
     /// URLs under `/media/`.
     pub images: Vec<String>,
     pub archived: bool,
@@ -104,7 +105,7 @@ pub struct VariantEdit {
 pub struct ProductEdit {
     pub title: String,
     pub description: String,
-    pub currency: String,
+    pub currency: Currency,
     pub variants: Vec<VariantEdit>,
 }
 
@@ -254,7 +255,7 @@ pub struct Order {
     pub subtotal_cents: i64,
     pub discount_cents: i64,
     pub total_cents: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub code: Option<String>,
     pub payment_method: String,
     #[serde(skip)]

@@ -370,7 +370,7 @@ fn order_from(row: &impl Columns) -> StoreResult<Order> {
         subtotal_cents: row.col("subtotal_cents")?,
         discount_cents: row.col("discount_cents")?,
         total_cents: row.col("total_cents")?,
-        currency: row.col("currency")?,
+        currency: currency(&row.col::<String>("currency")?)?,
         code: row.col("code")?,
         payment_method: row.col("payment_method")?,
         payment_ref: row.col("payment_ref")?,
@@ -390,6 +390,12 @@ const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_i
      FROM orders o JOIN users u ON u.id = o.buyer_id JOIN shows s ON s.id = o.show_id \
      JOIN variants v ON v.id = o.variant_id JOIN products p ON p.id = v.product_id \
      LEFT JOIN codes c ON c.id = o.code_id";
+
+/// A stored currency code; the store wrote only parsed ones, so another is an error here.
+fn currency(raw: &str) -> StoreResult<Currency> {
+    Currency::parse(raw)
+        .map_err(|_| StoreError::Backend(anyhow::anyhow!("a row with currency {raw:?}")))
+}
 
 /// Databases from before stream keys were hashed hold them in plain text (`sk_…`): hash them
 /// in place, once, so a stolen database file streams to no show.
@@ -1102,7 +1108,7 @@ impl Store for SqliteStore {
         .bind(seller.0)
         .bind(&product.title)
         .bind(&product.description)
-        .bind(&product.currency)
+        .bind(product.currency.as_str())
         .bind(now.0)
         .fetch_one(&mut *tx)
         .await
@@ -1128,7 +1134,7 @@ impl Store for SqliteStore {
             )
             .bind(&product.title)
             .bind(&product.description)
-            .bind(&product.currency)
+            .bind(product.currency.as_str())
             .bind(id.0)
             .execute(&mut *tx)
             .await
@@ -1207,7 +1213,7 @@ impl Store for SqliteStore {
             seller_id: UserId(row.try_get("seller_id").map_err(db_err)?),
             title: row.try_get("title").map_err(db_err)?,
             description: row.try_get("description").map_err(db_err)?,
-            currency: row.try_get("currency").map_err(db_err)?,
+            currency: currency(&row.try_get::<String, _>("currency").map_err(db_err)?)?,
             images: split_lines(&images),
             archived: row.try_get("archived").map_err(db_err)?,
             variants: self.variants_of(id).await?,

@@ -59,7 +59,7 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             &ProductEdit {
                 title: "P".into(),
                 description: String::new(),
-                currency: "USD".into(),
+                currency: Currency::USD,
                 variants: vec![VariantEdit {
                     id: None,
                     name: "V".into(),
