@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the machine's idle share every 50 ms, to see whether a benchmark leaves CPU unused.
 
-    python3 bench/cpu/idle.py 14 & ./target/release/hawker bench herd --designs hawker-async --runs 1 --no-record
+    python3 bench/cpu/idle.py 14 & ./target/release/hawker-bench herd --designs hawker-async --runs 1 --no-record
 
 Samples /proc/stat (idle + iowait, over all cores) for the given seconds and prints one
 `seconds:idle%` pair per interval when done.

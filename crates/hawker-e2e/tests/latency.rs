@@ -138,7 +138,7 @@ async fn glass_to_glass_latency() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let server = Server::start_with_demo().await?;
-    let (show_id, key) = hawker_server::bench::video::demo_show(&server.url("")).await?;
+    let (show_id, key) = hawker_bench::video::demo_show(&server.url("")).await?;
     let browser = Browser::launch().await?;
 
     let mut rows = Vec::new();

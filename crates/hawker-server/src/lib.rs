@@ -7,12 +7,12 @@
 //! - [`api`]: the JSON API under `/api/v1`; [`pages`]: server-rendered pages and static assets.
 //! - [`auth`], [`payments`], [`media`]: accounts and sessions, the payment provider, uploads.
 //! - [`auction_log`]: the hash chain of auction logs and its verifier (from `hawker-core`).
-//! - [`demo`]: demo data for `hawker serve --demo`; [`bench`]: `hawker bench`.
+//! - [`demo`]: demo data for `hawker serve --demo`; [`serve`]: running the server as
+//!   `hawker serve` does (the benchmarks, in `hawker-bench`, run the same).
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -22,6 +22,7 @@ pub mod live;
 pub mod media;
 pub mod pages;
 pub mod payments;
+pub mod serve;
 pub mod store;
 
 pub use app::App;

@@ -264,7 +264,7 @@ struct WinnerCharge {
 /// How long an ended show's owner waits for more commands before it stops.
 const CLOSING_LINGER: Duration = Duration::from_secs(5);
 
-/// Group commits made by all owners since the process started (for `hawker bench` and metrics).
+/// Group commits made by all owners since the process started (for `hawker-bench` and metrics).
 pub static GROUP_COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The longest pause before timed decisions that could not be saved are tried again.

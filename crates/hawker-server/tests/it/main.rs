@@ -1,7 +1,6 @@
 mod attacks;
 mod auctions;
 mod bad_input;
-mod bench;
 mod crash;
 mod faults;
 mod flash_sale;

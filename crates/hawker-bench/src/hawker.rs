@@ -12,13 +12,13 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::client::HttpConn;
 use super::{Server, free_port, wait_listening};
-use crate::App;
-use crate::auth::{random_token, token_hash};
-use crate::clock;
-use crate::config::Config;
 use hawker_core::ids::{UserId, VariantId};
+use hawker_server::App;
+use hawker_server::auth::{random_token, token_hash};
+use hawker_server::clock;
+use hawker_server::config::Config;
 
-use crate::store::{NewShow, NewUser, ProductEdit, Show, Store, TokenKind, VariantEdit};
+use hawker_server::store::{NewShow, NewUser, ProductEdit, Show, Store, TokenKind, VariantEdit};
 
 pub struct Fixture {
     pub dir: PathBuf,
@@ -173,7 +173,7 @@ impl Shop {
             title: "Bench".into(),
             category: "bench".into(),
             scheduled_at: None,
-            stream_key_hash: crate::auth::token_hash(&crate::auth::new_stream_key()),
+            stream_key_hash: hawker_server::auth::token_hash(&hawker_server::auth::new_stream_key()),
             product_ids: vec![product.id],
         };
         Ok(Self {

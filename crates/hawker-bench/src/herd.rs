@@ -1,4 +1,4 @@
-//! `hawker bench herd`: one flash sale of S units, B buyers (each with their own API token and
+//! `hawker-bench herd`: one flash sale of S units, B buyers (each with their own API token and
 //! Idempotency-Key) arriving at once over C keep-alive HTTP connections (or, with `--rate N`, N
 //! a second, evenly spaced, each timed from when it was due), against three designs driven by
 //! the same client in the same run:
@@ -43,7 +43,7 @@ use sqlx::{ConnectOptions, Connection};
 use super::client::{HttpConn, loopback_source};
 use super::hawker::{Fixture, buyer_tokens};
 use super::{Server, flag, free_port, median, quantile, text_flag, wait_listening};
-use crate::auth::token_hash;
+use hawker_server::auth::token_hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
@@ -170,7 +170,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         "--units must not exceed --buyers"
     );
     println!(
-        "hawker bench herd: {} buyers{}, {} units, {} connections, {runs} run(s); every {}th buyer retries its key{}\n",
+        "hawker-bench herd: {} buyers{}, {} units, {} connections, {runs} run(s); every {}th buyer retries its key{}\n",
         params.buyers,
         arrival(&params),
         params.units,
@@ -675,7 +675,7 @@ async fn hawker(dir: &Path, params: &Params) -> anyhow::Result<Target> {
     })
 }
 
-/// A baseline design: `hawker bench baseline-server KIND` over `url`, taking the same request for
+/// A baseline design: `hawker-bench baseline-server KIND` over `url`, taking the same request for
 /// every buyer.
 async fn baseline(
     kind: &str,
@@ -687,7 +687,6 @@ async fn baseline(
     let server = Server::spawn(
         &format!("baseline {kind}"),
         Command::new(std::env::current_exe()?).args([
-            "bench",
             "baseline-server",
             kind,
             "--listen",
@@ -1129,7 +1128,7 @@ async fn go_and_gather(
     );
     let _ = go.send(Some(Instant::now()));
     let mut all = Tally {
-        started_at_ms: crate::clock::now().0,
+        started_at_ms: hawker_server::clock::now().0,
         cpu_at_go,
         ..Tally::default()
     };

@@ -1,4 +1,4 @@
-//! `hawker bench fanout`: one live show, V WebSocket viewers, and the load of a busy show — chat
+//! `hawker-bench fanout`: one live show, V WebSocket viewers, and the load of a busy show — chat
 //! at 50 messages/s, hearts at 5,000 taps/s, a sale every 100 ms (a units-left message, and the
 //! purchases gathered into one message a second) — against a Socket.IO server on Node.js doing
 //! the same room the way its documentation shows (`bench/socketio/server.js`), driven by the same
@@ -90,7 +90,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         kinds.push(Kind::SocketIo);
     }
     println!(
-        "hawker bench fanout: viewers {sizes:?}, {seconds} s measured per row, {runs} run(s)\n"
+        "hawker-bench fanout: viewers {sizes:?}, {seconds} s measured per row, {runs} run(s)\n"
     );
     let mut rows: Vec<(Kind, usize, Vec<Row>)> = Vec::new();
     for &viewers in &sizes {

@@ -1,5 +1,7 @@
-//! `hawker bench`: Hawker against the standard ways to build the same thing, on the same machine,
-//! in the same run. Every scenario prints a Markdown table. The herd and the fan-out are driven
+//! `hawker-bench`: Hawker against the standard ways to build the same thing, on the same machine,
+//! in the same run. A crate and binary of its own, so the product carries none of its clients and
+//! baselines; it runs the server as `hawker-bench serve`, the very code of `hawker serve`
+//! (`hawker_server::serve`), in a process of its own. Every scenario prints a Markdown table. The herd and the fan-out are driven
 //! by one lean client ([`client`]), append their table to the run log (`bench/runs/log.md`) with the machine and
 //! the exact command (unless `--smoke` or `--no-record`), and have a `--smoke` size small enough
 //! for CI, so their harness never rots.
@@ -44,7 +46,7 @@ pub fn check_flags(
             anyhow::ensure!(rest.next().is_some(), "{arg} needs a value");
         } else if !switches.contains(arg) {
             anyhow::bail!(
-                "hawker bench {scenario} does not know {arg:?}; it takes {} (see hawker --help)",
+                "hawker-bench {scenario} does not know {arg:?}; it takes {} (see hawker-bench --help)",
                 values
                     .iter()
                     .chain(switches)
@@ -123,7 +125,7 @@ pub fn machine() -> String {
 pub const RUN_LOG: &str = "bench/runs/log.md";
 
 /// Appends a finished table to the run log ([`RUN_LOG`]), with the machine and the command
-/// (`hawker bench <scenario> <args…>`). `BENCHMARKS.md` quotes the latest by hand.
+/// (`hawker-bench <scenario> <args…>`). `BENCHMARKS.md` quotes the latest by hand.
 pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow::Result<()> {
     let path = std::path::Path::new(RUN_LOG);
     let mut text = String::new();
@@ -131,7 +133,7 @@ pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        text.push_str("# Benchmark run log\n\nAppended by `hawker bench` after every full-size run, newest last.\n");
+        text.push_str("# Benchmark run log\n\nAppended by `hawker-bench` after every full-size run, newest last.\n");
     }
     let date = std::process::Command::new("date")
         .arg("-u")
@@ -142,7 +144,7 @@ pub fn record(title: &str, scenario: &str, args: &[&str], table: &str) -> anyhow
     text.push_str(&format!(
         "\n### {title}, {date}\n\n**Machine**: {}. **Command**: `{}`\n\n{table}\n",
         machine(),
-        [&["hawker", "bench", scenario], args].concat().join(" ")
+        [&["hawker-bench", scenario], args].concat().join(" ")
     ));
     std::fs::OpenOptions::new()
         .create(true)

@@ -1,4 +1,4 @@
-//! `hawker bench auction`: one auction, viewers on the live socket, bidders bidding as fast as
+//! `hawker-bench auction`: one auction, viewers on the live socket, bidders bidding as fast as
 //! their answers come back; every bid is logged durably before it is answered. Hawker's owner with
 //! group commit against the same owner committing (and broadcasting) each decision alone.
 //! Every run is then checked, and fails if the check fails: the auction's log verifies (hash
@@ -14,16 +14,16 @@ use tokio::sync::oneshot;
 
 use super::flag;
 use super::hawker::{Shop, insert_buyers};
-use crate::App;
-use crate::app::AppState;
-use crate::config::Config;
-use crate::live::owner::GROUP_COMMITS;
-use crate::live::{CommerceCmd, LiveShow};
+use hawker_server::App;
+use hawker_server::app::AppState;
+use hawker_server::config::Config;
+use hawker_server::live::owner::GROUP_COMMITS;
+use hawker_server::live::{CommerceCmd, LiveShow};
 
 /// The one auction every run starts, bids on and then checks.
 const AUCTION: AuctionId = AuctionId(7);
 
-/// `hawker bench auction`: one auction, `--viewers` live sockets watching, `--bidders` bidding as
+/// `hawker-bench auction`: one auction, `--viewers` live sockets watching, `--bidders` bidding as
 /// fast as their answers come back, every bid logged durably before it is answered. Compared with
 /// the same owner committing each decision alone.
 pub async fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -39,7 +39,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     let viewers = flag(args, "--viewers", if smoke { 50 } else { 1000 })?;
     let dir = tempfile::tempdir_in(".")?;
     println!(
-        "hawker bench auction: {bids} bids from {bidders} bidders, {viewers} viewers on the live socket, SQLite synchronous=FULL\n"
+        "hawker-bench auction: {bids} bids from {bidders} bidders, {viewers} viewers on the live socket, SQLite synchronous=FULL\n"
     );
     let mut table = format!(
         "{bids} bids from {bidders} bidders, {viewers} viewers; every run's log verified.\n\n\
@@ -228,7 +228,8 @@ async fn check_log(state: &AppState, decided: usize) -> anyhow::Result<()> {
         .auction_log(AUCTION)
         .await
         .map_err(|e| anyhow::anyhow!("reading the auction log: {e:?}"))?;
-    crate::auction_log::verify(&entries).map_err(|e| anyhow::anyhow!("the log fails: {e}"))?;
+    hawker_server::auction_log::verify(&entries)
+        .map_err(|e| anyhow::anyhow!("the log fails: {e}"))?;
     let logged_bids = entries
         .iter()
         .filter(|e| matches!(serde_json::from_str(&e.body), Ok(Entry::Bid { .. })))
@@ -260,7 +261,7 @@ async fn fixture(
     units: usize,
 ) -> anyhow::Result<(LiveShow, hawker_core::ids::VariantId, Vec<UserId>)> {
     let shop = Shop::create(state.store.as_ref(), units + 100).await?;
-    let show = crate::api::shows::start_show(state, shop.show)
+    let show = hawker_server::api::shows::start_show(state, shop.show)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let live = state

@@ -1,4 +1,4 @@
-//! `hawker bench video`: one publisher, N viewers, against Hawker and (with `--live777 PATH`)
+//! `hawker-bench video`: one publisher, N viewers, against Hawker and (with `--live777 PATH`)
 //! live777, with the same clients in the same run. Prints Markdown for the run log.
 //!
 //! Each server runs as its own process, started fresh for every row, so its CPU time
@@ -140,7 +140,7 @@ pub async fn demo_show(base: &str) -> anyhow::Result<(i64, String)> {
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({ "email": "lumi@demo.hawker.dev", "password": crate::demo::DEMO_PASSWORD }))
+        .json(&json!({ "email": "lumi@demo.hawker.dev", "password": hawker_server::demo::DEMO_PASSWORD }))
         .send()
         .await?
         .json()

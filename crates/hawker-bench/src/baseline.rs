@@ -1,5 +1,5 @@
 //! The herd's baselines, each the usual way to build a flash-sale buy endpoint, served as its own
-//! process (`hawker bench baseline-server postgres|redis --listen ADDR --url URL`) so the same
+//! process (`hawker-bench baseline-server postgres|redis --listen ADDR --url URL`) so the same
 //! client drives them exactly as it drives Hawker.
 //!
 //! Both take the same request as Hawker's `POST /api/v1/orders` (a bearer token, an
@@ -15,7 +15,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::text_flag;
-use crate::auth::token_hash;
+use hawker_server::auth::token_hash;
 
 /// The PostgreSQL baseline's tables.
 pub const POSTGRES_SCHEMA: &str = "
@@ -69,7 +69,7 @@ pub async fn serve(args: &[&str]) -> anyhow::Result<()> {
             redis::Script::new(REDIS_BUY),
         ),
         _ => anyhow::bail!(
-            "usage: hawker bench baseline-server postgres|redis --listen ADDR --url URL"
+            "usage: hawker-bench baseline-server postgres|redis --listen ADDR --url URL"
         ),
     };
     let app = axum::Router::new()

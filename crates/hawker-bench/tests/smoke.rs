@@ -12,22 +12,22 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs `hawker ARGS…` from the repository root, as a person would.
-fn hawker(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hawker"))
+/// Runs `hawker-bench ARGS…` from the repository root, as a person would.
+fn hawker_bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hawker-bench"))
         .args(args)
         .current_dir(repo_root())
         .output()
         .expect("runs hawker")
 }
 
-/// Runs `hawker bench ARGS… --smoke`, which must succeed, and returns what it printed.
+/// Runs `hawker-bench ARGS… --smoke`, which must succeed, and returns what it printed.
 fn bench(args: &[&str]) -> String {
-    let out = hawker(&[&["bench"], args, &["--smoke"]].concat());
+    let out = hawker_bench(&[args, &["--smoke"]].concat());
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "hawker bench {args:?} --smoke failed:\n{stdout}\n{}",
+        "hawker-bench {args:?} --smoke failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
@@ -90,10 +90,10 @@ fn the_login_flood_bench_answers_every_login_and_keeps_the_page_up() {
 fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
     let benchmarks = std::fs::read_to_string(repo_root().join("bench/runs/log.md")).ok();
     for args in [
-        &["bench", "herd", "--byers", "10"][..],
-        &["bench", "fanout", "--smoke", "--viewer", "5"],
+        &["herd", "--byers", "10"][..],
+        &["fanout", "--smoke", "--viewer", "5"],
     ] {
-        let out = hawker(args);
+        let out = hawker_bench(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} ran");
         assert!(
@@ -101,9 +101,9 @@ fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
             "{stderr}"
         );
     }
-    let help = hawker(&["bench", "herd", "--help"]);
+    let help = hawker_bench(&["herd", "--help"]);
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("hawker bench herd [--buyers"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("hawker-bench herd [--buyers"));
     let after = std::fs::read_to_string(repo_root().join("bench/runs/log.md")).ok();
     assert_eq!(benchmarks, after, "nothing was appended to the run log");
 }
