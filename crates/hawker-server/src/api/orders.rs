@@ -357,7 +357,7 @@ pub async fn start_buy(
         let first = Ok((StatusCode::ACCEPTED, order.clone()));
         let paying = tokio::spawn(Box::pin(async move {
             let ended = match charging {
-                Charging::Once => settle(&state, &live, order).await,
+                Charging::Once => settle(&state, &live, order).await.map_err(AppError::from),
                 Charging::UntilSettled => pay_once(&state, &live, order).await,
             };
             ended.and_then(outcome)
@@ -503,15 +503,9 @@ impl Drop for Paying<'_> {
 async fn pay(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
     loop {
         let settled = settle(state, live, order.clone()).await;
-        let unreachable = matches!(
-            &settled,
-            Err(AppError::Refused {
-                code: "payment_unavailable",
-                ..
-            })
-        );
+        let unreachable = matches!(settled, Err(NotSettled::ProviderUnavailable));
         if !unreachable || clock::now() >= order.hold_until {
-            return settled;
+            return settled.map_err(AppError::from);
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
@@ -580,11 +574,43 @@ fn reserved_order(
     }
 }
 
+/// Why a reservation was not settled: the provider could not be reached (worth asking again
+/// while the hold lasts), or anything else.
+enum NotSettled {
+    ProviderUnavailable,
+    Other(AppError),
+}
+
+impl From<AppError> for NotSettled {
+    fn from(e: AppError) -> Self {
+        Self::Other(e)
+    }
+}
+
+impl From<crate::store::StoreError> for NotSettled {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl From<NotSettled> for AppError {
+    fn from(e: NotSettled) -> Self {
+        match e {
+            NotSettled::ProviderUnavailable => AppError::new(
+                StatusCode::BAD_GATEWAY,
+                "payment_unavailable",
+                "the payment provider did not answer; retry with the same Idempotency-Key",
+            ),
+            NotSettled::Other(e) => e,
+        }
+    }
+}
+
 /// Charges a reservation (idempotently, keyed by the order id), then confirms or releases it
 /// through the show's owner, and returns the order as it ended. Once paid, that is the reserved
 /// order itself, without reading it back; any other ending is read from the store. Only a
 /// buyer's request or socket turns it into an answer.
-async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, AppError> {
+async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order, NotSettled> {
     let (order_id, buyer, charge) = (order.id, order.buyer_id, charge_for(&order));
     let charged = if charge.amount_cents == 0 {
         Ok(None)
@@ -606,11 +632,7 @@ async fn settle(state: &AppState, live: &LiveShow, order: Order) -> Result<Order
         Err(PaymentError::Declined(_)) => Settlement::Released(ReleaseReason::Declined),
         Err(PaymentError::Unavailable(m)) => {
             tracing::warn!(order = %order_id, "payment provider unavailable: {m}");
-            return Err(AppError::new(
-                StatusCode::BAD_GATEWAY,
-                "payment_unavailable",
-                "the payment provider did not answer; retry with the same Idempotency-Key",
-            ));
+            return Err(NotSettled::ProviderUnavailable);
         }
     };
     let settled = ask(live, |reply| CommerceCmd::Settle {
