@@ -9,7 +9,7 @@ use hawker_core::ids::{AuctionId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::shows::{ask, find_show, hosted_show, new_id};
+use super::shows::{ask, find_show, hosted_show};
 use crate::app::AppState;
 use crate::auth::{CurrentUser, random_token};
 use crate::error::{ApiJson, ApiPath, AppError};
@@ -17,6 +17,7 @@ use crate::live::CommerceCmd;
 use crate::live::auctions::bid_policy;
 use crate::live::socket::rejection_message;
 use crate::store::AuctionRow;
+use crate::store::new_id;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -21,12 +21,7 @@ use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::limits::ClientIp;
 use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
-use crate::store::{NewShow, Show, ShowFilter, ShowStatus};
-
-/// A random positive id that JavaScript numbers hold exactly (below 2^53).
-pub fn new_id() -> i64 {
-    (rand::random::<u64>() >> 11) as i64 + 1
-}
+use crate::store::{NewShow, Show, ShowFilter, ShowStatus, new_id};
 
 pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {
     state

@@ -957,7 +957,7 @@ impl Owner {
         turn.batch
             .events
             .extend(self.commerce.hold_lot(auction_id, a.variant_id)?);
-        let order_id = OrderId(crate::api::shows::new_id());
+        let order_id = OrderId(crate::store::new_id());
         let hold = now.plus_ms(self.hub.settings().reservation_hold_ms);
         turn.batch.events.extend(
             self.commerce
@@ -997,7 +997,7 @@ impl Owner {
                 .and_then(|p| a.bidders.get(p).map(|(user, _)| (p.clone(), *user)));
             match winner {
                 Some((tag, user)) => {
-                    let order_id = OrderId(crate::api::shows::new_id());
+                    let order_id = OrderId(crate::store::new_id());
                     match self.commerce.sell_lot(
                         *id,
                         order_id,

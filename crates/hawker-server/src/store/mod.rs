@@ -79,6 +79,12 @@ pub struct VariantRow {
     pub stock: i64,
 }
 
+/// A new random id for a row the server names itself (orders, sales, codes, auctions): positive
+/// and below 2^53, so JavaScript numbers hold it exactly, and unguessable from its neighbours.
+pub fn new_id() -> i64 {
+    (rand::random::<u64>() >> 11) as i64 + 1
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {
     pub id: ProductId,
