@@ -15,10 +15,10 @@ use tokio::sync::oneshot;
 use super::flag;
 use super::hawker::{Shop, insert_buyers};
 use hawker_server::App;
-use hawker_server::app::AppState;
 use hawker_server::config::Config;
 use hawker_server::live::owner::GROUP_COMMITS;
 use hawker_server::live::{CommerceCmd, LiveShow};
+use hawker_server::state::AppState;
 
 /// The one auction every run starts, bids on and then checks.
 const AUCTION: AuctionId = AuctionId(7);

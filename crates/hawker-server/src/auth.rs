@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
 use crate::clock;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store::{TokenKind, User};
 use hawker_core::time::Timestamp;
 use std::time::Duration;

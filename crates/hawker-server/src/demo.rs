@@ -9,10 +9,10 @@ use hawker_core::money::Price;
 use tokio::sync::oneshot;
 
 use crate::api::shows::start_show;
-use crate::app::AppState;
 use crate::auth::{new_stream_key, token_hash};
 use crate::clock;
 use crate::live::CommerceCmd;
+use crate::state::AppState;
 use crate::store::new_id;
 use crate::store::{NewShow, NewUser, ProductEdit, ShowFilter, ShowStatus, User, VariantEdit};
 

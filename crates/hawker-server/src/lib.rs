@@ -1,6 +1,7 @@
 //! Hawker's server: everything that does IO.
 //!
-//! - [`app`]: building the router and running it ([`App`]).
+//! - [`app`]: building the router and running it ([`App`]); [`state`]: [`state::AppState`],
+//!   what every handler can reach.
 //! - [`config`]: layered settings; [`clock`]: the only wall-clock reader.
 //! - [`store`]: the [`store::Store`] trait and its SQLite backend.
 //! - [`live`]: the hub of live shows — one commerce owner and one room owner per show, sockets.
@@ -23,6 +24,7 @@ pub mod media;
 pub mod pages;
 pub mod payments;
 pub mod serve;
+pub mod state;
 pub mod store;
 
 pub use app::App;

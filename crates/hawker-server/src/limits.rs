@@ -18,9 +18,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use hawker_core::ids::UserId;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// The limiters, one per kind of attempt and key.
 pub struct Limits {

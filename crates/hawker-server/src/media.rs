@@ -8,8 +8,8 @@ use hawker_core::ids::UserId;
 use hawker_core::image::sniff;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::error::{ApiPath, AppError};
+use crate::state::AppState;
 
 /// Reads the `image` field `uploader` sent, checks it, stores it; returns its URL. Each account
 /// may upload only so many an hour (`uploads_per_account_per_hour`), so no one fills the disk.

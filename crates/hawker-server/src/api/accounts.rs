@@ -8,11 +8,11 @@ use hawker_core::account::{self, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::{self, CurrentUser, random_token, token_hash};
 use crate::clock;
 use crate::error::{ApiJson, AppError};
 use crate::limits::ClientIp;
+use crate::state::AppState;
 use crate::store::{NewUser, TokenKind, User};
 
 #[derive(Deserialize)]

@@ -10,12 +10,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::shows::{ask, find_show, hosted_show};
-use crate::app::AppState;
 use crate::auth::{CurrentUser, random_token};
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::live::CommerceCmd;
 use crate::live::auctions::bid_policy;
 use crate::live::socket::rejection_message;
+use crate::state::AppState;
 use crate::store::AuctionRow;
 use crate::store::new_id;
 

@@ -9,11 +9,11 @@ use hawker_core::money::{Currency, Price};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::media;
+use crate::state::AppState;
 use crate::store::{Product, ProductEdit, VariantEdit};
 
 #[derive(Deserialize)]

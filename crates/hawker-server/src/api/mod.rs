@@ -4,8 +4,8 @@
 use axum::Router;
 use axum::routing::{any, delete, get, post};
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 pub mod accounts;
 pub mod auctions;

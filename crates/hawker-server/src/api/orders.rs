@@ -23,12 +23,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::shows::{ask, ask_raw, find_show};
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::live::{CommerceCmd, LiveShow, Refusal, Reserved, Settlement};
 use crate::payments::{ChargeRequest, PaymentError};
+use crate::state::AppState;
 use crate::store::new_id;
 use crate::store::{Order, OrderMeta, OrderStatus, SavedMethod, User};
 use std::collections::HashMap;

@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::orders::refusal;
-use crate::app::AppState;
 use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key, token_hash};
 use crate::clock;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::limits::ClientIp;
 use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
+use crate::state::AppState;
 use crate::store::{NewShow, Show, ShowFilter, ShowStatus, new_id};
 
 pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {

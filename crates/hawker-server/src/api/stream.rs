@@ -18,10 +18,10 @@ use hawker_media::{MediaError, Role, SessionId};
 
 use super::at;
 use super::shows::find_show;
-use crate::app::AppState;
 use crate::auth;
 use crate::error::{ApiPath, AppError};
 use crate::limits::ClientIp;
+use crate::state::AppState;
 use crate::store::{Show, ShowStatus};
 
 pub fn router() -> Router<AppState> {

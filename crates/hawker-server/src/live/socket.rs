@@ -25,10 +25,10 @@ use hawker_core::auction::{BidKind, Outcome, Rejection};
 
 use super::{CommerceCmd, LiveShow, RoomCmd};
 use crate::api::orders::{self, BuyBody, Charging, OrderAnswer, Started};
-use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::clock;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store::{Order, Store, StoreResult, User};
 use hawker_core::ids::UserId;
 

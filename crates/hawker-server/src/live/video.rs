@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::RoomCmd;
 use crate::api::shows::start_show;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::ShowStatus;
 
 pub async fn relay(state: AppState, mut events: mpsc::Receiver<SfuEvent>) {

@@ -14,10 +14,10 @@ use hawker_core::money::format_cents;
 use serde::Deserialize;
 
 use crate::api::accounts;
-use crate::app::AppState;
 use crate::auth::{self, CurrentUser, FORM_CSRF_COOKIE, MaybeUser, random_token};
 use crate::error::{ApiPath, ApiQuery, AppError};
 use crate::limits::Https;
+use crate::state::AppState;
 use crate::store::{Order, Product, Show, ShowFilter, ShowStatus, TokenKind};
 
 pub mod assets;
