@@ -164,6 +164,17 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::live::LiveError> for AppError {
+    fn from(e: crate::live::LiveError) -> Self {
+        match e {
+            crate::live::LiveError::NotLive => {
+                Self::conflict("show_not_live", "this show is not live")
+            }
+            crate::live::LiveError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> Self {
         Self::Internal(e)

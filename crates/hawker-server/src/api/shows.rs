@@ -272,7 +272,7 @@ pub async fn ask_raw<T>(
 
 async fn live_hosted(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
     let show = hosted_show(state, user, id).await?;
-    state.hub.live(&show).await
+    Ok(state.hub.live(&show).await?)
 }
 
 #[derive(Deserialize)]
@@ -540,7 +540,7 @@ async fn moderated_live(
             "only moderators and the host can moderate this chat",
         ));
     }
-    state.hub.live(&show).await
+    Ok(state.hub.live(&show).await?)
 }
 
 pub async fn delete_chat(

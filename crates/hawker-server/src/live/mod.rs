@@ -13,9 +13,8 @@ use hawker_core::ids::{ShowId, UserId};
 use hawker_core::room::Room;
 use tokio::sync::{mpsc, watch};
 
-use crate::error::AppError;
 use crate::payments::PaymentProvider;
-use crate::store::{Show, ShowStatus, Store};
+use crate::store::{Show, ShowStatus, Store, StoreError};
 
 pub mod auctions;
 pub mod fanout;
@@ -48,6 +47,16 @@ pub struct LiveSettings {
     pub commit_batch_max: usize,
     /// Messages a viewer's socket may fall behind before it gets a fresh snapshot instead.
     pub viewer_buffer: usize,
+}
+
+/// Why a show's owners could not be reached. The adapters turn it into their answers (HTTP:
+/// `409 show_not_live`, or the store's error).
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("this show is not live")]
+    NotLive,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub struct Hub {
@@ -160,7 +169,7 @@ impl Hub {
 
     /// Starts the owners of a show from its stored state (or returns the running ones). A show
     /// that has ended but still holds unpaid reservations gets an owner that only settles them.
-    pub async fn open(self: &Arc<Self>, show: &Show) -> Result<LiveShow, AppError> {
+    pub async fn open(self: &Arc<Self>, show: &Show) -> Result<LiveShow, StoreError> {
         let _guard = self.opening.lock().await;
         if let Some(live) = self.get(show.id) {
             return Ok(live);
@@ -224,13 +233,13 @@ impl Hub {
     }
 
     /// The owner of a show that is live, starting it if the server has not yet.
-    pub async fn live(self: &Arc<Self>, show: &Show) -> Result<LiveShow, AppError> {
+    pub async fn live(self: &Arc<Self>, show: &Show) -> Result<LiveShow, LiveError> {
         if show.status != ShowStatus::Live {
-            return Err(AppError::conflict("show_not_live", "this show is not live"));
+            return Err(LiveError::NotLive);
         }
         match self.get(show.id) {
             Some(live) => Ok(live),
-            None => self.open(show).await,
+            None => Ok(self.open(show).await?),
         }
     }
 
