@@ -71,6 +71,16 @@ pub enum TokenKind {
     Api,
 }
 
+impl TokenKind {
+    /// As the `tokens.kind` column holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Api => "api",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantRow {
     pub id: VariantId,

@@ -190,9 +190,20 @@ impl SessionCache {
 
     /// Forgets one token (a logout) without a pass over the others.
     fn forget_token(&self, hash: &str) {
+        self.forget_tokens([hash]);
+    }
+
+    /// Forgets these tokens (expired ones) without a pass over the others.
+    fn forget_tokens<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+        let mut hashes = hashes.into_iter().peekable();
+        if hashes.peek().is_none() {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            entries.remove(hash);
+            for hash in hashes {
+                entries.remove(hash);
+            }
         }
     }
 
@@ -926,14 +937,10 @@ impl Store for SqliteStore {
         csrf: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let kind = match kind {
-            TokenKind::Session => "session",
-            TokenKind::Api => "api",
-        };
         sqlx::query("INSERT INTO tokens (token_hash, user_id, kind, csrf, created_at) VALUES (?, ?, ?, ?, ?)")
             .bind(hash)
             .bind(user.0)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(csrf)
             .bind(now.0)
             .execute(&self.writer)
@@ -1037,21 +1044,18 @@ impl Store for SqliteStore {
         kind: TokenKind,
         created_before: Timestamp,
     ) -> StoreResult<u64> {
-        let kind = match kind {
-            TokenKind::Session => "session",
-            TokenKind::Api => "api",
-        };
-        let done = sqlx::query("DELETE FROM tokens WHERE kind = ? AND created_at < ?")
-            .bind(kind)
-            .bind(created_before.0)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() > 0 {
-            // At once on this server; the others read `session_changes`.
-            self.sessions.forget_all();
-        }
-        Ok(done.rows_affected())
+        let gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM tokens WHERE kind = ? AND created_at < ? RETURNING token_hash",
+        )
+        .bind(kind.as_str())
+        .bind(created_before.0)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        // At once on this server, and only these (a cache cleared every minute would send every
+        // session back to the database); the others read `session_changes`.
+        self.sessions.forget_tokens(gone.iter().map(String::as_str));
+        Ok(gone.len() as u64)
     }
 
     async fn save_payment_method(
