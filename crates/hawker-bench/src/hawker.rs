@@ -4,14 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection};
 
 use super::client::HttpConn;
-use super::{Server, free_port, wait_listening};
+use super::{Server, spawn_hawker};
 use hawker_core::ids::{UserId, VariantId};
 use hawker_server::App;
 use hawker_server::auth::{random_token, token_hash};
@@ -72,19 +71,9 @@ impl Fixture {
 
     /// Runs `hawker serve` on the data directory and starts the show.
     pub async fn serve(&self) -> anyhow::Result<(Server, SocketAddr)> {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let server = Server::spawn(
-            "hawker serve",
-            Command::new(std::env::current_exe()?)
-                .arg("serve")
-                .env("HAWKER_LISTEN", addr.to_string())
-                .env("HAWKER_DATA_DIR", &self.dir)
-                .env("HAWKER_MEDIA_PORT", "0")
-                // Every simulated buyer connects from this machine's one address.
-                .env("HAWKER_SOCKETS_PER_CLIENT", "1000000")
-                .env("RUST_LOG", "warn"),
-        )?;
-        wait_listening(addr, "hawker serve").await?;
+        // Every simulated buyer connects from this machine's one address.
+        let (server, addr) =
+            spawn_hawker(&self.dir, &[], &[("HAWKER_SOCKETS_PER_CLIENT", "1000000")]).await?;
         let started = self
             .host_post(addr, &format!("/api/v1/shows/{}/start", self.show_id), "")
             .await?;

@@ -177,6 +177,29 @@ pub async fn wait_listening(addr: SocketAddr, what: &str) -> anyhow::Result<()> 
     anyhow::bail!("{what} did not start listening on {addr}")
 }
 
+/// Starts Hawker as the server under measurement (`hawker-bench serve ARGS…`, the code of
+/// `hawker serve`) on a free port of this machine with `data_dir`, its media on a free port, and
+/// `settings` as `HAWKER_*` variables on top; returns once it accepts connections.
+pub async fn spawn_hawker(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    settings: &[(&str, &str)],
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("serve")
+        .args(args)
+        .env("HAWKER_LISTEN", addr.to_string())
+        .env("HAWKER_DATA_DIR", data_dir)
+        .env("HAWKER_MEDIA_PORT", "0")
+        .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied());
+    let server = Server::spawn("hawker serve", &mut command)?;
+    wait_listening(addr, "hawker serve").await?;
+    Ok((server, addr))
+}
+
 /// A server process under measurement: CPU time and memory come from `/proc/<pid>`, and dropping
 /// it kills it with SIGKILL (`kill -9`: what it acknowledged must already be durable).
 pub struct Server {

@@ -12,7 +12,6 @@
 //! comparison.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,7 @@ use anyhow::ensure;
 use tokio::sync::Barrier;
 
 use super::client::HttpConn;
-use super::{
-    Server, check_flags, flag, free_port, median, quantile, record, recording, wait_listening,
-};
+use super::{Server, check_flags, flag, median, quantile, record, recording, spawn_hawker};
 
 const KNOWN: &str = "flooded@bench.hawker.dev";
 const PASSWORD: &str = "the-right-password-1";
@@ -89,20 +86,17 @@ struct Row {
 
 async fn one_run(logins: usize, timing_samples: usize) -> anyhow::Result<Row> {
     let dir = tempfile::tempdir()?;
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let server = Server::spawn(
-        "hawker serve",
-        Command::new(std::env::current_exe()?)
-            .arg("serve")
-            .env("HAWKER_LISTEN", addr.to_string())
-            .env("HAWKER_DATA_DIR", dir.path())
-            .env("HAWKER_MEDIA_PORT", "0")
-            // An attacker with many addresses: the rate limits never refuse, the hash bound must.
-            .env("HAWKER_LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "1000000")
-            .env("HAWKER_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "1000000")
-            .env("RUST_LOG", "error"),
-    )?;
-    wait_listening(addr, "hawker serve").await?;
+    // An attacker with many addresses: the rate limits never refuse, the hash bound must.
+    let (server, addr) = spawn_hawker(
+        dir.path(),
+        &[],
+        &[
+            ("HAWKER_LOGIN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "1000000"),
+            ("HAWKER_LOGIN_ATTEMPTS_PER_CLIENT_PER_MINUTE", "1000000"),
+            ("RUST_LOG", "error"),
+        ],
+    )
+    .await?;
     let signup = format!(
         r#"{{"email":"{KNOWN}","password":"{PASSWORD}","display_name":"Flooded","role":"buyer"}}"#
     );

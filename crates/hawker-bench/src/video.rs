@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use super::{Server, free_port, wait_listening};
+use super::{Server, free_port, spawn_hawker, wait_listening};
 
 struct Target {
     name: &'static str,
@@ -106,23 +106,19 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
 
 async fn start_hawker() -> anyhow::Result<Target> {
     let dir = std::env::temp_dir().join(format!("hawker-bench-video-{}", rand::random::<u32>()));
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let server = Server::spawn(
-        "hawker serve --demo",
-        Command::new(std::env::current_exe()?)
-            .args(["serve", "--demo"])
-            .env("HAWKER_LISTEN", addr.to_string())
-            .env("HAWKER_DATA_DIR", &dir)
-            .env("HAWKER_MEDIA_PORT", "0")
-            .env("HAWKER_MAX_VIEWERS_PER_SHOW", "5000")
+    let (server, addr) = spawn_hawker(
+        &dir,
+        &["--demo"],
+        &[
+            ("HAWKER_MAX_VIEWERS_PER_SHOW", "5000"),
             // Every simulated viewer offers from this machine's one address.
-            .env("HAWKER_MEDIA_SESSIONS_PER_CLIENT", "1000000")
-            .env("HAWKER_PENDING_MEDIA_PER_CLIENT", "1000000")
-            .env("HAWKER_MEDIA_OFFERS_PER_CLIENT_PER_MINUTE", "1000000")
-            .env("HAWKER_ARGON2_MEMORY_KIB", "64")
-            .env("RUST_LOG", "warn"),
-    )?;
-    wait_listening(addr, "hawker serve").await?;
+            ("HAWKER_MEDIA_SESSIONS_PER_CLIENT", "1000000"),
+            ("HAWKER_PENDING_MEDIA_PER_CLIENT", "1000000"),
+            ("HAWKER_MEDIA_OFFERS_PER_CLIENT_PER_MINUTE", "1000000"),
+            ("HAWKER_ARGON2_MEMORY_KIB", "64"),
+        ],
+    )
+    .await?;
     let base = format!("http://{addr}");
     let (id, key) = demo_show(&base).await?;
     Ok(Target {
