@@ -144,7 +144,8 @@ impl Occupancy {
         })
     }
 
-    pub fn held_by(&self, client: IpAddr) -> usize {
+    #[cfg(test)]
+    fn held_by(&self, client: IpAddr) -> usize {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         held.get(&client).copied().unwrap_or(0)
     }
@@ -266,15 +267,20 @@ impl ClientIp {
     }
 }
 
+/// The address of the TCP peer (the client, or the proxy in front of us).
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no peer address")))?;
+        let peer =
+            peer(parts).ok_or_else(|| AppError::Internal(anyhow::anyhow!("no peer address")))?;
         let forwarded: Vec<&str> = parts
             .headers
             .get_all("x-forwarded-for")
@@ -294,10 +300,7 @@ impl FromRequestParts<AppState> for Https {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let from_proxy = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(addr)| state.trusted_proxies.contains(addr.ip()));
+        let from_proxy = peer(parts).is_some_and(|ip| state.trusted_proxies.contains(ip));
         let proto = parts
             .headers
             .get_all("x-forwarded-proto")
