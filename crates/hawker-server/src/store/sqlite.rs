@@ -408,8 +408,8 @@ fn currency(raw: &str) -> StoreResult<Currency> {
         .map_err(|_| StoreError::Backend(anyhow::anyhow!("a row with currency {raw:?}")))
 }
 
-/// Databases from before stream keys were hashed hold them in plain text (`sk_…`): hash them
-/// in place, once, so a stolen database file streams to no show.
+/// Databases from before stream keys were hashed (and before migrations) hold them in plain
+/// text (`sk_…`): hash them in place, so a stolen database file streams to no show.
 async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
     let plain: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, stream_key FROM shows WHERE stream_key LIKE 'sk\\_%' ESCAPE '\\'",
@@ -453,11 +453,22 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .context("opening SQLite")?;
+        // A database with tables but no migration record is from before migrations, and may
+        // hold stream keys in plain text: convert it once, not at every start.
+        let from_before_migrations: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'shows') \
+             AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        )
+        .fetch_one(&writer)
+        .await
+        .context("reading the schema")?;
         MIGRATIONS
             .run(&writer)
             .await
             .context("migrating the database")?;
-        hash_plaintext_stream_keys(&writer).await?;
+        if from_before_migrations {
+            hash_plaintext_stream_keys(&writer).await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone().read_only(true))

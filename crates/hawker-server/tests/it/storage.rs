@@ -364,6 +364,11 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
         .await
         .expect("show");
     drop(store);
+    // As an older release left it: no record of migrations either.
+    rusqlite::Connection::open(dir.path().join("old.db"))
+        .expect("db")
+        .execute_batch("DROP TABLE _sqlx_migrations; DROP INDEX tokens_by_age;")
+        .expect("made old");
     let store = store::open(&url, true).await.expect("opens again");
     let stored = store.show(show.id).await.expect("read").expect("show");
     assert_eq!(
