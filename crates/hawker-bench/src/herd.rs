@@ -359,12 +359,13 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
     };
     // Mid-sale, the process that holds the orders dies: Hawker itself, Redis under the baseline,
     // and for PostgreSQL (the machine's own service) the server in front of it.
+    let half = params.units.div_ceil(2);
     let killer = params.kill_mid_sale.then(|| {
         let pid = match &target.check {
             Check::Redis { redis, .. } => redis.child.id(),
             _ => target.server.child.id(),
         };
-        let (acked, half) = (load.acked.clone(), params.units.div_ceil(2));
+        let acked = load.acked.clone();
         tokio::spawn(async move {
             while acked.load(Ordering::Relaxed) < half {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -390,8 +391,10 @@ pub async fn one_run(design: Design, params: &Params, run: usize) -> anyhow::Res
         _ => None,
     };
     // A run that was to kill mid-sale and did not would prove nothing.
+    // Once half the units were acknowledged the killer has fired or is firing (its `kill` may
+    // still be running as the load ends, which the kill itself hastens): wait for it.
     let killed = match killer {
-        Some(killer) if killer.is_finished() => killer.await.unwrap_or(false),
+        Some(killer) if load.acked.load(Ordering::Relaxed) >= half => killer.await.unwrap_or(false),
         Some(killer) => {
             killer.abort();
             false
