@@ -224,6 +224,7 @@ async fn auction_run(
 async fn check_log(state: &AppState, decided: usize) -> anyhow::Result<()> {
     use hawker_core::auction::Entry;
     let entries = state
+        .services
         .store
         .auction_log(AUCTION)
         .await
@@ -260,11 +261,12 @@ async fn fixture(
     buyers: usize,
     units: usize,
 ) -> anyhow::Result<(LiveShow, hawker_core::ids::VariantId, Vec<UserId>)> {
-    let shop = Shop::create(state.store.as_ref(), units + 100).await?;
-    let show = hawker_server::api::shows::start_show(state, shop.show)
+    let shop = Shop::create(state.services.store.as_ref(), units + 100).await?;
+    let show = hawker_server::service::shows::start_show(&state.services, shop.show)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let live = state
+        .services
         .hub
         .live(&show)
         .await

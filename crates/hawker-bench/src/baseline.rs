@@ -15,7 +15,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::text_flag;
-use hawker_server::auth::token_hash;
+use hawker_server::secrets::token_hash;
 
 /// The PostgreSQL baseline's tables.
 pub const POSTGRES_SCHEMA: &str = "

@@ -13,9 +13,9 @@ use super::client::HttpConn;
 use super::{Server, spawn_hawker};
 use hawker_core::ids::{UserId, VariantId};
 use hawker_server::App;
-use hawker_server::auth::{random_token, token_hash};
-use hawker_server::clock;
+use hawker_server::clock::Clock;
 use hawker_server::config::Config;
+use hawker_server::secrets::{random_token, token_hash};
 
 use hawker_server::store::{NewShow, NewUser, ProductEdit, Show, Store, TokenKind, VariantEdit};
 
@@ -43,7 +43,7 @@ impl Fixture {
         };
         let (show_id, variant_id, seller_token) = {
             let app = App::build(config).await?;
-            let store = app.state().store.as_ref();
+            let store = app.state().services.store.as_ref();
             let shop = Shop::create(store, stock).await?;
             let token = random_token(16);
             store
@@ -52,7 +52,7 @@ impl Fixture {
                     shop.seller,
                     TokenKind::Api,
                     None,
-                    clock::now(),
+                    Clock::system().now(),
                 )
                 .await?;
             (shop.show.id.0, shop.variant.0, token)
@@ -133,7 +133,7 @@ pub struct Shop {
 
 impl Shop {
     pub async fn create(store: &dyn Store, stock: usize) -> anyhow::Result<Self> {
-        let now = clock::now();
+        let now = Clock::system().now();
         let seller = store
             .create_user(
                 &NewUser {
@@ -162,7 +162,9 @@ impl Shop {
             title: "Bench".into(),
             category: "bench".into(),
             scheduled_at: None,
-            stream_key_hash: hawker_server::auth::token_hash(&hawker_server::auth::new_stream_key()),
+            stream_key_hash: hawker_server::secrets::token_hash(
+                &hawker_server::secrets::new_stream_key(),
+            ),
             product_ids: vec![product.id],
         };
         Ok(Self {
@@ -185,7 +187,7 @@ pub async fn insert_buyers(db: &Path, buyers: usize) -> anyhow::Result<(Vec<User
         .await?;
     let tokens = buyer_tokens(buyers);
     // Made now: the server deletes tokens older than their lifetime.
-    let now = clock::now().0;
+    let now = Clock::system().now().0;
     let mut tx = conn.begin().await?;
     for (chunk_no, chunk) in tokens.chunks(400).enumerate() {
         let base = first + (chunk_no * 400) as i64;

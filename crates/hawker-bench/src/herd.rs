@@ -43,7 +43,7 @@ use sqlx::{ConnectOptions, Connection};
 use super::client::{HttpConn, loopback_source};
 use super::hawker::{Fixture, buyer_tokens};
 use super::{Server, flag, free_port, median, quantile, text_flag, wait_listening};
-use hawker_server::auth::token_hash;
+use hawker_server::secrets::token_hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
@@ -1131,7 +1131,7 @@ async fn go_and_gather(
     );
     let _ = go.send(Some(Instant::now()));
     let mut all = Tally {
-        started_at_ms: hawker_server::clock::now().0,
+        started_at_ms: hawker_server::clock::Clock::system().now().0,
         cpu_at_go,
         ..Tally::default()
     };

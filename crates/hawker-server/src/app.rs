@@ -11,10 +11,12 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::auth::Passwords;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::live::{Hub, LiveSettings};
+use crate::passwords::Passwords;
 use crate::payments::{PaymentProvider, TestProvider};
+use crate::service::{Services, accounts, orders, shows};
 use crate::store::{self, ShowFilter, ShowStatus, Store};
 use crate::{api, media, pages};
 
@@ -29,12 +31,14 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_store(config, |store| store).await
+        Self::build_with(config, Clock::system(), |store| store).await
     }
 
-    /// Like [`App::build`], with the opened store wrapped by `wrap` (tests inject storage faults).
-    pub async fn build_with_store(
+    /// Like [`App::build`], on `clock` (tests move a manual one), with the opened store wrapped
+    /// by `wrap` (tests inject storage faults).
+    pub async fn build_with(
         config: Config,
+        clock: Clock,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
@@ -50,6 +54,7 @@ impl App {
         let hub = Hub::new(
             store.clone(),
             payments.clone(),
+            clock.clone(),
             LiveSettings {
                 reservation_hold_ms: config.reservation_hold_s * 1000,
                 commit_batch_max: config.commit_batch_max,
@@ -74,24 +79,28 @@ impl App {
             limits.clone(),
             std::time::Duration::from_secs(60),
         ));
-        let state = AppState {
-            limits,
-            trusted_proxies,
+        let services = Services {
             config: Arc::new(config),
+            clock,
             store,
             payments,
             hub,
             media,
             passwords,
+            limits,
             paying: Arc::default(),
         };
-        restore_owners(&state).await?;
-        tokio::spawn(crate::live::video::relay(state.clone(), media_events));
-        tokio::spawn(crate::api::orders::send_due_refunds(
-            state.clone(),
+        restore_owners(&services).await?;
+        tokio::spawn(shows::relay_video_events(services.clone(), media_events));
+        tokio::spawn(orders::send_due_refunds(
+            services.clone(),
             std::time::Duration::from_secs(60),
         ));
-        tokio::spawn(crate::auth::expire_tokens(state.clone()));
+        tokio::spawn(accounts::expire_tokens(services.clone()));
+        let state = AppState {
+            services,
+            trusted_proxies,
+        };
         let router = router(state.clone());
         Ok(Self {
             listener,
@@ -138,8 +147,8 @@ impl App {
 
 /// After a restart, every live show (and every ended show with unpaid reservations) gets its
 /// owner back, rebuilt from the database, before the first request is served.
-async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
-    for show in state
+async fn restore_owners(s: &Services) -> anyhow::Result<()> {
+    for show in s
         .store
         .shows(&ShowFilter {
             status: Some(ShowStatus::Live),
@@ -147,22 +156,20 @@ async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
         })
         .await?
     {
-        state
-            .hub
+        s.hub
             .open(&show)
             .await
             .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
     }
-    for show_id in state.store.shows_with_unsettled_commerce().await? {
-        if let Some(show) = state.store.show(show_id).await? {
-            state
-                .hub
+    for show_id in s.store.shows_with_unsettled_commerce().await? {
+        if let Some(show) = s.store.show(show_id).await? {
+            s.hub
                 .open(&show)
                 .await
                 .map_err(|e| anyhow::anyhow!("restoring show {}: {e:?}", show.id))?;
         }
     }
-    let resumed = crate::api::orders::resume_payments(state).await?;
+    let resumed = orders::resume_payments(s).await?;
     if resumed > 0 {
         tracing::info!("paying for {resumed} reservation(s) left open by the last run");
     }
@@ -170,7 +177,7 @@ async fn restore_owners(state: &AppState) -> anyhow::Result<()> {
 }
 
 fn router(state: AppState) -> Router {
-    let uploads = DefaultBodyLimit::max(state.config.max_upload_bytes + 64 * 1024);
+    let uploads = DefaultBodyLimit::max(state.services.config.max_upload_bytes + 64 * 1024);
     Router::new()
         .merge(api::router().route_layer(uploads))
         .merge(api::fallback())

@@ -8,10 +8,9 @@ use hawker_core::ids::{SaleId, ShowId};
 use hawker_core::money::Price;
 use tokio::sync::oneshot;
 
-use crate::api::shows::start_show;
-use crate::auth::{new_stream_key, token_hash};
-use crate::clock;
 use crate::live::CommerceCmd;
+use crate::secrets::{new_stream_key, token_hash};
+use crate::service::shows::start_show;
 use crate::state::AppState;
 use crate::store::new_id;
 use crate::store::{NewShow, NewUser, ProductEdit, ShowFilter, ShowStatus, User, VariantEdit};
@@ -20,7 +19,12 @@ use crate::store::{NewShow, NewUser, ProductEdit, ShowFilter, ShowStatus, User, 
 pub const DEMO_PASSWORD: &str = "hawker-demo";
 
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
-    let seller = match state.store.user_by_email("lumi@demo.hawker.dev").await? {
+    let seller = match state
+        .services
+        .store
+        .user_by_email("lumi@demo.hawker.dev")
+        .await?
+    {
         Some((user, _)) => user,
         None => create_everything(state).await?,
     };
@@ -29,11 +33,13 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
 
 async fn user(state: &AppState, email: &str, name: &str, role: Role) -> anyhow::Result<User> {
     let password_hash = state
+        .services
         .passwords
         .hash(DEMO_PASSWORD)
         .await
         .map_err(|e| anyhow::anyhow!("hashing the demo password: {e:?}"))?;
     Ok(state
+        .services
         .store
         .create_user(
             &NewUser {
@@ -42,7 +48,7 @@ async fn user(state: &AppState, email: &str, name: &str, role: Role) -> anyhow::
                 display_name: name.into(),
                 role,
             },
-            clock::now(),
+            state.services.clock.now(),
         )
         .await?)
 }
@@ -65,7 +71,7 @@ fn product(title: &str, description: &str, variants: &[(&str, i64, i64)]) -> Pro
 }
 
 async fn create_everything(state: &AppState) -> anyhow::Result<User> {
-    let now = clock::now();
+    let now = state.services.clock.now();
     let lumi = user(state, "lumi@demo.hawker.dev", "Lumi Beauty", Role::Seller).await?;
     let vault = user(state, "vault@demo.hawker.dev", "Card Vault", Role::Seller).await?;
     user(state, "ana@demo.hawker.dev", "Ana", Role::Buyer).await?;
@@ -78,6 +84,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
     .await?;
 
     let lipstick = state
+        .services
         .store
         .create_product(
             lumi.id,
@@ -94,6 +101,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     let serum = state
+        .services
         .store
         .create_product(
             lumi.id,
@@ -106,6 +114,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     let palette = state
+        .services
         .store
         .create_product(
             lumi.id,
@@ -118,6 +127,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     let booster = state
+        .services
         .store
         .create_product(
             vault.id,
@@ -130,6 +140,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     let sleeves = state
+        .services
         .store
         .create_product(
             vault.id,
@@ -143,6 +154,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         .await?;
 
     let live = state
+        .services
         .store
         .create_show(
             &NewShow {
@@ -157,6 +169,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     state
+        .services
         .store
         .create_show(
             &NewShow {
@@ -171,6 +184,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
         )
         .await?;
     state
+        .services
         .store
         .create_show(
             &NewShow {
@@ -184,7 +198,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
             now,
         )
         .await?;
-    start_show(state, live)
+    start_show(&state.services, live)
         .await
         .map_err(|e| anyhow::anyhow!("starting the demo show: {e:?}"))?;
     Ok(lumi)
@@ -193,6 +207,7 @@ async fn create_everything(state: &AppState) -> anyhow::Result<User> {
 /// Starts (or restarts) a one-hour flash sale on the demo show's first lipstick shade, and pins it.
 async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()> {
     let shows = state
+        .services
         .store
         .shows(&ShowFilter {
             status: Some(ShowStatus::Live),
@@ -204,16 +219,21 @@ async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()
         return Ok(());
     };
     let live = state
+        .services
         .hub
         .live(&show)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let restore = state.store.load_commerce(ShowId(show.id.0)).await?;
+    let restore = state
+        .services
+        .store
+        .load_commerce(ShowId(show.id.0))
+        .await?;
     // A sale past its deadline is still marked running until the owner's first tick ends it.
     if restore
         .running_sales
         .iter()
-        .any(|s| s.ends_at > clock::now().plus_secs(60))
+        .any(|s| s.ends_at > state.services.clock.now().plus_secs(60))
     {
         return Ok(());
     }

@@ -1,26 +1,34 @@
 //! Abuse limits for work any stranger can ask for: how often a client address or an account may
 //! try to log in, sign up or offer to watch video (GCRA limiters from `governor`, keyed), how
 //! many live sockets one address holds open ([`Occupancy`]), and who the client is when Hawker
-//! runs behind a reverse proxy (`X-Forwarded-For`, believed only from `trusted_proxies`).
+//! runs behind a reverse proxy (`X-Forwarded-For`, believed only from `trusted_proxies`). The
+//! request extractors that read them are in [`crate::auth`].
 //!
-//! Password hashing itself is bounded separately, by [`crate::auth::Passwords`], and video
+//! Password hashing itself is bounded separately, by [`crate::passwords::Passwords`], and video
 //! sessions per address by the media plane.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use hawker_core::ids::UserId;
 
 use crate::config::Config;
-use crate::error::AppError;
-use crate::state::AppState;
+
+/// Refused by a limit, for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooOften {
+    /// Too many attempts: the next one is allowed in `retry_after_s`.
+    #[error("too many attempts; try again in {retry_after_s} s")]
+    Attempts { retry_after_s: u64 },
+    /// Too many live sockets open from this address.
+    #[error("too many live connections from this address")]
+    Sockets,
+}
 
 /// The limiters, one per kind of attempt and key.
 pub struct Limits {
@@ -55,7 +63,7 @@ impl Limits {
     /// A log-in attempt from `client` for `account` (an e-mail already parsed, so a key is at
     /// most 254 bytes; `None` when it did not parse): refused (429) once either has tried too
     /// often.
-    pub fn login(&self, client: IpAddr, account: Option<&str>) -> Result<(), AppError> {
+    pub fn login(&self, client: IpAddr, account: Option<&str>) -> Result<(), TooOften> {
         check(&self.login_per_client, &client)?;
         match account {
             Some(email) => check(&self.login_per_account, &email.to_owned()),
@@ -63,31 +71,26 @@ impl Limits {
         }
     }
 
-    pub fn signup(&self, client: IpAddr) -> Result<(), AppError> {
+    pub fn signup(&self, client: IpAddr) -> Result<(), TooOften> {
         check(&self.signup_per_client, &client)
     }
 
     /// A WHEP offer: each builds a WebRTC session, so a client looping offers (and DELETEs)
     /// is slowed down here; the media plane bounds the sessions one address holds.
-    pub fn media_offer(&self, client: IpAddr) -> Result<(), AppError> {
+    pub fn media_offer(&self, client: IpAddr) -> Result<(), TooOften> {
         check(&self.media_offers_per_client, &client)
     }
 
     /// An image upload by `account`: each is up to `max_upload_bytes` on disk, kept forever.
-    pub fn upload(&self, account: UserId) -> Result<(), AppError> {
+    pub fn upload(&self, account: UserId) -> Result<(), TooOften> {
         check(&self.uploads_per_account, &account.0)
     }
 
     /// A seat for one live-room socket of `client`, held until the socket closes.
-    pub fn socket(&self, client: IpAddr) -> Result<Seat, AppError> {
+    pub fn socket(&self, client: IpAddr) -> Result<Seat, TooOften> {
         self.sockets_per_client
             .take(client)
-            .ok_or_else(|| AppError::Later {
-                status: axum::http::StatusCode::TOO_MANY_REQUESTS,
-                code: "too_many_sockets",
-                message: "too many live connections from this address; close a tab".into(),
-                retry_after_s: 5,
-            })
+            .ok_or(TooOften::Sockets)
     }
 
     /// Forgets keys whose limit has fully recovered, so the maps hold only recent strangers.
@@ -108,10 +111,12 @@ impl Limits {
 fn check<K: Clone + std::hash::Hash + Eq>(
     limiter: &DefaultKeyedRateLimiter<K>,
     key: &K,
-) -> Result<(), AppError> {
+) -> Result<(), TooOften> {
     limiter.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(Instant::now());
-        AppError::rate_limited(wait.as_secs().max(1))
+        TooOften::Attempts {
+            retry_after_s: wait.as_secs().max(1),
+        }
     })
 }
 
@@ -256,7 +261,7 @@ fn same_prefix(net: IpAddr, ip: IpAddr, bits: u8) -> bool {
 pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
-    fn of(ip: IpAddr) -> Self {
+    pub fn of(ip: IpAddr) -> Self {
         Self(match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
@@ -264,54 +269,6 @@ impl ClientIp {
             },
             v4 => v4,
         })
-    }
-}
-
-/// The address of the TCP peer (the client, or the proxy in front of us).
-fn peer(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-}
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let peer =
-            peer(parts).ok_or_else(|| AppError::Internal(anyhow::anyhow!("no peer address")))?;
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        Ok(Self::of(state.trusted_proxies.client(peer, &forwarded)))
-    }
-}
-
-/// Whether the client reached us over HTTPS: said by a trusted proxy's `X-Forwarded-Proto`
-/// (its last value, which the proxy itself wrote). Hawker serves plain HTTP itself.
-#[derive(Debug, Clone, Copy)]
-pub struct Https(pub bool);
-
-impl FromRequestParts<AppState> for Https {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let from_proxy = peer(parts).is_some_and(|ip| state.trusted_proxies.contains(ip));
-        let proto = parts
-            .headers
-            .get_all("x-forwarded-proto")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .map(str::trim);
-        Ok(Self(
-            from_proxy && proto.is_some_and(|p| p.eq_ignore_ascii_case("https")),
-        ))
     }
 }
 

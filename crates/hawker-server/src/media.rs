@@ -18,14 +18,14 @@ pub async fn save_upload(
     uploader: UserId,
     mut multipart: Multipart,
 ) -> Result<String, AppError> {
-    state.limits.upload(uploader)?;
+    state.services.limits.upload(uploader)?;
     let too_large = || {
         AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!(
                 "images must be under {} bytes",
-                state.config.max_upload_bytes
+                state.services.config.max_upload_bytes
             ),
         )
     };
@@ -46,7 +46,7 @@ pub async fn save_upload(
                 AppError::bad_request("bad_upload", e.body_text())
             }
         })?;
-        if bytes.len() > state.config.max_upload_bytes {
+        if bytes.len() > state.services.config.max_upload_bytes {
             return Err(too_large());
         }
         let ext = sniff(&bytes).ok_or_else(|| {
@@ -57,7 +57,7 @@ pub async fn save_upload(
             )
         })?;
         let name = format!("{}.{ext}", hex::encode(Sha256::digest(&bytes)));
-        let dir = state.config.uploads_dir();
+        let dir = state.services.config.uploads_dir();
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(anyhow::Error::from)?;
@@ -90,7 +90,7 @@ pub async fn serve(
         "webp" => "image/webp",
         _ => return Err(AppError::not_found("image")),
     };
-    let bytes = tokio::fs::read(state.config.uploads_dir().join(&name))
+    let bytes = tokio::fs::read(state.services.config.uploads_dir().join(&name))
         .await
         .map_err(|_| AppError::not_found("image"))?;
     Ok((

@@ -31,6 +31,7 @@ pub async fn serve(with_demo: bool) -> anyhow::Result<()> {
     }
     let addr = app
         .state()
+        .services
         .config
         .listen
         .rsplit_once(':')

@@ -1,28 +1,36 @@
-//! What every handler, owner and socket can reach: the configuration, the store, the payment
-//! provider, the hub of live shows, the media plane and the abuse limits.
+//! What every handler, socket and page can reach: the use cases' [`Services`] and what only the
+//! HTTP adapters need. Extractors take the part they need through `FromRef`.
 
 use std::sync::Arc;
 
-use crate::auth::Passwords;
-use crate::config::Config;
-use crate::live::Hub;
-use crate::payments::PaymentProvider;
+use axum::extract::FromRef;
+
+use crate::limits::TrustedProxies;
+use crate::service::Services;
 use crate::store::Store;
 
-/// What every handler can reach. Cheap to clone.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub payments: Arc<dyn PaymentProvider>,
-    pub hub: Arc<Hub>,
-    /// The media plane: WHIP in, WHEP out (its own thread and UDP socket).
-    pub media: hawker_media::Media,
-    pub passwords: Passwords,
-    /// Log-in and sign-up limits per client address and per account.
-    pub limits: Arc<crate::limits::Limits>,
+    pub services: Services,
     /// Whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<crate::limits::TrustedProxies>,
-    /// One payment at a time per reservation (`api/orders.rs`).
-    pub paying: Arc<crate::api::orders::PaymentsUnderWay>,
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
+impl FromRef<AppState> for Services {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Store> {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<TrustedProxies> {
+    fn from_ref(state: &AppState) -> Self {
+        state.trusted_proxies.clone()
+    }
 }

@@ -4,16 +4,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hawker_core::account::{self, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{self, CurrentUser, random_token, token_hash};
-use crate::clock;
+use crate::auth::{self, CurrentUser};
 use crate::error::{ApiJson, AppError};
 use crate::limits::ClientIp;
+use crate::service::accounts::{authenticate, create_account, issue_token};
 use crate::state::AppState;
-use crate::store::{NewUser, TokenKind, User};
+use crate::store::TokenKind;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +30,7 @@ pub async fn signup(
     ApiJson(body): ApiJson<Signup>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let user = create_account(
-        &state,
+        &state.services,
         client,
         &body.email,
         &body.password,
@@ -39,73 +38,11 @@ pub async fn signup(
         &body.role,
     )
     .await?;
-    let token = issue_token(&state, &user, TokenKind::Api).await?;
+    let token = issue_token(&state.services, &user, TokenKind::Api).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": user, "token": token })),
     ))
-}
-
-/// Shared by the API and the sign-up page: only buyers and sellers may sign themselves up.
-pub async fn create_account(
-    state: &AppState,
-    ClientIp(client): ClientIp,
-    email: &str,
-    password: &str,
-    display_name: &str,
-    role: &str,
-) -> Result<User, AppError> {
-    let role = match Role::parse(role) {
-        Some(r @ (Role::Buyer | Role::Seller)) => r,
-        _ => {
-            return Err(AppError::unprocessable(
-                "invalid_input",
-                "role: must be \"buyer\" or \"seller\"",
-            ));
-        }
-    };
-    let email = account::email(email)?;
-    let password = account::password(password)?;
-    let display_name = account::display_name(display_name)?;
-    state.limits.signup(client)?;
-    let password_hash = state.passwords.hash(password).await?;
-    let user = state
-        .store
-        .create_user(
-            &NewUser {
-                email,
-                password_hash,
-                display_name,
-                role,
-            },
-            clock::now(),
-        )
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(m) => AppError::conflict("email_taken", m),
-            other => other.into(),
-        })?;
-    Ok(user)
-}
-
-pub async fn issue_token(
-    state: &AppState,
-    user: &User,
-    kind: TokenKind,
-) -> Result<String, AppError> {
-    let token = random_token(32);
-    let csrf = (kind == TokenKind::Session).then(|| random_token(16));
-    state
-        .store
-        .insert_token(
-            &token_hash(&token),
-            user.id,
-            kind,
-            csrf.as_deref(),
-            clock::now(),
-        )
-        .await?;
-    Ok(token)
 }
 
 #[derive(Deserialize)]
@@ -115,40 +52,13 @@ pub struct Login {
     password: String,
 }
 
-/// Checks a password; the same answer, after the same work, for an unknown e-mail and a wrong
-/// password. Attempts are limited per client address and per account.
-pub async fn authenticate(
-    state: &AppState,
-    ClientIp(client): ClientIp,
-    email: &str,
-    password: &str,
-) -> Result<User, AppError> {
-    let refused = || {
-        AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong e-mail or password",
-        )
-    };
-    // Keyed on the parsed address: a raw one could be megabytes, kept for a minute per attempt.
-    let email = account::email(email);
-    state.limits.login(client, email.as_deref().ok())?;
-    let email = email.map_err(|_| refused())?;
-    let found = state.store.user_by_email(&email).await?;
-    let hash = found.as_ref().map(|(_, hash)| hash.as_str());
-    match (state.passwords.verify(hash, password).await?, found) {
-        (true, Some((user, _))) => Ok(user),
-        _ => Err(refused()),
-    }
-}
-
 pub async fn login(
     State(state): State<AppState>,
     client: ClientIp,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Json<Value>, AppError> {
-    let user = authenticate(&state, client, &body.email, &body.password).await?;
-    let token = issue_token(&state, &user, TokenKind::Api).await?;
+    let user = authenticate(&state.services, client, &body.email, &body.password).await?;
+    let token = issue_token(&state.services, &user, TokenKind::Api).await?;
     Ok(Json(json!({ "token": token, "user": user })))
 }
 
@@ -157,7 +67,7 @@ pub async fn logout(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Response, AppError> {
-    state.store.delete_token(user.token_hash()).await?;
+    state.services.store.delete_token(user.token_hash()).await?;
     Ok((
         [(header::SET_COOKIE, auth::clear_session_cookie())],
         StatusCode::NO_CONTENT,
@@ -174,7 +84,7 @@ pub async fn new_token(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let token = issue_token(&state, &user.user, TokenKind::Api).await?;
+    let token = issue_token(&state.services, &user.user, TokenKind::Api).await?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))))
 }
 
@@ -212,8 +122,13 @@ pub async fn set_blocked_words(
         .map(|w| w.trim().to_lowercase())
         .filter(|w| !w.is_empty())
         .collect();
-    state.store.set_blocked_words(user.user.id, &words).await?;
+    state
+        .services
+        .store
+        .set_blocked_words(user.user.id, &words)
+        .await?;
     let shows = state
+        .services
         .store
         .shows(&crate::store::ShowFilter {
             status: Some(crate::store::ShowStatus::Live),
@@ -222,7 +137,7 @@ pub async fn set_blocked_words(
         })
         .await?;
     for show in shows {
-        if let Some(live) = state.hub.get(show.id) {
+        if let Some(live) = state.services.hub.get(show.id) {
             let _ = live
                 .room
                 .send(crate::live::RoomCmd::SetBlockedWords(words.clone()))
@@ -256,6 +171,7 @@ pub async fn set_shipping(
         ));
     }
     state
+        .services
         .store
         .set_shipping_fee(user.user.id, body.fee_cents)
         .await?;
@@ -284,6 +200,7 @@ pub async fn set_spend_limit(
         ));
     }
     state
+        .services
         .store
         .set_spend_limit(user.user.id, body.daily_limit_cents)
         .await?;

@@ -9,12 +9,13 @@ use hawker_core::ids::{AuctionId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::shows::{ask, find_show, hosted_show};
-use crate::auth::{CurrentUser, random_token};
+use super::shows::{find_show, hosted_show};
+use crate::auth::CurrentUser;
+use crate::error::rejection_message;
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::live::CommerceCmd;
 use crate::live::auctions::bid_policy;
-use crate::live::socket::rejection_message;
+use crate::secrets::random_token;
 use crate::state::AppState;
 use crate::store::AuctionRow;
 use crate::store::new_id;
@@ -42,7 +43,7 @@ pub async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = hosted_show(&state, &user, id).await?;
-    let live = state.hub.live(&show).await?;
+    let live = state.services.hub.live(&show).await?;
     let mode = match (body.mode.as_str(), body.extend_s) {
         ("standard", extend) => Mode::Standard {
             // Saturating: a huge input must stay huge (and be refused), not wrap into range.
@@ -66,10 +67,10 @@ pub async fn start(
         body.start_cents,
         body.duration_s,
         mode,
-        state.config.increments()?,
+        state.services.config.increments()?,
     )?;
     let variant_id = VariantId(body.variant_id);
-    let product = state.store.product_of_variant(variant_id).await?;
+    let product = state.services.store.product_of_variant(variant_id).await?;
     let lot = match &product {
         Some(p) if show.product_ids.contains(&p.id) => {
             let name = p
@@ -89,15 +90,16 @@ pub async fn start(
     };
     let auction_id = AuctionId(new_id());
     let salt = random_token(16);
-    let (id, ends_at) = ask(&live, |reply| CommerceCmd::StartAuction {
-        id: auction_id,
-        variant_id,
-        lot,
-        terms,
-        salt,
-        reply,
-    })
-    .await?;
+    let (id, ends_at) = live
+        .ask(|reply| CommerceCmd::StartAuction {
+            id: auction_id,
+            variant_id,
+            lot,
+            terms,
+            salt,
+            reply,
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "ends_at": ends_at })),
@@ -161,6 +163,7 @@ pub async fn max_bid(
 
 async fn auction_row(state: &AppState, id: i64) -> Result<AuctionRow, AppError> {
     state
+        .services
         .store
         .auction(AuctionId(id))
         .await?
@@ -194,15 +197,15 @@ async fn place(
         Some("wrong_show".to_owned())
     } else {
         bid_policy(
-            state.store.as_ref(),
+            state.services.store.as_ref(),
             show.seller_id,
             user.user.id,
             amount,
-            crate::clock::now(),
+            state.services.clock.now(),
         )
         .await?
     };
-    let live = match state.hub.get(show.id) {
+    let live = match state.services.hub.get(show.id) {
         Some(live) => live,
         None => {
             return Err(AppError::conflict(
@@ -211,17 +214,18 @@ async fn place(
             ));
         }
     };
-    let outcome = ask(&live, |reply| CommerceCmd::Bid {
-        auction_id: row.id,
-        bidder: user.user.id,
-        name: user.user.display_name.clone(),
-        kind,
-        amount_cents: amount,
-        policy,
-        key,
-        reply,
-    })
-    .await?;
+    let outcome = live
+        .ask(|reply| CommerceCmd::Bid {
+            auction_id: row.id,
+            bidder: user.user.id,
+            name: user.user.display_name.clone(),
+            kind,
+            amount_cents: amount,
+            policy,
+            key,
+            reply,
+        })
+        .await?;
     match outcome {
         Outcome::Accepted {
             price_cents,
@@ -275,6 +279,7 @@ pub async fn get_one(
         body["winner"] = json!(s.winner);
         body["final_hash"] = json!(
             state
+                .services
                 .store
                 .auction_log(row.id)
                 .await?
@@ -291,7 +296,7 @@ pub async fn log(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let row = auction_row(&state, id).await?;
-    Ok(Json(json!(state.store.auction_log(row.id).await?)))
+    Ok(Json(json!(state.services.store.auction_log(row.id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -320,6 +325,7 @@ pub async fn pre_bid(
     }
     let variant_id = VariantId(body.variant_id);
     let in_lineup = state
+        .services
         .store
         .product_of_variant(variant_id)
         .await?
@@ -331,11 +337,11 @@ pub async fn pre_bid(
         ));
     }
     match bid_policy(
-        state.store.as_ref(),
+        state.services.store.as_ref(),
         show.seller_id,
         user.user.id,
         body.max_cents,
-        crate::clock::now(),
+        state.services.clock.now(),
     )
     .await?
     .as_deref()
@@ -356,6 +362,7 @@ pub async fn pre_bid(
         None => {}
     }
     let running = state
+        .services
         .store
         .auctions_of_show(show.id)
         .await?
@@ -368,16 +375,17 @@ pub async fn pre_bid(
         ));
     }
     state
+        .services
         .store
         .save_pre_bid(
             show.id,
             variant_id,
             user.user.id,
             body.max_cents,
-            crate::clock::now(),
+            state.services.clock.now(),
         )
         .await?;
-    if let Some(live) = state.hub.get(show.id) {
+    if let Some(live) = state.services.hub.get(show.id) {
         let pre = crate::live::auctions::PreBid {
             variant_id,
             user: user.user.id,
@@ -401,15 +409,16 @@ pub async fn second_chance(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let row = auction_row(&state, id).await?;
     let show = hosted_show(&state, &user, row.show_id.0).await?;
-    let live = match state.hub.get(show.id) {
+    let live = match state.services.hub.get(show.id) {
         Some(live) => live,
-        None => state.hub.open(&show).await?,
+        None => state.services.hub.open(&show).await?,
     };
-    let (bidder, price) = ask(&live, |reply| CommerceCmd::SecondChance {
-        auction_id: row.id,
-        reply,
-    })
-    .await?;
+    let (bidder, price) = live
+        .ask(|reply| CommerceCmd::SecondChance {
+            auction_id: row.id,
+            reply,
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "bidder": bidder, "price_cents": price })),

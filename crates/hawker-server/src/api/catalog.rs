@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::CurrentUser;
-use crate::clock;
 use crate::error::{ApiJson, ApiPath, AppError};
 use crate::media;
 use crate::state::AppState;
@@ -84,6 +83,7 @@ pub async fn owned_product(
     id: i64,
 ) -> Result<Product, AppError> {
     let product = state
+        .services
         .store
         .product(ProductId(id))
         .await?
@@ -113,8 +113,9 @@ pub async fn create(
         StatusCode::CREATED,
         Json(
             state
+                .services
                 .store
-                .create_product(user.user.id, &edit, clock::now())
+                .create_product(user.user.id, &edit, state.services.clock.now())
                 .await?,
         ),
     ))
@@ -125,7 +126,7 @@ pub async fn mine(
     user: CurrentUser,
 ) -> Result<Json<Value>, AppError> {
     Ok(Json(
-        json!({ "products": state.store.products_by_seller(user.user.id).await? }),
+        json!({ "products": state.services.store.products_by_seller(user.user.id).await? }),
     ))
 }
 
@@ -134,6 +135,7 @@ pub async fn show(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Product>, AppError> {
     let product = state
+        .services
         .store
         .product(ProductId(id))
         .await?
@@ -151,6 +153,7 @@ pub async fn update(
     let product = owned_product(&state, &user, id).await?;
     let edit = parse(body)?;
     if let Some(show) = state
+        .services
         .store
         .live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0))
         .await?
@@ -162,8 +165,9 @@ pub async fn update(
     }
     Ok(Json(
         state
+            .services
             .store
-            .update_product(product.id, &edit, clock::now())
+            .update_product(product.id, &edit, state.services.clock.now())
             .await?,
     ))
 }
@@ -175,6 +179,7 @@ pub async fn archive(
 ) -> Result<StatusCode, AppError> {
     let product = owned_product(&state, &user, id).await?;
     if let Some(show) = state
+        .services
         .store
         .live_show_sharing_products(&[product.id], hawker_core::ids::ShowId(0))
         .await?
@@ -185,8 +190,9 @@ pub async fn archive(
         ));
     }
     state
+        .services
         .store
-        .archive_product(product.id, clock::now())
+        .archive_product(product.id, state.services.clock.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -199,7 +205,7 @@ pub async fn log(
 ) -> Result<Json<Value>, AppError> {
     let product = owned_product(&state, &user, id).await?;
     Ok(Json(super::shows::log_json(
-        state.store.product_log(product.id).await?,
+        state.services.store.product_log(product.id).await?,
     )))
 }
 
@@ -212,6 +218,10 @@ pub async fn upload_image(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let product = owned_product(&state, &user, id).await?;
     let url = media::save_upload(&state, user.user.id, multipart).await?;
-    state.store.add_product_image(product.id, &url).await?;
+    state
+        .services
+        .store
+        .add_product_image(product.id, &url)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "url": url }))))
 }

@@ -1,5 +1,14 @@
-//! Shows, the host's live actions, moderation, and the live socket.
+//! Shows, the host's live actions, moderation, and the live socket's handshake.
 
+use crate::auth::{CurrentUser, MaybeUser, Via};
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
+use crate::limits::ClientIp;
+use crate::live::{CommerceCmd, LiveShow, RoomCmd};
+use crate::secrets::{new_stream_key, token_hash};
+use crate::service::shows::{end_show, start_show};
+use crate::socket;
+use crate::state::AppState;
+use crate::store::{NewShow, Show, ShowFilter, ShowStatus, new_id};
 use axum::Json;
 use axum::extract::{Multipart, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -12,19 +21,10 @@ use hawker_core::money::Price;
 use hawker_core::time::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
-use super::orders::refusal;
-use crate::auth::{CurrentUser, MaybeUser, Via, new_stream_key, token_hash};
-use crate::clock;
-use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
-use crate::limits::ClientIp;
-use crate::live::{CommerceCmd, LiveShow, RoomCmd, socket};
-use crate::state::AppState;
-use crate::store::{NewShow, Show, ShowFilter, ShowStatus, new_id};
 
 pub async fn find_show(state: &AppState, id: i64) -> Result<Show, AppError> {
     state
+        .services
         .store
         .show(ShowId(id))
         .await?
@@ -80,11 +80,12 @@ pub async fn new_key(
     let show = hosted_show(&state, &user, id).await?;
     let key = new_stream_key();
     state
+        .services
         .store
         .set_stream_key_hash(show.id, &token_hash(&key))
         .await?;
     // Whoever streams with the old key is cut off; the host's console reconnects with its session.
-    state.media.drop_publisher(show.id).await;
+    state.services.media.drop_publisher(show.id).await;
     Ok(Json(json!({ "stream_key": key })))
 }
 
@@ -107,9 +108,14 @@ pub async fn create_show(
     }
     let mut product_ids = Vec::new();
     for id in &body.product_ids {
-        let product = state.store.product(ProductId(*id)).await?.ok_or_else(|| {
-            AppError::unprocessable("unknown_product", format!("product {id} does not exist"))
-        })?;
+        let product = state
+            .services
+            .store
+            .product(ProductId(*id))
+            .await?
+            .ok_or_else(|| {
+                AppError::unprocessable("unknown_product", format!("product {id} does not exist"))
+            })?;
         if product.seller_id != user.user.id || product.archived {
             return Err(AppError::unprocessable(
                 "unknown_product",
@@ -122,7 +128,7 @@ pub async fn create_show(
     }
     // A show is scheduled for a moment people can attend: not before yesterday, nor years out.
     const DAY_MS: i64 = 24 * 3600 * 1000;
-    let now = clock::now().0;
+    let now = state.services.clock.now().0;
     let soonest_latest = (now - DAY_MS)..=(now + 2 * 366 * DAY_MS);
     if let Some(at) = body.scheduled_at
         && !soonest_latest.contains(&at)
@@ -142,7 +148,11 @@ pub async fn create_show(
         product_ids,
     };
     Ok((
-        state.store.create_show(&new, clock::now()).await?,
+        state
+            .services
+            .store
+            .create_show(&new, state.services.clock.now())
+            .await?,
         stream_key,
     ))
 }
@@ -170,7 +180,7 @@ pub async fn list(
         seller: q.seller_id.map(UserId),
         category: q.category.map(|c| c.to_lowercase()),
     };
-    let shows = state.store.shows(&filter).await?;
+    let shows = state.services.store.shows(&filter).await?;
     Ok(Json(
         json!({ "shows": shows.iter().map(show_json).collect::<Vec<_>>() }),
     ))
@@ -191,7 +201,7 @@ pub async fn upload_cover(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = hosted_show(&state, &user, id).await?;
     let url = crate::media::save_upload(&state, user.user.id, multipart).await?;
-    state.store.set_show_cover(show.id, &url).await?;
+    state.services.store.set_show_cover(show.id, &url).await?;
     Ok((StatusCode::CREATED, Json(json!({ "url": url }))))
 }
 
@@ -203,29 +213,7 @@ pub async fn start(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let show = hosted_show(&state, &user, id).await?;
-    start_show(&state, show).await.map(|s| Json(show_json(&s)))
-}
-
-pub async fn start_show(state: &AppState, show: Show) -> Result<Show, AppError> {
-    match show.status {
-        ShowStatus::Live => return Ok(show),
-        ShowStatus::Ended => {
-            return Err(AppError::conflict(
-                "show_ended",
-                "this show has ended; schedule a new one",
-            ));
-        }
-        ShowStatus::Scheduled => {}
-    }
-    if let Err(other) = state.store.go_live(show.id, clock::now()).await? {
-        return Err(AppError::conflict(
-            "product_live_elsewhere",
-            format!("a product of this lineup is live in show {other}"),
-        ));
-    }
-    let show = find_show(state, show.id.0).await?;
-    state.hub.open(&show).await?;
-    Ok(show)
+    Ok(Json(show_json(&start_show(&state.services, show).await?)))
 }
 
 pub async fn end(
@@ -234,45 +222,12 @@ pub async fn end(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let show = hosted_show(&state, &user, id).await?;
-    match show.status {
-        ShowStatus::Ended => return Ok(Json(show_json(&show))),
-        ShowStatus::Scheduled => {
-            state
-                .store
-                .set_show_status(show.id, ShowStatus::Ended, clock::now())
-                .await?;
-        }
-        ShowStatus::Live => {
-            let live = state.hub.live(&show).await?;
-            ask(&live, |reply| CommerceCmd::EndShow { reply }).await?;
-        }
-    }
-    state.media.end_show(show.id).await;
-    Ok(Json(show_json(&find_show(&state, id).await?)))
-}
-
-/// Sends a command to the show's owner and waits for its (durable) answer.
-pub async fn ask<T>(
-    live: &LiveShow,
-    cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd,
-) -> Result<T, AppError> {
-    ask_raw(live, cmd).await?.map_err(refusal)
-}
-
-/// Like [`ask`], but hands back the owner's refusal itself, for callers that explain it further.
-pub async fn ask_raw<T>(
-    live: &LiveShow,
-    cmd: impl FnOnce(oneshot::Sender<Result<T, crate::live::Refusal>>) -> CommerceCmd,
-) -> Result<Result<T, crate::live::Refusal>, AppError> {
-    let gone = || AppError::unavailable("the show's owner stopped; try again");
-    let (reply, answer) = oneshot::channel();
-    live.commerce.send(cmd(reply)).await.map_err(|_| gone())?;
-    answer.await.map_err(|_| gone())
+    Ok(Json(show_json(&end_show(&state.services, show).await?)))
 }
 
 async fn live_hosted(state: &AppState, user: &CurrentUser, id: i64) -> Result<LiveShow, AppError> {
     let show = hosted_show(state, user, id).await?;
-    Ok(state.hub.live(&show).await?)
+    Ok(state.services.hub.live(&show).await?)
 }
 
 #[derive(Deserialize)]
@@ -288,11 +243,12 @@ pub async fn pin(
     ApiJson(body): ApiJson<PinBody>,
 ) -> Result<Json<Value>, AppError> {
     let live = live_hosted(&state, &user, id).await?;
-    let card = ask(&live, |reply| CommerceCmd::Pin {
-        product: body.product_id.map(ProductId),
-        reply,
-    })
-    .await?;
+    let card = live
+        .ask(|reply| CommerceCmd::Pin {
+            product: body.product_id.map(ProductId),
+            reply,
+        })
+        .await?;
     Ok(Json(json!({ "pinned": card })))
 }
 
@@ -336,7 +292,9 @@ pub async fn start_sale(
         // Saturating: a huge input must stay huge (and be refused), not wrap into range.
         duration_ms: body.duration_s.saturating_mul(1000),
     };
-    let sale = ask(&live, |reply| CommerceCmd::StartSale { req, reply }).await?;
+    let sale = live
+        .ask(|reply| CommerceCmd::StartSale { req, reply })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": sale.id, "ends_at": sale.ends_at, "sale": sale })),
@@ -348,12 +306,13 @@ pub async fn get_sale(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let sale = state
+        .services
         .store
         .sale(SaleId(id))
         .await?
         .ok_or_else(|| AppError::not_found("flash sale"))?;
     // The owner's memory is ahead of nothing: every change is committed before it is told.
-    let status = if sale.status == "running" && sale.ends_at <= clock::now() {
+    let status = if sale.status == "running" && sale.ends_at <= state.services.clock.now() {
         "ended"
     } else {
         sale.status.as_str()
@@ -371,12 +330,13 @@ pub async fn end_sale(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let sale = state
+        .services
         .store
         .sale(SaleId(id))
         .await?
         .ok_or_else(|| AppError::not_found("flash sale"))?;
     let live = live_hosted(&state, &user, sale.show_id.0).await?;
-    ask(&live, |reply| CommerceCmd::EndSale {
+    live.ask(|reply| CommerceCmd::EndSale {
         sale_id: sale.id,
         reply,
     })
@@ -412,7 +372,7 @@ pub async fn create_code(
             "max_uses: must be between 1 and 1000000",
         ));
     }
-    let now = clock::now();
+    let now = state.services.clock.now();
     if body.expires_at.is_some_and(|at| at <= now.0) {
         return Err(AppError::unprocessable(
             "invalid_input",
@@ -429,7 +389,7 @@ pub async fn create_code(
     };
     let answer = json!({ "id": rule.id, "code": rule.code, "discount": rule.discount, "max_uses": rule.max_uses, "expires_at": rule.expires_at, "first_order_only": rule.first_order_only });
     let announce = body.announce.unwrap_or(true);
-    ask(&live, |reply| CommerceCmd::CreateCode {
+    live.ask(|reply| CommerceCmd::CreateCode {
         rule,
         announce,
         reply,
@@ -446,7 +406,9 @@ pub async fn commerce_log(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, AppError> {
     let show = hosted_show(&state, &user, id).await?;
-    Ok(Json(log_json(state.store.commerce_log(show.id).await?)))
+    Ok(Json(log_json(
+        state.services.store.commerce_log(show.id).await?,
+    )))
 }
 
 /// `{"entries":[{seq, at, event}]}` from stored log rows.
@@ -479,9 +441,9 @@ pub async fn live_socket(
         tracing::debug!(origin = ?headers.get(header::ORIGIN), "a cookie from another page; watching only");
         user = None;
     }
-    let seat = state.limits.socket(client)?;
+    let seat = state.services.limits.socket(client)?;
     let show = find_show(&state, id).await?;
-    let live = state.hub.live(&show).await?;
+    let live = state.services.hub.live(&show).await?;
     let viewer = user.map(socket::Identity::new);
     // Small buffers: a viewer costs memory for every socket a show holds open, and client
     // messages are at most 4 KiB (tungstenite's defaults are 128 KiB each way). The write buffer
@@ -540,7 +502,7 @@ async fn moderated_live(
             "only moderators and the host can moderate this chat",
         ));
     }
-    Ok(state.hub.live(&show).await?)
+    Ok(state.services.hub.live(&show).await?)
 }
 
 pub async fn delete_chat(
@@ -549,7 +511,7 @@ pub async fn delete_chat(
     ApiPath((id, message_id)): ApiPath<(i64, u64)>,
 ) -> Result<StatusCode, AppError> {
     let live = moderated_live(&state, &user, id).await?;
-    let (reply, answer) = oneshot::channel();
+    let (reply, answer) = tokio::sync::oneshot::channel();
     let _ = live
         .room
         .send(RoomCmd::DeleteChat {

@@ -65,6 +65,7 @@ async fn publish(
     // nobody.
     if show.status == ShowStatus::Scheduled
         && let Some(other) = state
+            .services
             .store
             .live_show_sharing_products(&show.product_ids, show.id)
             .await?
@@ -74,7 +75,12 @@ async fn publish(
             format!("a product of this lineup is live in show {other}; end that show first"),
         ));
     }
-    let (session, answer) = state.media.publish(show.id, offer).await.map_err(refused)?;
+    let (session, answer) = state
+        .services
+        .media
+        .publish(show.id, offer)
+        .await
+        .map_err(refused)?;
     Ok(created(show.id, "whip", session, answer))
 }
 
@@ -87,13 +93,14 @@ async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    state.limits.media_offer(client)?;
+    state.services.limits.media_offer(client)?;
     let show = find_show(&state, id).await?;
     let offer = sdp_offer(&headers, body)?;
     if show.status != ShowStatus::Live {
         return Err(AppError::conflict("show_not_live", "this show is not live"));
     }
     let (session, answer) = state
+        .services
         .media
         .play(show.id, client, offer)
         .await
@@ -129,6 +136,7 @@ async fn stop(
         .parse()
         .map_err(|_| AppError::not_found("media session"))?;
     state
+        .services
         .media
         .stop(show, session, role)
         .await
@@ -227,7 +235,7 @@ async fn check_publisher(
         )
     };
     let Some(sent) = headers.get(header::AUTHORIZATION) else {
-        let host = auth::cookie_session(state, headers).await?;
+        let host = auth::cookie_session(state.services.store.as_ref(), headers).await?;
         return match host {
             Some(host)
                 if host.user.acts_for(show.seller_id) && auth::csrf_echoed(&host, headers) =>
@@ -246,8 +254,8 @@ async fn check_publisher(
             scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .unwrap_or_default();
-    let hash = auth::token_hash(key.trim());
-    if !auth::same_secret(hash.as_bytes(), show.stream_key_hash.as_bytes()) {
+    let hash = crate::secrets::token_hash(key.trim());
+    if !crate::secrets::same_secret(hash.as_bytes(), show.stream_key_hash.as_bytes()) {
         return Err(refused());
     }
     Ok(())

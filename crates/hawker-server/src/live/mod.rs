@@ -1,5 +1,5 @@
 //! The live hub: for every live show, one task owns its commerce ([`owner`]) and one owns its
-//! room ([`room`]); sockets ([`socket`]) talk to both through channels.
+//! room ([`room`]); the adapters (the live socket, the API) talk to both through channels.
 //!
 //! **Invariant**: at most one owner per show at a time. [`Hub::open`] is the only way to start
 //! one, and it holds `opening` while it checks and registers.
@@ -13,6 +13,7 @@ use hawker_core::ids::{ShowId, UserId};
 use hawker_core::room::Room;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::Clock;
 use crate::payments::PaymentProvider;
 use crate::store::{Show, ShowStatus, Store, StoreError};
 
@@ -20,8 +21,6 @@ pub mod auctions;
 pub mod fanout;
 pub mod owner;
 pub mod room;
-pub mod socket;
-pub mod video;
 
 pub use owner::{CommerceCmd, Refusal, Reserved, Settlement};
 pub use room::{Outgoing, RoomCmd};
@@ -38,6 +37,22 @@ pub struct LiveShow {
     /// Heart taps since the room's last tick. An atomic, not a message per tap, so a million
     /// taps cost a million additions and one broadcast per tick.
     pub hearts: Arc<AtomicU64>,
+}
+
+impl LiveShow {
+    /// Sends a command to the show's commerce owner and waits for its answer, which it gives
+    /// once the decision is durable.
+    pub async fn ask<T>(
+        &self,
+        cmd: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, Refusal>>) -> CommerceCmd,
+    ) -> Result<T, Refusal> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commerce
+            .send(cmd(reply))
+            .await
+            .map_err(|_| Refusal::Stopped)?;
+        answer.await.map_err(|_| Refusal::Stopped)?
+    }
 }
 
 /// Settings the owners need.
@@ -62,6 +77,7 @@ pub enum LiveError {
 pub struct Hub {
     store: Arc<dyn Store>,
     payments: Arc<dyn PaymentProvider>,
+    clock: Clock,
     settings: LiveSettings,
     /// Running shows. A plain mutex: only looked up and changed, never held across an `.await`.
     shows: Mutex<HashMap<ShowId, LiveShow>>,
@@ -92,11 +108,13 @@ impl Hub {
     pub fn new(
         store: Arc<dyn Store>,
         payments: Arc<dyn PaymentProvider>,
+        clock: Clock,
         settings: LiveSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             payments,
+            clock,
             settings,
             shows: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
@@ -208,6 +226,7 @@ impl Hub {
             room_rx,
             hearts,
             self.settings.viewer_buffer,
+            self.clock.clone(),
         ));
         let restored = owner::Restored {
             commerce,
@@ -260,5 +279,9 @@ impl Hub {
 
     pub fn payments(&self) -> &Arc<dyn PaymentProvider> {
         &self.payments
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 }

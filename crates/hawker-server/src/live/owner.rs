@@ -29,11 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::auctions::{LiveAuction, PreBid, pseudonym};
 use super::{Hub, RoomCmd};
 use crate::auction_log::Chain;
-use crate::clock;
 use crate::payments::{ChargeRequest, PaymentError};
 use crate::store::{Batch, NewAuction, OrderMeta, StoreError};
 
-/// Why the owner said no. The API maps each to a status and code.
+/// Why the owner said no. The adapters map each to what their clients see.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Refusal {
     #[error(transparent)]
@@ -63,6 +62,9 @@ pub enum Refusal {
     NotSaved,
     #[error("the show's owner is unavailable; try again")]
     Unavailable,
+    /// The owner stopped before it answered (its show ended, or it failed and is restarting).
+    #[error("the show's owner stopped; try again")]
+    Stopped,
 }
 
 /// How a reservation was settled.
@@ -409,7 +411,7 @@ impl Owner {
             let had_commands = !cmds.is_empty();
             // The server clock decides, and must never run backwards inside one show: an NTP step
             // back would put log entries out of order.
-            let now = clock::now().max(self.last_now);
+            let now = self.hub.clock().now().max(self.last_now);
             self.last_now = now;
             self.turn(now, cmds).await;
             if self.broken {

@@ -24,7 +24,7 @@ use hawker_core::protocol::{Envelope, ServerMsg};
 use hawker_core::room::{Author, ChatRejected, Room, Watcher};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::clock;
+use crate::clock::Clock;
 
 /// One message as every socket sends it.
 #[derive(Debug, Clone)]
@@ -105,8 +105,9 @@ pub async fn run(
     mut rx: mpsc::Receiver<RoomCmd>,
     hearts: Arc<AtomicU64>,
     buffer: usize,
+    clock: Clock,
 ) {
-    let mut outbox = Outbox::new(buffer);
+    let mut outbox = Outbox::new(buffer, clock);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -141,7 +142,7 @@ pub async fn run(
                 // The snapshot already holds what is waiting; the new subscriber must not get it
                 // again, and everyone else must.
                 outbox.send(&mut room, Instant::now());
-                let snapshot = snapshot_text(&room.snapshot(clock::now(), host, user));
+                let snapshot = snapshot_text(&room.snapshot(outbox.clock.now(), host, user));
                 let _ = reply.send((snapshot, outbox.tx.subscribe()));
             }
             RoomCmd::Leave { watcher } => room.viewer_left(watcher),
@@ -150,7 +151,7 @@ pub async fn run(
                 text,
                 reply,
             } => {
-                let result = room.chat(clock::now(), &author, &text);
+                let result = room.chat(outbox.clock.now(), &author, &text);
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| *e));
                 if let Ok(line) = result {
                     outbox.publish(&mut room, ServerMsg::Chat(line));
@@ -188,13 +189,16 @@ struct Outbox {
     /// They are numbered before any other message is, which keeps the show's order.
     counters: Vec<ServerMsg>,
     next_send: Instant,
+    /// The server's time, which every message carries.
+    clock: Clock,
 }
 
 impl Outbox {
-    fn new(buffer: usize) -> Self {
+    fn new(buffer: usize, clock: Clock) -> Self {
         let (tx, _) = broadcast::channel(buffer.max(1));
         Self {
             tx,
+            clock,
             waiting: Vec::new(),
             counters: Vec::new(),
             next_send: Instant::now(),
@@ -230,7 +234,7 @@ impl Outbox {
     fn number(&mut self, room: &mut Room, msg: ServerMsg) {
         let host_only = msg.host_only();
         let leaders_copy = msg.leaders_copy();
-        let env = room.publish(clock::now(), msg);
+        let env = room.publish(self.clock.now(), msg);
         let text = Utf8Bytes::from(serde_json::to_string(&env).unwrap_or_default());
         let theirs = leaders_copy.map(|(who, msg)| {
             let env = Envelope { msg, ..env };
@@ -284,7 +288,7 @@ mod tests {
     #[test]
     fn a_batch_carries_each_counters_last_value_in_the_shows_order() {
         let mut room = Room::new(ShowId(1), UserId(1), &[]);
-        let mut outbox = Outbox::new(16);
+        let mut outbox = Outbox::new(16, Clock::manual());
         let mut rx = outbox.tx.subscribe();
         let left = |remaining| ServerMsg::SaleLeft {
             id: SaleId(7),

@@ -13,10 +13,10 @@ use hawker_core::ids::{ProductId, UserId};
 use hawker_core::money::format_cents;
 use serde::Deserialize;
 
-use crate::api::accounts;
-use crate::auth::{self, CurrentUser, FORM_CSRF_COOKIE, MaybeUser, random_token};
+use crate::auth::{self, CurrentUser, FORM_CSRF_COOKIE, Https, MaybeUser};
 use crate::error::{ApiPath, ApiQuery, AppError};
-use crate::limits::Https;
+use crate::secrets::random_token;
+use crate::service::accounts;
 use crate::state::AppState;
 use crate::store::{Order, Product, Show, ShowFilter, ShowStatus, TokenKind};
 
@@ -58,7 +58,7 @@ fn layout(state: &AppState, user: Option<&CurrentUser>, title: impl Into<String>
     Layout {
         title: title.into(),
         csrf: user.map(|u| u.csrf().to_owned()).unwrap_or_default(),
-        test_payments: state.payments.is_test(),
+        test_payments: state.services.payments.is_test(),
         asset_version: assets::version(),
         user: user.map(|u| UserNav {
             name: u.user.display_name.clone(),
@@ -78,6 +78,12 @@ impl From<AppError> for PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<crate::service::ServiceError> for PageError {
+    fn from(e: crate::service::ServiceError) -> Self {
         Self(e.into())
     }
 }
@@ -323,7 +329,7 @@ async fn home(
         .category
         .map(|c| c.to_lowercase())
         .filter(|c| !c.is_empty());
-    let all = state.store.shows(&ShowFilter::default()).await?;
+    let all = state.services.store.shows(&ShowFilter::default()).await?;
     let mut categories: Vec<String> = all
         .iter()
         .filter(|s| s.status != ShowStatus::Ended)
@@ -407,7 +413,7 @@ fn auth_page(
     };
     let mut response = render(&page)?;
     *response.status_mut() = status;
-    let secure = if state.config.secure_cookies || https {
+    let secure = if state.services.config.secure_cookies || https {
         "; Secure"
     } else {
         ""
@@ -484,12 +490,12 @@ async fn start_session(
     next: &str,
     Https(https): Https,
 ) -> PageResult {
-    let token = accounts::issue_token(state, user, TokenKind::Session).await?;
+    let token = accounts::issue_token(&state.services, user, TokenKind::Session).await?;
     let mut response = Redirect::to(next).into_response();
     let cookie = auth::session_cookie(
         &token,
-        state.config.session_lifetime_s,
-        state.config.secure_cookies || https,
+        state.services.config.session_lifetime_s,
+        state.services.config.secure_cookies || https,
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -520,9 +526,10 @@ async fn login_submit(
             StatusCode::FORBIDDEN,
         );
     }
-    match accounts::authenticate(&state, client, &form.email, &form.password).await {
+    match accounts::authenticate(&state.services, client, &form.email, &form.password).await {
         Ok(user) => start_session(&state, &user, &next, https).await,
         Err(e) => {
+            let e = AppError::from(e);
             let status = e.status();
             let (_, message) = e.public_parts();
             auth_page(
@@ -567,9 +574,19 @@ async fn signup_submit(
         );
     }
     let role = form.role.as_deref().unwrap_or("buyer");
-    match accounts::create_account(&state, client, &form.email, &form.password, &name, role).await {
+    match accounts::create_account(
+        &state.services,
+        client,
+        &form.email,
+        &form.password,
+        &name,
+        role,
+    )
+    .await
+    {
         Ok(user) => start_session(&state, &user, &next, https).await,
         Err(e) => {
+            let e = AppError::from(e);
             let status = e.status();
             let (_, message) = e.public_parts();
             auth_page(
@@ -603,7 +620,7 @@ async fn logout(
     if let Some(user) = user {
         user.check_form_csrf(&form.csrf)?;
         if let auth::Via::Session { token_hash, .. } = &user.via {
-            state.store.delete_token(token_hash).await?;
+            state.services.store.delete_token(token_hash).await?;
         }
     }
     Ok((
@@ -641,8 +658,8 @@ async fn show_page(
     let can_moderate = is_host || user.as_ref().is_some_and(|u| u.user.role.can_moderate());
     let mut payment_methods = Vec::new();
     if let Some(u) = &user {
-        payment_methods = state.store.payment_methods(u.user.id).await?;
-        for (id, label) in state.payments.suggested_methods() {
+        payment_methods = state.services.store.payment_methods(u.user.id).await?;
+        for (id, label) in state.services.payments.suggested_methods() {
             if !payment_methods.iter().any(|(m, _)| *m == id) {
                 payment_methods.push((id, label));
             }
@@ -684,7 +701,7 @@ async fn host_page(
     }
     let mut products = Vec::new();
     for pid in &show.product_ids {
-        if let Some(p) = state.store.product(*pid).await? {
+        if let Some(p) = state.services.store.product(*pid).await? {
             products.push(ProductView::from(&p));
         }
     }
@@ -710,19 +727,21 @@ async fn store_page(
     ApiPath(id): ApiPath<i64>,
 ) -> PageResult {
     let seller = state
+        .services
         .store
         .user(UserId(id))
         .await?
         .filter(|u| u.role.can_sell())
         .ok_or_else(|| AppError::not_found("store"))?;
     let shows = state
+        .services
         .store
         .shows(&ShowFilter {
             seller: Some(seller.id),
             ..ShowFilter::default()
         })
         .await?;
-    let products = state.store.products_by_seller(seller.id).await?;
+    let products = state.services.store.products_by_seller(seller.id).await?;
     render(&StorePage {
         layout: layout(&state, user.as_ref(), seller.display_name.clone()),
         seller_name: seller.display_name,
@@ -753,7 +772,7 @@ async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) 
     let Some(user) = user else {
         return Ok(login_redirect("/orders"));
     };
-    let orders = state.store.orders_for_buyer(user.user.id).await?;
+    let orders = state.services.store.orders_for_buyer(user.user.id).await?;
     let spend_limit = user
         .user
         .daily_spend_limit_cents
@@ -773,7 +792,11 @@ async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    let orders = state.store.orders_for_seller(user.user.id, None).await?;
+    let orders = state
+        .services
+        .store
+        .orders_for_seller(user.user.id, None)
+        .await?;
     render(&OrdersPage {
         layout: layout(&state, Some(&user), "Store orders"),
         seller_view: true,
@@ -813,8 +836,13 @@ async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) ->
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    let products = state.store.products_by_seller(user.user.id).await?;
+    let products = state
+        .services
+        .store
+        .products_by_seller(user.user.id)
+        .await?;
     let shows = state
+        .services
         .store
         .shows(&ShowFilter {
             seller: Some(user.user.id),
@@ -859,6 +887,7 @@ async fn edit_product(
         Err(r) => return Ok(r),
     };
     let product = state
+        .services
         .store
         .product(ProductId(id))
         .await?
@@ -882,7 +911,11 @@ async fn new_show(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> 
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
-    let products = state.store.products_by_seller(user.user.id).await?;
+    let products = state
+        .services
+        .store
+        .products_by_seller(user.user.id)
+        .await?;
     render(&ShowFormPage {
         layout: layout(&state, Some(&user), "Schedule a show"),
         products: products

@@ -419,7 +419,7 @@ async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
     .context("reading stream keys")?;
     for (id, key) in plain {
         sqlx::query("UPDATE shows SET stream_key = ? WHERE id = ?")
-            .bind(crate::auth::token_hash(&key))
+            .bind(crate::secrets::token_hash(&key))
             .bind(id)
             .execute(writer)
             .await

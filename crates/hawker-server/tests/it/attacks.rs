@@ -890,7 +890,7 @@ async fn stream_keys_are_hashed_shown_once_and_replaceable() {
     assert_ne!(stored.stream_key_hash, key, "not stored as it is");
     assert_eq!(
         stored.stream_key_hash,
-        hawker_server::auth::token_hash(&key)
+        hawker_server::secrets::token_hash(&key)
     );
     let (_, body) = app
         .get(Some(&seller.token), &format!("/api/v1/shows/{show}"))

@@ -52,6 +52,8 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
             .build()
             .expect("client"),
         payments: std::sync::Arc::default(),
+        // Another process's: its wall clock.
+        clock: hawker_server::clock::Clock::system(),
         _data_dir: tempfile::tempdir().expect("unused dir"),
     };
     (child, app)

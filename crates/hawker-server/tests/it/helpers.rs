@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hawker_server::clock::Clock;
 use hawker_server::payments::TestProvider;
 use hawker_server::store::Store;
 use hawker_server::{App, Config};
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub payments: Arc<TestProvider>,
+    /// The server's clock (a manual one moves only by [`TestApp::advance`]).
+    pub clock: Clock,
     /// Keeps the temporary database alive as long as the app.
     pub _data_dir: tempfile::TempDir,
 }
@@ -59,10 +62,23 @@ pub async fn spawn_app_on_store(
     adjust: impl FnOnce(&mut Config),
     wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
 ) -> TestApp {
+    spawn_app_at(Clock::system(), adjust, wrap).await
+}
+
+/// An app on a manual clock: time moves only when the test calls [`TestApp::advance`].
+pub async fn spawn_app_on_manual_clock(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_at(Clock::manual(), adjust, |store| store).await
+}
+
+pub async fn spawn_app_at(
+    clock: Clock,
+    adjust: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     adjust(&mut config);
-    let app = App::build_with_store(config, wrap)
+    let app = App::build_with(config, clock.clone(), wrap)
         .await
         .expect("app builds");
     let port = app.port();
@@ -76,6 +92,7 @@ pub async fn spawn_app_on_store(
             .build()
             .expect("client"),
         payments,
+        clock,
         _data_dir: dir,
     }
 }
@@ -98,6 +115,12 @@ pub struct LiveShow {
 }
 
 impl TestApp {
+    /// Moves a manual clock forward; the server's owners see it at their next tick (250 ms).
+    pub fn advance(&self, ms: i64) {
+        assert!(self.clock.is_manual(), "only a manual clock can be moved");
+        self.clock.advance(ms);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

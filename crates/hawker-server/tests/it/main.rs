@@ -6,6 +6,7 @@ mod faults;
 mod flash_sale;
 mod fuzz_api;
 mod helpers;
+mod layers;
 mod lifecycle;
 mod live_buy;
 mod live_room;

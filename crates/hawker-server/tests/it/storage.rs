@@ -373,7 +373,7 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
     let stored = store.show(show.id).await.expect("read").expect("show");
     assert_eq!(
         stored.stream_key_hash,
-        hawker_server::auth::token_hash(plain)
+        hawker_server::secrets::token_hash(plain)
     );
 }
 

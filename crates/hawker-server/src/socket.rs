@@ -1,6 +1,6 @@
 //! One viewer's WebSocket: a task that sends and a task that receives.
 //!
-//! Sending, on the fan-out threads ([`super::fanout`]): the room's broadcast batches, filtered
+//! Sending, on the fan-out threads ([`crate::live::fanout`]): the room's broadcast batches, filtered
 //! (host-only messages go to the host). Every batch waiting when the socket wakes goes out in one
 //! write. A socket that falls more than the buffer behind is not dropped: it gets a fresh
 //! snapshot and carries on from there.
@@ -21,16 +21,18 @@ use hawker_core::protocol::{ClientMsg, Envelope, PROTOCOL_VERSION, ServerMsg};
 use hawker_core::room::{Author, MAX_HEARTS_PER_MESSAGE, Watcher};
 use tokio::sync::{Mutex, broadcast, oneshot};
 
-use hawker_core::auction::{BidKind, Outcome, Rejection};
+use hawker_core::auction::{BidKind, Outcome};
 
-use super::{CommerceCmd, LiveShow, RoomCmd};
-use crate::api::orders::{self, BuyBody, Charging, OrderAnswer, Started};
 use crate::auth::CurrentUser;
-use crate::clock;
-use crate::error::AppError;
+use crate::clock::Clock;
+use crate::error::{AppError, order_status, rejection_message};
+use crate::live::room::{Batch, Subscription};
+use crate::live::{CommerceCmd, LiveShow, Refusal, RoomCmd};
+use crate::service::orders::{self, Buy, Charging, Started};
 use crate::state::AppState;
 use crate::store::{Order, Store, StoreResult, User};
 use hawker_core::ids::UserId;
+use hawker_core::time::Timestamp;
 
 /// Messages per second a socket may send, and the burst above it.
 const MSGS_PER_SEC: f64 = 10.0;
@@ -63,17 +65,20 @@ pub async fn serve(
         return;
     };
     let (sink, mut stream) = socket.split();
-    let sink: Sink = Arc::new(Mutex::new(sink));
+    let sink: Sink = Arc::new(Answers {
+        socket: Mutex::new(sink),
+        clock: state.services.clock.clone(),
+    });
 
     let (sender_live, sender_sink) = (live.clone(), sink.clone());
-    let mut send_task = super::fanout::spawn(async move {
+    let mut send_task = crate::live::fanout::spawn(async move {
         let mut updates = updates;
         if !write(&sender_sink, snapshot).await {
             return;
         }
         'sending: loop {
             let mut update = Some(updates.recv().await);
-            let mut sink = sender_sink.lock().await;
+            let mut sink = sender_sink.socket.lock().await;
             // Every batch already waiting goes into the same write: a socket that was not
             // reached for a while catches up with one write, not one per batch it missed.
             while let Some(next) = update.take() {
@@ -95,7 +100,7 @@ pub async fn serve(
                         // go out meanwhile.
                         drop(sink);
                         let joined = join(&sender_live, host, me, None).await;
-                        sink = sender_sink.lock().await;
+                        sink = sender_sink.socket.lock().await;
                         let Some((snapshot, fresh)) = joined else {
                             break 'sending;
                         };
@@ -215,12 +220,12 @@ pub async fn serve(
                     };
                     let kind = if max { BidKind::Max } else { BidKind::Bid };
                     // Fails closed: if the limit cannot be read, the bid is not placed.
-                    let policy = match super::auctions::bid_policy(
-                        state.store.as_ref(),
+                    let policy = match crate::live::auctions::bid_policy(
+                        state.services.store.as_ref(),
                         live.host,
                         author.id,
                         amount_cents,
-                        crate::clock::now(),
+                        state.services.clock.now(),
                     )
                     .await
                     {
@@ -249,7 +254,7 @@ pub async fn serve(
                         Ok(Ok(Outcome::Rejected(r))) => {
                             direct(&sink, r.code(), &rejection_message(&r)).await
                         }
-                        Ok(Err(super::Refusal::UnknownAuction)) => {
+                        Ok(Err(Refusal::UnknownAuction)) => {
                             direct(&sink, "wrong_show", "that auction is not in this show").await
                         }
                         Ok(Err(e)) => direct(&sink, "unavailable", &e.to_string()).await,
@@ -268,11 +273,11 @@ pub async fn serve(
                     let buyer = match acting(&mut viewer, &state, "buy").await {
                         Ok(buyer) => buyer,
                         Err(e) => {
-                            write(&sink, order_text(&key, Err(e))).await;
+                            write(&sink, order_text(sink.clock.now(), &key, Err(e))).await;
                             continue;
                         }
                     };
-                    let body = BuyBody {
+                    let body = Buy {
                         show_id: live.show_id.0,
                         flash_sale_id: flash_sale_id.map(|id| id.0),
                         variant_id: variant_id.map(|id| id.0),
@@ -284,8 +289,13 @@ pub async fn serve(
                     // only this wait), answered like `Prefer: respond-async`.
                     let charging = Charging::UntilSettled;
                     let Started { first, paying } =
-                        orders::start_buy(&state, buyer, key.clone(), body, charging).await;
-                    write(&sink, order_text(&key, first)).await;
+                        orders::start_buy(&state.services, buyer, key.clone(), body, charging)
+                            .await;
+                    write(
+                        &sink,
+                        order_text(sink.clock.now(), &key, order_status(first)),
+                    )
+                    .await;
                     // The payment's outcome follows when it settles. The socket may be gone by
                     // then (the order stays readable at `GET /orders/{id}`): it is held weakly,
                     // so a closed socket is not kept open for it.
@@ -294,13 +304,21 @@ pub async fn serve(
                         tokio::spawn(async move {
                             let ended = orders::paid(paying).await;
                             if let Some(sink) = sink.upgrade() {
-                                write(&sink, order_text(&key, ended)).await;
+                                write(
+                                    &sink,
+                                    order_text(sink.clock.now(), &key, order_status(ended)),
+                                )
+                                .await;
                             }
                         });
                     }
                 }
                 Ok(ClientMsg::Ping { nonce }) => {
-                    write(&sink, direct_text(ServerMsg::Pong { nonce })).await;
+                    write(
+                        &sink,
+                        direct_text(sink.clock.now(), ServerMsg::Pong { nonce }),
+                    )
+                    .await;
                 }
                 Err(e) => direct(&sink, "bad_message", &format!("not a valid message: {e}")).await,
             }
@@ -363,7 +381,7 @@ async fn still_host(viewer: &mut Option<Identity>, state: &AppState, show_host: 
     let Some(identity) = viewer else {
         return false;
     };
-    match identity.still_stands(state.store.as_ref()).await {
+    match identity.still_stands(state.services.store.as_ref()).await {
         Ok(true) => identity.user.acts_for(show_host),
         Ok(false) => false,
         Err(e) => {
@@ -398,7 +416,7 @@ async fn acting(
     let Some(identity) = viewer else {
         return Err(login(format!("log in to {what}")));
     };
-    match identity.still_stands(state.store.as_ref()).await {
+    match identity.still_stands(state.services.store.as_ref()).await {
         Ok(true) => Ok(identity.user.clone()),
         Ok(false) => {
             *viewer = None;
@@ -423,8 +441,8 @@ async fn refuse(sink: &Sink, e: AppError) {
 
 /// The next batch if one is already waiting, as `recv` would have returned it.
 fn already_waiting(
-    updates: &mut broadcast::Receiver<super::room::Batch>,
-) -> Option<Result<super::room::Batch, broadcast::error::RecvError>> {
+    updates: &mut broadcast::Receiver<Batch>,
+) -> Option<Result<Batch, broadcast::error::RecvError>> {
     use broadcast::error::{RecvError, TryRecvError};
     match updates.try_recv() {
         Ok(batch) => Some(Ok(batch)),
@@ -439,7 +457,7 @@ async fn join(
     host: bool,
     user: Option<UserId>,
     count: Option<Watcher>,
-) -> Option<super::room::Subscription> {
+) -> Option<Subscription> {
     let (reply, answer) = oneshot::channel();
     live.room
         .send(RoomCmd::Join {
@@ -454,11 +472,11 @@ async fn join(
 }
 
 /// Direct messages are not part of the show's sequence: their `seq` is 0.
-fn direct_text(msg: ServerMsg) -> String {
+fn direct_text(now: Timestamp, msg: ServerMsg) -> String {
     serde_json::to_string(&Envelope {
         v: PROTOCOL_VERSION,
         seq: 0,
-        now: clock::now(),
+        now,
         msg,
     })
     .unwrap_or_default()
@@ -467,7 +485,7 @@ fn direct_text(msg: ServerMsg) -> String {
 /// The answer to a `buy`: `{"type":"order","key","status"}` with the `order`, or the `error`, as
 /// `POST /orders` answers it (`status` is the HTTP status it would have). Not a [`ServerMsg`]:
 /// the order is the server's own type, serialized as the API serializes it.
-fn order_text(key: &str, outcome: OrderAnswer) -> String {
+fn order_text(now: Timestamp, key: &str, outcome: Result<(StatusCode, Order), AppError>) -> String {
     #[derive(serde::Serialize)]
     struct OrderMsg<'a> {
         v: u32,
@@ -500,7 +518,7 @@ fn order_text(key: &str, outcome: OrderAnswer) -> String {
     let msg = OrderMsg {
         v: PROTOCOL_VERSION,
         seq: 0,
-        now: clock::now(),
+        now,
         kind: "order",
         key,
         status: status.as_u16(),
@@ -517,18 +535,27 @@ fn order_text(key: &str, outcome: OrderAnswer) -> String {
     }
 }
 
-fn error_text(code: &str, message: &str) -> String {
-    direct_text(ServerMsg::Error {
-        code: code.into(),
-        message: message.into(),
-    })
+fn error_text(now: Timestamp, code: &str, message: &str) -> String {
+    direct_text(
+        now,
+        ServerMsg::Error {
+            code: code.into(),
+            message: message.into(),
+        },
+    )
 }
 
 /// The socket's writing half, shared: the send task writes the room's batches with it, and an
 /// answer to this viewer (an order, an error, a pong) is written by the task that has it, at
 /// request priority. Queued for the send task instead, a buyer's answer would wait on a fan-out
 /// thread behind the round of writes to every socket in a busy room.
-type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+type Sink = Arc<Answers>;
+
+/// The socket's writing half, and the clock whose time each answer carries.
+struct Answers {
+    socket: Mutex<SplitSink<WebSocket, Message>>,
+    clock: Clock,
+}
 
 /// How long an answer may wait for its socket (a round of the room's writes under way to it,
 /// or a viewer that does not read): past that it is dropped, and nothing holds the socket open.
@@ -551,32 +578,12 @@ async fn close(sink: &Sink, code: u16, reason: &'static str) {
 }
 
 async fn send(sink: &Sink, message: Message) -> bool {
-    let sent = async { sink.lock().await.send(message).await.is_ok() };
+    let sent = async { sink.socket.lock().await.send(message).await.is_ok() };
     tokio::time::timeout(ANSWER_WAIT, sent)
         .await
         .unwrap_or(false)
 }
 
 async fn direct(sink: &Sink, code: &str, message: &str) {
-    write(sink, error_text(code, message)).await;
-}
-
-/// A refusal as a sentence for the bidder.
-pub fn rejection_message(r: &Rejection) -> String {
-    match r {
-        Rejection::BidTooLow { min_cents } => format!("bid at least {min_cents} cents"),
-        Rejection::AuctionClosed => "the auction has closed".into(),
-        Rejection::OutOfRange => "that is not a valid amount".into(),
-        Rejection::AlreadyWinning => "you are already winning".into(),
-        Rejection::MaxNotHigher { max_cents } => {
-            format!("your maximum is already {max_cents} cents; raise it above that")
-        }
-        Rejection::Policy { code } if code == "shill_bid" => {
-            "sellers cannot bid on their own lots".into()
-        }
-        Rejection::Policy { code } if code == "wrong_show" => {
-            "that auction is in another show".into()
-        }
-        Rejection::Policy { code } => format!("bid refused ({code})"),
-    }
+    write(sink, error_text(sink.clock.now(), code, message)).await;
 }
