@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::auction_log::LogEntry;
 
 pub mod changes;
+mod sessions;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]

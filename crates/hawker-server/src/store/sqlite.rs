@@ -1,9 +1,7 @@
 //! The embedded SQLite backend: WAL mode, `synchronous=FULL` by default, foreign keys on.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::changes::RowChanges;
+use super::sessions::SessionCache;
 use super::*;
 use crate::auction_log::LogEntry;
 
@@ -98,163 +97,6 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
             StoreError::Conflict(message.clone().unwrap_or_else(|| f.to_string()))
         }
         _ => StoreError::Backend(anyhow::Error::new(e)),
-    }
-}
-
-/// Who a token belongs to, kept in memory so that a herd of buyers does not cost a database read
-/// per request. An entry stays until its session may have changed:
-///
-/// - this process forgets the entries a write of its own touches (a logout, a new role) at once;
-/// - every update or removal of a user or a token, by any process, is counted in
-///   `session_changes` (triggers in the schema). A lookup reads it when the last read is
-///   [`SESSION_CHECK_EVERY`] old and forgets the users named there, so another process's change
-///   (`hawker user set-role`) shows within that time; a whole-cache forget covers changes pruned
-///   before they were read.
-///
-/// `warm_sessions` loads the newest tokens at start, so a restart mid-show does not send every
-/// viewer's next request to the database.
-struct SessionCache {
-    /// By token hash: the user (shared by their tokens where loaded together: a seller's
-    /// blocked words are not copied per token), and the session's CSRF token.
-    entries: std::sync::Mutex<HashMap<String, Session>>,
-    /// Bumped by every forget; a read that started before one does not cache what it read.
-    generation: AtomicU64,
-    /// The last `session_changes.seq` applied; held while the table is read.
-    applied: std::sync::Mutex<i64>,
-    /// When `session_changes` is next due to be read, in ms after `opened` (0: at once), so a
-    /// lookup that is not due does not take the lock.
-    next_check_ms: AtomicU64,
-    opened: std::time::Instant,
-}
-
-/// A cached session: its user and its CSRF token (a cookie session's).
-type Session = (Arc<User>, Option<String>);
-
-/// How often a lookup reads `session_changes`: another process's change to a user or a token
-/// reaches this one within it.
-const SESSION_CHECK_EVERY: Duration = Duration::from_secs(2);
-/// Past this many entries the cache drops about half of them, so it cannot grow without bound.
-/// `warm_sessions` loads half as many.
-const SESSION_CACHE_MAX: usize = 200_000;
-
-impl SessionCache {
-    fn new() -> Self {
-        Self {
-            entries: std::sync::Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-            applied: std::sync::Mutex::new(0),
-            next_check_ms: AtomicU64::new(0),
-            opened: std::time::Instant::now(),
-        }
-    }
-
-    fn get(&self, hash: &str) -> Option<(User, Option<String>)> {
-        let entries = self.entries.lock().ok()?;
-        let (user, csrf) = entries.get(hash)?;
-        Some((User::clone(user), csrf.clone()))
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    fn put(&self, read_at: u64, hash: &str, user: Arc<User>, csrf: Option<String>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if self.generation() != read_at {
-                return;
-            }
-            if entries.len() >= SESSION_CACHE_MAX {
-                // Every other entry, in the map's own (unordered) order: dropping one only costs
-                // its next lookup a read, so no generation bump.
-                let mut keep = false;
-                entries.retain(|_, _| {
-                    keep = !keep;
-                    keep
-                });
-            }
-            entries.insert(hash.to_owned(), (user, csrf));
-        }
-    }
-
-    /// Forgets the entries `which` picks, and tells readers under way not to cache theirs.
-    fn forget(&self, which: impl Fn(&str, &User) -> bool) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            entries.retain(|hash, (user, _)| !which(hash, user));
-        }
-    }
-
-    fn forget_all(&self) {
-        self.forget(|_, _| true);
-    }
-
-    /// Forgets one token (a logout) without a pass over the others.
-    fn forget_token(&self, hash: &str) {
-        self.forget_tokens([hash]);
-    }
-
-    /// Forgets these tokens (expired ones) without a pass over the others.
-    fn forget_tokens<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
-        let mut hashes = hashes.into_iter().peekable();
-        if hashes.peek().is_none() {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            for hash in hashes {
-                entries.remove(hash);
-            }
-        }
-    }
-
-    /// Reads the session changes written since the last read, if that read is due, and forgets
-    /// the users they name.
-    fn catch_up(&self, point: &PointReads) -> StoreResult<()> {
-        let now_ms = |cache: &Self| cache.opened.elapsed().as_millis() as u64;
-        if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut applied = self
-            .applied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Another lookup may have read them while this one waited for the lock.
-        if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let read_at = now_ms(self);
-        // One statement, one snapshot: the oldest change kept, then every one after `applied`.
-        let changes = point.read(|db| {
-            db.prepare_cached(
-                "SELECT seq, user_id FROM session_changes \
-                 WHERE seq > ?1 OR seq = (SELECT MIN(seq) FROM session_changes) ORDER BY seq",
-            )?
-            .query_map([*applied], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        if let Some(&(oldest, _)) = changes.first() {
-            if oldest > *applied + 1 {
-                // Changes after ours were pruned unread: any entry may be stale.
-                self.forget_all();
-            } else {
-                let users: std::collections::HashSet<i64> = changes
-                    .iter()
-                    .filter(|(seq, _)| *seq > *applied)
-                    .map(|(_, user)| *user)
-                    .collect();
-                if !users.is_empty() {
-                    self.forget(|_, user| users.contains(&user.id.0));
-                }
-            }
-            *applied = changes
-                .last()
-                .map_or(*applied, |(seq, _)| (*seq).max(*applied));
-        }
-        let next = read_at + SESSION_CHECK_EVERY.as_millis() as u64;
-        self.next_check_ms.store(next, Ordering::Release);
-        Ok(())
     }
 }
 
@@ -496,6 +338,21 @@ impl SqliteStore {
             committer: std::sync::Arc::new(std::sync::Mutex::new(committer)),
             point,
             sessions: SessionCache::new(),
+        })
+    }
+
+    /// `session_changes` in one statement, one snapshot: the oldest change kept, then every one
+    /// after `applied` (what [`SessionCache::catch_up`] asks for).
+    fn session_changes_since(&self, applied: i64) -> StoreResult<Vec<(i64, i64)>> {
+        self.point.read(|db| {
+            db.prepare_cached(
+                "SELECT seq, user_id FROM session_changes \
+                 WHERE seq > ?1 OR seq = (SELECT MIN(seq) FROM session_changes) ORDER BY seq",
+            )?
+            .query_map([applied], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })
     }
 
@@ -961,7 +818,8 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_token(&self, hash: &str) -> StoreResult<Option<(User, Option<String>)>> {
-        self.sessions.catch_up(&self.point)?;
+        self.sessions
+            .catch_up(|applied| self.session_changes_since(applied))?;
         if let Some(found) = self.sessions.get(hash) {
             return Ok(Some(found));
         }
@@ -987,56 +845,35 @@ impl Store for SqliteStore {
     }
 
     async fn warm_sessions(&self) -> StoreResult<usize> {
-        // Held throughout, so no catch-up runs meanwhile; and only a fresh cache is warmed, so
-        // nothing cached before can miss the changes `applied` is about to skip.
-        let mut applied = self
-            .sessions
-            .applied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = self.sessions.entries.lock().is_ok_and(|e| e.is_empty());
-        if *applied != 0 || !fresh {
-            return Ok(0);
-        }
-        let counted: i64 = self.point.read(|db| {
-            db.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM session_changes",
-                [],
-                |r| r.get(0),
-            )
-        })?;
-        // After the count and before the tokens: a lookup that read a token before this
-        // cannot cache it, and one that reads after it sees every change up to `counted`.
-        self.sessions.forget_all();
-        let read_at = self.sessions.generation();
-        let sessions = self.point.read(|db| {
-            let sql = concat!(
-                "SELECT ",
-                user_columns!(),
-                ", t.csrf, t.token_hash FROM tokens t JOIN users u ON u.id = t.user_id \
-                 ORDER BY t.rowid DESC LIMIT ?"
-            );
-            db.prepare(sql)?
-                .query_map([(SESSION_CACHE_MAX / 2) as i64], |r| {
-                    Ok(user_from(r).and_then(|user| {
-                        Ok((r.col::<String>(AFTER_USER + 1)?, user, r.col(AFTER_USER)?))
-                    }))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let mut users: HashMap<UserId, Arc<User>> = HashMap::new();
-        let mut warmed = 0;
-        for session in sessions {
-            let (hash, user, csrf) = session?;
-            let user = users
-                .entry(user.id)
-                .or_insert_with(|| Arc::new(user))
-                .clone();
-            self.sessions.put(read_at, &hash, user, csrf);
-            warmed += 1;
-        }
-        *applied = counted;
-        Ok(warmed)
+        self.sessions.warm(
+            || {
+                self.point.read(|db| {
+                    db.query_row(
+                        "SELECT COALESCE(MAX(seq), 0) FROM session_changes",
+                        [],
+                        |r| r.get(0),
+                    )
+                })
+            },
+            |limit| {
+                let sessions = self.point.read(|db| {
+                    let sql = concat!(
+                        "SELECT ",
+                        user_columns!(),
+                        ", t.csrf, t.token_hash FROM tokens t JOIN users u ON u.id = t.user_id \
+                         ORDER BY t.rowid DESC LIMIT ?"
+                    );
+                    db.prepare(sql)?
+                        .query_map([limit as i64], |r| {
+                            Ok(user_from(r).and_then(|user| {
+                                Ok((r.col::<String>(AFTER_USER + 1)?, user, r.col(AFTER_USER)?))
+                            }))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })?;
+                sessions.into_iter().collect()
+            },
+        )
     }
 
     async fn delete_token(&self, hash: &str) -> StoreResult<()> {
