@@ -8,22 +8,22 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hawker_core::account::Role;
 use hawker_core::catalog::CatalogEvent;
-use hawker_core::commerce::{OrderLine, Restore, Sale, SaleStatus, Variant};
-use hawker_core::discount::{CodeRule, Discount};
-use hawker_core::ids::{AuctionId, CodeId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
-use hawker_core::money::Currency;
+use hawker_core::commerce::Restore;
+use hawker_core::discount::Discount;
+use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use rusqlite::OptionalExtension;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use self::rows::*;
 use super::changes::RowChanges;
 use super::sessions::SessionCache;
 use super::*;
 use crate::auction_log::LogEntry;
+
+mod rows;
 
 /// The schema's versions, embedded at build time and applied in order at start.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -109,145 +109,6 @@ fn db_err(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Backend(anyhow::Error::new(e)),
     }
-}
-
-fn split_lines(s: &str) -> Vec<String> {
-    s.lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A row from either driver: sqlx's, or rusqlite's for [`PointReads`]. One mapping per type
-/// serves both.
-trait Columns {
-    /// A column by name, or by position where the read is hot (see [`user_columns!`]).
-    fn col<T: Column>(&self, at: impl At) -> StoreResult<T>;
-}
-
-/// A column's name or position, for either driver.
-trait At: rusqlite::RowIndex + sqlx::ColumnIndex<SqliteRow> {}
-
-impl<I: rusqlite::RowIndex + sqlx::ColumnIndex<SqliteRow>> At for I {}
-
-trait Column:
-    rusqlite::types::FromSql + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-{
-}
-
-impl<T> Column for T where
-    T: rusqlite::types::FromSql + sqlx::Type<sqlx::Sqlite> + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-{
-}
-
-impl Columns for SqliteRow {
-    fn col<T: Column>(&self, at: impl At) -> StoreResult<T> {
-        self.try_get(at).map_err(db_err)
-    }
-}
-
-impl Columns for rusqlite::Row<'_> {
-    fn col<T: Column>(&self, at: impl At) -> StoreResult<T> {
-        self.get(at).map_err(sql_err)
-    }
-}
-
-/// The columns [`user_from`] reads, by position, first in a query's select list (`u` is
-/// `users`). Every request reads its user with its token; finding each column by name scans the
-/// statement's columns once per field, about a third of that read.
-macro_rules! user_columns {
-    () => {
-        "u.id, u.email, u.display_name, u.role, u.blocked_words, u.shipping_fee_cents, u.daily_spend_limit_cents"
-    };
-}
-
-/// The position of the first column after [`user_columns`].
-const AFTER_USER: usize = 7;
-
-fn user_from(row: &impl Columns) -> StoreResult<User> {
-    let role: String = row.col(3)?;
-    Ok(User {
-        id: UserId(row.col(0)?),
-        email: row.col(1)?,
-        display_name: row.col(2)?,
-        role: Role::parse(&role).unwrap_or(Role::Buyer),
-        blocked_words: split_lines(&row.col::<String>(4)?),
-        shipping_fee_cents: row.col(5)?,
-        daily_spend_limit_cents: row.col(6)?,
-    })
-}
-
-fn show_from(row: &SqliteRow) -> Result<Show, sqlx::Error> {
-    let status: String = row.try_get("status")?;
-    Ok(Show {
-        id: ShowId(row.try_get("id")?),
-        seller_id: UserId(row.try_get("seller_id")?),
-        seller_name: row.try_get("seller_name")?,
-        title: row.try_get("title")?,
-        category: row.try_get("category")?,
-        status: ShowStatus::parse(&status).unwrap_or(ShowStatus::Ended),
-        scheduled_at: row
-            .try_get::<Option<i64>, _>("scheduled_at")?
-            .map(Timestamp),
-        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
-        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
-        cover: row.try_get("cover")?,
-        stream_key_hash: row.try_get("stream_key")?,
-        product_ids: Vec::new(),
-        pinned_product_id: row
-            .try_get::<Option<i64>, _>("pinned_product_id")?
-            .map(ProductId),
-    })
-}
-
-fn order_from(row: &impl Columns) -> StoreResult<Order> {
-    Ok(Order {
-        id: OrderId(row.col("id")?),
-        status: {
-            let raw: String = row.col("status")?;
-            OrderStatus::parse(&raw).ok_or_else(|| {
-                StoreError::Backend(anyhow::anyhow!("an order with status {raw:?}"))
-            })?
-        },
-        buyer_id: UserId(row.col("buyer_id")?),
-        buyer_name: row.col("buyer_name")?,
-        show_id: ShowId(row.col("show_id")?),
-        seller_id: UserId(row.col("seller_id")?),
-        product_id: ProductId(row.col("product_id")?),
-        product_title: row.col("product_title")?,
-        variant_id: VariantId(row.col("variant_id")?),
-        variant_name: row.col("variant_name")?,
-        flash_sale_id: row.col::<Option<i64>>("sale_id")?.map(SaleId),
-        quantity: row.col("quantity")?,
-        unit_price_cents: row.col("unit_price_cents")?,
-        subtotal_cents: row.col("subtotal_cents")?,
-        discount_cents: row.col("discount_cents")?,
-        total_cents: row.col("total_cents")?,
-        currency: currency(&row.col::<String>("currency")?)?,
-        code: row.col("code")?,
-        payment_method: row.col("payment_method")?,
-        payment_ref: row.col("payment_ref")?,
-        tracking: row.col("tracking")?,
-        auction_id: row.col::<Option<i64>>("auction_id")?.map(AuctionId),
-        shipping_cents: row.col("shipping_cents")?,
-        hold_until: Timestamp(row.col("hold_until")?),
-        created_at: Timestamp(row.col("created_at")?),
-    })
-}
-
-const SHOW_SELECT: &str =
-    "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
-
-const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_id, p.id AS product_id, \
-     p.title AS product_title, v.name AS variant_name, c.code AS code \
-     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN shows s ON s.id = o.show_id \
-     JOIN variants v ON v.id = o.variant_id JOIN products p ON p.id = v.product_id \
-     LEFT JOIN codes c ON c.id = o.code_id";
-
-/// A stored currency code; the store wrote only parsed ones, so another is an error here.
-fn currency(raw: &str) -> StoreResult<Currency> {
-    Currency::parse(raw)
-        .map_err(|_| StoreError::Backend(anyhow::anyhow!("a row with currency {raw:?}")))
 }
 
 /// Databases from before stream keys were hashed (and before migrations) hold them in plain
@@ -362,17 +223,7 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(VariantRow {
-                    id: VariantId(r.try_get("id")?),
-                    name: r.try_get("name")?,
-                    price_cents: r.try_get("price_cents")?,
-                    stock: r.try_get("stock")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+        rows.iter().map(variant_row_from).collect()
     }
 
     async fn with_lineup(&self, mut show: Show) -> StoreResult<Show> {
@@ -384,9 +235,8 @@ impl SqliteStore {
                 .map_err(db_err)?;
         show.product_ids = rows
             .iter()
-            .map(|r| r.try_get("product_id").map(ProductId))
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+            .map(|r| r.col("product_id").map(ProductId))
+            .collect::<StoreResult<_>>()?;
         Ok(show)
     }
 
@@ -404,15 +254,8 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq")?,
-                    Timestamp(r.try_get("at")?),
-                    r.try_get("event")?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+            .map(|r| Ok((r.col("seq")?, Timestamp(r.col("at")?), r.col("event")?)))
+            .collect()
     }
 
     async fn orders_where(&self, clause: &str, binds: &[i64]) -> StoreResult<Vec<Order>> {
@@ -695,24 +538,6 @@ fn write_batch(
     tx.commit().map_err(sql_err)
 }
 
-fn auction_from(r: &SqliteRow) -> Result<AuctionRow, sqlx::Error> {
-    let id = AuctionId(r.try_get("id")?);
-    let status: String = r.try_get("status")?;
-    Ok(AuctionRow {
-        id,
-        show_id: ShowId(r.try_get("show_id")?),
-        variant_id: VariantId(r.try_get("variant_id")?),
-        summary: AuctionSummary {
-            id,
-            ends_at: Timestamp(r.try_get("ends_at")?),
-            ended: status == "ended",
-            winner: r.try_get("winner")?,
-            price_cents: r.try_get("price_cents")?,
-        },
-        salt: r.try_get("salt")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
@@ -942,9 +767,8 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         rows.iter()
-            .map(|r| Ok((r.try_get("method")?, r.try_get("label")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+            .map(|r| Ok((r.col("method")?, r.col("label")?)))
+            .collect()
     }
 
     async fn create_product(
@@ -1059,17 +883,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let images: String = row.try_get("images").map_err(db_err)?;
-        Ok(Some(Product {
-            id,
-            seller_id: UserId(row.try_get("seller_id").map_err(db_err)?),
-            title: row.try_get("title").map_err(db_err)?,
-            description: row.try_get("description").map_err(db_err)?,
-            currency: currency(&row.try_get::<String, _>("currency").map_err(db_err)?)?,
-            images: split_lines(&images),
-            archived: row.try_get("archived").map_err(db_err)?,
-            variants: self.variants_of(id).await?,
-        }))
+        Ok(Some(product_from(&row, self.variants_of(id).await?)?))
     }
 
     async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>> {
@@ -1139,9 +953,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         match row {
-            Some(r) => Ok(Some(
-                self.with_lineup(show_from(&r).map_err(db_err)?).await?,
-            )),
+            Some(r) => Ok(Some(self.with_lineup(show_from(&r)?).await?)),
             None => Ok(None),
         }
     }
@@ -1160,7 +972,7 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            out.push(self.with_lineup(show_from(r).map_err(db_err)?).await?);
+            out.push(self.with_lineup(show_from(r)?).await?);
         }
         Ok(out)
     }
@@ -1305,144 +1117,86 @@ impl Store for SqliteStore {
     }
 
     async fn load_commerce(&self, show: ShowId) -> StoreResult<Restore> {
-        let load = async {
-            let mut restore = Restore::default();
-            let rows = sqlx::query(
-                "SELECT v.id, v.product_id, p.title, v.name, v.price_cents, p.currency, v.stock, p.images \
-                 FROM show_products sp JOIN products p ON p.id = sp.product_id JOIN variants v ON v.product_id = p.id \
-                 WHERE sp.show_id = ? AND v.listed AND NOT p.archived ORDER BY sp.position, v.position, v.id",
-            )
-            .bind(show.0)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let currency: String = r.try_get("currency")?;
-                let images: String = r.try_get("images")?;
-                restore.variants.push(Variant {
-                    id: VariantId(r.try_get("id")?),
-                    product_id: ProductId(r.try_get("product_id")?),
-                    product_title: r.try_get("title")?,
-                    name: r.try_get("name")?,
-                    price_cents: r.try_get("price_cents")?,
-                    currency: Currency::parse(&currency)
-                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
-                    stock: u32::try_from(r.try_get::<i64, _>("stock")?).unwrap_or(0),
-                    image: split_lines(&images).into_iter().next(),
-                });
-            }
-            let rows =
-                sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'")
-                    .bind(show.0)
-                    .fetch_all(&self.pool)
-                    .await?;
-            for r in &rows {
-                restore.running_sales.push(Sale {
-                    id: SaleId(r.try_get("id")?),
-                    variant_id: VariantId(r.try_get("variant_id")?),
-                    price_cents: r.try_get("price_cents")?,
-                    quantity: r.try_get::<i64, _>("quantity")? as u32,
-                    remaining: r.try_get::<i64, _>("remaining")? as u32,
-                    per_buyer_limit: r.try_get::<i64, _>("per_buyer_limit")? as u32,
-                    starts_at: Timestamp(r.try_get("starts_at")?),
-                    ends_at: Timestamp(r.try_get("ends_at")?),
-                    status: SaleStatus::Running,
-                });
-            }
-            let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?")
+        let mut restore = Restore::default();
+        let rows = sqlx::query(
+            "SELECT v.id, v.product_id, p.title, v.name, v.price_cents, p.currency, v.stock, p.images \
+             FROM show_products sp JOIN products p ON p.id = sp.product_id JOIN variants v ON v.product_id = p.id \
+             WHERE sp.show_id = ? AND v.listed AND NOT p.archived ORDER BY sp.position, v.position, v.id",
+        )
+        .bind(show.0)
+        .fetch_all(&self.pool)
+        .await.map_err(db_err)?;
+        for r in &rows {
+            restore.variants.push(variant_from(r)?);
+        }
+        let rows =
+            sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'")
                 .bind(show.0)
                 .fetch_all(&self.pool)
-                .await?;
-            for r in &rows {
-                let discount = match (
-                    r.try_get::<Option<i64>, _>("percent_off")?,
-                    r.try_get::<Option<i64>, _>("amount_off_cents")?,
-                ) {
-                    (Some(p), _) => Discount::PercentOff(p as u8),
-                    (None, Some(a)) => Discount::AmountOffCents(a),
-                    (None, None) => continue,
-                };
-                let rule = CodeRule {
-                    id: CodeId(r.try_get("id")?),
-                    code: r.try_get("code")?,
-                    discount,
-                    max_uses: r.try_get::<i64, _>("max_uses")? as u32,
-                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
-                    first_order_only: r.try_get("first_order_only")?,
-                };
-                restore
-                    .codes
-                    .push((rule, r.try_get::<i64, _>("uses")? as u32));
-            }
-            let rows =
-                sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'")
-                    .bind(show.0)
-                    .fetch_all(&self.pool)
-                    .await?;
-            for r in &rows {
-                let currency: String = r.try_get("currency")?;
-                restore.reservations.push(OrderLine {
-                    id: OrderId(r.try_get("id")?),
-                    buyer: UserId(r.try_get("buyer_id")?),
-                    variant_id: VariantId(r.try_get("variant_id")?),
-                    sale_id: r.try_get::<Option<i64>, _>("sale_id")?.map(SaleId),
-                    quantity: r.try_get::<i64, _>("quantity")? as u32,
-                    unit_price_cents: r.try_get("unit_price_cents")?,
-                    subtotal_cents: r.try_get("subtotal_cents")?,
-                    discount_cents: r.try_get("discount_cents")?,
-                    total_cents: r.try_get("total_cents")?,
-                    currency: Currency::parse(&currency)
-                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?,
-                    code_id: r.try_get::<Option<i64>, _>("code_id")?.map(CodeId),
-                    hold_until: Timestamp(r.try_get("hold_until")?),
-                    auction_id: r.try_get::<Option<i64>, _>("auction_id")?.map(AuctionId),
-                    shipping_cents: r.try_get("shipping_cents")?,
-                });
-            }
-            let rows = sqlx::query(
-                "SELECT o.sale_id, o.buyer_id, SUM(o.quantity) AS held FROM orders o JOIN flash_sales f ON f.id = o.sale_id \
-                 WHERE o.show_id = ? AND f.status = 'running' AND o.status NOT IN ('declined', 'expired') GROUP BY o.sale_id, o.buyer_id",
-            )
+                .await
+                .map_err(db_err)?;
+        for r in &rows {
+            restore.running_sales.push(running_sale_from(r)?);
+        }
+        let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?")
             .bind(show.0)
             .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                restore.held.push((
-                    SaleId(r.try_get("sale_id")?),
-                    UserId(r.try_get("buyer_id")?),
-                    r.try_get::<i64, _>("held")? as u32,
-                ));
-            }
-            let rows = sqlx::query(
-                "SELECT id, variant_id FROM auctions WHERE show_id = ? AND status = 'running'",
-            )
+            .await
+            .map_err(db_err)?;
+        for r in &rows {
+            restore.codes.extend(code_from(r)?);
+        }
+        let rows = sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'")
             .bind(show.0)
             .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                restore.lots.push((
-                    AuctionId(r.try_get("id")?),
-                    VariantId(r.try_get("variant_id")?),
-                ));
-            }
-            restore.shipping_fee_cents = sqlx::query_scalar("SELECT u.shipping_fee_cents FROM shows s JOIN users u ON u.id = s.seller_id WHERE s.id = ?")
-                .bind(show.0)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0);
-            let rows = sqlx::query(
-                "SELECT buyer_id, id FROM orders WHERE show_id = ? AND shipping_cents > 0 AND status IN ('reserved', 'paid', 'shipped')",
-            )
+            .await
+            .map_err(db_err)?;
+        for r in &rows {
+            restore.reservations.push(order_line_from(r)?);
+        }
+        let rows = sqlx::query(
+            "SELECT o.sale_id, o.buyer_id, SUM(o.quantity) AS held FROM orders o JOIN flash_sales f ON f.id = o.sale_id \
+             WHERE o.show_id = ? AND f.status = 'running' AND o.status NOT IN ('declined', 'expired') GROUP BY o.sale_id, o.buyer_id",
+        )
+        .bind(show.0)
+        .fetch_all(&self.pool)
+        .await.map_err(db_err)?;
+        for r in &rows {
+            restore.held.push((
+                SaleId(r.col("sale_id")?),
+                UserId(r.col("buyer_id")?),
+                r.col::<i64>("held")? as u32,
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT id, variant_id FROM auctions WHERE show_id = ? AND status = 'running'",
+        )
+        .bind(show.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        for r in &rows {
+            restore
+                .lots
+                .push((AuctionId(r.col("id")?), VariantId(r.col("variant_id")?)));
+        }
+        restore.shipping_fee_cents = sqlx::query_scalar("SELECT u.shipping_fee_cents FROM shows s JOIN users u ON u.id = s.seller_id WHERE s.id = ?")
             .bind(show.0)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                restore
-                    .shipping_carried
-                    .push((UserId(r.try_get("buyer_id")?), OrderId(r.try_get("id")?)));
-            }
-            Ok::<_, sqlx::Error>(restore)
-        };
-        load.await.map_err(db_err)
+            .fetch_optional(&self.pool)
+            .await.map_err(db_err)?
+            .unwrap_or(0);
+        let rows = sqlx::query(
+            "SELECT buyer_id, id FROM orders WHERE show_id = ? AND shipping_cents > 0 AND status IN ('reserved', 'paid', 'shipped')",
+        )
+        .bind(show.0)
+        .fetch_all(&self.pool)
+        .await.map_err(db_err)?;
+        for r in &rows {
+            restore
+                .shipping_carried
+                .push((UserId(r.col("buyer_id")?), OrderId(r.col("id")?)));
+        }
+        Ok(restore)
     }
 
     async fn commit(&self, show: ShowId, now: Timestamp, batch: &Batch) -> StoreResult<()> {
@@ -1463,21 +1217,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.map(|r| {
-            Ok(SaleRow {
-                id,
-                show_id: ShowId(r.try_get("show_id")?),
-                variant_id: VariantId(r.try_get("variant_id")?),
-                price_cents: r.try_get("price_cents")?,
-                quantity: r.try_get("quantity")?,
-                remaining: r.try_get("remaining")?,
-                per_buyer_limit: r.try_get("per_buyer_limit")?,
-                ends_at: Timestamp(r.try_get("ends_at")?),
-                status: r.try_get("status")?,
-            })
-        })
-        .transpose()
-        .map_err(db_err)
+        row.as_ref().map(sale_row_from).transpose()
     }
 
     async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats> {
@@ -1489,12 +1229,7 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        let get = |c: &str| r.try_get::<i64, _>(c).map_err(db_err);
-        Ok(HostStats {
-            orders: get("n")? as u64,
-            units: get("units")? as u64,
-            revenue_cents: get("revenue")?,
-        })
+        host_stats_from(&r)
     }
 
     async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
@@ -1511,7 +1246,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_err)?;
-        row.as_ref().map(auction_from).transpose().map_err(db_err)
+        row.as_ref().map(auction_from).transpose()
     }
 
     async fn auctions_of_show(&self, show: ShowId) -> StoreResult<Vec<AuctionRow>> {
@@ -1520,10 +1255,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(auction_from)
-            .collect::<Result<_, _>>()
-            .map_err(db_err)
+        rows.iter().map(auction_from).collect()
     }
 
     async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>> {
@@ -1534,17 +1266,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogEntry {
-                    seq: r.try_get::<i64, _>("seq")? as u64,
-                    body: r.try_get("body")?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+        rows.iter().map(log_entry_from).collect()
     }
 
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>> {
@@ -1556,13 +1278,12 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("pseudonym")?,
-                    UserId(r.try_get("user_id")?),
-                    r.try_get("display_name")?,
+                    r.col("pseudonym")?,
+                    UserId(r.col("user_id")?),
+                    r.col("display_name")?,
                 ))
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+            .collect()
     }
 
     async fn save_pre_bid(
@@ -1600,14 +1321,13 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok((
-                    VariantId(r.try_get("variant_id")?),
-                    UserId(r.try_get("user_id")?),
-                    r.try_get("display_name")?,
-                    r.try_get("max_cents")?,
+                    VariantId(r.col("variant_id")?),
+                    UserId(r.col("user_id")?),
+                    r.col("display_name")?,
+                    r.col("max_cents")?,
                 ))
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_err)
+            .collect()
     }
 
     async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
