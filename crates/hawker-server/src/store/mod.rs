@@ -1,8 +1,9 @@
 //! Storage behind one object-safe [`Store`] trait, chosen by the database URL's scheme.
 //!
 //! Only [`sqlite`] exists today; nothing outside this module knows which backend runs, so
-//! PostgreSQL can join as a second implementation. Driver errors are mapped to [`StoreError`] in
-//! one place per backend; named constraints become [`StoreError::Conflict`].
+//! PostgreSQL can join as a second implementation. Driver errors become [`StoreError`]s through
+//! `From` (sqlx's in `errors`, for any backend); named constraints become
+//! [`StoreError::Conflict`]. The session cache (`sessions`) is shared by every backend.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 use crate::auction_log::LogEntry;
 
 pub mod changes;
+mod errors;
 mod sessions;
 pub mod sqlite;
 

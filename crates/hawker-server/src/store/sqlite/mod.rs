@@ -75,9 +75,9 @@ impl PointReads {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let db = match idle {
             Some(db) => db,
-            None => self.open_connection().map_err(sql_err)?,
+            None => self.open_connection()?,
         };
-        let result = f(&db).map_err(sql_err);
+        let result = f(&db).map_err(StoreError::from);
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < POINT_READERS_MAX
         {
@@ -87,27 +87,19 @@ impl PointReads {
     }
 }
 
-/// Maps rusqlite's errors as [`db_err`] maps sqlx's.
-fn sql_err(e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
-        rusqlite::Error::SqliteFailure(f, message)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Conflict(message.clone().unwrap_or_else(|| f.to_string()))
+/// rusqlite serves the point reads and the group commit. Unlike sqlx's mapping (in
+/// `store/errors.rs`), every constraint SQLite refuses a write with is a conflict here.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => Self::NotFound,
+            rusqlite::Error::SqliteFailure(f, message)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Self::Conflict(message.clone().unwrap_or_else(|| f.to_string()))
+            }
+            _ => Self::Backend(anyhow::Error::new(e)),
         }
-        _ => StoreError::Backend(anyhow::Error::new(e)),
-    }
-}
-
-/// Maps driver errors to [`StoreError`]; the one place that knows SQLite's error shapes.
-fn db_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() || db.is_check_violation() => {
-            StoreError::Conflict(db.message().to_owned())
-        }
-        _ => StoreError::Backend(anyhow::Error::new(e)),
     }
 }
 
@@ -221,8 +213,7 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT id, name, price_cents, stock FROM variants WHERE product_id = ? AND listed ORDER BY position, id")
             .bind(product.0)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         rows.iter().map(variant_row_from).collect()
     }
 
@@ -231,8 +222,7 @@ impl SqliteStore {
             sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
                 .bind(show.id.0)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .await?;
         show.product_ids = rows
             .iter()
             .map(|r| r.col("product_id").map(ProductId))
@@ -248,11 +238,7 @@ impl SqliteStore {
     ) -> StoreResult<Vec<(i64, Timestamp, String)>> {
         let sql =
             format!("SELECT seq, at, event FROM commerce_log WHERE {column} = ? ORDER BY seq");
-        let rows = sqlx::query(&sql)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.col("seq")?, Timestamp(r.col("at")?), r.col("event")?)))
             .collect()
@@ -264,7 +250,7 @@ impl SqliteStore {
         for b in binds {
             q = q.bind(*b);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(order_from).collect()
     }
 }
@@ -306,8 +292,7 @@ async fn write_variants(
                     .bind(vid.0)
                     .bind(product.0)
                     .execute(&mut **tx)
-                    .await
-                    .map_err(db_err)?,
+                    .await?,
                     "variant of this product",
                 )?;
                 vid
@@ -320,8 +305,7 @@ async fn write_variants(
                     .bind(v.stock)
                     .bind(pos as i64)
                     .fetch_one(&mut **tx)
-                    .await
-                    .map_err(db_err)?,
+                    .await?,
             ),
         };
         events.push(CatalogEvent::VariantSet {
@@ -348,8 +332,7 @@ async fn append_catalog(
             .bind(now.0)
             .bind(json)
             .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            .await?;
     }
     Ok(())
 }
@@ -379,13 +362,9 @@ fn write_batch(
 ) -> StoreResult<()> {
     use rusqlite::params;
     let c = RowChanges::of(batch)?;
-    let tx = db
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sql_err)?;
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<usize> {
-        tx.prepare_cached(sql)
-            .and_then(|mut st| st.execute(p))
-            .map_err(sql_err)
+        Ok(tx.prepare_cached(sql)?.execute(p)?)
     };
     for sale in &c.new_sales {
         run(
@@ -535,7 +514,7 @@ fn write_batch(
             "auction",
         )?;
     }
-    tx.commit().map_err(sql_err)
+    Ok(tx.commit()?)
 }
 
 #[async_trait]
@@ -551,7 +530,7 @@ impl Store for SqliteStore {
         .bind(now.0)
         .fetch_one(&self.writer)
         .await
-        .map_err(|e| match db_err(e) {
+        .map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => StoreError::Conflict("an account with this e-mail already exists".into()),
             other => other,
         })?;
@@ -575,8 +554,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(sql)
             .bind(email)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         row.map(|r| Ok((user_from(&r)?, r.col(AFTER_USER)?)))
             .transpose()
     }
@@ -589,8 +567,7 @@ impl Store for SqliteStore {
         ))
         .bind(id.0)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         row.as_ref().map(user_from).transpose()
     }
 
@@ -599,8 +576,7 @@ impl Store for SqliteStore {
             .bind(role.as_str())
             .bind(email)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
         self.sessions.forget(|_, user| user.email == email);
         if done.rows_affected() == 1 {
@@ -615,8 +591,7 @@ impl Store for SqliteStore {
             .bind(words.join("\n"))
             .bind(id.0)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
         self.sessions.forget(|_, user| user.id == id);
         Ok(())
@@ -637,8 +612,7 @@ impl Store for SqliteStore {
             .bind(csrf)
             .bind(now.0)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(())
     }
 
@@ -705,8 +679,7 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
             .bind(hash)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         // After the write: a read racing it cannot cache the old row (see SessionCache).
         self.sessions.forget_token(hash);
         Ok(())
@@ -723,8 +696,7 @@ impl Store for SqliteStore {
         .bind(kind.as_str())
         .bind(created_before.0)
         .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .await?;
         // At once on this server, and only these (a cache cleared every minute would send every
         // session back to the database); the others read `session_changes`.
         self.sessions.forget_tokens(gone.iter().map(String::as_str));
@@ -753,8 +725,7 @@ impl Store for SqliteStore {
             .bind(method)
             .bind(label)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(())
     }
 
@@ -764,8 +735,7 @@ impl Store for SqliteStore {
         )
         .bind(user.0)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter()
             .map(|r| Ok((r.col("method")?, r.col("label")?)))
             .collect()
@@ -777,7 +747,7 @@ impl Store for SqliteStore {
         product: &ProductEdit,
         now: Timestamp,
     ) -> StoreResult<Product> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO products (seller_id, title, description, currency, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -787,11 +757,10 @@ impl Store for SqliteStore {
         .bind(product.currency.as_str())
         .bind(now.0)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         let events = write_variants(&mut tx, ProductId(id), &product.variants).await?;
         append_catalog(&mut tx, ProductId(id), now, &events).await?;
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         self.product(ProductId(id))
             .await?
             .ok_or(StoreError::NotFound)
@@ -803,7 +772,7 @@ impl Store for SqliteStore {
         product: &ProductEdit,
         now: Timestamp,
     ) -> StoreResult<Product> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         exactly_one(
             sqlx::query(
                 "UPDATE products SET title = ?, description = ?, currency = ? WHERE id = ?",
@@ -813,21 +782,18 @@ impl Store for SqliteStore {
             .bind(product.currency.as_str())
             .bind(id.0)
             .execute(&mut *tx)
-            .await
-            .map_err(db_err)?,
+            .await?,
             "product",
         )?;
         let listed: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM variants WHERE product_id = ? AND listed")
                 .bind(id.0)
                 .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .await?;
         sqlx::query("UPDATE variants SET listed = FALSE WHERE product_id = ?")
             .bind(id.0)
             .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .await?;
         let mut events = write_variants(&mut tx, id, &product.variants).await?;
         for v in listed.into_iter().map(VariantId) {
             if !product.variants.iter().any(|e| e.id == Some(v)) {
@@ -838,18 +804,17 @@ impl Store for SqliteStore {
             }
         }
         append_catalog(&mut tx, id, now, &events).await?;
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         self.product(id).await?.ok_or(StoreError::NotFound)
     }
 
     async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         exactly_one(
             sqlx::query("UPDATE products SET archived = TRUE WHERE id = ?")
                 .bind(id.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "product",
         )?;
         append_catalog(
@@ -859,15 +824,14 @@ impl Store for SqliteStore {
             &[CatalogEvent::ProductArchived { product_id: id }],
         )
         .await?;
-        tx.commit().await.map_err(db_err)
+        Ok(tx.commit().await?)
     }
 
     async fn product_of_variant(&self, variant: VariantId) -> StoreResult<Option<Product>> {
         let id: Option<i64> = sqlx::query_scalar("SELECT product_id FROM variants WHERE id = ?")
             .bind(variant.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         match id {
             Some(id) => self.product(ProductId(id)).await,
             None => Ok(None),
@@ -878,8 +842,7 @@ impl Store for SqliteStore {
         let Some(row) = sqlx::query("SELECT * FROM products WHERE id = ?")
             .bind(id.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
+            .await?
         else {
             return Ok(None);
         };
@@ -892,8 +855,7 @@ impl Store for SqliteStore {
         )
         .bind(seller.0)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(p) = self.product(ProductId(id)).await? {
@@ -909,14 +871,13 @@ impl Store for SqliteStore {
                 .bind(url)
                 .bind(id.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "product",
         )
     }
 
     async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO shows (seller_id, title, category, status, scheduled_at, stream_key, created_at) \
              VALUES (?, ?, ?, 'scheduled', ?, ?, ?) RETURNING id",
@@ -928,8 +889,7 @@ impl Store for SqliteStore {
         .bind(&show.stream_key_hash)
         .bind(now.0)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .await?;
         for (pos, p) in show.product_ids.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO show_products (show_id, product_id, position) VALUES (?, ?, ?)",
@@ -938,10 +898,9 @@ impl Store for SqliteStore {
             .bind(p.0)
             .bind(pos as i64)
             .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await?;
         self.show(ShowId(id)).await?.ok_or(StoreError::NotFound)
     }
 
@@ -950,8 +909,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(&sql)
             .bind(id.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         match row {
             Some(r) => Ok(Some(self.with_lineup(show_from(&r)?).await?)),
             None => Ok(None),
@@ -968,8 +926,7 @@ impl Store for SqliteStore {
             .bind(filter.seller.map(|s| s.0))
             .bind(filter.category.as_deref())
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.with_lineup(show_from(r)?).await?);
@@ -999,8 +956,7 @@ impl Store for SqliteStore {
                 .bind(now.0)
                 .bind(id.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "show",
         )
     }
@@ -1021,8 +977,7 @@ impl Store for SqliteStore {
         .bind(id.0)
         .bind(id.0)
         .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .await?;
         if done.rows_affected() == 1 {
             return Ok(Ok(()));
         }
@@ -1035,8 +990,7 @@ impl Store for SqliteStore {
         .bind(id.0)
         .bind(id.0)
         .fetch_optional(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(other.map_or(Ok(()), |other| Err(ShowId(other))))
     }
 
@@ -1046,8 +1000,7 @@ impl Store for SqliteStore {
                 .bind(hash)
                 .bind(id.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "show",
         )
     }
@@ -1058,8 +1011,7 @@ impl Store for SqliteStore {
                 .bind(url)
                 .bind(id.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "show",
         )
     }
@@ -1070,8 +1022,7 @@ impl Store for SqliteStore {
                 .bind(product.map(|p| p.0))
                 .bind(id.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "show",
         )
     }
@@ -1082,8 +1033,7 @@ impl Store for SqliteStore {
                 "SELECT show_id FROM orders WHERE status = 'reserved' UNION SELECT show_id FROM auctions WHERE status = 'running'",
             )
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .await?;
         Ok(ids.into_iter().map(ShowId).collect())
     }
 
@@ -1107,8 +1057,7 @@ impl Store for SqliteStore {
             .bind(p.0)
             .bind(except.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
             if let Some(id) = hit {
                 return Ok(Some(ShowId(id)));
             }
@@ -1125,7 +1074,7 @@ impl Store for SqliteStore {
         )
         .bind(show.0)
         .fetch_all(&self.pool)
-        .await.map_err(db_err)?;
+        .await?;
         for r in &rows {
             restore.variants.push(variant_from(r)?);
         }
@@ -1133,24 +1082,21 @@ impl Store for SqliteStore {
             sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'")
                 .bind(show.0)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .await?;
         for r in &rows {
             restore.running_sales.push(running_sale_from(r)?);
         }
         let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?")
             .bind(show.0)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         for r in &rows {
             restore.codes.extend(code_from(r)?);
         }
         let rows = sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'")
             .bind(show.0)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         for r in &rows {
             restore.reservations.push(order_line_from(r)?);
         }
@@ -1160,7 +1106,7 @@ impl Store for SqliteStore {
         )
         .bind(show.0)
         .fetch_all(&self.pool)
-        .await.map_err(db_err)?;
+        .await?;
         for r in &rows {
             restore.held.push((
                 SaleId(r.col("sale_id")?),
@@ -1173,8 +1119,7 @@ impl Store for SqliteStore {
         )
         .bind(show.0)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         for r in &rows {
             restore
                 .lots
@@ -1183,14 +1128,14 @@ impl Store for SqliteStore {
         restore.shipping_fee_cents = sqlx::query_scalar("SELECT u.shipping_fee_cents FROM shows s JOIN users u ON u.id = s.seller_id WHERE s.id = ?")
             .bind(show.0)
             .fetch_optional(&self.pool)
-            .await.map_err(db_err)?
+            .await?
             .unwrap_or(0);
         let rows = sqlx::query(
             "SELECT buyer_id, id FROM orders WHERE show_id = ? AND shipping_cents > 0 AND status IN ('reserved', 'paid', 'shipped')",
         )
         .bind(show.0)
         .fetch_all(&self.pool)
-        .await.map_err(db_err)?;
+        .await?;
         for r in &rows {
             restore
                 .shipping_carried
@@ -1215,8 +1160,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM flash_sales WHERE id = ?")
             .bind(id.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         row.as_ref().map(sale_row_from).transpose()
     }
 
@@ -1227,8 +1171,7 @@ impl Store for SqliteStore {
         )
         .bind(show.0)
         .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         host_stats_from(&r)
     }
 
@@ -1244,8 +1187,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT * FROM auctions WHERE id = ?")
             .bind(id.0)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         row.as_ref().map(auction_from).transpose()
     }
 
@@ -1253,8 +1195,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM auctions WHERE show_id = ? ORDER BY created_at, id")
             .bind(show.0)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         rows.iter().map(auction_from).collect()
     }
 
@@ -1264,8 +1205,7 @@ impl Store for SqliteStore {
         )
         .bind(id.0)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter().map(log_entry_from).collect()
     }
 
@@ -1273,8 +1213,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT b.pseudonym, b.user_id, u.display_name FROM auction_bidders b JOIN users u ON u.id = b.user_id WHERE b.auction_id = ?")
             .bind(id.0)
             .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -1304,8 +1243,7 @@ impl Store for SqliteStore {
         .bind(max_cents)
         .bind(now.0)
         .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .await?;
         Ok(())
     }
 
@@ -1316,8 +1254,7 @@ impl Store for SqliteStore {
         )
         .bind(show.0)
         .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -1377,8 +1314,7 @@ impl Store for SqliteStore {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status NOT IN ('declined', 'expired')")
             .bind(buyer.0)
             .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(n > 0)
     }
 
@@ -1401,15 +1337,14 @@ impl Store for SqliteStore {
     }
 
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         exactly_one(
             sqlx::query("UPDATE orders SET status = 'shipped', tracking = ?, updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(tracking)
                 .bind(now.0)
                 .bind(id.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "paid order",
         )?;
         // The rest of the shipment: the same buyer's other paid orders from the same show.
@@ -1421,9 +1356,8 @@ impl Store for SqliteStore {
         .bind(now.0)
         .bind(id.0)
         .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await?;
+        Ok(tx.commit().await?)
     }
 
     async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()> {
@@ -1432,8 +1366,7 @@ impl Store for SqliteStore {
                 .bind(limit_cents)
                 .bind(user.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "user",
         );
         self.sessions.forget(|_, u| u.id == user);
@@ -1441,14 +1374,13 @@ impl Store for SqliteStore {
     }
 
     async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
-        sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "SELECT COALESCE(SUM(total_cents), 0) FROM orders WHERE buyer_id = ? AND created_at >= ? AND status IN ('reserved', 'paid', 'shipped')",
         )
         .bind(user.0)
         .bind(since.0)
         .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)
+        .await?)
     }
 
     async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()> {
@@ -1457,8 +1389,7 @@ impl Store for SqliteStore {
                 .bind(fee_cents)
                 .bind(seller.0)
                 .execute(&self.writer)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "user",
         );
         self.sessions.forget(|_, user| user.id == seller);
@@ -1466,14 +1397,13 @@ impl Store for SqliteStore {
     }
 
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await?;
         exactly_one(
             sqlx::query("UPDATE orders SET status = 'refunded', updated_at = ? WHERE id = ? AND status = 'paid'")
                 .bind(now.0)
                 .bind(id.0)
                 .execute(&mut *tx)
-                .await
-                .map_err(db_err)?,
+                .await?,
             "paid order",
         )?;
         sqlx::query(
@@ -1483,17 +1413,15 @@ impl Store for SqliteStore {
         .bind(now.0)
         .bind(id.0)
         .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await?;
+        Ok(tx.commit().await?)
     }
 
     async fn refunds_due(&self) -> StoreResult<Vec<(OrderId, String)>> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT order_id, charge FROM refunds_due ORDER BY since")
                 .fetch_all(&self.writer)
-                .await
-                .map_err(db_err)?;
+                .await?;
         Ok(rows
             .into_iter()
             .map(|(id, charge)| (OrderId(id), charge))
@@ -1504,8 +1432,7 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM refunds_due WHERE order_id = ?")
             .bind(id.0)
             .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .await?;
         Ok(())
     }
 }

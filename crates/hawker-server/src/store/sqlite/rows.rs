@@ -11,7 +11,6 @@ use hawker_core::time::Timestamp;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{db_err, sql_err};
 use crate::auction_log::LogEntry;
 use crate::store::{
     AuctionRow, AuctionSummary, Order, OrderStatus, Product, SaleRow, Show, ShowStatus, StoreError,
@@ -42,13 +41,13 @@ impl<T> Column for T where
 
 impl Columns for SqliteRow {
     fn col<T: Column>(&self, at: impl At) -> StoreResult<T> {
-        self.try_get(at).map_err(db_err)
+        Ok(self.try_get(at)?)
     }
 }
 
 impl Columns for rusqlite::Row<'_> {
     fn col<T: Column>(&self, at: impl At) -> StoreResult<T> {
-        self.get(at).map_err(sql_err)
+        Ok(self.get(at)?)
     }
 }
 
