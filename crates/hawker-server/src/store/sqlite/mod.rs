@@ -255,17 +255,9 @@ impl SqliteStore {
     }
 }
 
-/// Fails the transaction unless exactly one row changed: a write that matched nothing means the
-/// stored state disagrees with the owner's, and the batch must not half-apply.
+/// [`one_row`] for a write through sqlx.
 fn exactly_one(result: sqlx::sqlite::SqliteQueryResult, what: &str) -> StoreResult<()> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!(
-            "{what}: expected one row, changed {}",
-            result.rows_affected()
-        )))
-    }
+    one_row(result.rows_affected(), what)
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
@@ -337,10 +329,9 @@ async fn append_catalog(
     Ok(())
 }
 
-/// The auction half of a group commit: new auctions, chained log entries, pseudonyms, summaries.
 /// Fails the transaction unless exactly one row changed: a write that matched nothing means the
 /// stored state disagrees with the owner's, and the batch must not half-apply.
-fn one_row(changed: usize, what: &str) -> StoreResult<()> {
+fn one_row(changed: u64, what: &str) -> StoreResult<()> {
     if changed == 1 {
         Ok(())
     } else {
@@ -363,8 +354,8 @@ fn write_batch(
     use rusqlite::params;
     let c = RowChanges::of(batch)?;
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<usize> {
-        Ok(tx.prepare_cached(sql)?.execute(p)?)
+    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> StoreResult<u64> {
+        Ok(tx.prepare_cached(sql)?.execute(p)? as u64)
     };
     for sale in &c.new_sales {
         run(
