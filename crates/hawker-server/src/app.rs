@@ -42,8 +42,9 @@ impl App {
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        let synchronous_full = config.sqlite_synchronous == "full";
         let store =
-            wrap(store::open(&config.database_url(), config.sqlite_synchronous == "full").await?);
+            wrap(store::open(&config.database_url(), synchronous_full, clock.clone()).await?);
         // Only a head start: without it each session's first lookup reads the database.
         match store.warm_sessions().await {
             Ok(sessions) => tracing::info!(sessions, "sessions loaded"),

@@ -72,7 +72,12 @@ fn verify_auction(file: &str) -> anyhow::Result<()> {
 async fn set_role(email: &str, role: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).context("role must be buyer, seller, moderator or admin")?;
     let config = Config::load()?;
-    let store = hawker_server::store::open(&config.database_url(), true).await?;
+    let store = hawker_server::store::open(
+        &config.database_url(),
+        true,
+        hawker_server::clock::Clock::system(),
+    )
+    .await?;
     store
         .set_role(&email.trim().to_lowercase(), role)
         .await

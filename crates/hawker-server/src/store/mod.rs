@@ -508,10 +508,14 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.
-pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(
+    url: &str,
+    synchronous_full: bool,
+    clock: crate::clock::Clock,
+) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::open(url, synchronous_full).await?,
+            sqlite::SqliteStore::open(url, synchronous_full, clock).await?,
         ))
     } else {
         anyhow::bail!("unsupported database URL {url:?}: use sqlite://path/to/file.db")

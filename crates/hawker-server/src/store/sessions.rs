@@ -3,13 +3,14 @@
 //! without a copy.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hawker_core::ids::UserId;
 
 use super::{StoreResult, User};
+use crate::clock::Clock;
 
 /// Who a token belongs to, kept in memory so that a herd of buyers does not cost a database read
 /// per request. An entry stays until its session may have changed:
@@ -31,10 +32,10 @@ pub(super) struct SessionCache {
     generation: AtomicU64,
     /// The last `session_changes.seq` applied; held while the table is read.
     applied: Mutex<i64>,
-    /// When `session_changes` is next due to be read, in ms after `opened` (0: at once), so a
+    /// When `session_changes` is next due to be read, in the clock's ms (0: at once), so a
     /// lookup that is not due does not take the lock.
-    next_check_ms: AtomicU64,
-    opened: Instant,
+    next_check_ms: AtomicI64,
+    clock: Clock,
 }
 
 /// A cached session: its user and its CSRF token (a cookie session's).
@@ -48,13 +49,13 @@ const SESSION_CHECK_EVERY: Duration = Duration::from_secs(2);
 const SESSION_CACHE_MAX: usize = 200_000;
 
 impl SessionCache {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(clock: Clock) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             applied: Mutex::new(0),
-            next_check_ms: AtomicU64::new(0),
-            opened: Instant::now(),
+            next_check_ms: AtomicI64::new(0),
+            clock,
         }
     }
 
@@ -124,7 +125,7 @@ impl SessionCache {
         &self,
         changes: impl FnOnce(i64) -> StoreResult<Vec<(i64, i64)>>,
     ) -> StoreResult<()> {
-        let now_ms = |cache: &Self| cache.opened.elapsed().as_millis() as u64;
+        let now_ms = |cache: &Self| cache.clock.now().0;
         if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -153,7 +154,7 @@ impl SessionCache {
                 .last()
                 .map_or(*applied, |(seq, _)| (*seq).max(*applied));
         }
-        let next = read_at + SESSION_CHECK_EVERY.as_millis() as u64;
+        let next = read_at + SESSION_CHECK_EVERY.as_millis() as i64;
         self.next_check_ms.store(next, Ordering::Release);
         Ok(())
     }
@@ -232,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_put_session_is_got_back_with_its_csrf() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         cache.put(0, "t", Arc::new(user(1)), Some("csrf".into()));
         let (found, csrf) = cache.get("t").expect("cached");
         assert_eq!(found.id, UserId(1));
@@ -242,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_read_that_started_before_a_forget_is_not_cached() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         let read_at = cache.generation();
         cache.forget(|_, _| false);
         cache.put(read_at, "t", Arc::new(user(1)), None);
@@ -262,7 +263,7 @@ mod tests {
 
     #[test]
     fn forgets_drop_only_what_they_name() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         put(&cache, "a", 1);
         put(&cache, "b", 1);
         put(&cache, "c", 2);
@@ -279,7 +280,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_half_its_entries() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         let shared = Arc::new(user(1));
         for i in 0..SESSION_CACHE_MAX {
             cache.put(0, &i.to_string(), shared.clone(), None);
@@ -293,7 +294,7 @@ mod tests {
 
     #[test]
     fn catch_up_forgets_the_users_changed_since_the_last_read() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         put(&cache, "a", 1);
         put(&cache, "b", 2);
         put(&cache, "c", 7);
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn catch_up_forgets_everything_when_changes_were_pruned_unread() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         cache.catch_up(|_| Ok(vec![(1, 9)])).expect("caught up");
         put(&cache, "a", 1);
         put(&cache, "b", 2);
@@ -362,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_failed_read_of_changes_is_read_again_at_the_next_lookup() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         let failed = cache.catch_up(|_| Err(StoreError::NotFound));
         assert!(failed.is_err());
         let mut read = false;
@@ -377,7 +378,7 @@ mod tests {
 
     #[test]
     fn only_a_fresh_cache_is_warmed() {
-        let cache = SessionCache::new();
+        let cache = SessionCache::new(Clock::manual());
         let warmed = cache
             .warm(
                 || Ok(9),

@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::auctions::{bidder, start_auction, wait_ended, wait_paid};
 use crate::faults::FaultyStore;
 use crate::helpers::{
-    LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_store, spawn_app_with,
+    LiveShow, TestApp, assert_refused, eventually, spawn_app, spawn_app_on_manual_clock,
+    spawn_app_on_store, spawn_app_with,
 };
 
 fn buy_body(show: &LiveShow, method: &str) -> serde_json::Value {
@@ -837,8 +838,7 @@ async fn session_cookies_are_secure_behind_a_trusted_https_proxy() {
 /// not (a stolen token is not good forever).
 #[tokio::test]
 async fn tokens_expire_on_the_server() {
-    // Two seconds: long enough for a slow machine to use them first.
-    let app = spawn_app_with(|c| {
+    let app = spawn_app_on_manual_clock(|c| {
         c.api_token_lifetime_s = 2;
         c.session_lifetime_s = 2;
     })
@@ -854,10 +854,12 @@ async fn tokens_expire_on_the_server() {
         StatusCode::OK,
         "signed in by the session cookie"
     );
-    // The lifetime, then the sweep (every half second here) with room to spare.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    let (status, _) = app.get(Some(&buyer.token), "/api/v1/me").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the API token expired");
+    // Past the lifetime; the sweep (every half second here) deletes both.
+    app.advance(2_001);
+    eventually("the API token expires", || async {
+        app.get(Some(&buyer.token), "/api/v1/me").await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
     let me = browser.get(app.url("/api/v1/me")).send().await.expect("me");
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "the session expired");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, LiveShow, TestApp, spawn_app};
+use crate::helpers::{Account, LiveShow, TestApp, spawn_app, spawn_app_on_manual_clock};
 
 pub async fn start_auction(app: &TestApp, show: &LiveShow, body: Value) -> (i64, i64) {
     let (status, answer) = app
@@ -72,13 +72,6 @@ pub async fn wait_paid(app: &TestApp, token: &str, id: i64) -> Value {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Runs `hawker verify-auction` on a log; returns (success, stdout + stderr).
 fn verify_cli(log: &Value) -> (bool, String) {
     let dir = tempfile::tempdir().expect("dir");
@@ -101,7 +94,7 @@ fn verify_cli(log: &Value) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_bidders_in_the_final_second_make_one_winner_who_is_charged() {
-    let app = spawn_app().await;
+    let app = spawn_app_on_manual_clock(|_| {}).await;
     let show = app.live_show(&[("Sealed box", 10_000, 3)]).await;
     let mut bidders = Vec::new();
     for chunk in 0..4 {
@@ -124,10 +117,7 @@ async fn two_hundred_bidders_in_the_final_second_make_one_winner_who_is_charged(
         .await;
     assert_eq!(status, StatusCode::CREATED);
     // Everybody bids in the last second: every amount distinct, some as maxima.
-    let wait = ends_at - now_ms() - 1_000;
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
+    app.advance(ends_at - app.clock.now().0 - 1_000);
     let bids = bidders.iter().enumerate().map(|(i, b)| {
         let app = &app;
         let (path, body) = if i % 4 == 0 {
@@ -144,6 +134,7 @@ async fn two_hundred_bidders_in_the_final_second_make_one_winner_who_is_charged(
         async move { app.post(&b.token, &path, body).await }
     });
     let answers = futures_util::future::join_all(bids).await;
+    app.advance(1_000);
     for (status, body) in &answers {
         assert!(
             *status == StatusCode::CREATED
@@ -449,11 +440,7 @@ async fn an_auction_survives_kill_9() {
     child.wait().await.expect("dead");
 
     // Down past the deadline: the restarted server ends it with the leader as winner.
-    let wait = ends_at - now_ms() + 300;
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
-    let (_child, app) = crate::crash::start_hawker(data.path(), &[]).await;
+    let (_child, app) = crate::crash::start_hawker_ahead(data.path(), &[], 10).await;
     let ended = wait_ended(&app, id).await;
     assert_eq!(
         (ended["winner"].as_str(), ended["price_cents"].as_i64()),

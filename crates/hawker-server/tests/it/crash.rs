@@ -13,7 +13,34 @@ use crate::helpers::TestApp;
 
 /// Starts the real `hawker` binary on `dir` and waits for it to say its port.
 pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, TestApp) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawker"));
+    start_hawker_ahead(dir, extra_env, 0).await
+}
+
+/// Like [`start_hawker`], with the process's clock `ahead_s` seconds ahead of ours (through
+/// libfaketime), as if it started that much later: time passes while a server is down without
+/// the test waiting for it.
+pub async fn start_hawker_ahead(
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+    ahead_s: u32,
+) -> (Child, TestApp) {
+    let mut cmd = if ahead_s == 0 {
+        Command::new(env!("CARGO_BIN_EXE_hawker"))
+    } else {
+        assert!(
+            std::process::Command::new("faketime")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "this test needs libfaketime: apt-get install faketime"
+        );
+        let mut faked = Command::new("faketime");
+        faked
+            .arg("-f")
+            .arg(format!("+{ahead_s}s"))
+            .arg(env!("CARGO_BIN_EXE_hawker"));
+        faked
+    };
     cmd.arg("serve")
         .env("HAWKER_LISTEN", "127.0.0.1:0")
         .env("HAWKER_MEDIA_PORT", "0")
@@ -52,7 +79,7 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
             .build()
             .expect("client"),
         payments: std::sync::Arc::default(),
-        // Another process's: its wall clock.
+        // Another process's: its wall clock (give or take `ahead_s`).
         clock: hawker_server::clock::Clock::system(),
         _data_dir: tempfile::tempdir().expect("unused dir"),
     };

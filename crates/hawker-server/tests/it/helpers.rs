@@ -97,6 +97,20 @@ pub async fn spawn_app_at(
     }
 }
 
+/// Polls `check` every 50 ms until it holds, failing after 10 s: for what a server does on its
+/// own tick (an owner's every 250 ms, a sweep's) after a test moved its clock.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 static NEXT_USER: AtomicUsize = AtomicUsize::new(1);
 
 #[derive(Debug, Clone)]

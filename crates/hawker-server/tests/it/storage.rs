@@ -6,6 +6,7 @@ use hawker_core::commerce::{Event, OrderLine, Sale, SaleStatus};
 use hawker_core::ids::{OrderId, SaleId, ShowId};
 use hawker_core::money::Currency;
 use hawker_core::time::Timestamp;
+use hawker_server::clock::Clock;
 use hawker_server::store::{
     self, Batch, NewShow, NewUser, OrderMeta, ProductEdit, ShowStatus, StoreError, VariantEdit,
 };
@@ -15,7 +16,9 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
     let dir = tempfile::tempdir().expect("dir");
     let url = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("story.db").display()));
-    let store = store::open(&url, true).await.expect("opens");
+    let store = store::open(&url, true, Clock::system())
+        .await
+        .expect("opens");
     let now = Timestamp(1_000);
     let seller = store
         .create_user(
@@ -244,8 +247,13 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
 async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
-    let server = store::open(&url, false).await.expect("opens");
-    let other = store::open(&url, false).await.expect("opens again");
+    let clock = Clock::manual();
+    let server = store::open(&url, false, clock.clone())
+        .await
+        .expect("opens");
+    let other = store::open(&url, false, Clock::system())
+        .await
+        .expect("opens again");
     let now = Timestamp(1_000);
     let mut tokens = Vec::new();
     for name in ["role", "logout", "renamed"] {
@@ -280,7 +288,7 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
                 .map(|(u, _)| u)
         }
     };
-    let wait = || tokio::time::sleep(std::time::Duration::from_millis(2_100));
+    let wait = || clock.advance(2_000);
     // Served, and the first check of the changes made: the next is due in 2 s.
     assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Buyer));
     assert_eq!(
@@ -295,7 +303,12 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
         .await
         .expect("set");
     other.delete_token(&tokens[1]).await.expect("logout");
-    wait().await;
+    assert_eq!(
+        who(&tokens[0]).await.map(|u| u.role),
+        Some(Role::Buyer),
+        "served from memory until the next check is due"
+    );
+    wait();
     assert_eq!(who(&tokens[0]).await.map(|u| u.role), Some(Role::Moderator));
     assert!(
         who(&tokens[1]).await.is_none(),
@@ -319,7 +332,7 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
             .expect("filler");
     }
     tx.commit().expect("commits");
-    wait().await;
+    wait();
     assert_eq!(
         who(&tokens[2]).await.map(|u| u.display_name).as_deref(),
         Some("Renamed")
@@ -333,7 +346,9 @@ async fn another_process_s_session_changes_reach_a_server_within_two_seconds() {
 async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}", dir.path().join("old.db").display());
-    let store = store::open(&url, true).await.expect("opens");
+    let store = store::open(&url, true, Clock::system())
+        .await
+        .expect("opens");
     let now = Timestamp(1_000);
     let seller = store
         .create_user(
@@ -369,7 +384,9 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
         .expect("db")
         .execute_batch("DROP TABLE _sqlx_migrations; DROP INDEX tokens_by_age;")
         .expect("made old");
-    let store = store::open(&url, true).await.expect("opens again");
+    let store = store::open(&url, true, Clock::system())
+        .await
+        .expect("opens again");
     let stored = store.show(show.id).await.expect("read").expect("show");
     assert_eq!(
         stored.stream_key_hash,
@@ -412,7 +429,9 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
     let before: Vec<i64> = tables.iter().map(|t| counts(t)()).collect();
     assert_eq!(before, [4, 5, 9, 3, 2, 14], "the fixture as made");
     for _ in 0..2 {
-        let store = store::open(&url, true).await.expect("opens and migrates");
+        let store = store::open(&url, true, Clock::system())
+            .await
+            .expect("opens and migrates");
         let ana = store
             .user_by_email("ana@demo.hawker.dev")
             .await

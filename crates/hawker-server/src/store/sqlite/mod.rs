@@ -22,6 +22,7 @@ use super::changes::RowChanges;
 use super::sessions::SessionCache;
 use super::*;
 use crate::auction_log::LogEntry;
+use crate::clock::Clock;
 
 mod rows;
 
@@ -124,7 +125,8 @@ async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, synchronous_full: bool) -> anyhow::Result<Self> {
+    /// `clock`: when the session cache is due to read other processes' changes.
+    pub async fn open(url: &str, synchronous_full: bool, clock: Clock) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("parsing database URL {url:?}"))?
             .create_if_missing(true)
@@ -190,7 +192,7 @@ impl SqliteStore {
             writer,
             committer: std::sync::Arc::new(std::sync::Mutex::new(committer)),
             point,
-            sessions: SessionCache::new(),
+            sessions: SessionCache::new(clock),
         })
     }
 
