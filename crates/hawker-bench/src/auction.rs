@@ -5,7 +5,6 @@
 //! chain, then the rules replayed), it holds one bid entry per decided bid, and every viewer saw
 //! the auction move.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -16,7 +15,6 @@ use super::flag;
 use super::hawker::{Shop, insert_buyers};
 use hawker_server::App;
 use hawker_server::config::Config;
-use hawker_server::live::owner::GROUP_COMMITS;
 use hawker_server::live::{CommerceCmd, LiveShow};
 use hawker_server::state::AppState;
 
@@ -160,7 +158,7 @@ async fn auction_run(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let commits_before = GROUP_COMMITS.load(Ordering::Relaxed);
+    let commits_before = state.services.hub.group_commits();
     let per_bidder = bids.div_ceil(bidders);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(bidders);
@@ -202,7 +200,7 @@ async fn auction_run(
         decided += t.await?;
     }
     let elapsed = started.elapsed();
-    let commits = GROUP_COMMITS.load(Ordering::Relaxed) - commits_before;
+    let commits = state.services.hub.group_commits() - commits_before;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);
     let mut updates = 0u64;

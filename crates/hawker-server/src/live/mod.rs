@@ -18,11 +18,12 @@ use crate::payments::PaymentProvider;
 use crate::store::{Show, ShowStatus, Store, StoreError};
 
 pub mod auctions;
+pub mod desk;
 pub mod fanout;
 pub mod owner;
 pub mod room;
 
-pub use owner::{CommerceCmd, Refusal, Reserved, Settlement};
+pub use desk::{CommerceCmd, Refusal, Reserved, Settlement};
 pub use room::{Outgoing, RoomCmd};
 
 /// Channels into one live show's tasks. Cheap to clone.
@@ -88,6 +89,8 @@ pub struct Hub {
     /// would each find a key unused, and the second commit would collide on the stored key.
     /// A plain mutex, never held across an `.await`.
     deciding: Mutex<HashMap<(UserId, String), watch::Receiver<()>>>,
+    /// Group commits made by this hub's owners (for metrics and `hawker-bench`).
+    group_commits: AtomicU64,
 }
 
 /// A buy's claim on its idempotency key while an owner decides it ([`Hub::claim_key`]).
@@ -119,6 +122,7 @@ impl Hub {
             shows: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
             deciding: Mutex::new(HashMap::new()),
+            group_commits: AtomicU64::new(0),
         })
     }
 
@@ -228,7 +232,7 @@ impl Hub {
             self.settings.viewer_buffer,
             self.clock.clone(),
         ));
-        let restored = owner::Restored {
+        let restored = desk::Restored {
             commerce,
             stats,
             pinned: show.pinned_product_id,
@@ -283,5 +287,16 @@ impl Hub {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Group commits made by this hub's owners since it started.
+    pub fn group_commits(&self) -> u64 {
+        self.group_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted_commit(&self) {
+        self.group_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
