@@ -365,6 +365,11 @@ impl From<&ServiceError> for AppError {
             ),
             E::Shared(shared) => Self::from(shared.as_ref()),
             E::CannotShip(_) | E::CannotRefund(_) => Self::conflict("not_paid", e.to_string()),
+            E::NotInLineup => unknown_item(&e.to_string()),
+            E::AuctionClosed => Self::conflict("auction_closed", e.to_string()),
+            E::ShillBid => Self::new(StatusCode::FORBIDDEN, "shill_bid", e.to_string()),
+            E::OverSpendingLimit => Self::conflict("spending_limit", e.to_string()),
+            E::LotOnAuction => Self::conflict("auction_running", e.to_string()),
         }
     }
 }
@@ -382,6 +387,33 @@ pub fn order_status(
         StatusCode::CREATED
     };
     Ok((status, order))
+}
+
+/// A refused bid, as `POST /auctions/{id}/bids` answers it.
+impl From<&Rejection> for AppError {
+    fn from(r: &Rejection) -> Self {
+        let status = match r {
+            Rejection::BidTooLow { .. }
+            | Rejection::MaxNotHigher { .. }
+            | Rejection::OutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
+            Rejection::AuctionClosed | Rejection::AlreadyWinning => StatusCode::CONFLICT,
+            Rejection::Policy { code } if code == "shill_bid" => StatusCode::FORBIDDEN,
+            Rejection::Policy { code } if code == "spending_limit" => StatusCode::CONFLICT,
+            Rejection::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let code: &'static str = match r.code() {
+            "bid_too_low" => "bid_too_low",
+            "auction_closed" => "auction_closed",
+            "already_winning" => "already_winning",
+            "max_not_higher" => "max_not_higher",
+            "invalid_amount" => "invalid_amount",
+            "shill_bid" => "shill_bid",
+            "wrong_show" => "wrong_show",
+            "spending_limit" => "spending_limit",
+            _ => "bid_refused",
+        };
+        Self::new(status, code, rejection_message(r))
+    }
 }
 
 /// A bidder's refused bid as a sentence.

@@ -27,7 +27,9 @@ use crate::auth::CurrentUser;
 use crate::clock::Clock;
 use crate::error::{AppError, order_status, rejection_message};
 use crate::live::room::{Batch, Subscription};
-use crate::live::{CommerceCmd, LiveShow, Refusal, RoomCmd};
+use crate::live::{LiveShow, Refusal, RoomCmd};
+use crate::service::ServiceError;
+use crate::service::auctions;
 use crate::service::orders::{self, Buy, Charging, Started};
 use crate::state::AppState;
 use crate::store::{Order, Store, StoreResult, User};
@@ -218,47 +220,27 @@ pub async fn serve(
                             continue;
                         }
                     };
-                    let kind = if max { BidKind::Max } else { BidKind::Bid };
-                    // Fails closed: if the limit cannot be read, the bid is not placed.
-                    let policy = match crate::live::auctions::bid_policy(
-                        state.services.store.as_ref(),
-                        live.host,
-                        author.id,
-                        amount_cents,
-                        state.services.clock.now(),
-                    )
-                    .await
-                    {
-                        Ok(policy) => policy,
-                        Err(_) => {
-                            direct(&sink, "unavailable", "could not check your bid; try again")
-                                .await;
-                            continue;
-                        }
-                    };
-                    let (reply, answer) = oneshot::channel();
-                    let cmd = CommerceCmd::Bid {
+                    let bid = auctions::Bid {
                         auction_id,
-                        bidder: author.id,
-                        name: author.display_name,
-                        kind,
+                        kind: if max { BidKind::Max } else { BidKind::Bid },
                         amount_cents,
-                        policy,
+                        watching: Some(live.show_id),
                         key: None,
-                        reply,
                     };
-                    if live.commerce.send(cmd).await.is_err() {
-                        continue;
-                    }
-                    match answer.await {
-                        Ok(Ok(Outcome::Rejected(r))) => {
+                    match auctions::bid(&state.services, &live, &author, bid).await {
+                        Ok(Outcome::Accepted { .. }) => {}
+                        Ok(Outcome::Rejected(r)) => {
                             direct(&sink, r.code(), &rejection_message(&r)).await
                         }
-                        Ok(Err(Refusal::UnknownAuction)) => {
+                        Err(ServiceError::Refused(Refusal::UnknownAuction)) => {
                             direct(&sink, "wrong_show", "that auction is not in this show").await
                         }
-                        Ok(Err(e)) => direct(&sink, "unavailable", &e.to_string()).await,
-                        _ => {}
+                        // Fails closed: if the limit cannot be read, the bid is not placed.
+                        Err(ServiceError::Store(_)) => {
+                            direct(&sink, "unavailable", "could not check your bid; try again")
+                                .await
+                        }
+                        Err(e) => direct(&sink, "unavailable", &e.to_string()).await,
                     }
                 }
                 Ok(ClientMsg::Buy {

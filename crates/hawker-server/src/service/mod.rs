@@ -17,6 +17,7 @@ use crate::payments::PaymentProvider;
 use crate::store::{OrderStatus, Store, StoreError};
 
 pub mod accounts;
+pub mod auctions;
 pub mod orders;
 pub mod shows;
 
@@ -104,6 +105,18 @@ pub enum ServiceError {
     /// A payment another buy waited for ended so; each waiter is told the same.
     #[error(transparent)]
     Shared(Arc<ServiceError>),
+
+    // Auctions.
+    #[error("this variant is not in the show's lineup")]
+    NotInLineup,
+    #[error("the auction has closed")]
+    AuctionClosed,
+    #[error("sellers cannot bid on their own lots")]
+    ShillBid,
+    #[error("this maximum would pass your daily spending limit")]
+    OverSpendingLimit,
+    #[error("this lot's auction is running: bid in it instead")]
+    LotOnAuction,
 
     // Orders after the sale.
     #[error("only paid orders can ship; this one is {0}")]
