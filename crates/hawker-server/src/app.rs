@@ -72,7 +72,7 @@ impl App {
             .with_context(|| format!("binding {}", config.listen))?;
         let (media, media_events) = hawker_media::Media::start(config.media()?)
             .with_context(|| format!("binding the media port {}", config.media_port))?;
-        let limits = Arc::new(crate::limits::Limits::new(&config));
+        let limits = Arc::new(crate::limits::Limits::new(&config, clock.clone()));
         let trusted_proxies = Arc::new(crate::limits::TrustedProxies::parse(
             &config.trusted_proxies,
         )?);

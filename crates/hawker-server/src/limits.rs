@@ -11,12 +11,17 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::Reference;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 
 use hawker_core::ids::UserId;
 
+use crate::clock::Clock;
 use crate::config::Config;
 
 /// Refused by a limit, for now.
@@ -30,33 +35,81 @@ pub enum TooOften {
     Sockets,
 }
 
+/// A GCRA limiter per key, on the server's clock.
+type Limiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, ServerClock, NoOpMiddleware<ServerInstant>>;
+
 /// The limiters, one per kind of attempt and key.
 pub struct Limits {
-    login_per_account: DefaultKeyedRateLimiter<String>,
-    login_per_client: DefaultKeyedRateLimiter<IpAddr>,
-    signup_per_client: DefaultKeyedRateLimiter<IpAddr>,
-    media_offers_per_client: DefaultKeyedRateLimiter<IpAddr>,
-    uploads_per_account: DefaultKeyedRateLimiter<i64>,
+    login_per_account: Limiter<String>,
+    login_per_client: Limiter<IpAddr>,
+    signup_per_client: Limiter<IpAddr>,
+    media_offers_per_client: Limiter<IpAddr>,
+    uploads_per_account: Limiter<i64>,
     sockets_per_client: Arc<Occupancy>,
+    clock: ServerClock,
+}
+
+/// The server's [`Clock`] as `governor` reads time, so a test's manual clock moves the limits
+/// too.
+#[derive(Clone)]
+struct ServerClock(Clock);
+
+/// Nanoseconds since 1970, from the clock's milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ServerInstant(u64);
+
+impl std::ops::Add<Nanos> for ServerInstant {
+    type Output = Self;
+
+    fn add(self, other: Nanos) -> Self {
+        Self(self.0.saturating_add(other.as_u64()))
+    }
+}
+
+impl Reference for ServerInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        self.0.saturating_sub(earlier.0).into()
+    }
+
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        Self(self.0.saturating_sub(duration.as_u64()))
+    }
+}
+
+impl governor::clock::Clock for ServerClock {
+    type Instant = ServerInstant;
+
+    fn now(&self) -> ServerInstant {
+        ServerInstant((self.0.now().0.max(0) as u64).saturating_mul(1_000_000))
+    }
 }
 
 impl Limits {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, clock: Clock) -> Self {
+        let clock = ServerClock(clock);
+        fn keyed<K: Clone + std::hash::Hash + Eq>(quota: Quota, clock: &ServerClock) -> Limiter<K> {
+            RateLimiter::hashmap_with_clock(quota, clock.clone())
+        }
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         let per_hour = |n: u32| Quota::per_hour(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
-            login_per_account: RateLimiter::keyed(per_minute(
-                config.login_attempts_per_account_per_minute,
-            )),
-            login_per_client: RateLimiter::keyed(per_minute(
-                config.login_attempts_per_client_per_minute,
-            )),
-            signup_per_client: RateLimiter::keyed(per_hour(config.signups_per_client_per_hour)),
-            media_offers_per_client: RateLimiter::keyed(per_minute(
-                config.media_offers_per_client_per_minute,
-            )),
-            uploads_per_account: RateLimiter::keyed(per_hour(config.uploads_per_account_per_hour)),
+            login_per_account: keyed(
+                per_minute(config.login_attempts_per_account_per_minute),
+                &clock,
+            ),
+            login_per_client: keyed(
+                per_minute(config.login_attempts_per_client_per_minute),
+                &clock,
+            ),
+            signup_per_client: keyed(per_hour(config.signups_per_client_per_hour), &clock),
+            media_offers_per_client: keyed(
+                per_minute(config.media_offers_per_client_per_minute),
+                &clock,
+            ),
+            uploads_per_account: keyed(per_hour(config.uploads_per_account_per_hour), &clock),
             sockets_per_client: Occupancy::new(config.sockets_per_client),
+            clock,
         }
     }
 
@@ -64,26 +117,26 @@ impl Limits {
     /// most 254 bytes; `None` when it did not parse): refused (429) once either has tried too
     /// often.
     pub fn login(&self, client: IpAddr, account: Option<&str>) -> Result<(), TooOften> {
-        check(&self.login_per_client, &client)?;
+        self.check(&self.login_per_client, &client)?;
         match account {
-            Some(email) => check(&self.login_per_account, &email.to_owned()),
+            Some(email) => self.check(&self.login_per_account, &email.to_owned()),
             None => Ok(()),
         }
     }
 
     pub fn signup(&self, client: IpAddr) -> Result<(), TooOften> {
-        check(&self.signup_per_client, &client)
+        self.check(&self.signup_per_client, &client)
     }
 
     /// A WHEP offer: each builds a WebRTC session, so a client looping offers (and DELETEs)
     /// is slowed down here; the media plane bounds the sessions one address holds.
     pub fn media_offer(&self, client: IpAddr) -> Result<(), TooOften> {
-        check(&self.media_offers_per_client, &client)
+        self.check(&self.media_offers_per_client, &client)
     }
 
     /// An image upload by `account`: each is up to `max_upload_bytes` on disk, kept forever.
     pub fn upload(&self, account: UserId) -> Result<(), TooOften> {
-        check(&self.uploads_per_account, &account.0)
+        self.check(&self.uploads_per_account, &account.0)
     }
 
     /// A seat for one live-room socket of `client`, held until the socket closes.
@@ -91,6 +144,20 @@ impl Limits {
         self.sockets_per_client
             .take(client)
             .ok_or(TooOften::Sockets)
+    }
+
+    fn check<K: Clone + std::hash::Hash + Eq>(
+        &self,
+        limiter: &Limiter<K>,
+        key: &K,
+    ) -> Result<(), TooOften> {
+        use governor::clock::Clock as _;
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            TooOften::Attempts {
+                retry_after_s: wait.as_secs().max(1),
+            }
+        })
     }
 
     /// Forgets keys whose limit has fully recovered, so the maps hold only recent strangers.
@@ -106,18 +173,6 @@ impl Limits {
         self.uploads_per_account.retain_recent();
         self.uploads_per_account.shrink_to_fit();
     }
-}
-
-fn check<K: Clone + std::hash::Hash + Eq>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-) -> Result<(), TooOften> {
-    limiter.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(Instant::now());
-        TooOften::Attempts {
-            retry_after_s: wait.as_secs().max(1),
-        }
-    })
 }
 
 /// How many of something long-lived (live sockets) each client address holds, up to a limit.
@@ -297,6 +352,32 @@ mod tests {
         drop(first);
         assert!(sockets.take(a).is_some(), "a seat given back is free again");
         assert_eq!(sockets.held_by(b), 1);
+    }
+
+    #[test]
+    fn a_limited_client_is_let_in_again_as_its_clock_moves() {
+        let clock = Clock::manual();
+        let config = Config {
+            login_attempts_per_client_per_minute: 2,
+            ..Config::default()
+        };
+        let limits = Limits::new(&config, clock.clone());
+        let client = ip("192.0.2.1");
+        assert!(limits.login(client, None).is_ok());
+        assert!(limits.login(client, None).is_ok());
+        assert_eq!(
+            limits.login(client, None),
+            Err(TooOften::Attempts { retry_after_s: 30 }),
+            "one attempt comes back every 30 s"
+        );
+        assert!(
+            limits.login(ip("192.0.2.2"), None).is_ok(),
+            "others are not held"
+        );
+        clock.advance(29_000);
+        assert!(limits.login(client, None).is_err());
+        clock.advance(1_000);
+        assert!(limits.login(client, None).is_ok());
     }
 
     fn ip(s: &str) -> IpAddr {
