@@ -15,7 +15,9 @@ use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use rusqlite::OptionalExtension;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 
 use self::rows::*;
 use super::changes::RowChanges;
@@ -125,6 +127,11 @@ async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
+    /// The rows `sql` selects for one show (its only parameter).
+    async fn rows_of_show(&self, sql: &'static str, show: ShowId) -> StoreResult<Vec<SqliteRow>> {
+        Ok(sqlx::query(sql).bind(show.0).fetch_all(&self.pool).await?)
+    }
+
     /// `clock`: when the session cache is due to read other processes' changes.
     pub async fn open(url: &str, synchronous_full: bool, clock: Clock) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
@@ -1059,61 +1066,44 @@ impl Store for SqliteStore {
     }
 
     async fn load_commerce(&self, show: ShowId) -> StoreResult<Restore> {
+        let of_show = |sql| self.rows_of_show(sql, show);
         let mut restore = Restore::default();
-        let rows = sqlx::query(
+        for r in &of_show(
             "SELECT v.id, v.product_id, p.title, v.name, v.price_cents, p.currency, v.stock, p.images \
              FROM show_products sp JOIN products p ON p.id = sp.product_id JOIN variants v ON v.product_id = p.id \
              WHERE sp.show_id = ? AND v.listed AND NOT p.archived ORDER BY sp.position, v.position, v.id",
         )
-        .bind(show.0)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
+        .await?
+        {
             restore.variants.push(variant_from(r)?);
         }
-        let rows =
-            sqlx::query("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'")
-                .bind(show.0)
-                .fetch_all(&self.pool)
-                .await?;
-        for r in &rows {
+        for r in
+            &of_show("SELECT * FROM flash_sales WHERE show_id = ? AND status = 'running'").await?
+        {
             restore.running_sales.push(running_sale_from(r)?);
         }
-        let rows = sqlx::query("SELECT * FROM codes WHERE show_id = ?")
-            .bind(show.0)
-            .fetch_all(&self.pool)
-            .await?;
-        for r in &rows {
+        for r in &of_show("SELECT * FROM codes WHERE show_id = ?").await? {
             restore.codes.extend(code_from(r)?);
         }
-        let rows = sqlx::query("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'")
-            .bind(show.0)
-            .fetch_all(&self.pool)
-            .await?;
-        for r in &rows {
+        for r in &of_show("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'").await? {
             restore.reservations.push(order_line_from(r)?);
         }
-        let rows = sqlx::query(
+        for r in &of_show(
             "SELECT o.sale_id, o.buyer_id, SUM(o.quantity) AS held FROM orders o JOIN flash_sales f ON f.id = o.sale_id \
              WHERE o.show_id = ? AND f.status = 'running' AND o.status NOT IN ('declined', 'expired') GROUP BY o.sale_id, o.buyer_id",
         )
-        .bind(show.0)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
+        .await?
+        {
             restore.held.push((
                 SaleId(r.col("sale_id")?),
                 UserId(r.col("buyer_id")?),
                 r.col::<i64>("held")? as u32,
             ));
         }
-        let rows = sqlx::query(
-            "SELECT id, variant_id FROM auctions WHERE show_id = ? AND status = 'running'",
-        )
-        .bind(show.0)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
+        for r in
+            &of_show("SELECT id, variant_id FROM auctions WHERE show_id = ? AND status = 'running'")
+                .await?
+        {
             restore
                 .lots
                 .push((AuctionId(r.col("id")?), VariantId(r.col("variant_id")?)));
@@ -1123,13 +1113,11 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .unwrap_or(0);
-        let rows = sqlx::query(
+        for r in &of_show(
             "SELECT buyer_id, id FROM orders WHERE show_id = ? AND shipping_cents > 0 AND status IN ('reserved', 'paid', 'shipped')",
         )
-        .bind(show.0)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
+        .await?
+        {
             restore
                 .shipping_carried
                 .push((UserId(r.col("buyer_id")?), OrderId(r.col("id")?)));
