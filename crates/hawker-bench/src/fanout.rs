@@ -132,6 +132,14 @@ fn table(rows: &[(Kind, usize, Vec<Row>)], runs: usize, load: &Load) -> String {
         load.sale_every.as_millis(),
         load.seconds
     );
+    // Infinite: no chat line arrived within the run.
+    let latency = |ms: f64| {
+        if ms.is_finite() {
+            format!("{ms:.1} ms")
+        } else {
+            format!("> {} s", load.seconds)
+        }
+    };
     let mut per_cpu = Vec::new();
     for (kind, viewers, results) in rows {
         let med = |f: fn(&Row) -> f64| median(&results.iter().map(f).collect::<Vec<_>>());
@@ -144,13 +152,13 @@ fn table(rows: &[(Kind, usize, Vec<Row>)], runs: usize, load: &Load) -> String {
             }
         };
         t.push_str(&format!(
-            "| {} | {viewers} | {:.0} | {:.1} | {:.0} | {:.1} ms | {:.1} ms | {} | {} | {:.0}% | {:.0} | {:.0}% | {:.1} KiB |\n",
+            "| {} | {viewers} | {:.0} | {:.1} | {:.0} | {} | {} | {} | {} | {:.0}% | {:.0} | {:.0}% | {:.1} KiB |\n",
             kind.label(),
             med(|r| r.connected as f64),
             med(|r| r.per_viewer_per_s),
             med(|r| r.deliveries_per_s),
-            med(|r| r.chat_p50_ms),
-            med(|r| r.chat_p99_ms),
+            latency(med(|r| r.chat_p50_ms)),
+            latency(med(|r| r.chat_p99_ms)),
             med_ms(|r| r.order_p50_ms),
             med_ms(|r| r.order_p99_ms),
             med(|r| r.server_cpu * 100.0),
@@ -512,8 +520,11 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         .map(|l| l.clone())
         .unwrap_or_default();
     let reached = meter.reached.load(Ordering::Relaxed) as usize;
-    // What the harness checks every run, smoke size included: everyone got in and got messages.
-    if connected < load.viewers || reached < connected || latency.is_empty() {
+    // What the harness checks every run, smoke size included: everyone got in and got messages,
+    // and Hawker's chat arrived. A peer so far behind that no chat line arrived within the run
+    // is a result (its latency is longer than the run), not a broken harness.
+    let no_chat = latency.is_empty();
+    if connected < load.viewers || reached < connected || (no_chat && room.kind == Kind::Hawker) {
         bail!(
             "{connected} of {} viewers connected, {reached} received messages, {} chat lines timed",
             load.viewers,
@@ -533,8 +544,16 @@ async fn measure(kind: Kind, load: &Load) -> anyhow::Result<Row> {
         connected,
         per_viewer_per_s: delivered / elapsed / connected.max(1) as f64,
         deliveries_per_s: delivered / elapsed,
-        chat_p50_ms: ms(quantile(&mut latency, 0.5)),
-        chat_p99_ms: ms(quantile(&mut latency, 0.99)),
+        chat_p50_ms: if no_chat {
+            f64::INFINITY
+        } else {
+            ms(quantile(&mut latency, 0.5))
+        },
+        chat_p99_ms: if no_chat {
+            f64::INFINITY
+        } else {
+            ms(quantile(&mut latency, 0.99))
+        },
         server_cpu: server_cpu / elapsed,
         client_cpu: client_cpu / elapsed,
         deliveries_per_cpu_s: delivered / server_cpu.max(1e-3),
