@@ -16,31 +16,19 @@ pub async fn start_hawker(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> 
     start_hawker_ahead(dir, extra_env, 0).await
 }
 
-/// Like [`start_hawker`], with the process's clock `ahead_s` seconds ahead of ours (through
-/// libfaketime), as if it started that much later: time passes while a server is down without
-/// the test waiting for it.
+/// Like [`start_hawker`], with the process's clock `ahead_s` seconds ahead of ours (libfaketime,
+/// preloaded into the server itself, so killing the child kills the server), as if it started
+/// that much later: time passes while a server is down without the test waiting for it.
 pub async fn start_hawker_ahead(
     dir: &std::path::Path,
     extra_env: &[(&str, &str)],
     ahead_s: u32,
 ) -> (Child, TestApp) {
-    let mut cmd = if ahead_s == 0 {
-        Command::new(env!("CARGO_BIN_EXE_hawker"))
-    } else {
-        assert!(
-            std::process::Command::new("faketime")
-                .arg("--version")
-                .output()
-                .is_ok(),
-            "this test needs libfaketime: apt-get install faketime"
-        );
-        let mut faked = Command::new("faketime");
-        faked
-            .arg("-f")
-            .arg(format!("+{ahead_s}s"))
-            .arg(env!("CARGO_BIN_EXE_hawker"));
-        faked
-    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawker"));
+    if ahead_s > 0 {
+        cmd.env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", format!("+{ahead_s}s"));
+    }
     cmd.arg("serve")
         .env("HAWKER_LISTEN", "127.0.0.1:0")
         .env("HAWKER_MEDIA_PORT", "0")
@@ -84,6 +72,19 @@ pub async fn start_hawker_ahead(
         _data_dir: tempfile::tempdir().expect("unused dir"),
     };
     (child, app)
+}
+
+/// libfaketime's library for threaded programs, where Debian puts it (`apt-get install faketime`).
+fn libfaketime() -> std::path::PathBuf {
+    let dirs = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("faketime"))
+        .chain([std::path::PathBuf::from("/usr/lib/faketime")]);
+    dirs.map(|dir| dir.join("libfaketimeMT.so.1"))
+        .find(|lib| lib.exists())
+        .expect("this test needs libfaketime: apt-get install faketime")
 }
 
 async fn orders(app: &TestApp, seller: &str, show_id: i64) -> Vec<Value> {
