@@ -227,7 +227,8 @@ pub async fn serve(
                         watching: Some(live.show_id),
                         key: None,
                     };
-                    match auctions::bid(&state.services, &live, &author, bid).await {
+                    // Boxed: its state would otherwise be part of every idle socket.
+                    match Box::pin(auctions::bid(&state.services, &live, &author, bid)).await {
                         Ok(Outcome::Accepted { .. }) => {}
                         Ok(Outcome::Rejected(r)) => {
                             direct(&sink, r.code(), &rejection_message(&r)).await
