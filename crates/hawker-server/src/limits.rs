@@ -55,7 +55,8 @@ pub struct Limits {
 #[derive(Clone)]
 struct ServerClock(Clock);
 
-/// Nanoseconds since 1970, from the clock's milliseconds.
+/// Nanoseconds of the clock's monotonic time: a wall clock stepped back must not lock clients
+/// out, nor one stepped forward refill every limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct ServerInstant(u64);
 
@@ -81,7 +82,7 @@ impl governor::clock::Clock for ServerClock {
     type Instant = ServerInstant;
 
     fn now(&self) -> ServerInstant {
-        ServerInstant((self.0.now().0.max(0) as u64).saturating_mul(1_000_000))
+        ServerInstant(u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 }
 

@@ -3,7 +3,7 @@
 //! without a copy.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,9 +32,10 @@ pub(super) struct SessionCache {
     generation: AtomicU64,
     /// The last `session_changes.seq` applied; held while the table is read.
     applied: Mutex<i64>,
-    /// When `session_changes` is next due to be read, in the clock's ms (0: at once), so a
-    /// lookup that is not due does not take the lock.
-    next_check_ms: AtomicI64,
+    /// When `session_changes` is next due to be read, in ms of the clock's monotonic time
+    /// (0: at once), so a lookup that is not due does not take the lock. Monotonic: a wall
+    /// clock stepped back would put off the next read by as much.
+    next_check_ms: AtomicU64,
     clock: Clock,
 }
 
@@ -54,7 +55,7 @@ impl SessionCache {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             applied: Mutex::new(0),
-            next_check_ms: AtomicI64::new(0),
+            next_check_ms: AtomicU64::new(0),
             clock,
         }
     }
@@ -125,7 +126,7 @@ impl SessionCache {
         &self,
         changes: impl FnOnce(i64) -> StoreResult<Vec<(i64, i64)>>,
     ) -> StoreResult<()> {
-        let now_ms = |cache: &Self| cache.clock.now().0;
+        let now_ms = |cache: &Self| cache.clock.elapsed().as_millis() as u64;
         if now_ms(self) < self.next_check_ms.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -154,7 +155,7 @@ impl SessionCache {
                 .last()
                 .map_or(*applied, |(seq, _)| (*seq).max(*applied));
         }
-        let next = read_at + SESSION_CHECK_EVERY.as_millis() as i64;
+        let next = read_at + SESSION_CHECK_EVERY.as_millis() as u64;
         self.next_check_ms.store(next, Ordering::Release);
         Ok(())
     }
