@@ -230,12 +230,6 @@ pub async fn pre_bid(
     ApiJson(body): ApiJson<PreBidBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let show = find_show(&state, id).await?;
-    if !(1..=hawker_core::money::Price::MAX_CENTS).contains(&body.max_cents) {
-        return Err(AppError::unprocessable(
-            "invalid_input",
-            "max_cents: a positive number of cents",
-        ));
-    }
     let variant_id = VariantId(body.variant_id);
     auctions::pre_bid(
         &state.services,

@@ -2,6 +2,7 @@
 //! socket) or leave a maximum before it starts, and a lot whose winner's charge failed goes to
 //! the next bidder. The show's owner decides every bid; this layer checks who may bid first.
 
+use hawker_core::InvalidInput;
 use hawker_core::auction::{BidKind, Mode, Outcome, Terms};
 use hawker_core::ids::{AuctionId, ShowId, VariantId};
 use hawker_core::time::Timestamp;
@@ -114,6 +115,9 @@ pub async fn pre_bid(
 ) -> ServiceResult<()> {
     if show.status == ShowStatus::Ended {
         return Err(Refusal::ShowEnded.into());
+    }
+    if !(1..=hawker_core::money::Price::MAX_CENTS).contains(&max_cents) {
+        return Err(InvalidInput::new("max_cents", "a positive number of cents").into());
     }
     let in_lineup = s
         .store
