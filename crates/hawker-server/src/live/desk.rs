@@ -174,6 +174,9 @@ pub struct Turn {
     to_charge: Vec<OrderId>,
     /// The turn's idempotency keys that already have a stored order (`None`: the read failed).
     stored_keys: Option<HashMap<(UserId, String), OrderId>>,
+    /// Keys reserved in this turn, so two retries of one buy in it cannot both reserve (the
+    /// unique constraint would then fail the whole batch). A later turn finds them stored.
+    reserved_keys: HashMap<(UserId, String), OrderId>,
 }
 
 /// What a command's decision answers once the batch holding it is durable. Kept apart from the
@@ -295,9 +298,6 @@ pub struct Desk {
     pinned: Option<ProductId>,
     /// The show ended: refuse new buys, settle what is reserved, then stop.
     closing: bool,
-    /// Idempotency keys seen since the owner started, so two in-flight retries of one buy cannot
-    /// both reserve (the unique constraint would then fail a whole batch).
-    keys: HashMap<(UserId, String), OrderId>,
     /// Buyer names for purchase announcements.
     names: HashMap<OrderId, String>,
     /// Paid orders waiting to be announced, a rush gathered into one message.
@@ -340,7 +340,6 @@ impl Desk {
             stats,
             pinned,
             closing,
-            keys: HashMap::new(),
             names: HashMap::new(),
             purchases: Purchases::default(),
             announce: HashSet::new(),
@@ -402,9 +401,10 @@ impl Desk {
             && self.auctions.values().all(|a| a.machine.ended())
     }
 
-    /// The buys' idempotency keys this desk has not seen: the shell reads which of them have a
-    /// stored order (from an earlier owner or another show) before the turn is decided.
-    pub fn unknown_keys(&self, cmds: &[CommerceCmd]) -> Vec<(UserId, String)> {
+    /// The buys' idempotency keys: the shell reads which of them have a stored order (from an
+    /// earlier turn, an earlier owner or another show) before the turn is decided. The desk
+    /// keeps no key past its turn, so its memory does not grow with the show's orders.
+    pub fn buy_keys(cmds: &[CommerceCmd]) -> Vec<(UserId, String)> {
         cmds.iter()
             .filter_map(|cmd| match cmd {
                 CommerceCmd::Buy { req, meta, .. } => {
@@ -412,7 +412,6 @@ impl Desk {
                 }
                 _ => None,
             })
-            .filter(|key| !self.keys.contains_key(key))
             .collect()
     }
 
@@ -448,7 +447,10 @@ impl Desk {
         turn: &mut Turn,
     ) -> Result<Answer, Refusal> {
         let Turn {
-            batch, stored_keys, ..
+            batch,
+            stored_keys,
+            reserved_keys,
+            ..
         } = turn;
         match cmd {
             CommerceCmd::Buy {
@@ -460,7 +462,7 @@ impl Desk {
                 let key = (req.buyer, meta.idempotency_key.clone());
                 let stored = stored_keys.as_ref().map(|s| s.get(&key));
                 // A key already used answers with its order, even once the show has ended.
-                if let Some(existing) = self.keys.get(&key) {
+                if let Some(existing) = reserved_keys.get(&key) {
                     return Err(Refusal::Duplicate(*existing));
                 }
                 match stored {
@@ -472,7 +474,7 @@ impl Desk {
                     return Err(Refusal::ShowEnded);
                 }
                 let events = self.commerce.reserve(now, req)?;
-                self.keys.insert(key, req.order_id);
+                reserved_keys.insert(key, req.order_id);
                 self.names.insert(req.order_id, buyer_name.clone());
                 batch.new_orders.push(meta.clone());
                 let order = events.iter().find_map(|e| match e {
@@ -856,6 +858,7 @@ impl Desk {
             touched,
             to_charge,
             stored_keys: _,
+            reserved_keys: _,
         } = turn;
         if end_show {
             self.closing = true;
@@ -918,7 +921,6 @@ impl Desk {
         self.commerce = ShowCommerce::restore(self.commerce.show_id(), restore);
         self.auctions = auctions.into_iter().collect();
         self.pre_bids = pre_bids;
-        self.keys.clear();
         self.checking.clear();
     }
 
@@ -1149,9 +1151,19 @@ mod tests {
         (cmd, answer)
     }
 
-    /// Decides, "commits" and answers one turn, as the shell would.
+    /// Decides, "commits" and answers one turn, as the shell would, with no key stored before.
     fn turn(desk: &mut Desk, now: Timestamp, cmds: Vec<CommerceCmd>) -> (Batch, Committed) {
-        let turn = desk.decide_turn(now, &cmds, Some(HashMap::new()), true);
+        turn_after(desk, now, cmds, HashMap::new())
+    }
+
+    /// A turn whose buys' keys the shell found stored as `stored`.
+    fn turn_after(
+        desk: &mut Desk,
+        now: Timestamp,
+        cmds: Vec<CommerceCmd>,
+        stored: HashMap<(UserId, String), OrderId>,
+    ) -> (Batch, Committed) {
+        let turn = desk.decide_turn(now, &cmds, Some(stored), true);
         let batch = turn.batch.clone();
         let mut committed = desk.committed(now, turn);
         for (cmd, result) in cmds.into_iter().zip(std::mem::take(&mut committed.results)) {
@@ -1182,13 +1194,30 @@ mod tests {
     }
 
     #[test]
-    fn a_sold_out_variant_and_a_repeated_key_write_nothing() {
+    fn a_repeated_key_in_one_turn_reserves_once() {
+        let mut desk = desk(3);
+        let (first, mut reserved) = buy(10, "k1");
+        let (again, mut same_key) = buy(10, "k1");
+        let (batch, _) = turn(&mut desk, T0, vec![first, again]);
+        assert_eq!(batch.new_orders.len(), 1, "one order for the key");
+        let order_id = reserved.try_recv().expect("answered").expect("ok").line.id;
+        assert!(matches!(
+            same_key.try_recv().expect("answered"),
+            Err(Refusal::Duplicate(id)) if id == order_id
+        ));
+    }
+
+    #[test]
+    fn a_sold_out_variant_and_a_stored_key_write_nothing() {
         let mut desk = desk(1);
-        let (first, _) = buy(10, "k1");
+        let (first, mut reserved) = buy(10, "k1");
         turn(&mut desk, T0, vec![first]);
+        let order_id = reserved.try_recv().expect("answered").expect("ok").line.id;
+        // The desk forgets keys after their turn; the shell finds them stored.
+        let stored = HashMap::from([((UserId(10), "k1".to_owned()), order_id)]);
         let (again, mut same_key) = buy(10, "k1");
         let (other, mut sold_out) = buy(11, "k2");
-        let (batch, _) = turn(&mut desk, T0, vec![again, other]);
+        let (batch, _) = turn_after(&mut desk, T0, vec![again, other], stored);
         assert!(batch.events.is_empty() && batch.new_orders.is_empty());
         assert!(matches!(
             same_key.try_recv().expect("answered"),

@@ -260,7 +260,7 @@ impl Owner {
         &self,
         cmds: &[CommerceCmd],
     ) -> Option<HashMap<(UserId, String), OrderId>> {
-        let keys = self.desk.unknown_keys(cmds);
+        let keys = Desk::buy_keys(cmds);
         if keys.is_empty() {
             return Some(HashMap::new());
         }
