@@ -127,6 +127,29 @@ async fn hash_plaintext_stream_keys(writer: &SqlitePool) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
+    /// Sets one of a user's own settings, then forgets their cached sessions (after the write:
+    /// a read racing it cannot cache the old row, see `SessionCache`).
+    async fn set_user_column<T>(
+        &self,
+        column: &'static str,
+        value: T,
+        id: UserId,
+    ) -> StoreResult<()>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+    {
+        let updated = exactly_one(
+            sqlx::query(&format!("UPDATE users SET {column} = ? WHERE id = ?"))
+                .bind(value)
+                .bind(id.0)
+                .execute(&self.writer)
+                .await?,
+            "user",
+        );
+        self.sessions.forget(|_, user| user.id == id);
+        updated
+    }
+
     /// The rows `sql` selects for one show (its only parameter).
     async fn rows_of_show(&self, sql: &'static str, show: ShowId) -> StoreResult<Vec<SqliteRow>> {
         Ok(sqlx::query(sql).bind(show.0).fetch_all(&self.pool).await?)
@@ -587,14 +610,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_blocked_words(&self, id: UserId, words: &[String]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET blocked_words = ? WHERE id = ?")
-            .bind(words.join("\n"))
-            .bind(id.0)
-            .execute(&self.writer)
-            .await?;
-        // After the write: a read racing it cannot cache the old row (see SessionCache).
-        self.sessions.forget(|_, user| user.id == id);
-        Ok(())
+        self.set_user_column("blocked_words", words.join("\n"), id)
+            .await
     }
 
     async fn insert_token(
@@ -1342,16 +1359,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_spend_limit(&self, user: UserId, limit_cents: Option<i64>) -> StoreResult<()> {
-        let updated = exactly_one(
-            sqlx::query("UPDATE users SET daily_spend_limit_cents = ? WHERE id = ?")
-                .bind(limit_cents)
-                .bind(user.0)
-                .execute(&self.writer)
-                .await?,
-            "user",
-        );
-        self.sessions.forget(|_, u| u.id == user);
-        updated
+        self.set_user_column("daily_spend_limit_cents", limit_cents, user)
+            .await
     }
 
     async fn spent_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
@@ -1365,16 +1374,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_shipping_fee(&self, seller: UserId, fee_cents: i64) -> StoreResult<()> {
-        let updated = exactly_one(
-            sqlx::query("UPDATE users SET shipping_fee_cents = ? WHERE id = ?")
-                .bind(fee_cents)
-                .bind(seller.0)
-                .execute(&self.writer)
-                .await?,
-            "user",
-        );
-        self.sessions.forget(|_, user| user.id == seller);
-        updated
+        self.set_user_column("shipping_fee_cents", fee_cents, seller)
+            .await
     }
 
     async fn mark_refunded(&self, id: OrderId, now: Timestamp) -> StoreResult<()> {
