@@ -308,7 +308,6 @@ impl From<&ServiceError> for AppError {
         match e {
             E::Invalid(e) => e.clone().into(),
             E::NotFound(what) => Self::not_found(what),
-            E::Forbidden(why) => Self::forbidden(*why),
             E::Refused(r) => r.clone().into(),
             E::Live(LiveError::NotLive) => LiveError::NotLive.into(),
             E::Live(LiveError::Store(e)) | E::Store(e) => match e {

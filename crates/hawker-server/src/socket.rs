@@ -224,7 +224,8 @@ pub async fn serve(
                         auction_id,
                         kind: if max { BidKind::Max } else { BidKind::Bid },
                         amount_cents,
-                        watching: Some(live.show_id),
+                        // The socket's own show is the one asked: its owner refuses another's lot.
+                        watching: None,
                         key: None,
                     };
                     // Boxed: its state would otherwise be part of every idle socket.

@@ -46,8 +46,6 @@ pub enum ServiceError {
     Invalid(#[from] InvalidInput),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Forbidden(&'static str),
     /// The show's owner said no.
     #[error(transparent)]
     Refused(#[from] Refusal),
