@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use crate::account::Role;
 use crate::ids::{AuctionId, SaleId, ShowId, UserId};
 use crate::protocol::{
-    AuctionView, ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION, ProductCard,
-    SaleView, ServerMsg, Snapshot, VideoState,
+    AuctionStatus, AuctionView, ChatLine, Envelope, HostStats, MAX_CHAT_CHARS, PROTOCOL_VERSION,
+    ProductCard, SaleView, ServerMsg, Snapshot, VideoState,
 };
 use crate::time::Timestamp;
 
@@ -21,6 +21,12 @@ pub const RECENT_CHAT: usize = 50;
 const CHAT_BURST: f64 = 5.0;
 /// …refilled at one message per this many milliseconds.
 const CHAT_REFILL_MS: f64 = 1_000.0;
+/// The chat buckets are not swept below this many.
+const MIN_BUCKET_PRUNE: usize = 1_024;
+
+/// Ended auctions a late joiner still sees (the latest results); older ones are dropped, so a
+/// show that runs auctions all day keeps a snapshot of the same size.
+pub const RECENT_ENDED_AUCTIONS: usize = 5;
 
 /// Hearts counted from one client message at most; clients batch taps.
 pub const MAX_HEARTS_PER_MESSAGE: u32 = 50;
@@ -91,6 +97,8 @@ pub struct Room {
     /// Lower-cased words the host blocked.
     blocked_words: Vec<String>,
     buckets: HashMap<UserId, Bucket>,
+    /// When `buckets` is this long, the full ones are dropped (see [`Room::take_token`]).
+    prune_buckets_at: usize,
     /// Open sockets per watcher: the count is the watchers, not the sockets.
     watchers: HashMap<Watcher, u32>,
     viewers: u32,
@@ -119,6 +127,7 @@ impl Room {
                 .filter(|w| !w.is_empty())
                 .collect(),
             buckets: HashMap::new(),
+            prune_buckets_at: MIN_BUCKET_PRUNE,
             watchers: HashMap::new(),
             viewers: 0,
             viewers_announced: 0,
@@ -163,6 +172,7 @@ impl Room {
             ServerMsg::HostStats(stats) => self.stats = *stats,
             ServerMsg::Auction(view) => {
                 self.auctions.insert(view.id, view.clone());
+                self.forget_old_auctions();
             }
             ServerMsg::ShowEnded => {
                 self.live = false;
@@ -327,7 +337,34 @@ impl Room {
         })
     }
 
+    /// Drops ended auctions beyond the [`RECENT_ENDED_AUCTIONS`] that ended last.
+    fn forget_old_auctions(&mut self) {
+        let mut ended: Vec<(Timestamp, AuctionId)> = self
+            .auctions
+            .values()
+            .filter(|a| a.status == AuctionStatus::Ended)
+            .map(|a| (a.ends_at, a.id))
+            .collect();
+        if ended.len() > RECENT_ENDED_AUCTIONS {
+            ended.sort_unstable();
+            for (_, id) in &ended[..ended.len() - RECENT_ENDED_AUCTIONS] {
+                self.auctions.remove(id);
+            }
+        }
+    }
+
+    /// Takes one message from the user's bucket. A bucket that has refilled is the same as none,
+    /// so whenever the map has doubled since the last sweep the full ones go: it stays the size
+    /// of who chatted in the last few seconds, not of everyone who ever did.
     fn take_token(&mut self, now: Timestamp, user: UserId) -> Result<(), ChatRejected> {
+        if self.buckets.len() >= self.prune_buckets_at {
+            let refilled = |b: &Bucket| {
+                b.tokens + (now.millis() - b.at.millis()).max(0) as f64 / CHAT_REFILL_MS
+                    >= CHAT_BURST
+            };
+            self.buckets.retain(|_, b| !refilled(b));
+            self.prune_buckets_at = (self.buckets.len() * 2).max(MIN_BUCKET_PRUNE);
+        }
         let bucket = self.buckets.entry(user).or_insert(Bucket {
             tokens: CHAT_BURST,
             at: now,
@@ -407,6 +444,82 @@ mod tests {
             })
         );
         assert!(room.chat(Timestamp(1_000), &ana(), "hi").is_ok());
+    }
+
+    #[test]
+    fn chat_buckets_of_people_who_stopped_chatting_are_let_go() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        let author = |id| Author {
+            id: UserId(id),
+            name: format!("Viewer {id}"),
+            role: Role::Buyer,
+        };
+        // A day of chat: a hundred thousand people, each saying one thing, a second apart.
+        for id in 0..100_000 {
+            let now = Timestamp(id * 1_000);
+            assert!(room.chat(now, &author(id + 10), "hello").is_ok());
+            assert!(room.buckets.len() <= 2 * MIN_BUCKET_PRUNE);
+        }
+        // Someone rate-limited a moment ago still is: a sweep only drops refilled buckets.
+        let t = Timestamp(200_000_000);
+        for _ in 0..5 {
+            assert!(room.chat(t, &ana(), "hi").is_ok());
+        }
+        for id in 0..2 * MIN_BUCKET_PRUNE as i64 {
+            let _ = room.chat(t, &author(1_000_000 + id), "hi");
+        }
+        assert!(matches!(
+            room.chat(t, &ana(), "hi"),
+            Err(ChatRejected::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_running_auction_and_only_the_latest_results() {
+        let mut room = Room::new(ShowId(1), UserId(1), &[]);
+        let view = |id: i64, status, ends_at| AuctionView {
+            id: AuctionId(id),
+            variant_id: VariantId(4),
+            product_title: "Lipstick".into(),
+            variant_name: "Ruby".into(),
+            image: None,
+            currency: "USD".into(),
+            mode: "standard".into(),
+            status,
+            price_cents: 100,
+            bids: 0,
+            leader: None,
+            leader_account: None,
+            you_lead: false,
+            ends_at,
+            next_bids: Vec::new(),
+            final_hash: None,
+            paid: None,
+        };
+        // One auction after another all day; ids are random, so their order says nothing.
+        for n in 0..1_000 {
+            let (id, ends) = ((n * 7_919) % 1_000 + 1, Timestamp(n * 30_000));
+            room.publish(
+                ends,
+                ServerMsg::Auction(view(id, AuctionStatus::Running, ends)),
+            );
+            room.publish(
+                ends,
+                ServerMsg::Auction(view(id, AuctionStatus::Ended, ends)),
+            );
+        }
+        let next = Timestamp(1_000 * 30_000);
+        room.publish(
+            next,
+            ServerMsg::Auction(view(5_000, AuctionStatus::Running, next)),
+        );
+        let ServerMsg::Snapshot(snap) = room.snapshot(next, false, None).msg else {
+            panic!("not a snapshot")
+        };
+        let mut ends: Vec<i64> = snap.auctions.iter().map(|a| a.ends_at.0 / 30_000).collect();
+        ends.sort_unstable();
+        let kept = 1_000 - RECENT_ENDED_AUCTIONS as i64..=1_000;
+        assert_eq!(ends, kept.collect::<Vec<_>>());
     }
 
     #[test]
