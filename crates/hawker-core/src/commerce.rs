@@ -284,7 +284,21 @@ pub struct ShowCommerce {
     ordered: BTreeSet<UserId>,
 }
 
+impl Restore {
+    /// Auctions whose lot is held or whose win is reserved and not yet paid.
+    pub fn auctions_in_play(&self) -> BTreeSet<AuctionId> {
+        let wins = self.reservations.iter().filter_map(|r| r.auction_id);
+        self.lots.iter().map(|(a, _)| *a).chain(wins).collect()
+    }
+}
+
 impl ShowCommerce {
+    /// Auctions whose lot is held or whose win is reserved and not yet paid.
+    pub fn auctions_in_play(&self) -> BTreeSet<AuctionId> {
+        let wins = self.reservations.values().filter_map(|r| r.auction_id);
+        self.lots.keys().copied().chain(wins).collect()
+    }
+
     pub fn restore(show_id: ShowId, stored: Restore) -> Self {
         let mut ordered = BTreeSet::new();
         for r in &stored.reservations {

@@ -235,7 +235,8 @@ pub async fn serve(
                             direct(&sink, r.code(), &rejection_message(&r)).await
                         }
                         Err(ServiceError::Refused(Refusal::UnknownAuction)) => {
-                            direct(&sink, "wrong_show", "that auction is not in this show").await
+                            direct(&sink, "wrong_show", "that auction is not open in this show")
+                                .await
                         }
                         // Fails closed: if the limit cannot be read, the bid is not placed.
                         Err(ServiceError::Store(_)) => {

@@ -10,6 +10,7 @@ use hawker_core::auction::{Auction, Entry, Mode, Outcome, rebuild};
 use hawker_core::commerce::ShowCommerce;
 use hawker_core::ids::{AuctionId, ShowId, UserId, VariantId};
 use hawker_core::protocol::{AuctionStatus, AuctionView};
+use hawker_core::time::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::auction_log::Chain;
@@ -105,14 +106,33 @@ impl LiveAuction {
     }
 }
 
-/// Rebuilds a show's auctions from their logs (running ones resume with the same leader and
-/// deadline; ended ones come back for the show's sold list).
+/// How long an ended auction stays in its owner's memory: late bids are told it ended, and a
+/// winner's failed charge can go to the runner-up. One whose lot is still held, or whose win is
+/// still being charged or its charge not yet logged, stays until that is done. After that it lives only in the store, so a
+/// show that runs auctions all day keeps the memory of a few.
+pub const ENDED_AUCTION_KEPT_MS: i64 = 10 * 60_000;
+
+/// Whether an owner keeps an auction in memory at `now`; `in_play`: its lot is held, or its win
+/// is reserved or its charge not yet logged.
+pub fn kept_in_memory(ended: bool, ends_at: Timestamp, now: Timestamp, in_play: bool) -> bool {
+    !ended || in_play || now.millis() - ends_at.millis() < ENDED_AUCTION_KEPT_MS
+}
+
+/// Rebuilds from their logs the auctions an owner keeps ([`kept_in_memory`]): running ones resume
+/// with the same leader and deadline, recently ended ones come back for late bids and second
+/// chances. `in_play`: the auctions whose lot or win the stored commerce still holds.
 pub async fn load(
     store: &dyn Store,
     show: ShowId,
+    now: Timestamp,
+    in_play: &std::collections::BTreeSet<AuctionId>,
 ) -> Result<Vec<(AuctionId, LiveAuction)>, StoreError> {
     let mut out = Vec::new();
     for row in store.auctions_of_show(show).await? {
+        let s = &row.summary;
+        if !kept_in_memory(s.ended, s.ends_at, now, in_play.contains(&row.id)) {
+            continue;
+        }
         let log = store.auction_log(row.id).await?;
         let bodies: Vec<Entry> = log
             .iter()

@@ -23,7 +23,7 @@ use hawker_core::purchases::Purchases;
 use hawker_core::time::Timestamp;
 use tokio::sync::oneshot;
 
-use super::auctions::{LiveAuction, PreBid, pseudonym};
+use super::auctions::{LiveAuction, PreBid, kept_in_memory, pseudonym};
 use crate::auction_log::Chain;
 use crate::store::{Batch, NewAuction, OrderMeta};
 
@@ -306,7 +306,8 @@ pub struct Desk {
     announce: HashSet<String>,
     /// Reservations whose hold ran out and are being checked with the payment provider.
     checking: HashSet<OrderId>,
-    /// This show's auctions: the running one and those ended since the owner started.
+    /// This show's auctions: the running one and those ended in the last minutes
+    /// ([`kept_in_memory`]).
     auctions: BTreeMap<AuctionId, LiveAuction>,
     /// Pre-bids waiting for their variant's auction, oldest first.
     pre_bids: Vec<PreBid>,
@@ -432,6 +433,7 @@ impl Desk {
         if housekeeping {
             turn.batch.events.extend(self.commerce.tick(now));
             self.close_due_auctions(now, &mut turn);
+            self.forget_old_auctions(now);
         }
         for cmd in cmds {
             let result = self.decide(now, cmd, &mut turn);
@@ -780,6 +782,23 @@ impl Desk {
         a.paid = None;
         turn.touched.insert(auction_id);
         Ok((tag, price))
+    }
+
+    /// Lets go of the ended auctions the owner no longer needs ([`kept_in_memory`]); the store
+    /// still has them.
+    fn forget_old_auctions(&mut self, now: Timestamp) {
+        let in_play = self.commerce.auctions_in_play();
+        self.auctions.retain(|id, a| {
+            let m = &a.machine;
+            // A win settles before its charge is logged (`AuctionCharged`, a turn later).
+            let charge_unlogged = a.paid.is_none() && m.standing().leader.is_some();
+            kept_in_memory(
+                m.ended(),
+                m.ends_at(),
+                now,
+                in_play.contains(id) || charge_unlogged,
+            )
+        });
     }
 
     /// Ends every auction whose deadline has come: the winner gets the lot as a reservation (charged
@@ -1288,6 +1307,77 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    /// A bid on auction 5 by user 10, as decided at `now`.
+    fn bid_at(desk: &mut Desk, now: Timestamp, amount_cents: i64) -> Result<Outcome, Refusal> {
+        let (reply, mut answer) = oneshot::channel();
+        let place = CommerceCmd::Bid {
+            auction_id: AuctionId(5),
+            bidder: UserId(10),
+            name: "Ann".into(),
+            kind: BidKind::Bid,
+            amount_cents,
+            policy: None,
+            key: None,
+            reply,
+        };
+        turn(desk, now, vec![place]);
+        answer.try_recv().expect("answered")
+    }
+
+    #[test]
+    fn an_ended_auction_is_let_go_once_settled_and_ten_minutes_old() {
+        use crate::live::auctions::ENDED_AUCTION_KEPT_MS;
+        let mut desk = desk(1);
+        let terms = Terms::new(1_000, 5, Mode::SuddenDeath, Increments::standard()).expect("terms");
+        let (reply, mut started) = oneshot::channel();
+        let start = CommerceCmd::StartAuction {
+            id: AuctionId(5),
+            variant_id: VariantId(7),
+            lot: "Mug".into(),
+            terms,
+            salt: "salt".into(),
+            reply,
+        };
+        turn(&mut desk, T0, vec![start]);
+        let (_, ends_at) = started.try_recv().expect("answered").expect("started");
+        assert!(bid_at(&mut desk, T0.plus_ms(1_000), 1_200).is_ok());
+        let (_, closed) = turn(&mut desk, ends_at, Vec::new());
+        let won = closed.charges[0].order_id;
+
+        // Long past its end, the win is still being charged: the auction stays.
+        let later = ends_at.plus_ms(ENDED_AUCTION_KEPT_MS + 1);
+        assert!(bid_at(&mut desk, later, 1_500).is_ok_and(|o| matches!(o, Outcome::Rejected(_))));
+        let settle = CommerceCmd::Settle {
+            order_id: won,
+            settlement: Settlement::Paid {
+                payment_ref: Some("ch_1".into()),
+                save_method: None,
+            },
+            reply: None,
+        };
+        turn(&mut desk, later, vec![settle]);
+        // Paid, but the charge is not in its log yet.
+        assert!(bid_at(&mut desk, later, 1_500).is_ok());
+        let charged = CommerceCmd::AuctionCharged {
+            auction_id: AuctionId(5),
+            bidder: closed.charges[0].bidder.clone(),
+            price_cents: 1_200,
+            paid: true,
+        };
+        let (logged, _) = turn(&mut desk, later, vec![charged]);
+        assert_eq!(logged.auction_log.len(), 1, "the charge entry");
+        // Paid, logged and ten minutes old: only the store has it now.
+        assert!(matches!(
+            bid_at(&mut desk, later, 1_500),
+            Err(Refusal::UnknownAuction)
+        ));
+        assert!(
+            desk.initial_messages()
+                .iter()
+                .all(|m| !matches!(m, ServerMsg::Auction(_)))
+        );
     }
 
     #[test]

@@ -200,8 +200,10 @@ impl Hub {
         let stats = self.store.host_stats(show.id).await?;
         let seller = self.store.user(show.seller_id).await?;
         let blocked = seller.map(|u| u.blocked_words).unwrap_or_default();
+        let in_play = restore.auctions_in_play();
         let commerce = ShowCommerce::restore(show.id, restore);
-        let auctions = auctions::load(self.store.as_ref(), show.id).await?;
+        let auctions =
+            auctions::load(self.store.as_ref(), show.id, self.clock.now(), &in_play).await?;
         let pre_bids = self
             .store
             .pre_bids(show.id)

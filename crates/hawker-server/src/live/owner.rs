@@ -400,7 +400,8 @@ impl Owner {
         let store = self.hub.store().clone();
         let loaded = async {
             let restore = store.load_commerce(show_id).await?;
-            let auctions = super::auctions::load(store.as_ref(), show_id).await?;
+            let (now, in_play) = (self.hub.clock().now(), restore.auctions_in_play());
+            let auctions = super::auctions::load(store.as_ref(), show_id, now, &in_play).await?;
             let pre_bids = store.pre_bids(show_id).await?;
             Ok::<_, StoreError>((restore, auctions, pre_bids))
         };

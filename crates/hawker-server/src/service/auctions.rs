@@ -101,7 +101,13 @@ pub async fn bid_on(s: &Services, bidder: &User, bid: Bid) -> ServiceResult<Outc
         .ok_or(ServiceError::NotFound("auction"))?;
     // An auction's owner runs from its start until well after its end.
     let live = s.hub.get(row.show_id).ok_or(ServiceError::AuctionClosed)?;
-    self::bid(s, &live, bidder, bid).await
+    match self::bid(s, &live, bidder, bid).await {
+        // Ended long enough ago that its owner let it go (`live::auctions::kept_in_memory`).
+        Err(ServiceError::Refused(Refusal::UnknownAuction)) if row.summary.ended => {
+            Err(ServiceError::AuctionClosed)
+        }
+        answer => answer,
+    }
 }
 
 /// A maximum on a lineup variant before its auction starts; it joins that auction as a max bid
