@@ -50,7 +50,9 @@ impl App {
             Ok(sessions) => tracing::info!(sessions, "sessions loaded"),
             Err(e) => tracing::warn!("sessions not loaded at start: {e}"),
         }
-        let test = Arc::new(TestProvider::default());
+        // A charge is retried or looked up only while its reservation is held.
+        let remember_ms = (config.reservation_hold_s + 120) * 1000;
+        let test = Arc::new(TestProvider::new(clock.clone(), remember_ms));
         let payments: Arc<dyn PaymentProvider> = test.clone();
         let hub = Hub::new(
             store.clone(),

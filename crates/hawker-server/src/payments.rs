@@ -6,11 +6,15 @@
 //! the first charge. That, not care at the call sites, is what makes "never charge twice" hold
 //! across retries and restarts.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hawker_core::time::Timestamp;
+
+use crate::clock::Clock;
 
 /// One charge request; `idempotency_key` is the order id.
 #[derive(Debug, Clone)]
@@ -62,13 +66,17 @@ pub const TEST_METHODS: [(&str, &str); 3] = [
     ("pm_card_slow", "Test card (succeeds after 2 s)"),
 ];
 
-/// Keeps its charges in memory: after a restart it knows none, so reservations left by a crash
-/// mid-charge expire and return their stock, as they would if a real charge had failed.
-#[derive(Default)]
+/// Keeps its charges in memory, each for [`TestProvider::new`]'s `remember_ms`: after a restart it
+/// knows none, so reservations left by a crash mid-charge expire and return their stock, as they
+/// would if a real charge had failed. A charge is only retried or looked up while its reservation
+/// is held, so remembering it a little longer than the hold is enough; remembering every charge
+/// would grow the server's memory with every order of a show that never ends.
 pub struct TestProvider {
+    clock: Clock,
+    remember_ms: i64,
     /// Charges by idempotency key. A plain mutex: held only to read or insert, never across
     /// an `.await`.
-    charges: Mutex<HashMap<String, Result<Charge, PaymentError>>>,
+    charges: Mutex<Charges>,
     /// Refunded charge ids.
     refunds: Mutex<Vec<String>>,
     /// Every time it was asked to charge, retries with a known key included.
@@ -77,12 +85,51 @@ pub struct TestProvider {
     refund_requests: std::sync::atomic::AtomicUsize,
 }
 
+#[derive(Default)]
+struct Charges {
+    by_key: HashMap<String, Result<Charge, PaymentError>>,
+    /// Keys in the order they were charged, to forget the oldest.
+    made: VecDeque<(Timestamp, String)>,
+}
+
+impl Charges {
+    fn forget_before(&mut self, cutoff: Timestamp) {
+        while let Some((at, _)) = self.made.front()
+            && *at < cutoff
+        {
+            if let Some((_, key)) = self.made.pop_front() {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+}
+
+impl Default for TestProvider {
+    /// On the system clock, remembering charges for a day.
+    fn default() -> Self {
+        Self::new(Clock::system(), 86_400_000)
+    }
+}
+
 impl TestProvider {
-    /// How many distinct successful charges exist (tests use it to prove nobody pays twice).
+    /// `remember_ms`: how long a charge is remembered (its key answered with it, `lookup` finding
+    /// it); at least as long as a reservation is held.
+    pub fn new(clock: Clock, remember_ms: i64) -> Self {
+        Self {
+            clock,
+            remember_ms,
+            charges: Mutex::new(Charges::default()),
+            refunds: Mutex::new(Vec::new()),
+            asked: Default::default(),
+            refund_requests: Default::default(),
+        }
+    }
+
+    /// How many distinct successful charges it remembers (tests use it to prove nobody pays twice).
     pub fn successful_charges(&self) -> usize {
         self.charges
             .lock()
-            .map(|c| c.values().filter(|r| r.is_ok()).count())
+            .map(|c| c.by_key.values().filter(|r| r.is_ok()).count())
             .unwrap_or(0)
     }
 
@@ -133,6 +180,7 @@ impl PaymentProvider for TestProvider {
             .charges
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?
+            .by_key
             .get(&req.idempotency_key)
         {
             return first.clone();
@@ -156,11 +204,17 @@ impl PaymentProvider for TestProvider {
             .charges
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
+        let now = self.clock.now();
+        charges.forget_before(now.plus_ms(-self.remember_ms));
         // A concurrent retry may have finished first; the first outcome stands.
-        Ok(charges
-            .entry(req.idempotency_key.clone())
-            .or_insert(outcome)
-            .clone()?)
+        let charges = &mut *charges;
+        match charges.by_key.entry(req.idempotency_key.clone()) {
+            Entry::Occupied(first) => first.get().clone(),
+            Entry::Vacant(slot) => {
+                charges.made.push_back((now, req.idempotency_key.clone()));
+                slot.insert(outcome).clone()
+            }
+        }
     }
 
     async fn lookup(&self, idempotency_key: &str) -> Result<Option<Charge>, PaymentError> {
@@ -168,7 +222,10 @@ impl PaymentProvider for TestProvider {
             .charges
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
-        Ok(charges.get(idempotency_key).and_then(|r| r.clone().ok()))
+        Ok(charges
+            .by_key
+            .get(idempotency_key)
+            .and_then(|r| r.clone().ok()))
     }
 
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
@@ -211,5 +268,20 @@ mod tests {
         assert_eq!(p.successful_charges(), 1);
         assert_eq!(p.lookup("o1").await, Ok(first.ok()));
         assert_eq!(p.lookup("o3").await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn charges_are_remembered_for_their_window_then_let_go() {
+        let clock = Clock::manual();
+        let p = TestProvider::new(clock.clone(), 60_000);
+        let first = p.charge(&req("o1", "pm_card_visa")).await;
+        clock.advance(59_000);
+        p.charge(&req("o2", "pm_card_visa")).await.expect("charged");
+        assert_eq!(p.charge(&req("o1", "pm_card_declined")).await, first);
+        clock.advance(2_000);
+        p.charge(&req("o3", "pm_card_visa")).await.expect("charged");
+        assert_eq!(p.lookup("o1").await, Ok(None));
+        assert!(p.lookup("o2").await.is_ok_and(|c| c.is_some()));
+        assert_eq!(p.successful_charges(), 2);
     }
 }
