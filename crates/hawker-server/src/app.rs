@@ -100,6 +100,10 @@ impl App {
             std::time::Duration::from_secs(60),
         ));
         tokio::spawn(accounts::expire_tokens(services.clone()));
+        tokio::spawn(crate::service::upkeep::maintain_store(
+            services.clone(),
+            std::time::Duration::from_secs(300),
+        ));
         let state = AppState {
             services,
             trusted_proxies,

@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod auctions;
 pub mod orders;
 pub mod shows;
+pub mod upkeep;
 
 /// What the use cases work with. Cheap to clone.
 #[derive(Clone)]

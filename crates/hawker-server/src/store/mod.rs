@@ -349,8 +349,21 @@ pub struct AuctionRow {
     pub salt: String,
 }
 
+/// What one [`Store::maintain`] step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintained {
+    /// Free pages given back to the file system.
+    pub pages_returned: u64,
+    /// Free pages still in the file (reused by later writes, or returned by later steps).
+    pub free_pages_left: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// One bounded step of upkeep for a long-lived database (the server runs one every few
+    /// minutes): gives back space that deletes freed and refreshes the planner's statistics.
+    async fn maintain(&self) -> StoreResult<Maintained>;
+
     // Accounts.
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User>;
     /// The user and their password hash.

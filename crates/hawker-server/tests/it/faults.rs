@@ -11,8 +11,8 @@ use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use hawker_server::auction_log::LogEntry;
 use hawker_server::store::{
-    AuctionRow, Batch, NewShow, NewUser, Order, Product, ProductEdit, SaleRow, Show, ShowFilter,
-    ShowStatus, Store, StoreError, StoreResult, TokenKind, User,
+    AuctionRow, Batch, Maintained, NewShow, NewUser, Order, Product, ProductEdit, SaleRow, Show,
+    ShowFilter, ShowStatus, Store, StoreError, StoreResult, TokenKind, User,
 };
 
 /// Which batches fail: `true` fails the whole commit, as the backend would.
@@ -42,6 +42,9 @@ impl FaultyStore {
 
 #[async_trait]
 impl Store for FaultyStore {
+    async fn maintain(&self) -> StoreResult<Maintained> {
+        self.inner.maintain().await
+    }
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
         self.inner.create_user(user, now).await
     }

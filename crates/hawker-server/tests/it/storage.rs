@@ -463,3 +463,59 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
         assert_eq!(index, 1, "0002 applied to the old database");
     }
 }
+
+#[tokio::test]
+async fn space_freed_by_deletes_goes_back_to_the_file_system_step_by_step() {
+    use hawker_server::store::TokenKind;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("upkeep.db").display());
+    let store = store::open(&url, true, Clock::system())
+        .await
+        .expect("opens");
+    let user = store
+        .create_user(
+            &NewUser {
+                email: "b@x.dev".into(),
+                password_hash: "h".into(),
+                display_name: "B".into(),
+                role: Role::Buyer,
+            },
+            Timestamp(1_000),
+        )
+        .await
+        .expect("user");
+    // A few thousand sessions (about 2,000 pages), all expired and deleted.
+    for i in 0..20_000 {
+        let hash = format!("{i:0>64}");
+        store
+            .insert_token(
+                &hash,
+                user.id,
+                TokenKind::Session,
+                Some("csrf"),
+                Timestamp(1_000),
+            )
+            .await
+            .expect("token");
+    }
+    let deleted = store
+        .delete_tokens_created_before(TokenKind::Session, Timestamp(2_000))
+        .await
+        .expect("deleted");
+    assert_eq!(deleted, 20_000);
+    let first = store.maintain().await.expect("maintained");
+    assert!(first.pages_returned > 0, "{first:?}");
+    // Each step is bounded; the steps after it give back the rest, then there is nothing left.
+    let mut last = first;
+    for _ in 0..20 {
+        if last.free_pages_left == 0 {
+            break;
+        }
+        last = store.maintain().await.expect("maintained");
+    }
+    assert_eq!(last.free_pages_left, 0, "{last:?}");
+    assert_eq!(
+        store.maintain().await.expect("maintained").pages_returned,
+        0
+    );
+}

@@ -16,7 +16,8 @@ use hawker_core::time::Timestamp;
 use rusqlite::OptionalExtension;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 
 use self::rows::*;
@@ -53,6 +54,15 @@ struct PointReads {
     /// Idle connections; a read takes one (or opens one) and puts it back.
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
 }
+
+/// The WAL file is cut back to this many bytes after a checkpoint. Checkpoints run every 1,000
+/// pages (SQLite's default), so the WAL only passes this after one huge transaction; without the
+/// limit it would then keep that size for good.
+const JOURNAL_SIZE_LIMIT: &str = "67108864";
+
+/// Free pages given back per [`Store::maintain`]: a bounded step (4 MiB of 4 KiB pages), so
+/// maintenance never holds the writer for long.
+const VACUUM_PAGES_PER_STEP: i64 = 1024;
 
 /// More idle point-read connections than this are closed: one per busy thread is enough.
 const POINT_READERS_MAX: usize = 16;
@@ -168,7 +178,8 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT);
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -177,7 +188,10 @@ impl SqliteStore {
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            // A new database gives pages freed by deletes back to the file system, a step at a
+            // time ([`Store::maintain`]); an older one keeps them for reuse (switching needs a
+            // full `VACUUM`, see the README). Set by the writer only: a reader may not.
+            .connect_with(options.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
             .await
             .context("opening SQLite")?;
         // A database with tables but no migration record is from before migrations, and may
@@ -210,6 +224,7 @@ impl SqliteStore {
                 } else {
                     "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;"
                 })?;
+                db.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
                 Ok(db)
             })
             .context("opening SQLite for group commits")?;
@@ -542,6 +557,28 @@ fn write_batch(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn maintain(&self) -> StoreResult<Maintained> {
+        let mut db = self.writer.acquire().await?;
+        let free_before: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *db)
+            .await?;
+        // Gives back free pages only where auto_vacuum is incremental; elsewhere a no-op.
+        sqlx::query(&format!(
+            "PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP})"
+        ))
+        .execute(&mut *db)
+        .await?;
+        let free_after: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&mut *db)
+            .await?;
+        // Refreshes the planner's statistics where they have drifted (cheap when they have not).
+        sqlx::query("PRAGMA optimize").execute(&mut *db).await?;
+        Ok(Maintained {
+            pages_returned: (free_before - free_after).max(0) as u64,
+            free_pages_left: free_after.max(0) as u64,
+        })
+    }
+
     async fn create_user(&self, user: &NewUser, now: Timestamp) -> StoreResult<User> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (email, password_hash, display_name, role, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
