@@ -71,9 +71,17 @@ impl Fixture {
 
     /// Runs `hawker serve` on the data directory and starts the show.
     pub async fn serve(&self) -> anyhow::Result<(Server, SocketAddr)> {
+        self.serve_with(&[]).await
+    }
+
+    /// [`Self::serve`] with more `HAWKER_*` settings.
+    pub async fn serve_with(
+        &self,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<(Server, SocketAddr)> {
         // Every simulated buyer connects from this machine's one address.
-        let (server, addr) =
-            spawn_hawker(&self.dir, &[], &[("HAWKER_SOCKETS_PER_CLIENT", "1000000")]).await?;
+        let settings = [&[("HAWKER_SOCKETS_PER_CLIENT", "1000000")], settings].concat();
+        let (server, addr) = spawn_hawker(&self.dir, &[], &settings).await?;
         let started = self
             .host_post(addr, &format!("/api/v1/shows/{}/start", self.show_id), "")
             .await?;

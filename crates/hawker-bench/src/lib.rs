@@ -12,6 +12,7 @@
 //! - [`auction`]: bids decided and broadcast per second.
 //! - [`video`]: WebRTC fan-out against live777.
 //! - [`login`]: a log-in flood: memory, page latency, and known against unknown e-mails.
+//! - [`soak`]: one live show for an hour or more: whether speed and memory stay flat.
 //!
 //! Timings are reported, never asserted: the machines are shared and noisy, so tables quote
 //! medians over runs and ratios to the baselines.
@@ -29,6 +30,7 @@ pub mod fanout;
 pub mod hawker;
 pub mod herd;
 pub mod login;
+pub mod soak;
 pub mod video;
 
 /// Refuses any argument that is not one of the scenario's flags, so a mistyped flag stops the run
@@ -227,11 +229,21 @@ impl Server {
 
     /// Resident memory in bytes.
     pub fn rss_bytes(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// Resident memory that is the process's own (heap and stacks), in bytes: the resident
+    /// memory less the pages of files it maps, which the kernel can drop at will.
+    pub fn anon_rss_bytes(&self) -> u64 {
+        self.status_bytes("RssAnon:")
+    }
+
+    fn status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
     }

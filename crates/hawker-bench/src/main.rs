@@ -22,6 +22,12 @@ const USAGE: &str = "usage:
   hawker-bench login [--logins 1000] [--runs 3]
                                  a log-in flood: memory growth, page latency during it, and
                                  known against unknown e-mails
+  hawker-bench soak [--minutes 60] [--rate 1000] [--concurrency 64] [--buyers 5000] [--chatters 20]
+                   [--viewers 200] [--bidders 8] [--sample-s 5] [--out bench/runs/soak]
+                                 one live show under steady buying, chat and bids for a long
+                                 time: orders/s, p99, memory, database and WAL, sampled into a
+                                 CSV and an SVG chart; --rate 0 buys as fast as answered;
+                                 --smoke runs one minute
   hawker-bench serve [--demo]    the server under measurement (what `hawker serve` runs; the
                                  benchmarks start it themselves)
   every bench takes --smoke (a seconds-long run, as CI runs them) and --no-record (do not
@@ -45,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         ["auction", rest @ ..] => bench::auction::run(rest).await,
         ["video", rest @ ..] => bench::video::run(rest).await,
         ["login", rest @ ..] => bench::login::run(rest).await,
+        ["soak", rest @ ..] => bench::soak::run(rest).await,
         ["serve", rest @ ..] => {
             no_huge_pages();
             serve(rest.contains(&"--demo")).await

@@ -107,3 +107,32 @@ fn a_mistyped_flag_stops_the_bench_before_it_runs_or_records() {
     let after = std::fs::read_to_string(repo_root().join("bench/runs/log.md")).ok();
     assert_eq!(benchmarks, after, "nothing was appended to the run log");
 }
+
+#[test]
+fn the_soak_runs_a_minute_and_leaves_its_series_and_chart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("soak");
+    let printed = bench(&["soak", "--out", out.to_str().expect("utf-8 path")]);
+    assert!(
+        printed.contains("all found paid in the database"),
+        "{printed}"
+    );
+    let csv = std::fs::read_to_string(out.with_extension("csv")).expect("the CSV");
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("at_s,orders_per_s,"))
+    );
+    // A sample every 2 s for a minute, each with orders in it.
+    let samples: Vec<&str> = lines.collect();
+    assert!(samples.len() >= 25, "{csv}");
+    assert!(
+        samples
+            .iter()
+            .all(|l| l.split(',').nth(1).and_then(|v| v.parse::<f64>().ok()) > Some(0.0)),
+        "{csv}"
+    );
+    let svg = std::fs::read_to_string(out.with_extension("svg")).expect("the chart");
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 4);
+}

@@ -1,0 +1,814 @@
+//! `hawker-bench soak`: one live show for a long time under steady buying, chatting and bidding,
+//! sampled every few seconds: orders/s, the p99 of answers, the server's memory, the database and
+//! its WAL. The series goes to a CSV and an SVG chart, so a reader sees whether the lines stay
+//! flat; the summary compares the first sixth of the run with the last (ten minutes each in an
+//! hour). The host rotates flash sales and auctions as a 24/7 show does, so ended ones must be
+//! let go. At the end every acknowledged order must be in the database.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+
+use super::client::{HttpConn, WsConn, loopback_source};
+use super::hawker::Fixture;
+use super::{Server, flag, text_flag};
+
+/// Units on the shelf: more than any run can sell.
+const STOCK: usize = 1_000_000_000;
+
+struct Params {
+    minutes: f64,
+    /// Buys a second, evenly spaced; `None`: as fast as the answers come back.
+    rate: Option<f64>,
+    concurrency: usize,
+    buyers: usize,
+    chatters: usize,
+    viewers: usize,
+    bidders: usize,
+    sample: Duration,
+    /// How long each flash sale and each auction runs before the host replaces it.
+    sale_every: Duration,
+    auction_every: Duration,
+}
+
+impl Params {
+    fn parse(args: &[&str]) -> anyhow::Result<Self> {
+        let smoke = args.contains(&"--smoke");
+        let minutes = match text_flag(args, "--minutes") {
+            Some(m) => m.parse().context("--minutes takes a number")?,
+            None if smoke => 1.0,
+            None => 60.0,
+        };
+        ensure!(minutes > 0.0, "--minutes must be positive");
+        let pick = |name, full, small| flag(args, name, if smoke { small } else { full });
+        let rate = pick("--rate", 1_000, 200)?;
+        Ok(Self {
+            minutes,
+            rate: (rate > 0).then_some(rate as f64),
+            concurrency: pick("--concurrency", 64, 8)?.max(1),
+            buyers: pick("--buyers", 5_000, 200)?.max(1),
+            chatters: pick("--chatters", 20, 3)?,
+            viewers: pick("--viewers", 200, 10)?,
+            bidders: pick("--bidders", 8, 2)?,
+            sample: Duration::from_secs(pick("--sample-s", 5, 2)?.max(1) as u64),
+            sale_every: Duration::from_secs(if smoke { 20 } else { 60 }),
+            auction_every: Duration::from_secs(if smoke { 10 } else { 30 }),
+        })
+    }
+
+    fn buying(&self) -> String {
+        match self.rate {
+            Some(rate) => format!("{rate:.0} buys a second"),
+            None => "buying as fast as answered".into(),
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.minutes * 60.0)
+    }
+}
+
+/// What the load has seen so far; the sampler takes differences.
+#[derive(Default)]
+struct Counters {
+    acked: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    bids: AtomicU64,
+    chat_sent: AtomicU64,
+    room_messages: AtomicU64,
+    /// Answer times of buys since the last sample, in microseconds.
+    latencies: std::sync::Mutex<Vec<u32>>,
+    /// The first few distinct errors, for the report.
+    error_kinds: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counters {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut kinds = self
+            .error_kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kinds.len() < 10 && !kinds.contains(&what) {
+            kinds.push(what);
+        }
+    }
+}
+
+/// One line of the series.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    at_s: f64,
+    orders_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_mib: f64,
+    anon_mib: f64,
+    db_mib: f64,
+    wal_mib: f64,
+    bids_per_s: f64,
+    room_messages_per_s: f64,
+    errors: u64,
+}
+
+const CSV_HEADER: &str = "at_s,orders_per_s,p50_ms,p99_ms,rss_mib,anon_mib,db_mib,wal_mib,bids_per_s,room_messages_per_s,errors";
+
+impl Sample {
+    fn csv(&self) -> String {
+        format!(
+            "{:.1},{:.1},{:.2},{:.2},{:.1},{:.1},{:.1},{:.1},{:.1},{:.0},{}",
+            self.at_s,
+            self.orders_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.rss_mib,
+            self.anon_mib,
+            self.db_mib,
+            self.wal_mib,
+            self.bids_per_s,
+            self.room_messages_per_s,
+            self.errors
+        )
+    }
+}
+
+pub async fn run(args: &[&str]) -> anyhow::Result<()> {
+    super::check_flags(
+        "soak",
+        args,
+        &[
+            "--minutes",
+            "--rate",
+            "--concurrency",
+            "--buyers",
+            "--chatters",
+            "--viewers",
+            "--bidders",
+            "--sample-s",
+            "--out",
+        ],
+        &["--smoke", "--no-record"],
+    )?;
+    let p = Params::parse(args)?;
+    let recording = super::recording(args);
+    let dir = tempfile::tempdir_in(".")?;
+    let out = match text_flag(args, "--out") {
+        Some(o) => PathBuf::from(o),
+        None if recording => PathBuf::from("bench/runs/soak"),
+        None => dir.path().join("soak"),
+    };
+    println!(
+        "hawker-bench soak: {} min of one live show; {} over {} connections as {} buyers, \
+         {} chatting, {} watching, {} bidding; a sample every {} s\n",
+        p.minutes,
+        p.buying(),
+        p.concurrency,
+        p.buyers,
+        p.chatters,
+        p.viewers,
+        p.bidders,
+        p.sample.as_secs()
+    );
+    let people = p.buyers + p.chatters + p.bidders;
+    let fixture = Fixture::create(dir.path(), STOCK, people).await?;
+    // The test payment provider remembers each charge for the reservation hold plus two minutes
+    // (a real provider keeps them on its side): a short hold keeps the stand-in's memory out of
+    // the server's.
+    let (server, addr) = fixture
+        .serve_with(&[("HAWKER_RESERVATION_HOLD_S", "30")])
+        .await?;
+    let tokens = Arc::new(fixture.buyer_tokens.clone());
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sale = Arc::new(AtomicI64::new(0));
+    let auction = Arc::new(AtomicI64::new(0));
+
+    let host = tokio::spawn(host(
+        Host {
+            fixture: fixture_view(&fixture),
+            addr,
+            sale_every: p.sale_every,
+            auction_every: p.auction_every,
+        },
+        sale.clone(),
+        auction.clone(),
+        stop.clone(),
+        counters.clone(),
+    ));
+    // The first sale is open before anyone buys.
+    while sale.load(Ordering::Relaxed) == 0 {
+        if host.is_finished() {
+            host.await??;
+            anyhow::bail!("the host stopped before the first sale");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut load = Vec::new();
+    let next_buy = Arc::new(AtomicU64::new(0));
+    let pace = Pace {
+        start: Instant::now(),
+        rate: p.rate,
+    };
+    for c in 0..p.concurrency {
+        let conn = HttpConn::connect(addr, Some(loopback_source(c, 8))).await?;
+        load.push(tokio::spawn(buyer(
+            conn,
+            addr,
+            fixture.show_id,
+            tokens.clone(),
+            p.buyers,
+            next_buy.clone(),
+            pace,
+            sale.clone(),
+            stop.clone(),
+            counters.clone(),
+        )));
+    }
+    for i in 0..p.chatters + p.viewers {
+        let token = (i < p.chatters).then(|| tokens[p.buyers + i].clone());
+        let path = format!("/api/v1/shows/{}/live", fixture.show_id);
+        let bearer = token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|b| vec![("Authorization", b)])
+            .unwrap_or_default();
+        let ws = WsConn::connect(addr, Some(loopback_source(i, 8)), &path, &headers).await?;
+        load.push(tokio::spawn(watcher(
+            ws,
+            token.is_some(),
+            stop.clone(),
+            counters.clone(),
+        )));
+    }
+    for b in 0..p.bidders {
+        let conn = HttpConn::connect(addr, None).await?;
+        let token = tokens[p.buyers + p.chatters + b].clone();
+        load.push(tokio::spawn(bidder(
+            conn,
+            token,
+            fixture.show_id,
+            auction.clone(),
+            stop.clone(),
+            counters.clone(),
+        )));
+    }
+
+    let samples = sample_until_done(&p, &server, &fixture.db, &counters, &out).await?;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await?;
+    }
+    host.await??;
+
+    let acked = counters.acked.load(Ordering::Relaxed);
+    let errors = counters.errors.load(Ordering::Relaxed);
+    let stored = paid_orders(&fixture.db, fixture.show_id).await?;
+    let kinds = counters
+        .error_kinds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .join("; ");
+    ensure!(
+        stored >= acked,
+        "{acked} orders acknowledged but only {stored} paid in the database"
+    );
+    ensure!(
+        stored - acked <= errors,
+        "{stored} paid orders but {acked} acknowledged and only {errors} unanswered ({kinds})"
+    );
+    let svg = chart(&samples, &p);
+    std::fs::write(out.with_extension("svg"), svg)?;
+    let table = summary(&samples, &p, acked, &counters, &kinds);
+    println!("{table}");
+    println!(
+        "series: {} and {}",
+        out.with_extension("csv").display(),
+        out.with_extension("svg").display()
+    );
+    if recording {
+        super::record("Soak", "soak", args, &table)?;
+    }
+    drop(server);
+    Ok(())
+}
+
+/// What the host task needs of the fixture.
+struct FixtureView {
+    show_id: i64,
+    variant_id: i64,
+    seller_token: String,
+}
+
+fn fixture_view(f: &Fixture) -> FixtureView {
+    FixtureView {
+        show_id: f.show_id,
+        variant_id: f.variant_id,
+        seller_token: f.seller_token.clone(),
+    }
+}
+
+struct Host {
+    fixture: FixtureView,
+    addr: SocketAddr,
+    sale_every: Duration,
+    auction_every: Duration,
+}
+
+impl Host {
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        let mut http = HttpConn::connect(self.addr, None).await?;
+        let bearer = format!("Bearer {}", self.fixture.seller_token);
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let r = http
+            .request("POST", path, &headers, body.to_string().as_bytes())
+            .await?;
+        Ok((
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+/// The host: a new flash sale every `sale_every` (the last one ended first) and a new auction
+/// every `auction_every`, each running until the next replaces it.
+async fn host(
+    h: Host,
+    sale: Arc<AtomicI64>,
+    auction: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<()> {
+    let show = h.fixture.show_id;
+    let mut next_sale = Instant::now();
+    let mut next_auction = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= next_sale {
+            let old = sale.load(Ordering::Relaxed);
+            if old != 0 {
+                let (status, body) = h
+                    .post(&format!("/api/v1/flash-sales/{old}/end"), json!({}))
+                    .await?;
+                ensure!(status == 200, "ending sale {old}: {status} {body}");
+            }
+            let body = json!({ "variant_id": h.fixture.variant_id, "quantity": 1_000_000,
+                               "price_cents": 1500, "per_buyer_limit": 1_000_000,
+                               "duration_s": 86_400 });
+            let (status, body) = h
+                .post(&format!("/api/v1/shows/{show}/flash-sales"), body)
+                .await?;
+            let id = body["id"]
+                .as_i64()
+                .with_context(|| format!("opening a sale: {status} {body}"))?;
+            sale.store(id, Ordering::Relaxed);
+            next_sale = now + h.sale_every;
+        }
+        if now >= next_auction {
+            let duration_s = h.auction_every.as_secs().saturating_sub(2).max(5);
+            let body = json!({ "variant_id": h.fixture.variant_id, "start_cents": 100,
+                               "duration_s": duration_s, "mode": "sudden_death" });
+            let (status, body) = h
+                .post(&format!("/api/v1/shows/{show}/auctions"), body)
+                .await?;
+            match body["id"].as_i64() {
+                Some(id) => auction.store(id, Ordering::Relaxed),
+                None => counters.error(format!("starting an auction: {status} {body}")),
+            }
+            next_auction = now + h.auction_every;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// When each buy is due.
+#[derive(Clone, Copy)]
+struct Pace {
+    start: Instant,
+    rate: Option<f64>,
+}
+
+impl Pace {
+    fn due(&self, i: u64) -> Option<Instant> {
+        let rate = self.rate?;
+        Some(self.start + Duration::from_secs_f64(i as f64 / rate))
+    }
+}
+
+/// One connection buying in the running sale as fast as its answers come back, as buyer after
+/// buyer, each buy with a fresh idempotency key; paid at once with the test card.
+#[allow(clippy::too_many_arguments)]
+async fn buyer(
+    mut conn: HttpConn,
+    addr: SocketAddr,
+    show: i64,
+    tokens: Arc<Vec<String>>,
+    buyers: usize,
+    next: Arc<AtomicU64>,
+    pace: Pace,
+    sale: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) {
+    let mut latencies = Vec::with_capacity(256);
+    while !stop.load(Ordering::Relaxed) {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        // Timed from when the buy was due, not from when this connection got to it: a server
+        // that falls behind shows it in the answer times.
+        let sent = match pace.due(i) {
+            Some(due) => {
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            None => Instant::now(),
+        };
+        let bearer = format!("Bearer {}", tokens[i as usize % buyers]);
+        let key = format!("soak-{i}");
+        let body = json!({ "show_id": show, "flash_sale_id": sale.load(Ordering::Relaxed),
+                           "quantity": 1, "payment_method": "pm_card_visa" })
+        .to_string();
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("Idempotency-Key", key.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        match conn
+            .request("POST", "/api/v1/orders", &headers, body.as_bytes())
+            .await
+        {
+            Ok(r) => {
+                latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                match r.status {
+                    201 => counters.acked.fetch_add(1, Ordering::Relaxed),
+                    // The sale just ended and the next is not open yet.
+                    409 => counters.refused.fetch_add(1, Ordering::Relaxed),
+                    status => {
+                        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                        counters.error(format!("{status} {}", v["error"]["code"]));
+                        0
+                    }
+                };
+            }
+            Err(e) => {
+                counters.error(format!("connection: {e}"));
+                match HttpConn::connect(addr, None).await {
+                    Ok(c) => conn = c,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        if latencies.len() >= 64 {
+            counters
+                .latencies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .append(&mut latencies);
+        }
+    }
+    counters
+        .latencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .append(&mut latencies);
+}
+
+/// A viewer on the live socket, reading everything the room sends; a chatter also sends a chat
+/// line every 1.5 s and a few hearts.
+async fn watcher(mut ws: WsConn, chats: bool, stop: Arc<AtomicBool>, counters: Arc<Counters>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1500));
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            frame = ws.next() => match frame {
+                Ok(_) => { counters.room_messages.fetch_add(1, Ordering::Relaxed); }
+                Err(e) => {
+                    counters.error(format!("live socket: {e}"));
+                    return;
+                }
+            },
+            _ = tick.tick(), if chats => {
+                n += 1;
+                let chat = json!({ "type": "chat", "text": format!("still here, message {n}") });
+                let hearts = json!({ "type": "hearts", "count": 3 });
+                if ws.send_text(&chat.to_string()).await.is_err()
+                    || ws.send_text(&hearts.to_string()).await.is_err()
+                {
+                    counters.error("live socket: send failed".into());
+                    return;
+                }
+                counters.chat_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// A bidder: a rising bid on the running auction every 100 ms.
+async fn bidder(
+    mut conn: HttpConn,
+    token: String,
+    show: i64,
+    auction: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) {
+    let bearer = format!("Bearer {token}");
+    let mut amount = 100;
+    let mut on = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = auction.load(Ordering::Relaxed);
+        if id == 0 {
+            continue;
+        }
+        if id != on {
+            (on, amount) = (id, 100);
+        }
+        amount += 100 + rand::random::<u8>() as i64;
+        let body = json!({ "amount_cents": amount, "show_id": show }).to_string();
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let path = format!("/api/v1/auctions/{id}/bids");
+        match conn.request("POST", &path, &headers, body.as_bytes()).await {
+            // Decided either way: accepted, outbid, or the auction just ended.
+            Ok(r) if r.status < 500 => {
+                counters.bids.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(r) => counters.error(format!("bid: {}", r.status)),
+            Err(e) => {
+                counters.error(format!("bid connection: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Samples every `p.sample` until the run's time is up, appending each line to the CSV as it
+/// comes (an interrupted hour still leaves its series).
+async fn sample_until_done(
+    p: &Params,
+    server: &Server,
+    db: &Path,
+    counters: &Counters,
+    out: &Path,
+) -> anyhow::Result<Vec<Sample>> {
+    use std::io::Write;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut csv = std::fs::File::create(out.with_extension("csv"))?;
+    writeln!(csv, "{CSV_HEADER}")?;
+    let start = Instant::now();
+    let mut last = (start, 0u64, 0u64, 0u64);
+    let mut samples = Vec::new();
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + p.sample, p.sample);
+    while start.elapsed() < p.duration() {
+        ticker.tick().await;
+        let now = Instant::now();
+        let acked = counters.acked.load(Ordering::Relaxed);
+        let bids = counters.bids.load(Ordering::Relaxed);
+        let room = counters.room_messages.load(Ordering::Relaxed);
+        let dt = now.duration_since(last.0).as_secs_f64();
+        let mut lat = std::mem::take(
+            &mut *counters
+                .latencies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let sample = Sample {
+            at_s: now.duration_since(start).as_secs_f64(),
+            orders_per_s: (acked - last.1) as f64 / dt,
+            p50_ms: super::quantile(&mut lat, 0.5) as f64 / 1000.0,
+            p99_ms: super::quantile(&mut lat, 0.99) as f64 / 1000.0,
+            rss_mib: server.rss_bytes() as f64 / MIB,
+            anon_mib: server.anon_rss_bytes() as f64 / MIB,
+            db_mib: file_mib(db),
+            wal_mib: file_mib(&db.with_extension("db-wal")),
+            bids_per_s: (bids - last.2) as f64 / dt,
+            room_messages_per_s: (room - last.3) as f64 / dt,
+            errors: counters.errors.load(Ordering::Relaxed),
+        };
+        writeln!(csv, "{}", sample.csv())?;
+        println!(
+            "{:>6.0} s  {:>7.0} orders/s  p99 {:>6.1} ms  RSS {:>6.1} MiB (own {:>6.1})  db {:>7.1} MiB  WAL {:>6.1} MiB",
+            sample.at_s,
+            sample.orders_per_s,
+            sample.p99_ms,
+            sample.rss_mib,
+            sample.anon_mib,
+            sample.db_mib,
+            sample.wal_mib
+        );
+        samples.push(sample);
+        last = (now, acked, bids, room);
+    }
+    Ok(samples)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn file_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / MIB)
+}
+
+async fn paid_orders(db: &Path, show: i64) -> anyhow::Result<u64> {
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE show_id = ? AND status = 'paid'")
+            .bind(show)
+            .fetch_one(&mut conn)
+            .await?;
+    Ok(n as u64)
+}
+
+/// The first and last sixth of the run (ten minutes each in an hour), as the goals compare them.
+fn windows(samples: &[Sample], p: &Params) -> (Vec<Sample>, Vec<Sample>) {
+    let total = p.duration().as_secs_f64();
+    let window = total / 6.0;
+    let first = samples
+        .iter()
+        .filter(|s| s.at_s <= window)
+        .copied()
+        .collect();
+    let last = samples
+        .iter()
+        .filter(|s| s.at_s > total - window)
+        .copied()
+        .collect();
+    (first, last)
+}
+
+fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+    super::median(&samples.iter().map(f).collect::<Vec<_>>())
+}
+
+/// The goals of a long run, first window against last: orders/s and p99 within 10 %, and memory
+/// after the first window never more than 10 % above its level then.
+fn summary(
+    samples: &[Sample],
+    p: &Params,
+    acked: u64,
+    counters: &Counters,
+    error_kinds: &str,
+) -> String {
+    let (first, last) = windows(samples, p);
+    let window_min = p.minutes / 6.0;
+    let rate = (
+        median_of(&first, |s| s.orders_per_s),
+        median_of(&last, |s| s.orders_per_s),
+    );
+    let p99 = (
+        median_of(&first, |s| s.p99_ms),
+        median_of(&last, |s| s.p99_ms),
+    );
+    let rss_base = first.last().map_or(0.0, |s| s.rss_mib);
+    let rss_max = samples
+        .iter()
+        .filter(|s| s.at_s > first.last().map_or(0.0, |f| f.at_s))
+        .map(|s| s.rss_mib)
+        .fold(rss_base, f64::max);
+    let end = samples.last().copied().unwrap_or_default();
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let mut t = format!(
+        "{:.0} min, {} over {} connections, {} chatting, {} watching, {} bidding; \
+         {acked} orders acknowledged and all found paid in the database; {} bids; {} chat lines; \
+         {} errors{}.\n\n\
+         | measure | first {window_min:.0} min (median) | last {window_min:.0} min (median) | ratio | goal |\n\
+         |---|---|---|---|---|\n",
+        p.minutes,
+        p.buying(),
+        p.concurrency,
+        p.chatters,
+        p.viewers,
+        p.bidders,
+        counters.bids.load(Ordering::Relaxed),
+        counters.chat_sent.load(Ordering::Relaxed),
+        counters.errors.load(Ordering::Relaxed),
+        if error_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({error_kinds})")
+        },
+    );
+    let _ = writeln!(
+        t,
+        "| orders/s | {:.0} | {:.0} | {:.2} | last within 10 % of first: {} |",
+        rate.0,
+        rate.1,
+        rate.1 / rate.0.max(1e-9),
+        met(rate.1 >= 0.9 * rate.0)
+    );
+    let _ = writeln!(
+        t,
+        "| p99 answer | {:.1} ms | {:.1} ms | {:.2} | no drift (within 10 %): {} |",
+        p99.0,
+        p99.1,
+        p99.1 / p99.0.max(1e-9),
+        met(p99.1 <= 1.1 * p99.0)
+    );
+    let _ = writeln!(
+        t,
+        "| server RSS | {rss_base:.1} MiB (at {window_min:.0} min) | {rss_max:.1} MiB (highest after) | {:.2} | within 10 %: {} |",
+        rss_max / rss_base.max(1e-9),
+        met(rss_max <= 1.1 * rss_base)
+    );
+    let _ = writeln!(
+        t,
+        "| database + WAL at the end | | {:.0} MiB + {:.1} MiB | | WAL bounded |",
+        end.db_mib, end.wal_mib
+    );
+    t
+}
+
+/// The series as four stacked line charts (orders/s, p99, RSS, database and WAL size) over
+/// minutes, each with dashed lines 10 % either side of its first window's median.
+fn chart(samples: &[Sample], p: &Params) -> String {
+    type Series = (&'static str, &'static str, fn(&Sample) -> f64);
+    let panels: [Series; 4] = [
+        ("orders/s", "#1b7f5b", |s| s.orders_per_s),
+        ("p99 answer (ms)", "#b04a2f", |s| s.p99_ms),
+        ("server RSS (MiB)", "#2f5fb0", |s| s.rss_mib),
+        ("WAL (MiB)", "#7a4fb0", |s| s.wal_mib),
+    ];
+    let (first, _) = windows(samples, p);
+    let (w, h, left, gap) = (760.0, 150.0, 70.0, 40.0);
+    let plot_w = w - left - 20.0;
+    let total_min = p.minutes.max(1e-9);
+    let height = panels.len() as f64 * (h + gap) + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" viewBox=\"0 0 {w} {height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (i, (label, colour, value)) in panels.iter().enumerate() {
+        let top = 20.0 + i as f64 * (h + gap);
+        let max = samples.iter().map(value).fold(0.0, f64::max).max(1e-9) * 1.15;
+        let x = |s: &Sample| left + s.at_s / 60.0 / total_min * plot_w;
+        let y = |v: f64| top + h - v / max * h;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">{label}</text>\n\
+             <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n\
+             <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#999\"/>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+            top - 5.0,
+            top + h,
+            left + plot_w,
+            top + h,
+            top + h,
+            left - 5.0,
+            top + 10.0,
+            max,
+            left - 5.0,
+            top + h
+        );
+        let level = median_of(&first, value);
+        for band in [0.9, 1.1] {
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>",
+                y(level * band),
+                left + plot_w
+            );
+        }
+        let points: Vec<String> = samples
+            .iter()
+            .map(|s| format!("{:.1},{:.1}", x(s), y(value(s))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            points.join(" ")
+        );
+        let decimals = if total_min < 8.0 { 1 } else { 0 };
+        for m in 0..=4 {
+            let minute = total_min * m as f64 / 4.0;
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{minute:.decimals$} min</text>",
+                left + minute / total_min * plot_w,
+                top + h + 15.0
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
