@@ -60,6 +60,15 @@ struct PointReads {
 /// limit it would then keep that size for good.
 const JOURNAL_SIZE_LIMIT: &str = "67108864";
 
+/// A reading connection's page cache, in KiB (negative: SQLite's unit for a size in KiB). Small:
+/// there are up to 8 pooled readers and one per busy thread for point reads, each filling its
+/// cache over hours as the database grows, so 16 MiB each made the server's memory depend on the
+/// database's size and on how many readers a busy moment once opened. Reads that miss it come
+/// from the file through `mmap` or the OS's page cache, and the commit connection keeps its
+/// 16 MiB, where the group commit's index pages live.
+const READER_CACHE_SIZE: &str = "-2048";
+const READER_PRAGMAS: &str = "PRAGMA cache_size = -2048; PRAGMA mmap_size = 268435456;";
+
 /// Free pages given back per [`Store::maintain`]: a bounded step (4 MiB of 4 KiB pages), so
 /// maintenance never holds the writer for long.
 const VACUUM_PAGES_PER_STEP: i64 = 1024;
@@ -77,7 +86,7 @@ impl PointReads {
         // WAL readers do not wait for the writer; this only covers a checkpoint's brief lock.
         db.busy_timeout(Duration::from_millis(200))?;
         db.set_prepared_statement_cache_capacity(32);
-        db.execute_batch("PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;")?;
+        db.execute_batch(READER_PRAGMAS)?;
         Ok(db)
     }
 
@@ -212,7 +221,12 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.clone().read_only(true))
+            .connect_with(
+                options
+                    .clone()
+                    .read_only(true)
+                    .pragma("cache_size", READER_CACHE_SIZE),
+            )
             .await
             .context("opening SQLite for reading")?;
         let committer = rusqlite::Connection::open(options.get_filename())
