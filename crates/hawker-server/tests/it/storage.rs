@@ -379,10 +379,15 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
         .await
         .expect("show");
     drop(store);
-    // As an older release left it: no record of migrations either.
+    // As an older release left it: no record of migrations, nor what they did after 0001.
     rusqlite::Connection::open(dir.path().join("old.db"))
         .expect("db")
-        .execute_batch("DROP TABLE _sqlx_migrations; DROP INDEX tokens_by_age;")
+        .execute_batch(
+            "DROP TABLE _sqlx_migrations; DROP INDEX tokens_by_age; \
+             DROP INDEX orders_by_seller; DROP INDEX orders_reserved; DROP INDEX orders_by_show; \
+             CREATE INDEX orders_by_show ON orders (show_id, status); \
+             ALTER TABLE orders DROP COLUMN seller_id;",
+        )
         .expect("made old");
     let store = store::open(&url, true, Clock::system())
         .await
@@ -451,7 +456,10 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
                 |r| r.get(0),
             )
             .expect("migrations recorded");
-        assert_eq!(applied, 2, "0001 (the schema as it was) and 0002, once");
+        assert_eq!(
+            applied, 3,
+            "0001 (the schema as it was), 0002 and 0003, once"
+        );
         let index: i64 = rusqlite::Connection::open(&path)
             .expect("db")
             .query_row(
@@ -461,6 +469,16 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
             )
             .expect("schema");
         assert_eq!(index, 1, "0002 applied to the old database");
+        let unowned: i64 = rusqlite::Connection::open(&path)
+            .expect("db")
+            .query_row(
+                "SELECT COUNT(*) FROM orders o JOIN shows s ON s.id = o.show_id \
+                 WHERE o.seller_id IS NOT s.seller_id",
+                [],
+                |r| r.get(0),
+            )
+            .expect("sellers");
+        assert_eq!(unowned, 0, "0003 gave every old order its show's seller");
     }
 }
 

@@ -456,15 +456,26 @@ fn write_batch(
             ],
         )?;
     }
+    // Every order carries its seller (the seller's pages are an index range): read once per
+    // commit, not once per order.
+    let seller: Option<i64> = if c.new_orders.is_empty() {
+        None
+    } else {
+        Some(
+            tx.prepare_cached("SELECT seller_id FROM shows WHERE id = ?")?
+                .query_row([show.0], |r| r.get(0))?,
+        )
+    };
     for (order, meta) in &c.new_orders {
         run(
-            "INSERT INTO orders (id, buyer_id, show_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
+            "INSERT INTO orders (id, buyer_id, show_id, seller_id, variant_id, sale_id, quantity, unit_price_cents, subtotal_cents, \
              discount_cents, total_cents, currency, code_id, status, hold_until, idempotency_key, payment_method, created_at, updated_at, auction_id, shipping_cents) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?)",
             params![
                 order.id.0,
                 order.buyer.0,
                 show.0,
+                seller,
                 order.variant_id.0,
                 order.sale_id.map(|s| s.0),
                 order.quantity,
@@ -1378,10 +1389,10 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Order>> {
         match show {
             Some(s) => {
-                self.orders_where("s.seller_id = ? AND o.show_id = ?", &[seller.0, s.0])
+                self.orders_where("o.seller_id = ? AND o.show_id = ?", &[seller.0, s.0])
                     .await
             }
-            None => self.orders_where("s.seller_id = ?", &[seller.0]).await,
+            None => self.orders_where("o.seller_id = ?", &[seller.0]).await,
         }
     }
 

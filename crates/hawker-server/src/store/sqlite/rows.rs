@@ -68,10 +68,10 @@ pub(super) const AFTER_USER: usize = 7;
 pub(super) const SHOW_SELECT: &str =
     "SELECT s.*, u.display_name AS seller_name FROM shows s JOIN users u ON u.id = s.seller_id";
 
-/// What [`order_from`] reads.
-pub(super) const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, s.seller_id, p.id AS product_id, \
+/// What [`order_from`] reads (the seller is the order's own `seller_id`, copied from its show).
+pub(super) const ORDER_SELECT: &str = "SELECT o.*, u.display_name AS buyer_name, p.id AS product_id, \
      p.title AS product_title, v.name AS variant_name, c.code AS code \
-     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN shows s ON s.id = o.show_id \
+     FROM orders o JOIN users u ON u.id = o.buyer_id \
      JOIN variants v ON v.id = o.variant_id JOIN products p ON p.id = v.product_id \
      LEFT JOIN codes c ON c.id = o.code_id";
 
