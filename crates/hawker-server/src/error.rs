@@ -17,7 +17,7 @@ use crate::limits::TooOften;
 use crate::live::{LiveError, Refusal};
 use crate::passwords::PasswordError;
 use crate::service::ServiceError;
-use crate::store::StoreError;
+use crate::store::{BadPage, StoreError};
 
 #[derive(Debug)]
 pub enum AppError {
@@ -169,8 +169,19 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Conflict(what) => Self::conflict("conflict", what),
             StoreError::NotFound => Self::not_found("record"),
+            StoreError::BadCursor => BadPage::Cursor.into(),
             StoreError::Backend(cause) => Self::Internal(cause),
         }
+    }
+}
+
+impl From<BadPage> for AppError {
+    fn from(e: BadPage) -> Self {
+        let code = match e {
+            BadPage::Limit => "bad_query",
+            BadPage::Cursor => "bad_cursor",
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 
@@ -313,6 +324,7 @@ impl From<&ServiceError> for AppError {
             E::Live(LiveError::Store(e)) | E::Store(e) => match e {
                 StoreError::Conflict(what) => StoreError::Conflict(what.clone()).into(),
                 StoreError::NotFound => StoreError::NotFound.into(),
+                StoreError::BadCursor => StoreError::BadCursor.into(),
                 StoreError::Backend(cause) => internal(cause),
             },
             E::TooOften(e) => (*e).into(),

@@ -1,11 +1,15 @@
 //! The JSON API under `/api/v1`, described by [`openapi`] at `/api/v1/openapi.json`.
-//! Every handler returns `Result<_, AppError>`, so every refusal has the same shape.
+//! Every handler returns `Result<_, AppError>`, so every refusal has the same shape. Every
+//! list that grows with use comes a page at a time ([`PageQuery`]): its list under its key and
+//! `next`, the cursor to pass as `after` for the page after it (`null` after the last).
 
 use axum::Router;
 use axum::routing::{any, delete, get, post};
+use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::PageRequest;
 
 pub mod accounts;
 pub mod auctions;
@@ -92,6 +96,21 @@ pub fn router() -> Router<AppState> {
             get(orders::payment_methods).post(orders::save_payment_method),
         )
         .merge(stream::router())
+}
+
+/// `?limit=&after=`: which page of a list to answer (see [`PageRequest::parse`]). Lists with
+/// filters of their own take the same two fields in their own query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+impl PageQuery {
+    pub fn request(&self) -> Result<PageRequest, AppError> {
+        Ok(PageRequest::parse(self.limit, self.after.as_deref())?)
+    }
 }
 
 /// An unknown path under the API answers in the API's shape, not with the HTML 404 page.

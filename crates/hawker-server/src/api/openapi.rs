@@ -33,6 +33,17 @@ fn sdp_op(summary: &str, errors: &[(&str, &str)]) -> Value {
     o
 }
 
+/// `o` as a list read a page at a time ([`super::PageQuery`]): its own query parameters
+/// (`filters`), then `limit` and `after`, and the 400 either can cause.
+fn paged(mut o: Value, filters: &[Value]) -> Value {
+    let mut params = filters.to_vec();
+    params.push(json!({ "name": "limit", "in": "query", "description": "how many items a page holds", "schema": { "type": "integer", "minimum": 1, "maximum": crate::store::PAGE_MAX, "default": crate::store::PAGE_DEFAULT } }));
+    params.push(json!({ "name": "after", "in": "query", "description": "the `next` cursor of the previous page (opaque); without it, the first page", "schema": { "type": "string" } }));
+    o["parameters"] = json!(params);
+    o["responses"]["400"] = json!({ "description": "bad_query (limit out of range), bad_cursor", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    o
+}
+
 fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
 }
@@ -85,11 +96,11 @@ pub fn spec() -> Value {
                     "requestBody": { "required": true, "content": { "application/json": { "schema": obj(&["show_id", "quantity", "payment_method"], json!({ "show_id": int, "flash_sale_id": int, "variant_id": int, "quantity": int, "code": s, "payment_method": s })) } } },
                     "responses": { "201": { "description": "{order:{id, status, total_cents, …}}" }, "202": { "description": "{order:{…, status:\"reserved\"}}; Location: the order; pending without Prefer: still being paid, retry" }, "402": { "description": "payment_declined" }, "409": { "description": "sold_out, sale_ended, per_buyer_limit, show_not_live" }, "422": { "description": "invalid input or code" } }
                 },
-                "get": op("My orders", None, ("200", "{orders}"), &[])
+                "get": paged(op("My orders, newest first", None, ("200", "{orders, next}: next is the cursor of the next page, null on the last"), &[]), &[])
             },
             "/api/v1/orders/{id}/ship": { "parameters": id_param, "post": op("Mark shipped with a tracking number (seller)", Some(obj(&["tracking"], json!({ "tracking": s }))), ("200", "{order}"), &[("409", "not paid")]) },
             "/api/v1/orders/{id}/refund": { "parameters": id_param, "post": op("Cancel and refund a paid order (seller)", None, ("200", "{order}"), &[("409", "not paid")]) },
-            "/api/v1/seller/orders": { "get": op("My store's orders (optionally ?show_id=)", None, ("200", "{orders}"), &[]) },
+            "/api/v1/seller/orders": { "get": paged(op("My store's orders, newest first", None, ("200", "{orders, next}"), &[("403", "not a seller")]), &[json!({ "name": "show_id", "in": "query", "description": "only this show's", "schema": int })]) },
             "/api/v1/payment-methods": {
                 "get": op("Saved and available payment methods", None, ("200", "{saved, available, test_mode}"), &[]),
                 "post": op("Save a payment method and make it the default", Some(obj(&["method"], json!({ "method": s }))), ("201", "{id, label}"), &[("422", "unknown method")])

@@ -14,11 +14,12 @@ use hawker_core::ids::{OrderId, ShowId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::PageQuery;
 use crate::auth::CurrentUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError, order_status};
 use crate::service::orders::{self, Answer, Buy, Charging, Started};
 use crate::state::AppState;
-use crate::store::Order;
+use crate::store::{Order, PageRequest};
 
 pub async fn buy(
     State(state): State<AppState>,
@@ -96,13 +97,18 @@ fn respond(answer: Answer) -> Result<Response, AppError> {
         .map(|(status, order)| (status, OrderBody { order: &order }).into_response())
 }
 
+/// `GET /orders`: the buyer's orders, newest first, a page at a time.
 pub async fn mine(
     State(state): State<AppState>,
     user: CurrentUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(
-        json!({ "orders": state.services.store.orders_for_buyer(user.user.id).await? }),
-    ))
+    let page = state
+        .services
+        .store
+        .orders_for_buyer(user.user.id, &q.request()?)
+        .await?;
+    Ok(Json(json!({ "orders": page.items, "next": page.next })))
 }
 
 pub async fn get_one(
@@ -126,8 +132,11 @@ pub async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct SellerQuery {
     show_id: Option<i64>,
+    limit: Option<u32>,
+    after: Option<String>,
 }
 
+/// `GET /seller/orders[?show_id=]`: the seller's orders, newest first, a page at a time.
 pub async fn for_seller(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -136,9 +145,13 @@ pub async fn for_seller(
     if !user.user.role.can_sell() {
         return Err(AppError::forbidden("only sellers have a store"));
     }
-    Ok(Json(
-        json!({ "orders": state.services.store.orders_for_seller(user.user.id, q.show_id.map(ShowId)).await? }),
-    ))
+    let request = PageRequest::parse(q.limit, q.after.as_deref())?;
+    let page = state
+        .services
+        .store
+        .orders_for_seller(user.user.id, q.show_id.map(ShowId), &request)
+        .await?;
+    Ok(Json(json!({ "orders": page.items, "next": page.next })))
 }
 
 async fn sellers_order(state: &AppState, user: &CurrentUser, id: i64) -> Result<Order, AppError> {

@@ -18,7 +18,7 @@ use crate::error::{ApiPath, ApiQuery, AppError};
 use crate::secrets::random_token;
 use crate::service::accounts;
 use crate::state::AppState;
-use crate::store::{Order, Product, Show, ShowFilter, ShowStatus, TokenKind};
+use crate::store::{Cursor, Order, PageRequest, Product, Show, ShowFilter, ShowStatus, TokenKind};
 
 pub mod assets;
 
@@ -184,6 +184,57 @@ fn human_time(ms: Option<i64>) -> String {
         )
     })
     .unwrap_or_else(|| "soon".into())
+}
+
+/// How many rows a page of a table lists.
+const ROWS: u32 = 50;
+
+/// `?after=`: where a paged list starts. Pages take other query parameters quietly (a link
+/// with tracking parameters still opens), unlike the API.
+#[derive(Deserialize)]
+struct AfterQuery {
+    after: Option<String>,
+}
+
+/// The page of `limit` items a list's `after` names (its first without one).
+fn page_request(limit: u32, after: Option<&str>) -> Result<PageRequest, PageError> {
+    Ok(PageRequest::parse(Some(limit), after).map_err(AppError::from)?)
+}
+
+/// The links under a paged list (`templates/_pager.html`).
+pub struct Pager {
+    /// What the list holds, for the links' label (and `data-more`, for tests).
+    pub what: &'static str,
+    /// The list's first page when this is a later one, else empty.
+    pub first: String,
+    /// The next page, empty on the last one.
+    pub next: String,
+    pub first_label: &'static str,
+    pub next_label: &'static str,
+}
+
+impl Pager {
+    /// The links of the list at `here` (a path, maybe with a query of its own), which its query
+    /// parameter `param` pages: `after` is where this page started, `next` where the next starts.
+    fn new(
+        what: &'static str,
+        here: &str,
+        param: &str,
+        after: Option<&str>,
+        next: Option<&Cursor>,
+        (first_label, next_label): (&'static str, &'static str),
+    ) -> Self {
+        let join = if here.contains('?') { '&' } else { '?' };
+        Self {
+            what,
+            first: after.map(|_| here.to_owned()).unwrap_or_default(),
+            next: next
+                .map(|c| format!("{here}{join}{param}={c}"))
+                .unwrap_or_default(),
+            first_label,
+            next_label,
+        }
+    }
 }
 
 pub struct ShowView {
@@ -763,44 +814,80 @@ async fn store_page(
 struct OrdersPage {
     layout: Layout,
     seller_view: bool,
+    /// One page of orders, newest first.
     orders: Vec<OrderView>,
+    pager: Pager,
     /// The buyer's daily spending limit in major units; empty for none.
     spend_limit: String,
 }
 
-async fn orders_page(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+const ORDER_LINKS: (&str, &str) = ("Newest orders", "Older orders");
+
+async fn orders_page(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiQuery(q): ApiQuery<AfterQuery>,
+) -> PageResult {
     let Some(user) = user else {
         return Ok(login_redirect("/orders"));
     };
-    let orders = state.services.store.orders_for_buyer(user.user.id).await?;
+    let after = q.after.as_deref();
+    let orders = state
+        .services
+        .store
+        .orders_for_buyer(user.user.id, &page_request(ROWS, after)?)
+        .await?;
     let spend_limit = user
         .user
         .daily_spend_limit_cents
         .map(form_amount)
         .unwrap_or_default();
+    let pager = Pager::new(
+        "orders",
+        "/orders",
+        "after",
+        after,
+        orders.next.as_ref(),
+        ORDER_LINKS,
+    );
     render(&OrdersPage {
         layout: layout(&state, Some(&user), "My orders"),
         seller_view: false,
-        orders: orders.iter().map(OrderView::from).collect(),
+        orders: orders.items.iter().map(OrderView::from).collect(),
+        pager,
         spend_limit,
     })
 }
 
-async fn seller_orders(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+async fn seller_orders(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiQuery(q): ApiQuery<AfterQuery>,
+) -> PageResult {
     let user = seller(user, "/dashboard/orders")?;
     let user = match user {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
+    let after = q.after.as_deref();
     let orders = state
         .services
         .store
-        .orders_for_seller(user.user.id, None)
+        .orders_for_seller(user.user.id, None, &page_request(ROWS, after)?)
         .await?;
+    let pager = Pager::new(
+        "orders",
+        "/dashboard/orders",
+        "after",
+        after,
+        orders.next.as_ref(),
+        ORDER_LINKS,
+    );
     render(&OrdersPage {
         layout: layout(&state, Some(&user), "Store orders"),
         seller_view: true,
-        orders: orders.iter().map(OrderView::from).collect(),
+        orders: orders.items.iter().map(OrderView::from).collect(),
+        pager,
         spend_limit: String::new(),
     })
 }

@@ -3,7 +3,8 @@
 //! Only [`sqlite`] exists today; nothing outside this module knows which backend runs, so
 //! PostgreSQL can join as a second implementation. Driver errors become [`StoreError`]s through
 //! `From` (sqlx's in `errors`, for any backend); named constraints become
-//! [`StoreError::Conflict`]. The session cache (`sessions`) is shared by every backend.
+//! [`StoreError::Conflict`]. The session cache (`sessions`) and keyset pagination ([`Page`],
+//! [`PageRequest`], [`Cursor`]) are shared by every backend.
 
 use std::sync::Arc;
 
@@ -20,8 +21,11 @@ use crate::auction_log::LogEntry;
 
 pub mod changes;
 mod errors;
+mod page;
 mod sessions;
 pub mod sqlite;
+
+pub use page::{BadPage, Cursor, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +34,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found")]
     NotFound,
+    /// A page's cursor was made by a list with another sort key.
+    #[error("a cursor from another list")]
+    BadCursor,
     #[error(transparent)]
     Backend(anyhow::Error),
 }
@@ -497,12 +504,16 @@ pub trait Store: Send + Sync + 'static {
         keys: &[(UserId, String)],
     ) -> StoreResult<Vec<(UserId, String, OrderId)>>;
     async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool>;
-    async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>>;
+    /// A buyer's orders, newest first (by `created_at`, then `id`), a page at a time.
+    async fn orders_for_buyer(&self, buyer: UserId, page: &PageRequest)
+    -> StoreResult<Page<Order>>;
+    /// A seller's orders, of one show or of all, newest first, a page at a time.
     async fn orders_for_seller(
         &self,
         seller: UserId,
         show: Option<ShowId>,
-    ) -> StoreResult<Vec<Order>>;
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>>;
     /// Ships the order's whole shipment — every paid order of the same buyer from the same show —
     /// under one tracking number; `Conflict` if the order itself is not paid.
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()>;

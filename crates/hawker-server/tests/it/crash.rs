@@ -88,14 +88,8 @@ fn libfaketime() -> std::path::PathBuf {
 }
 
 async fn orders(app: &TestApp, seller: &str, show_id: i64) -> Vec<Value> {
-    let (status, body) = app
-        .get(
-            Some(seller),
-            &format!("/api/v1/seller/orders?show_id={show_id}"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    body["orders"].as_array().cloned().unwrap_or_default()
+    let path = format!("/api/v1/seller/orders?show_id={show_id}");
+    app.every_page(seller, &path, "orders", 200).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

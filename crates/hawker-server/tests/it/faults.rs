@@ -11,8 +11,9 @@ use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use hawker_server::auction_log::LogEntry;
 use hawker_server::store::{
-    AuctionRow, Batch, Maintained, NewShow, NewUser, Order, Product, ProductEdit, SaleRow, Show,
-    ShowFilter, ShowStatus, Store, StoreError, StoreResult, TokenKind, User,
+    AuctionRow, Batch, Maintained, NewShow, NewUser, Order, Page, PageRequest, Product,
+    ProductEdit, SaleRow, Show, ShowFilter, ShowStatus, Store, StoreError, StoreResult, TokenKind,
+    User,
 };
 
 /// Which batches fail: `true` fails the whole commit, as the backend would.
@@ -244,15 +245,20 @@ impl Store for FaultyStore {
     async fn buyer_has_orders(&self, buyer: UserId) -> StoreResult<bool> {
         self.inner.buyer_has_orders(buyer).await
     }
-    async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>> {
-        self.inner.orders_for_buyer(buyer).await
+    async fn orders_for_buyer(
+        &self,
+        buyer: UserId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>> {
+        self.inner.orders_for_buyer(buyer, page).await
     }
     async fn orders_for_seller(
         &self,
         seller: UserId,
         show: Option<ShowId>,
-    ) -> StoreResult<Vec<Order>> {
-        self.inner.orders_for_seller(seller, show).await
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>> {
+        self.inner.orders_for_seller(seller, show, page).await
     }
     async fn mark_shipped(&self, id: OrderId, tracking: &str, now: Timestamp) -> StoreResult<()> {
         self.inner.mark_shipped(id, tracking, now).await

@@ -60,18 +60,15 @@ async fn a_herd_of_500_buyers_gets_exactly_50_units() {
         .get(None, &format!("/api/v1/flash-sales/{sale_id}"))
         .await;
     assert_eq!(sale["remaining"], 0);
-    let (_, orders) = app
-        .get(
-            Some(&show.seller.token),
+    let orders = app
+        .every_page(
+            &show.seller.token,
             &format!("/api/v1/seller/orders?show_id={}", show.show_id),
+            "orders",
+            200,
         )
         .await;
-    let paid = orders["orders"]
-        .as_array()
-        .expect("orders")
-        .iter()
-        .filter(|o| o["status"] == "paid")
-        .count();
+    let paid = orders.iter().filter(|o| o["status"] == "paid").count();
     assert_eq!(paid, 50);
     // The 30 units outside the sale were never touched.
     let (_, product) = app

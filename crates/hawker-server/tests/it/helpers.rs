@@ -574,11 +574,30 @@ impl TestApp {
         )
     }
 
-    /// The buyer's orders, as `GET /api/v1/orders` lists them.
+    /// The buyer's orders, as `GET /api/v1/orders` lists them (every page).
     pub async fn orders(&self, token: &str) -> Vec<Value> {
-        let (status, body) = self.get(Some(token), "/api/v1/orders").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["orders"].as_array().expect("orders").clone()
+        self.every_page(token, "/api/v1/orders", "orders", 200)
+            .await
+    }
+
+    /// Every item of a paged list (`key` names its items), read `limit` at a time by following
+    /// `next`, which must end `null`.
+    pub async fn every_page(&self, token: &str, path: &str, key: &str, limit: u32) -> Vec<Value> {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, body) = self
+                .get(Some(token), &format!("{path}{join}limit={limit}{after}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            items.extend(body[key].as_array().expect("a list").iter().cloned());
+            match &body["next"] {
+                Value::Null => return items,
+                Value::String(next) => after = format!("&after={next}"),
+                other => panic!("next is a cursor or null, not {other}"),
+            }
+        }
     }
 
     /// Units on hand of each variant of a product.

@@ -12,5 +12,6 @@ mod live_buy;
 mod live_room;
 mod orders;
 mod pages;
+mod paging;
 mod storage;
 mod video;

@@ -305,6 +305,26 @@ impl SqliteStore {
             .collect()
     }
 
+    /// A page of the orders `clause` selects (`binds` are its parameters), newest first.
+    async fn orders_page(
+        &self,
+        clause: &str,
+        binds: &[i64],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>> {
+        let after = page.after().map(Cursor::keys::<2>).transpose()?;
+        let sql = orders_page_sql(clause, after.is_some());
+        let mut q = sqlx::query(&sql);
+        for b in binds.iter().chain(after.iter().flatten()) {
+            q = q.bind(*b);
+        }
+        let rows = q.bind(page.fetch()).fetch_all(&self.pool).await?;
+        let orders = rows.iter().map(order_from).collect::<StoreResult<_>>()?;
+        Ok(Page::of(orders, page, |o: &Order| {
+            Cursor::new([o.created_at.0, o.id.0])
+        }))
+    }
+
     async fn orders_where(&self, clause: &str, binds: &[i64]) -> StoreResult<Vec<Order>> {
         let sql = format!("{ORDER_SELECT} WHERE {clause} ORDER BY o.created_at DESC, o.id");
         let mut q = sqlx::query(&sql);
@@ -314,6 +334,29 @@ impl SqliteStore {
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(order_from).collect()
     }
+}
+
+/// A buyer's orders: `orders_buyer_idempotency_key` finds them, and they are sorted (a buyer's
+/// history is short; an index in page order would cost every order insert).
+const ORDERS_OF_BUYER: &str = "o.buyer_id = ?";
+
+/// A seller's orders: a range of `orders_by_seller`, read backwards.
+const ORDERS_OF_SELLER: &str = "o.seller_id = ?";
+
+/// A seller's orders of one show: a range of `orders_by_show`. The `+` keeps SQLite off
+/// `orders_by_seller`, which it would otherwise pick and then filter the seller's whole history.
+const ORDERS_OF_SELLERS_SHOW: &str = "+o.seller_id = ? AND o.show_id = ?";
+
+/// The query of a page of orders: `clause`'s parameters, then the cursor's `created_at` and `id`
+/// (when `after`), then how many rows to read. Newest first, so the `(…, created_at, id)`
+/// indexes are read backwards from the cursor: a seek, however deep the page.
+fn orders_page_sql(clause: &str, after: bool) -> String {
+    let after = if after {
+        " AND (o.created_at, o.id) < (?, ?)"
+    } else {
+        ""
+    };
+    format!("{ORDER_SELECT} WHERE {clause}{after} ORDER BY o.created_at DESC, o.id DESC LIMIT ?")
 }
 
 /// [`one_row`] for a write through sqlx.
@@ -1378,21 +1421,26 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn orders_for_buyer(&self, buyer: UserId) -> StoreResult<Vec<Order>> {
-        self.orders_where("o.buyer_id = ?", &[buyer.0]).await
+    async fn orders_for_buyer(
+        &self,
+        buyer: UserId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>> {
+        self.orders_page(ORDERS_OF_BUYER, &[buyer.0], page).await
     }
 
     async fn orders_for_seller(
         &self,
         seller: UserId,
         show: Option<ShowId>,
-    ) -> StoreResult<Vec<Order>> {
+        page: &PageRequest,
+    ) -> StoreResult<Page<Order>> {
         match show {
             Some(s) => {
-                self.orders_where("o.seller_id = ? AND o.show_id = ?", &[seller.0, s.0])
+                self.orders_page(ORDERS_OF_SELLERS_SHOW, &[seller.0, s.0], page)
                     .await
             }
-            None => self.orders_where("o.seller_id = ?", &[seller.0]).await,
+            None => self.orders_page(ORDERS_OF_SELLER, &[seller.0], page).await,
         }
     }
 

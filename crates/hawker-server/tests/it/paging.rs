@@ -1,0 +1,306 @@
+//! Lists that grow with use come a page at a time: walking the pages yields every item once, in
+//! order, even while new items arrive; a page's cursor moves where a list starts, never whose
+//! items it holds; and the pages that show those lists link to the next page.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Account, LiveShow, TestApp, assert_refused, spawn_app};
+
+/// `n` paid orders of one unit each by `buyer` in `show`, one after the other.
+async fn buy_n(app: &TestApp, show: &LiveShow, buyer: &Account, n: usize, tag: &str) -> Vec<i64> {
+    let body = json!({ "show_id": show.show_id, "variant_id": show.variant_ids[0], "quantity": 1, "payment_method": "pm_card_visa" });
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (status, order) = app
+            .buy(&buyer.token, &format!("{tag}-{i}"), body.clone())
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        ids.push(order["order"]["id"].as_i64().expect("id"));
+    }
+    ids
+}
+
+/// The items of each page of a list, read `limit` at a time from its top.
+async fn pages(app: &TestApp, token: &str, path: &str, key: &str, limit: u32) -> Vec<Vec<Value>> {
+    pages_after(app, token, path, key, limit, None).await
+}
+
+/// The items of each page of a list, read `limit` at a time after `start` (a cursor).
+async fn pages_after(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    key: &str,
+    limit: u32,
+    start: Option<&str>,
+) -> Vec<Vec<Value>> {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let mut out = Vec::new();
+    let mut after = start.map(|c| format!("&after={c}")).unwrap_or_default();
+    loop {
+        let (status, body) = app
+            .get(Some(token), &format!("{path}{join}limit={limit}{after}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let items = body[key].as_array().expect("a list").clone();
+        assert!(items.len() <= limit as usize, "{body}");
+        out.push(items);
+        match body["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => {
+                assert!(
+                    body["next"].is_null(),
+                    "next is null on the last page: {body}"
+                );
+                return out;
+            }
+        }
+    }
+}
+
+fn ids(items: &[Value]) -> Vec<i64> {
+    items
+        .iter()
+        .map(|o| o["id"].as_i64().expect("an id"))
+        .collect()
+}
+
+/// Newest first: by `created_at`, then by `id`, both descending.
+fn assert_newest_first(orders: &[Value]) {
+    let keys: Vec<(i64, i64)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["created_at"].as_i64().expect("created_at"),
+                o["id"].as_i64().expect("id"),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted, "newest first");
+}
+
+fn same_set(a: &[i64], b: &[i64]) -> bool {
+    a.len() == b.len() && a.iter().collect::<HashSet<_>>() == b.iter().collect::<HashSet<_>>()
+}
+
+#[tokio::test]
+async fn a_buyers_orders_page_newest_first_and_new_orders_do_not_shift_older_ones() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 100)]).await;
+    let buyer = app.signup("buyer").await;
+    let bought = buy_n(&app, &show, &buyer, 7, "walk").await;
+
+    let walked = pages(&app, &buyer.token, "/api/v1/orders", "orders", 3).await;
+    assert_eq!(
+        walked.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 3, 1],
+        "7 orders, 3 a page"
+    );
+    let all: Vec<Value> = walked.concat();
+    assert!(same_set(&ids(&all), &bought), "every order once: {all:?}");
+    assert_newest_first(&all);
+
+    // Orders placed between two reads are newer than the cursor: the rest of the walk still
+    // yields each older order once, and nothing else.
+    let (_, first) = app.get(Some(&buyer.token), "/api/v1/orders?limit=3").await;
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let newer = buy_n(&app, &show, &buyer, 2, "between").await;
+    let rest = pages_after(
+        &app,
+        &buyer.token,
+        "/api/v1/orders",
+        "orders",
+        3,
+        Some(&next),
+    )
+    .await
+    .concat();
+    let mut seen = ids(first["orders"].as_array().expect("orders"));
+    seen.extend(ids(&rest));
+    assert!(same_set(&seen, &bought), "{seen:?} against {bought:?}");
+    assert!(newer.iter().all(|id| !seen.contains(id)));
+
+    // Without `limit`, 50 a page; all nine fit.
+    let (_, whole) = app.get(Some(&buyer.token), "/api/v1/orders").await;
+    assert_eq!(whole["orders"].as_array().map(Vec::len), Some(9));
+    assert!(whole["next"].is_null());
+}
+
+#[tokio::test]
+async fn a_sellers_orders_page_by_show_and_a_cursor_never_crosses_sellers() {
+    let app = spawn_app().await;
+    let mine = app.live_show(&[("Ruby", 2400, 100)]).await;
+    let theirs = app.live_show(&[("Jade", 1800, 100)]).await;
+    let buyer = app.signup("buyer").await;
+    let in_mine = buy_n(&app, &mine, &buyer, 5, "mine").await;
+    let in_theirs = buy_n(&app, &theirs, &buyer, 4, "theirs").await;
+
+    let walked = pages(
+        &app,
+        &mine.seller.token,
+        "/api/v1/seller/orders",
+        "orders",
+        2,
+    )
+    .await;
+    assert_eq!(walked.len(), 3);
+    let all = walked.concat();
+    assert!(same_set(&ids(&all), &in_mine), "{all:?}");
+    assert_newest_first(&all);
+    let of_show = app
+        .every_page(
+            &mine.seller.token,
+            &format!("/api/v1/seller/orders?show_id={}", mine.show_id),
+            "orders",
+            2,
+        )
+        .await;
+    assert!(same_set(&ids(&of_show), &in_mine));
+    let (_, none) = app
+        .get(
+            Some(&mine.seller.token),
+            &format!("/api/v1/seller/orders?show_id={}", theirs.show_id),
+        )
+        .await;
+    assert_eq!(none["orders"], json!([]), "another seller's show: {none}");
+
+    // The other seller's cursor only says where to start; the list stays the asker's own.
+    let (_, their_first) = app
+        .get(Some(&theirs.seller.token), "/api/v1/seller/orders?limit=1")
+        .await;
+    let their_cursor = their_first["next"].as_str().expect("a cursor");
+    let with_theirs = app
+        .every_page(
+            &mine.seller.token,
+            &format!("/api/v1/seller/orders?after={their_cursor}"),
+            "orders",
+            50,
+        )
+        .await;
+    assert!(
+        ids(&with_theirs).iter().all(|id| in_mine.contains(id)),
+        "{with_theirs:?}"
+    );
+    assert!(ids(&with_theirs).iter().all(|id| !in_theirs.contains(id)));
+}
+
+#[tokio::test]
+async fn a_limit_out_of_range_or_a_cursor_not_ours_is_a_400() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 10)]).await;
+    let buyer = app.signup("buyer").await;
+    buy_n(&app, &show, &buyer, 1, "one").await;
+    let seller = &show.seller.token;
+    for path in ["/api/v1/orders", "/api/v1/seller/orders"] {
+        let token = if path.contains("seller") {
+            seller.as_str()
+        } else {
+            buyer.token.as_str()
+        };
+        for limit in ["0", "201", "-1", "ten", "99999999999"] {
+            assert_refused(
+                &app.get(Some(token), &format!("{path}?limit={limit}")).await,
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+            );
+        }
+        // Not hex, not our format, and a well-formed cursor of a list with another key (a
+        // log's, one key).
+        for after in [
+            "garbage",
+            "01",
+            "zz",
+            "0100000000000000070000",
+            "010000000000000007",
+        ] {
+            assert_refused(
+                &app.get(Some(token), &format!("{path}?after={after}")).await,
+                StatusCode::BAD_REQUEST,
+                "bad_cursor",
+            );
+        }
+        assert_refused(
+            &app.get(Some(token), &format!("{path}?page=2")).await,
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        );
+        let (status, body) = app.get(Some(token), &format!("{path}?limit=200")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// The `href` of the page's link to the next page of `what` (`data-more`), if any.
+pub fn more_link(html: &str, what: &str) -> Option<String> {
+    let needle = format!("data-more=\"{what}\" href=\"");
+    let rest = &html[html.find(&needle)? + needle.len()..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+}
+
+/// A page as a Bearer client reads it: status and body.
+async fn html(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
+    let res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("page");
+    (res.status(), res.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn the_orders_pages_show_fifty_and_link_to_older_ones() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 100)]).await;
+    let buyer = app.signup("buyer").await;
+    let bought = buy_n(&app, &show, &buyer, 51, "page").await;
+    let row = |id: i64| format!("data-order-id=\"{id}\"");
+
+    for (token, here) in [
+        (&buyer.token, "/orders"),
+        (&show.seller.token, "/dashboard/orders"),
+    ] {
+        let (status, first) = html(&app, token, here).await;
+        assert_eq!(status, StatusCode::OK);
+        let shown = bought
+            .iter()
+            .filter(|id| first.contains(&row(**id)))
+            .count();
+        assert_eq!(shown, 50, "one page of orders on {here}");
+        assert!(
+            !first.contains("Newest orders"),
+            "the first page links nowhere back"
+        );
+        let older = more_link(&first, "orders").expect("a link to older orders");
+        assert!(older.starts_with(&format!("{here}?after=")), "{older}");
+
+        let (status, second) = html(&app, token, &older).await;
+        assert_eq!(status, StatusCode::OK);
+        let oldest = bought[0];
+        assert!(
+            second.contains(&row(oldest)),
+            "the oldest order is on the second page"
+        );
+        assert!(!first.contains(&row(oldest)));
+        assert_eq!(
+            bought
+                .iter()
+                .filter(|id| second.contains(&row(**id)))
+                .count(),
+            1
+        );
+        assert_eq!(more_link(&second, "orders"), None, "the last page");
+        assert!(
+            second.contains(&format!("class=\"button secondary\" href=\"{here}\"")),
+            "back to the newest"
+        );
+
+        let (status, _) = html(&app, token, &format!("{here}?after=garbage")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
