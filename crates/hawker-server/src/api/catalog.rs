@@ -9,8 +9,9 @@ use hawker_core::money::{Currency, Price};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::PageQuery;
 use crate::auth::CurrentUser;
-use crate::error::{ApiJson, ApiPath, AppError};
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::media;
 use crate::state::AppState;
 use crate::store::{Product, ProductEdit, VariantEdit};
@@ -197,15 +198,22 @@ pub async fn archive(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The product's catalog edits (price, stock, variants, archiving), for its seller.
+/// The product's catalog edits (price, stock, variants, archiving), oldest first, a page at a
+/// time, for its seller.
 pub async fn log(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
+    let request = q.request()?;
     let product = owned_product(&state, &user, id).await?;
     Ok(Json(super::shows::log_json(
-        state.services.store.product_log(product.id).await?,
+        state
+            .services
+            .store
+            .product_log(product.id, &request)
+            .await?,
     )))
 }
 

@@ -86,8 +86,8 @@ pub fn spec() -> Value {
             "/api/v1/flash-sales/{id}": { "parameters": id_param, "get": op("A flash sale", None, ("200", "{id, remaining, ends_at, status}"), &[("404", "unknown")]) },
             "/api/v1/flash-sales/{id}/end": { "parameters": id_param, "post": op("End a flash sale early (host)", None, ("200", "ended"), &[("409", "not running")]) },
             "/api/v1/shows/{id}/codes": { "parameters": id_param, "post": op("Create a show-exclusive code (host)", Some(obj(&["code", "max_uses"], json!({ "code": s, "percent_off": int, "amount_off_cents": int, "max_uses": int, "expires_at": int, "first_order_only": { "type": "boolean" }, "announce": { "type": "boolean" } }))), ("201", "the code"), &[("409", "code exists"), ("422", "invalid input")]) },
-            "/api/v1/shows/{id}/log": { "parameters": id_param, "get": op("The show's append-only commerce log (host)", None, ("200", "{entries:[{seq, at, event}]}"), &[("403", "not the host")]) },
-            "/api/v1/products/{id}/log": { "parameters": id_param, "get": op("A product's catalog edits: prices, stock, variants (seller)", None, ("200", "{entries:[{seq, at, event}]}"), &[("403", "not the seller")]) },
+            "/api/v1/shows/{id}/log": { "parameters": id_param, "get": paged(op("The show's append-only commerce log, oldest first (host)", None, ("200", "{entries:[{seq, at, event}], next}"), &[("403", "not the host")]), &[]) },
+            "/api/v1/products/{id}/log": { "parameters": id_param, "get": paged(op("A product's catalog edits: prices, stock, variants, oldest first (seller)", None, ("200", "{entries:[{seq, at, event}], next}"), &[("403", "not the seller")]), &[]) },
             "/api/v1/shows/{id}/live": { "parameters": id_param, "get": op("The live room WebSocket (see PROTOCOL.md)", None, ("101", "switching protocols"), &[("409", "show not live")]) },
             "/api/v1/orders": {
                 "post": {

@@ -1,5 +1,6 @@
 //! Shows, the host's live actions, moderation, and the live socket's handshake.
 
+use super::PageQuery;
 use crate::auth::{CurrentUser, MaybeUser, Via};
 use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::limits::ClientIp;
@@ -8,7 +9,7 @@ use crate::secrets::{new_stream_key, token_hash};
 use crate::service::shows::{end_show, start_show};
 use crate::socket;
 use crate::state::AppState;
-use crate::store::{NewShow, Show, ShowFilter, ShowStatus, new_id};
+use crate::store::{LogLine, NewShow, Page, Show, ShowFilter, ShowStatus, new_id};
 use axum::Json;
 use axum::extract::{Multipart, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -400,24 +401,28 @@ pub async fn create_code(
 
 /// The show's append-only commerce log: every stock, price, sale and code change, in order.
 /// For its host: entries name buyers by account id.
+/// `GET /shows/{id}/log`: the show's commerce log, oldest first, a page at a time (host).
 pub async fn commerce_log(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
+    let request = q.request()?;
     let show = hosted_show(&state, &user, id).await?;
     Ok(Json(log_json(
-        state.services.store.commerce_log(show.id).await?,
+        state.services.store.commerce_log(show.id, &request).await?,
     )))
 }
 
-/// `{"entries":[{seq, at, event}]}` from stored log rows.
-pub fn log_json(rows: Vec<(i64, Timestamp, String)>) -> Value {
-    let entries: Vec<Value> = rows
+/// `{"entries":[{seq, at, event}], "next"}` from a page of stored log lines.
+pub fn log_json(page: Page<LogLine>) -> Value {
+    let entries: Vec<Value> = page
+        .items
         .into_iter()
         .map(|(seq, at, event)| json!({ "seq": seq, "at": at, "event": serde_json::from_str::<Value>(&event).unwrap_or(Value::Null) }))
         .collect();
-    json!({ "entries": entries })
+    json!({ "entries": entries, "next": page.next })
 }
 
 /// `GET /api/v1/shows/{id}/live`: the live room's WebSocket.

@@ -301,6 +301,9 @@ pub struct OrderMeta {
     pub payment_method: String,
 }
 
+/// A line of the commerce log: `(seq, at, event JSON)`.
+pub type LogLine = (i64, Timestamp, String);
+
 /// One group commit: the events of many decisions, written in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
@@ -470,10 +473,14 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, show: ShowId, now: Timestamp, batch: &Batch) -> StoreResult<()>;
     async fn sale(&self, id: SaleId) -> StoreResult<Option<SaleRow>>;
     async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats>;
-    /// The show's commerce log as `(seq, at, event JSON)`.
-    async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
-    /// A product's catalog edits (outside shows) as `(seq, at, event JSON)`.
-    async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>>;
+    /// The show's commerce log, oldest first (by `seq`), a page at a time.
+    async fn commerce_log(&self, show: ShowId, page: &PageRequest) -> StoreResult<Page<LogLine>>;
+    /// A product's catalog edits (outside shows), oldest first, a page at a time.
+    async fn product_log(
+        &self,
+        product: ProductId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogLine>>;
 
     // Auctions.
     async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>>;

@@ -109,6 +109,14 @@ impl PageRequest {
         }
     }
 
+    /// The page after `cursor`, of the same size.
+    pub fn then(&self, cursor: Cursor) -> Self {
+        Self {
+            limit: self.limit,
+            after: Some(cursor),
+        }
+    }
+
     pub fn limit(&self) -> u32 {
         self.limit
     }

@@ -29,14 +29,10 @@ async fn create_code(app: &TestApp, show: &LiveShow, body: Value) {
 }
 
 async fn log_len(app: &TestApp, show: &LiveShow) -> usize {
-    let (status, body) = app
-        .get(
-            Some(&show.seller.token),
-            &format!("/api/v1/shows/{}/log", show.show_id),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["entries"].as_array().expect("entries").len()
+    let path = format!("/api/v1/shows/{}/log", show.show_id);
+    app.every_page(&show.seller.token, &path, "entries", 200)
+        .await
+        .len()
 }
 
 /// Sends `body` as-is with the given content type (or none) and a Bearer token.

@@ -11,7 +11,7 @@ use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
 use hawker_server::auction_log::LogEntry;
 use hawker_server::store::{
-    AuctionRow, Batch, Maintained, NewShow, NewUser, Order, Page, PageRequest, Product,
+    AuctionRow, Batch, LogLine, Maintained, NewShow, NewUser, Order, Page, PageRequest, Product,
     ProductEdit, SaleRow, Show, ShowFilter, ShowStatus, Store, StoreError, StoreResult, TokenKind,
     User,
 };
@@ -197,11 +197,15 @@ impl Store for FaultyStore {
     async fn host_stats(&self, show: ShowId) -> StoreResult<HostStats> {
         self.inner.host_stats(show).await
     }
-    async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        self.inner.commerce_log(show).await
+    async fn commerce_log(&self, show: ShowId, page: &PageRequest) -> StoreResult<Page<LogLine>> {
+        self.inner.commerce_log(show, page).await
     }
-    async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        self.inner.product_log(product).await
+    async fn product_log(
+        &self,
+        product: ProductId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogLine>> {
+        self.inner.product_log(product, page).await
     }
     async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>> {
         self.inner.auction(id).await

@@ -304,3 +304,103 @@ async fn the_orders_pages_show_fifty_and_link_to_older_ones() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+fn seqs(entries: &[Value]) -> Vec<i64> {
+    entries
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("seq"))
+        .collect()
+}
+
+#[tokio::test]
+async fn commerce_and_product_logs_page_oldest_first_and_keep_to_their_show() {
+    let app = spawn_app().await;
+    let show = app.live_show(&[("Ruby", 2400, 100)]).await;
+    let other = app.live_show(&[("Jade", 1800, 100)]).await;
+    let buyer = app.signup("buyer").await;
+    buy_n(&app, &show, &buyer, 3, "log").await;
+    buy_n(&app, &other, &buyer, 2, "other").await;
+    let path = format!("/api/v1/shows/{}/log", show.show_id);
+    let token = &show.seller.token;
+
+    let (_, whole) = app.get(Some(token), &format!("{path}?limit=200")).await;
+    let whole = whole["entries"].as_array().expect("entries").clone();
+    assert_eq!(whole.len(), 6, "reserved and paid, three times: {whole:?}");
+    let walked = pages(&app, token, &path, "entries", 4).await;
+    assert_eq!(walked.iter().map(Vec::len).collect::<Vec<_>>(), [4, 2]);
+    let walked = walked.concat();
+    assert_eq!(walked, whole, "the same lines, once each, in order");
+    let order = seqs(&walked);
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {order:?}"
+    );
+
+    // Lines appended while a client pages come after the ones it has; nothing is read twice.
+    let (_, first) = app.get(Some(token), &format!("{path}?limit=4")).await;
+    let next = first["next"].as_str().expect("more").to_owned();
+    buy_n(&app, &show, &buyer, 1, "later").await;
+    let rest = pages_after(&app, token, &path, "entries", 4, Some(&next))
+        .await
+        .concat();
+    let mut seen = seqs(first["entries"].as_array().expect("entries"));
+    seen.extend(seqs(&rest));
+    assert_eq!(seen.len(), 8, "the six, and the two lines of the new order");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+
+    // A cursor from this show's log, on another's, starts there but lists only that show.
+    let theirs = app
+        .every_page(
+            &other.seller.token,
+            &format!("/api/v1/shows/{}/log", other.show_id),
+            "entries",
+            50,
+        )
+        .await;
+    let (status, crossed) = app
+        .get(
+            Some(&other.seller.token),
+            &format!("/api/v1/shows/{}/log?after={next}", other.show_id),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{crossed}");
+    for e in crossed["entries"].as_array().expect("entries") {
+        assert!(theirs.contains(e), "{e} is not of the other show");
+    }
+    assert_refused(
+        &app.get(Some(token), &format!("{path}?limit=0")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    // An order's cursor has two keys; a log's has one.
+    let (_, orders) = app.get(Some(&buyer.token), "/api/v1/orders?limit=1").await;
+    let order_cursor = orders["next"].as_str().expect("a cursor");
+    assert_refused(
+        &app.get(Some(token), &format!("{path}?after={order_cursor}"))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_cursor",
+    );
+
+    // A product's catalog edits page the same way.
+    let (product_id, variants) = app
+        .product(&show.seller, &[("A", 1000, 1), ("B", 1000, 1)])
+        .await;
+    for stock in 2..5 {
+        let edit = json!({ "title": "Velvet lipstick", "currency": "USD", "variants": [{ "id": variants[0], "name": "A", "price_cents": 1000, "stock": stock }, { "id": variants[1], "name": "B", "price_cents": 1000, "stock": stock }] });
+        let (status, body) = app
+            .request(
+                reqwest::Method::PUT,
+                Some(token),
+                &format!("/api/v1/products/{product_id}"),
+                Some(edit),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let path = format!("/api/v1/products/{product_id}/log");
+    let walked = pages(&app, token, &path, "entries", 3).await;
+    assert_eq!(walked.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    let order = seqs(&walked.concat());
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}

@@ -221,7 +221,17 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             .revenue_cents,
         180
     );
-    assert_eq!(store.commerce_log(show.id).await.expect("log").len(), 3);
+    let log = store
+        .commerce_log(show.id, &store::PageRequest::first(2))
+        .await
+        .expect("log");
+    let next = log.next.expect("a second page");
+    let rest = store
+        .commerce_log(show.id, &store::PageRequest::first(2).then(next))
+        .await
+        .expect("log");
+    assert_eq!((log.items.len(), rest.items.len()), (2, 1), "three lines");
+    assert!(rest.next.is_none());
     assert!(
         store
             .order_by_key(buyer.id, "k")

@@ -291,18 +291,28 @@ impl SqliteStore {
         Ok(show)
     }
 
-    /// Commerce log rows for one show (`show_id`) or one product (`product_id`), in order.
-    async fn log_where(
+    /// A page of the commerce log of one show (`show_id`) or one product (`product_id`),
+    /// oldest first.
+    async fn log_page(
         &self,
         column: &'static str,
         id: i64,
-    ) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        let sql =
-            format!("SELECT seq, at, event FROM commerce_log WHERE {column} = ? ORDER BY seq");
-        let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
-        rows.iter()
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogLine>> {
+        let after = page.after().map(Cursor::keys::<1>).transpose()?;
+        let sql = log_page_sql(column, after.is_some());
+        let mut q = sqlx::query(&sql).bind(id);
+        if let Some([seq]) = after {
+            q = q.bind(seq);
+        }
+        let rows = q.bind(page.fetch()).fetch_all(&self.pool).await?;
+        let lines = rows
+            .iter()
             .map(|r| Ok((r.col("seq")?, Timestamp(r.col("at")?), r.col("event")?)))
-            .collect()
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::of(lines, page, |(seq, ..): &LogLine| {
+            Cursor::new([*seq])
+        }))
     }
 
     /// A page of the orders `clause` selects (`binds` are its parameters), newest first.
@@ -357,6 +367,16 @@ fn orders_page_sql(clause: &str, after: bool) -> String {
         ""
     };
     format!("{ORDER_SELECT} WHERE {clause}{after} ORDER BY o.created_at DESC, o.id DESC LIMIT ?")
+}
+
+/// The query of a page of the commerce log of one show or product (`column`): its id, then the
+/// cursor's `seq` (when `after`), then how many rows to read. A range of `commerce_log_by_show`
+/// or `commerce_log_by_product`, whose partial `WHERE … IS NOT NULL` the `=` implies.
+fn log_page_sql(column: &str, after: bool) -> String {
+    let after = if after { " AND seq > ?" } else { "" };
+    format!(
+        "SELECT seq, at, event FROM commerce_log WHERE {column} = ?{after} ORDER BY seq LIMIT ?"
+    )
 }
 
 /// [`one_row`] for a write through sqlx.
@@ -1278,12 +1298,16 @@ impl Store for SqliteStore {
         host_stats_from(&r)
     }
 
-    async fn product_log(&self, product: ProductId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        self.log_where("product_id", product.0).await
+    async fn product_log(
+        &self,
+        product: ProductId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogLine>> {
+        self.log_page("product_id", product.0, page).await
     }
 
-    async fn commerce_log(&self, show: ShowId) -> StoreResult<Vec<(i64, Timestamp, String)>> {
-        self.log_where("show_id", show.0).await
+    async fn commerce_log(&self, show: ShowId, page: &PageRequest) -> StoreResult<Page<LogLine>> {
+        self.log_page("show_id", show.0, page).await
     }
 
     async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>> {
