@@ -58,6 +58,35 @@ impl Default for Chain {
     }
 }
 
+/// A log as people save it, for [`verify`]: the pages of `GET /api/v1/auctions/{id}/log`
+/// (`{"entries": […], "next": …}`) one after another, in order, as a client fetches them
+/// following `next`; or a JSON array of entries, as the log was served before it was paged.
+/// The entries come out joined in the order given; [`verify`] then refuses a page missing,
+/// repeated or out of place, as it refuses any break in the chain.
+pub fn parse_log(text: &str) -> Result<Vec<LogEntry>, serde_json::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Part {
+        Entries(Vec<LogEntry>),
+        Page { entries: Vec<LogEntry> },
+    }
+    let entries = |part| match part {
+        Part::Entries(e) | Part::Page { entries: e } => e,
+    };
+    let mut parts = serde_json::Deserializer::from_str(text)
+        .into_iter::<Part>()
+        .peekable();
+    if parts.peek().is_none() {
+        // Nothing but white space: the error a single document would give.
+        return serde_json::from_str::<Part>(text).map(entries);
+    }
+    let mut all = Vec::new();
+    for part in parts {
+        all.extend(entries(part?));
+    }
+    Ok(all)
+}
+
 /// Which entry (1-based `seq` position) breaks the log, and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("entry {position} (seq {seq}): {message}")]
@@ -101,4 +130,45 @@ pub fn verify(entries: &[LogEntry]) -> Result<(Replayed, String), VerifyError> {
         }
     })?;
     Ok((outcome, prev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> LogEntry {
+        LogEntry {
+            seq,
+            body: format!("{{\"n\":{seq}}}"),
+            prev_hash: GENESIS.into(),
+            hash: GENESIS.into(),
+        }
+    }
+
+    #[test]
+    fn a_saved_log_is_its_pages_one_after_another_or_one_array() {
+        let page = |from: u64, to: u64, next: Option<&str>| {
+            serde_json::json!({ "entries": (from..=to).map(entry).collect::<Vec<_>>(), "next": next })
+                .to_string()
+        };
+        let pages = format!(
+            "{}\n{}{}",
+            page(1, 2, Some("01aa")),
+            page(3, 4, Some("01bb")),
+            page(5, 5, None)
+        );
+        let seqs = |text: &str| -> Vec<u64> {
+            parse_log(text)
+                .expect("a log")
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        assert_eq!(seqs(&pages), [1, 2, 3, 4, 5]);
+        let array = serde_json::to_string(&[entry(1), entry(2)]).expect("json");
+        assert_eq!(seqs(&array), [1, 2]);
+        for bad in ["", "  \n", "{}", "[1, 2]", "{\"entries\": 3}", "[] garbage"] {
+            assert!(parse_log(bad).is_err(), "{bad:?}");
+        }
+    }
 }

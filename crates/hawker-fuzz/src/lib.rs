@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use hawker_core::account::Role;
-use hawker_core::auction_log::{LogEntry, verify};
+use hawker_core::auction_log::{parse_log, verify};
 use hawker_core::ids::{ShowId, UserId};
 use hawker_core::protocol::ClientMsg;
 use hawker_core::room::{Author, Room};
@@ -101,7 +101,7 @@ pub fn api_input(data: &[u8]) {
 
 /// `hawker verify-auction FILE` on any file.
 pub fn verify_auction(data: &[u8]) {
-    if let Ok(entries) = serde_json::from_slice::<Vec<LogEntry>>(data) {
+    if let Ok(Ok(entries)) = std::str::from_utf8(data).map(parse_log) {
         let _ = verify(&entries);
     }
 }

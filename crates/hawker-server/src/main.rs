@@ -8,8 +8,9 @@ use hawker_server::serve::{no_huge_pages, serve};
 const USAGE: &str = "usage:
   hawker serve [--demo]          run the server (settings: hawker config --print-defaults)
   hawker config --print-defaults print every setting with its default
-  hawker verify-auction FILE     check an auction log (GET /api/v1/auctions/{id}/log): its hash
-                                 chain, then its bids replayed through the rules
+  hawker verify-auction FILE     check an auction log: the pages of GET /api/v1/auctions/{id}/log
+                                 saved one after another; its hash chain, then its bids
+                                 replayed through the rules
   hawker user set-role EMAIL buyer|seller|moderator|admin
                                  change an account's role (uses the configured database)
   benchmarks are a binary of their own: cargo run --release -p hawker-bench -- --help";
@@ -48,8 +49,8 @@ async fn main() -> anyhow::Result<()> {
 
 fn verify_auction(file: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    let entries: Vec<hawker_server::auction_log::LogEntry> =
-        serde_json::from_str(&text).context("the file is not a JSON array of log entries")?;
+    let entries = hawker_server::auction_log::parse_log(&text)
+        .context("the file is not an auction log: the pages of GET /api/v1/auctions/{id}/log")?;
     match hawker_server::auction_log::verify(&entries) {
         Ok((outcome, final_hash)) => {
             match (&outcome.winner, outcome.price_cents, outcome.ended) {

@@ -9,9 +9,10 @@ use hawker_core::ids::{AuctionId, ShowId, VariantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::PageQuery;
 use super::shows::{find_show, hosted_show};
 use crate::auth::CurrentUser;
-use crate::error::{ApiJson, ApiPath, AppError};
+use crate::error::{ApiJson, ApiPath, ApiQuery, AppError};
 use crate::service::auctions;
 use crate::state::AppState;
 use crate::store::AuctionRow;
@@ -197,22 +198,31 @@ pub async fn get_one(
             state
                 .services
                 .store
-                .auction_log(row.id)
+                .auction_log_last(row.id)
                 .await?
-                .last()
-                .map(|e| e.hash.clone())
+                .map(|e| e.hash)
         );
     }
     Ok(Json(body))
 }
 
-/// `GET /api/v1/auctions/{id}/log`: the whole hash-chained log, for anyone to verify.
+/// `GET /api/v1/auctions/{id}/log`: the hash-chained log, oldest first, a page at a time, for
+/// anyone to verify: `hawker verify-auction` checks the pages saved one after another (each
+/// entry's `prev_hash` chains it to the entry before, across pages too), and the last entry's
+/// hash is the auction's `final_hash`.
 pub async fn log(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
+    let request = q.request()?;
     let row = auction_row(&state, id).await?;
-    Ok(Json(json!(state.services.store.auction_log(row.id).await?)))
+    let page = state
+        .services
+        .store
+        .auction_log_page(row.id, &request)
+        .await?;
+    Ok(Json(json!({ "entries": page.items, "next": page.next })))
 }
 
 #[derive(Deserialize)]

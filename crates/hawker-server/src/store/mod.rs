@@ -485,7 +485,17 @@ pub trait Store: Send + Sync + 'static {
     // Auctions.
     async fn auction(&self, id: AuctionId) -> StoreResult<Option<AuctionRow>>;
     async fn auctions_of_show(&self, show: ShowId) -> StoreResult<Vec<AuctionRow>>;
+    /// The whole log of an auction, in order: for replaying it inside the server (an auction
+    /// lasts minutes, so its log is bounded). Clients read [`Store::auction_log_page`].
     async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>>;
+    /// An auction's log, oldest first (by `seq`), a page at a time.
+    async fn auction_log_page(
+        &self,
+        id: AuctionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogEntry>>;
+    /// The last entry of an auction's log, whose hash seals every entry before it.
+    async fn auction_log_last(&self, id: AuctionId) -> StoreResult<Option<LogEntry>>;
     /// Pseudonym, user id and display name of everyone who bid.
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>>;
 

@@ -695,7 +695,7 @@ async fn the_auction_message_does_not_tie_the_public_log_to_accounts() {
         (&seen["you_lead"], &theirs["you_lead"]),
         (&json!(false), &json!(true))
     );
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let pseudonyms: Vec<String> = log
         .as_array()
         .into_iter()

@@ -72,11 +72,17 @@ pub async fn wait_paid(app: &TestApp, token: &str, id: i64) -> Value {
     }
 }
 
-/// Runs `hawker verify-auction` on a log; returns (success, stdout + stderr).
+/// Runs `hawker verify-auction` on a log (an array of entries); returns (success, stdout +
+/// stderr).
 fn verify_cli(log: &Value) -> (bool, String) {
+    verify_file(&log.to_string())
+}
+
+/// Runs `hawker verify-auction` on a file holding `text`; returns (success, stdout + stderr).
+pub fn verify_file(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("log.json");
-    std::fs::write(&path, log.to_string()).expect("written");
+    std::fs::write(&path, text).expect("written");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hawker"))
         .arg("verify-auction")
         .arg(&path)
@@ -181,7 +187,7 @@ async fn two_hundred_bidders_in_the_final_second_make_one_winner_who_is_charged(
     assert_eq!(product["variants"][0]["stock"], 2);
 
     // The public log verifies and names the same winner, in pseudonyms only.
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let entries = log.as_array().expect("entries");
     assert!(entries.len() >= 200, "every bid is logged, accepted or not");
     assert!(
@@ -217,7 +223,7 @@ async fn a_tampered_log_is_rejected_at_the_tampered_entry() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     wait_ended(&app, id).await;
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     assert!(verify_cli(&log).0);
 
     // Lower the winning bid without fixing the hashes: the chain breaks at that entry (4th).
@@ -321,7 +327,7 @@ async fn shill_and_cross_show_bids_are_refused_and_logged() {
         (StatusCode::CONFLICT, Some("already_winning"))
     );
 
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let reasons: Vec<String> = log
         .as_array()
         .expect("entries")
@@ -446,7 +452,7 @@ async fn an_auction_survives_kill_9() {
         (ended["winner"].as_str(), ended["price_cents"].as_i64()),
         (body["leader"].as_str(), Some(3_500))
     );
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let (ok, out) = verify_cli(&log);
     assert!(ok, "{out}");
     wait_paid(&app, &b.token, id).await;
@@ -494,7 +500,7 @@ async fn pre_bids_join_the_auction_when_it_starts() {
     let (_, auction) = app.get(None, &format!("/api/v1/auctions/{id}")).await;
     // A's $30 maximum meets B's $20: A leads at $20 + one $1 step.
     assert_eq!(auction["price_cents"], 2_100);
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let bodies: Vec<Value> = log
         .as_array()
         .expect("entries")
@@ -588,7 +594,7 @@ async fn a_declined_winner_lets_the_host_offer_a_second_chance() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("no_second_chance"))
     );
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     let (ok, out) = verify_cli(&log);
     assert!(ok, "{out}");
     let charges: Vec<bool> = log
@@ -640,7 +646,7 @@ async fn a_buyers_daily_spending_limit_is_enforced_at_bid_time() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, log) = app.get(None, &format!("/api/v1/auctions/{id}/log")).await;
+    let log = app.auction_log(id).await;
     assert!(
         log.to_string().contains("spending_limit"),
         "the refusal is in the log"

@@ -216,6 +216,16 @@ impl Store for FaultyStore {
     async fn auction_log(&self, id: AuctionId) -> StoreResult<Vec<LogEntry>> {
         self.inner.auction_log(id).await
     }
+    async fn auction_log_page(
+        &self,
+        id: AuctionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogEntry>> {
+        self.inner.auction_log_page(id, page).await
+    }
+    async fn auction_log_last(&self, id: AuctionId) -> StoreResult<Option<LogEntry>> {
+        self.inner.auction_log_last(id).await
+    }
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>> {
         self.inner.auction_bidders(id).await
     }

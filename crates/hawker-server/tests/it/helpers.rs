@@ -600,6 +600,24 @@ impl TestApp {
         }
     }
 
+    /// An auction's whole log as a JSON array of entries: every page of the public
+    /// `GET /api/v1/auctions/{id}/log`, 50 at a time, joined.
+    pub async fn auction_log(&self, id: i64) -> Value {
+        let mut entries = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, page) = self
+                .get(None, &format!("/api/v1/auctions/{id}/log?limit=50{after}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            entries.extend(page["entries"].as_array().expect("entries").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = format!("&after={next}"),
+                None => return Value::Array(entries),
+            }
+        }
+    }
+
     /// Units on hand of each variant of a product.
     pub async fn stock(&self, product_id: i64) -> Vec<i64> {
         let (status, body) = self

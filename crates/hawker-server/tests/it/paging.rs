@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, LiveShow, TestApp, assert_refused, spawn_app};
+use crate::auctions::{bidder, start_auction, verify_file, wait_ended};
+use crate::helpers::{
+    Account, LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_manual_clock,
+};
 
 /// `n` paid orders of one unit each by `buyer` in `show`, one after the other.
 async fn buy_n(app: &TestApp, show: &LiveShow, buyer: &Account, n: usize, tag: &str) -> Vec<i64> {
@@ -403,4 +406,85 @@ async fn commerce_and_product_logs_page_oldest_first_and_keep_to_their_show() {
     assert_eq!(walked.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
     let order = seqs(&walked.concat());
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
+
+#[tokio::test]
+async fn an_auction_log_pages_and_its_pages_saved_in_a_row_verify() {
+    let app = spawn_app_on_manual_clock(|_| {}).await;
+    let show = app.live_show(&[("Card", 5_000, 2)]).await;
+    let (a, b) = (bidder(&app).await, bidder(&app).await);
+    let (id, ends_at) = start_auction(&app, &show, json!({ "variant_id": show.variant_ids[0], "start_cents": 500, "duration_s": 5, "mode": "sudden_death" })).await;
+    for (who, amount) in [(&a, 500), (&b, 700), (&a, 900), (&b, 1_100)] {
+        let (status, body) = app
+            .post(
+                &who.token,
+                &format!("/api/v1/auctions/{id}/bids"),
+                json!({ "amount_cents": amount }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.advance(ends_at - app.clock.now().0 + 1);
+    let ended = wait_ended(&app, id).await;
+
+    let path = format!("/api/v1/auctions/{id}/log");
+    let (_, whole) = app.get(None, &format!("{path}?limit=200")).await;
+    let whole = whole["entries"].as_array().expect("entries").clone();
+    assert!(
+        whole.len() >= 6,
+        "the start, four bids, the close: {whole:?}"
+    );
+    // Pages as a client saves them: each answer as it came, one after another.
+    let mut saved = String::new();
+    let mut walked = Vec::new();
+    let mut after = String::new();
+    loop {
+        let res = app
+            .client
+            .get(app.url(&format!("{path}?limit=2{after}")))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(res.status(), StatusCode::OK);
+        let text = res.text().await.expect("body");
+        saved.push_str(&text);
+        saved.push('\n');
+        let page: Value = serde_json::from_str(&text).expect("JSON");
+        walked.push(page["entries"].as_array().expect("entries").clone());
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked.concat(), whole, "every entry once, in order");
+    assert!(walked.iter().all(|p| p.len() <= 2));
+    let (ok, out) = verify_file(&saved);
+    assert!(ok, "{out}");
+    let winner = ended["winner"].as_str().expect("a winner");
+    assert!(
+        out.contains(&format!("winner {winner} at 1100 cents")),
+        "{out}"
+    );
+    assert_eq!(
+        ended["final_hash"],
+        whole.last().expect("an entry")["hash"],
+        "the auction's final hash seals the last page"
+    );
+
+    // A page left out breaks the chain where it was.
+    let pages: Vec<&str> = saved.lines().collect();
+    let (ok, out) = verify_file(&[pages[0], pages[2]].join("\n"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("entry 3 (seq 5)"), "{out}");
+
+    assert_refused(
+        &app.get(None, &format!("{path}?limit=201")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    assert_refused(
+        &app.get(None, &format!("{path}?after=nope")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_cursor",
+    );
 }

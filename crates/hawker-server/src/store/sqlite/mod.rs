@@ -379,6 +379,15 @@ fn log_page_sql(column: &str, after: bool) -> String {
     )
 }
 
+/// The query of a page of an auction's log: the auction, then the cursor's `seq` (when
+/// `after`), then how many rows to read. A range of the table's key, `(auction_id, seq)`.
+fn auction_log_page_sql(after: bool) -> String {
+    let after = if after { " AND seq > ?" } else { "" };
+    format!(
+        "SELECT seq, body, prev_hash, hash FROM auction_log WHERE auction_id = ?{after} ORDER BY seq LIMIT ?"
+    )
+}
+
 /// [`one_row`] for a write through sqlx.
 fn exactly_one(result: sqlx::sqlite::SqliteQueryResult, what: &str) -> StoreResult<()> {
     one_row(result.rows_affected(), what)
@@ -1334,6 +1343,37 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(log_entry_from).collect()
+    }
+
+    async fn auction_log_page(
+        &self,
+        id: AuctionId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<LogEntry>> {
+        let after = page.after().map(Cursor::keys::<1>).transpose()?;
+        let sql = auction_log_page_sql(after.is_some());
+        let mut q = sqlx::query(&sql).bind(id.0);
+        if let Some([seq]) = after {
+            q = q.bind(seq);
+        }
+        let rows = q.bind(page.fetch()).fetch_all(&self.pool).await?;
+        let entries = rows
+            .iter()
+            .map(log_entry_from)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::of(entries, page, |e: &LogEntry| {
+            Cursor::new([e.seq as i64])
+        }))
+    }
+
+    async fn auction_log_last(&self, id: AuctionId) -> StoreResult<Option<LogEntry>> {
+        let row = sqlx::query(
+            "SELECT seq, body, prev_hash, hash FROM auction_log WHERE auction_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(log_entry_from).transpose()
     }
 
     async fn auction_bidders(&self, id: AuctionId) -> StoreResult<Vec<(String, UserId, String)>> {
