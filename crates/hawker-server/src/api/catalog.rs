@@ -122,13 +122,19 @@ pub async fn create(
     ))
 }
 
+/// `GET /products`: the seller's products, the active ones first, newest first, a page at a
+/// time.
 pub async fn mine(
     State(state): State<AppState>,
     user: CurrentUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(
-        json!({ "products": state.services.store.products_by_seller(user.user.id).await? }),
-    ))
+    let page = state
+        .services
+        .store
+        .products_by_seller(user.user.id, true, &q.request()?)
+        .await?;
+    Ok(Json(json!({ "products": page.items, "next": page.next })))
 }
 
 pub async fn show(

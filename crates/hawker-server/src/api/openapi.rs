@@ -70,7 +70,7 @@ pub fn spec() -> Value {
             "/api/v1/auth/login": { "post": op("Log in; returns an API token", Some(obj(&["email", "password"], json!({ "email": s, "password": s }))), ("200", "{token}"), &[("401", "wrong e-mail or password")]) },
             "/api/v1/products": {
                 "post": op("Create a product with variants (sellers)", Some(obj(&["title", "currency", "variants"], json!({ "title": s, "description": s, "currency": s, "variants": { "type": "array", "items": obj(&["name", "price_cents", "stock"], json!({ "name": s, "price_cents": int, "stock": int })) } }))), ("201", "{id, variants:[{id, name, price_cents, stock}]}"), &[("403", "not a seller"), ("422", "invalid input")]),
-                "get": op("My products", None, ("200", "{products}"), &[("401", "not signed in")])
+                "get": paged(op("My products with their variants: the active ones first, newest first", None, ("200", "{products, next}"), &[("401", "not signed in")]), &[])
             },
             "/api/v1/products/{id}": { "parameters": id_param, "get": op("A product", None, ("200", "the product"), &[("404", "unknown")]), "put": op("Edit a product (not while live)", None, ("200", "the product"), &[("409", "product is live")]), "delete": op("Archive a product", None, ("204", "archived"), &[("409", "product is live")]) },
             "/api/v1/products/{id}/images": { "parameters": id_param, "post": op("Upload an image (multipart field `image`)", None, ("201", "{url}"), &[("413", "too large"), ("415", "not an image")]) },

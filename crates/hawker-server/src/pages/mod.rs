@@ -18,7 +18,9 @@ use crate::error::{ApiPath, ApiQuery, AppError};
 use crate::secrets::random_token;
 use crate::service::accounts;
 use crate::state::AppState;
-use crate::store::{Cursor, Order, PageRequest, Product, Show, ShowFilter, ShowStatus, TokenKind};
+use crate::store::{
+    Cursor, Order, PAGE_MAX, PageRequest, Product, Show, ShowFilter, ShowStatus, TokenKind,
+};
 
 pub mod assets;
 
@@ -188,6 +190,9 @@ fn human_time(ms: Option<i64>) -> String {
 
 /// How many rows a page of a table lists.
 const ROWS: u32 = 50;
+
+/// How many cards a page of a grid shows (a store's products).
+const CARDS: u32 = 24;
 
 /// `?after=`: where a paged list starts. Pages take other query parameters quietly (a link
 /// with tracking parameters still opens), unlike the API.
@@ -763,19 +768,30 @@ async fn host_page(
     })
 }
 
+/// Which page of each list a page with two of them shows (the dashboard, a store).
+#[derive(Deserialize)]
+struct ListsQuery {
+    products_after: Option<String>,
+}
+
+const PRODUCT_LINKS: (&str, &str) = ("First products", "More products");
+
 #[derive(Template)]
 #[template(path = "store.html")]
 struct StorePage {
     layout: Layout,
     seller_name: String,
     shows: Vec<ShowView>,
+    /// One page of the store's active products.
     products: Vec<ProductView>,
+    products_pager: Pager,
 }
 
 async fn store_page(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListsQuery>,
 ) -> PageResult {
     let seller = state
         .services
@@ -792,7 +808,20 @@ async fn store_page(
             ..ShowFilter::default()
         })
         .await?;
-    let products = state.services.store.products_by_seller(seller.id).await?;
+    let products_after = q.products_after.as_deref();
+    let products = state
+        .services
+        .store
+        .products_by_seller(seller.id, false, &page_request(CARDS, products_after)?)
+        .await?;
+    let products_pager = Pager::new(
+        "products",
+        &format!("/stores/{id}"),
+        "products_after",
+        products_after,
+        products.next.as_ref(),
+        PRODUCT_LINKS,
+    );
     render(&StorePage {
         layout: layout(&state, user.as_ref(), seller.display_name.clone()),
         seller_name: seller.display_name,
@@ -801,11 +830,8 @@ async fn store_page(
             .filter(|s| s.status != ShowStatus::Ended)
             .map(ShowView::from)
             .collect(),
-        products: products
-            .iter()
-            .filter(|p| !p.archived)
-            .map(ProductView::from)
-            .collect(),
+        products: products.items.iter().map(ProductView::from).collect(),
+        products_pager,
     })
 }
 
@@ -911,23 +937,38 @@ fn seller(
 struct DashboardPage {
     layout: Layout,
     seller_id: i64,
+    /// One page of the seller's products, the archived ones last.
     products: Vec<ProductView>,
+    products_pager: Pager,
     shows: Vec<ShowView>,
     blocked_words: String,
     /// The shipping fee in major units, as the form edits it.
     shipping_fee: String,
 }
 
-async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> PageResult {
+async fn dashboard(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+    ApiQuery(q): ApiQuery<ListsQuery>,
+) -> PageResult {
     let user = match seller(user, "/dashboard")? {
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
+    let products_after = q.products_after.as_deref();
     let products = state
         .services
         .store
-        .products_by_seller(user.user.id)
+        .products_by_seller(user.user.id, true, &page_request(ROWS, products_after)?)
         .await?;
+    let products_pager = Pager::new(
+        "products",
+        "/dashboard",
+        "products_after",
+        products_after,
+        products.next.as_ref(),
+        PRODUCT_LINKS,
+    );
     let shows = state
         .services
         .store
@@ -939,7 +980,8 @@ async fn dashboard(State(state): State<AppState>, MaybeUser(user): MaybeUser) ->
     render(&DashboardPage {
         layout: layout(&state, Some(&user), "Dashboard"),
         seller_id: user.user.id.0,
-        products: products.iter().map(ProductView::from).collect(),
+        products: products.items.iter().map(ProductView::from).collect(),
+        products_pager,
         shows: shows.iter().map(ShowView::from).collect(),
         blocked_words: user.user.blocked_words.join(", "),
         shipping_fee: form_amount(user.user.shipping_fee_cents),
@@ -998,18 +1040,15 @@ async fn new_show(State(state): State<AppState>, MaybeUser(user): MaybeUser) -> 
         Ok(u) => u,
         Err(r) => return Ok(r),
     };
+    // A lineup holds at most 100 products; the form offers the newest active ones.
     let products = state
         .services
         .store
-        .products_by_seller(user.user.id)
+        .products_by_seller(user.user.id, false, &PageRequest::first(PAGE_MAX))
         .await?;
     render(&ShowFormPage {
         layout: layout(&state, Some(&user), "Schedule a show"),
-        products: products
-            .iter()
-            .filter(|p| !p.archived)
-            .map(ProductView::from)
-            .collect(),
+        products: products.items.iter().map(ProductView::from).collect(),
     })
 }
 

@@ -432,7 +432,14 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_product(&self, id: ProductId, now: Timestamp) -> StoreResult<()>;
     async fn product(&self, id: ProductId) -> StoreResult<Option<Product>>;
     async fn product_of_variant(&self, variant: VariantId) -> StoreResult<Option<Product>>;
-    async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>>;
+    /// A seller's products with their listed variants, a page at a time: the active ones
+    /// first, then (`with_archived`) the archived ones, newest first within each.
+    async fn products_by_seller(
+        &self,
+        seller: UserId,
+        with_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Product>>;
     async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()>;
 
     // Shows.

@@ -119,8 +119,15 @@ impl Store for FaultyStore {
     async fn product_of_variant(&self, variant: VariantId) -> StoreResult<Option<Product>> {
         self.inner.product_of_variant(variant).await
     }
-    async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>> {
-        self.inner.products_by_seller(seller).await
+    async fn products_by_seller(
+        &self,
+        seller: UserId,
+        with_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Product>> {
+        self.inner
+            .products_by_seller(seller, with_archived, page)
+            .await
     }
     async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()> {
         self.inner.add_product_image(id, url).await

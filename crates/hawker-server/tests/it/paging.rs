@@ -488,3 +488,145 @@ async fn an_auction_log_pages_and_its_pages_saved_in_a_row_verify() {
         "bad_cursor",
     );
 }
+
+/// `n` products of `seller`, titled `P0`, `P1`, …, each with two variants; their ids in order.
+async fn products(app: &TestApp, seller: &Account, n: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (status, body) = app
+            .post(
+                &seller.token,
+                "/api/v1/products",
+                json!({ "title": format!("P{i}"), "currency": "USD", "variants": [{ "name": "S", "price_cents": 1000 + i, "stock": 1 }, { "name": "M", "price_cents": 1100, "stock": 2 }] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["id"].as_i64().expect("id"));
+    }
+    ids
+}
+
+async fn archive(app: &TestApp, seller: &Account, id: i64) {
+    let (status, body) = app
+        .request(
+            reqwest::Method::DELETE,
+            Some(&seller.token),
+            &format!("/api/v1/products/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
+#[tokio::test]
+async fn a_sellers_products_page_active_first_each_with_its_variants() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let other = app.signup("seller").await;
+    let made = products(&app, &seller, 7).await;
+    products(&app, &other, 2).await;
+    for id in [made[1], made[4]] {
+        archive(&app, &seller, id).await;
+    }
+
+    let walked = pages(&app, &seller.token, "/api/v1/products", "products", 2).await;
+    assert_eq!(walked.len(), 4, "seven products, two a page");
+    let all = walked.concat();
+    let newest_first = |archived: bool| -> Vec<i64> {
+        made.iter()
+            .rev()
+            .copied()
+            .filter(|id| [made[1], made[4]].contains(id) == archived)
+            .collect()
+    };
+    let mut want = newest_first(false);
+    want.extend(newest_first(true));
+    assert_eq!(ids(&all), want, "active first, newest first within each");
+    for p in &all {
+        let (_, one) = app
+            .get(None, &format!("/api/v1/products/{}", p["id"]))
+            .await;
+        assert_eq!(p["variants"], one["variants"], "its own variants, in order");
+        assert_eq!(p["variants"].as_array().map(Vec::len), Some(2));
+    }
+
+    // A product made while a client pages is newer than its cursor: never on a later page.
+    let (_, first) = app
+        .get(Some(&seller.token), "/api/v1/products?limit=3")
+        .await;
+    let next = first["next"].as_str().expect("more").to_owned();
+    let newer = products(&app, &seller, 1).await;
+    let rest = pages_after(
+        &app,
+        &seller.token,
+        "/api/v1/products",
+        "products",
+        3,
+        Some(&next),
+    )
+    .await
+    .concat();
+    let mut seen = ids(first["products"].as_array().expect("products"));
+    seen.extend(ids(&rest));
+    assert_eq!(seen, want);
+    assert!(!seen.contains(&newer[0]));
+
+    assert_refused(
+        &app.get(Some(&seller.token), "/api/v1/products?limit=0")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    // A cursor whose first key is no `archived` value.
+    assert_refused(
+        &app.get(
+            Some(&seller.token),
+            "/api/v1/products?after=0100000000000000070000000000000001",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_cursor",
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_store_page_link_to_more_products() {
+    let app = spawn_app().await;
+    let seller = app.signup("seller").await;
+    let made = products(&app, &seller, 51).await;
+    archive(&app, &seller, made[50]).await;
+    let row = |id: i64| format!("href=\"/dashboard/products/{id}\"");
+    let card = |id: i64| format!("data-product-id=\"{id}\"");
+
+    let (status, first) = html(&app, &seller.token, "/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        made.iter().filter(|id| first.contains(&row(**id))).count(),
+        50
+    );
+    assert!(
+        !first.contains(&row(made[50])),
+        "the archived one comes last"
+    );
+    let more = more_link(&first, "products").expect("more products");
+    assert!(more.starts_with("/dashboard?products_after="), "{more}");
+    let (_, second) = html(&app, &seller.token, &more).await;
+    assert!(second.contains(&row(made[50])) && second.contains("(archived)"));
+    assert_eq!(more_link(&second, "products"), None);
+
+    // The store page shows active products only, 24 to a page.
+    let store = format!("/stores/{}", seller.id);
+    let mut shown = Vec::new();
+    let mut next = Some(store.clone());
+    let mut pages_seen = 0;
+    while let Some(path) = next {
+        let (status, page) = html(&app, &seller.token, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        shown.extend(made.iter().copied().filter(|id| page.contains(&card(*id))));
+        next = more_link(&page, "products");
+        pages_seen += 1;
+    }
+    assert_eq!(pages_seen, 3, "50 active products, 24 a page");
+    assert_eq!(shown.len(), 50);
+    assert!(!shown.contains(&made[50]));
+}

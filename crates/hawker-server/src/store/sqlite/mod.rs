@@ -278,6 +278,28 @@ impl SqliteStore {
         rows.iter().map(variant_row_from).collect()
     }
 
+    /// The listed variants of each of `products`, in one query.
+    async fn variants_of_many(
+        &self,
+        products: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, Vec<VariantRow>>> {
+        let mut out = std::collections::HashMap::<i64, Vec<VariantRow>>::new();
+        if products.is_empty() {
+            return Ok(out);
+        }
+        let sql = variants_of_many_sql(products.len());
+        let mut q = sqlx::query(&sql);
+        for id in products {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.entry(r.col("product_id")?)
+                .or_default()
+                .push(variant_row_from(&r)?);
+        }
+        Ok(out)
+    }
+
     async fn with_lineup(&self, mut show: Show) -> StoreResult<Show> {
         let rows =
             sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
@@ -385,6 +407,24 @@ fn auction_log_page_sql(after: bool) -> String {
     let after = if after { " AND seq > ?" } else { "" };
     format!(
         "SELECT seq, body, prev_hash, hash FROM auction_log WHERE auction_id = ?{after} ORDER BY seq LIMIT ?"
+    )
+}
+
+/// The query of one `archived` value's part of a page of a seller's products: the seller,
+/// `archived` (0 or 1), the cursor's `id` (when `before`), then how many rows to read.
+fn products_page_sql(before: bool) -> String {
+    let before = if before { " AND id < ?" } else { "" };
+    format!(
+        "SELECT * FROM products WHERE seller_id = ? AND archived = ?{before} ORDER BY id DESC LIMIT ?"
+    )
+}
+
+/// The listed variants of `n` products (their ids are the parameters), by `variants_by_product`.
+fn variants_of_many_sql(n: usize) -> String {
+    let ids = vec!["?"; n].join(", ");
+    format!(
+        "SELECT product_id, id, name, price_cents, stock FROM variants \
+         WHERE product_id IN ({ids}) AND listed ORDER BY product_id, position, id"
     )
 }
 
@@ -1000,20 +1040,46 @@ impl Store for SqliteStore {
         Ok(Some(product_from(&row, self.variants_of(id).await?)?))
     }
 
-    async fn products_by_seller(&self, seller: UserId) -> StoreResult<Vec<Product>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM products WHERE seller_id = ? ORDER BY archived, id DESC",
-        )
-        .bind(seller.0)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(p) = self.product(ProductId(id)).await? {
-                out.push(p);
+    async fn products_by_seller(
+        &self,
+        seller: UserId,
+        with_archived: bool,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Product>> {
+        // Active (0), then archived (1): one range of `products_by_seller` each, from the
+        // cursor's on. Two queries at most, and one for the variants of the whole page.
+        let (first, mut before) = match page.after().map(Cursor::keys::<2>).transpose()? {
+            Some([archived @ 0..=1, id]) => (archived, Some(id)),
+            Some(_) => return Err(StoreError::BadCursor),
+            None => (0, None),
+        };
+        let last = i64::from(with_archived);
+        let mut rows = Vec::new();
+        for archived in first..=last {
+            let room = page.fetch() as usize - rows.len();
+            if room == 0 {
+                break;
             }
+            let sql = products_page_sql(before.is_some());
+            let mut q = sqlx::query(&sql).bind(seller.0).bind(archived);
+            if let Some(id) = before.take() {
+                q = q.bind(id);
+            }
+            rows.extend(q.bind(room as i64).fetch_all(&self.pool).await?);
         }
-        Ok(out)
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.col("id"))
+            .collect::<StoreResult<_>>()?;
+        let mut variants = self.variants_of_many(&ids).await?;
+        let products = rows
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| product_from(r, variants.remove(id).unwrap_or_default()))
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::of(products, page, |p: &Product| {
+            Cursor::new([i64::from(p.archived), p.id.0])
+        }))
     }
 
     async fn add_product_image(&self, id: ProductId, url: &str) -> StoreResult<()> {
