@@ -155,14 +155,17 @@ impl App {
 /// After a restart, every live show (and every ended show with unpaid reservations) gets its
 /// owner back, rebuilt from the database, before the first request is served.
 async fn restore_owners(s: &Services) -> anyhow::Result<()> {
-    for show in s
-        .store
-        .shows(&ShowFilter {
-            status: Some(ShowStatus::Live),
-            ..ShowFilter::default()
-        })
-        .await?
-    {
+    let live = ShowFilter {
+        status: Some(ShowStatus::Live),
+        ..ShowFilter::default()
+    };
+    let store = &s.store;
+    let live_shows = store::every(|page| {
+        let live = &live;
+        async move { store.shows(live, &page).await }
+    })
+    .await?;
+    for show in live_shows {
         s.hub
             .open(&show)
             .await

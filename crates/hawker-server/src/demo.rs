@@ -13,7 +13,9 @@ use crate::secrets::{new_stream_key, token_hash};
 use crate::service::shows::start_show;
 use crate::state::AppState;
 use crate::store::new_id;
-use crate::store::{NewShow, NewUser, ProductEdit, ShowFilter, ShowStatus, User, VariantEdit};
+use crate::store::{
+    NewShow, NewUser, PageRequest, ProductEdit, ShowFilter, ShowStatus, User, VariantEdit,
+};
 
 /// Every demo account uses this password.
 pub const DEMO_PASSWORD: &str = "hawker-demo";
@@ -209,13 +211,16 @@ async fn ensure_flash_sale(state: &AppState, seller: &User) -> anyhow::Result<()
     let shows = state
         .services
         .store
-        .shows(&ShowFilter {
-            status: Some(ShowStatus::Live),
-            seller: Some(seller.id),
-            category: None,
-        })
+        .shows(
+            &ShowFilter {
+                status: Some(ShowStatus::Live),
+                seller: Some(seller.id),
+                ..ShowFilter::default()
+            },
+            &PageRequest::first(1),
+        )
         .await?;
-    let Some(show) = shows.into_iter().next() else {
+    let Some(show) = shows.items.into_iter().next() else {
         return Ok(());
     };
     let live = state

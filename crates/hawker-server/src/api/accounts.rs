@@ -127,15 +127,17 @@ pub async fn set_blocked_words(
         .store
         .set_blocked_words(user.user.id, &words)
         .await?;
-    let shows = state
-        .services
-        .store
-        .shows(&crate::store::ShowFilter {
-            status: Some(crate::store::ShowStatus::Live),
-            seller: Some(user.user.id),
-            category: None,
-        })
-        .await?;
+    let live = crate::store::ShowFilter {
+        status: Some(crate::store::ShowStatus::Live),
+        seller: Some(user.user.id),
+        ..Default::default()
+    };
+    let store = &state.services.store;
+    let shows = crate::store::every(|page| {
+        let live = &live;
+        async move { store.shows(live, &page).await }
+    })
+    .await?;
     for show in shows {
         if let Some(live) = state.services.hub.get(show.id) {
             let _ = live

@@ -76,7 +76,7 @@ pub fn spec() -> Value {
             "/api/v1/products/{id}/images": { "parameters": id_param, "post": op("Upload an image (multipart field `image`)", None, ("201", "{url}"), &[("413", "too large"), ("415", "not an image")]) },
             "/api/v1/shows": {
                 "post": op("Schedule a show", Some(obj(&["title", "category", "product_ids"], json!({ "title": s, "category": s, "scheduled_at": { "type": ["integer", "null"], "description": "ms since the epoch" }, "product_ids": { "type": "array", "items": int } }))), ("201", "{id, stream_key}"), &[("422", "invalid input")]),
-                "get": { "summary": "List shows", "parameters": [{ "name": "status", "in": "query", "schema": { "enum": ["live", "scheduled", "ended"] } }, { "name": "category", "in": "query", "schema": s }], "responses": { "200": { "description": "{shows}" } } }
+                "get": paged(json!({ "summary": "List shows: the live ones first, then the scheduled, then the ended, each latest first", "responses": { "200": { "description": "{shows, next}" } } }), &[json!({ "name": "status", "in": "query", "schema": { "enum": ["live", "scheduled", "ended"] } }), json!({ "name": "category", "in": "query", "schema": s }), json!({ "name": "seller_id", "in": "query", "schema": int })])
             },
             "/api/v1/shows/{id}": { "parameters": id_param, "get": op("A show", None, ("200", "the show"), &[("404", "unknown")]) },
             "/api/v1/shows/{id}/start": { "parameters": id_param, "post": op("Go live (host)", None, ("200", "the show"), &[("409", "ended, or a product is live elsewhere")]) },

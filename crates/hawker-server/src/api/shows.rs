@@ -9,7 +9,7 @@ use crate::secrets::{new_stream_key, token_hash};
 use crate::service::shows::{end_show, start_show};
 use crate::socket;
 use crate::state::AppState;
-use crate::store::{LogLine, NewShow, Page, Show, ShowFilter, ShowStatus, new_id};
+use crate::store::{LogLine, NewShow, Page, PageRequest, Show, ShowFilter, ShowStatus, new_id};
 use axum::Json;
 use axum::extract::{Multipart, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -164,8 +164,12 @@ pub struct ListQuery {
     status: Option<String>,
     category: Option<String>,
     seller_id: Option<i64>,
+    limit: Option<u32>,
+    after: Option<String>,
 }
 
+/// `GET /shows`: the live shows first, then the scheduled, then the ended, each latest first,
+/// a page at a time.
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -176,14 +180,16 @@ pub async fn list(
             AppError::bad_request("bad_query", "status: live, scheduled or ended")
         })?),
     };
+    let request = PageRequest::parse(q.limit, q.after.as_deref())?;
     let filter = ShowFilter {
         status,
         seller: q.seller_id.map(UserId),
         category: q.category.map(|c| c.to_lowercase()),
+        ..ShowFilter::default()
     };
-    let shows = state.services.store.shows(&filter).await?;
+    let page = state.services.store.shows(&filter, &request).await?;
     Ok(Json(
-        json!({ "shows": shows.iter().map(show_json).collect::<Vec<_>>() }),
+        json!({ "shows": page.items.iter().map(show_json).collect::<Vec<_>>(), "next": page.next }),
     ))
 }
 

@@ -191,7 +191,7 @@ fn human_time(ms: Option<i64>) -> String {
 /// How many rows a page of a table lists.
 const ROWS: u32 = 50;
 
-/// How many cards a page of a grid shows (a store's products).
+/// How many cards a page of a grid shows (shows, a store's products).
 const CARDS: u32 = 24;
 
 /// `?after=`: where a paged list starts. Pages take other query parameters quietly (a link
@@ -365,8 +365,13 @@ impl From<&Order> for OrderView {
 #[template(path = "home.html")]
 struct HomePage {
     layout: Layout,
+    /// One page of the shows live or scheduled, in the listing's order: the live ones (all
+    /// before any scheduled one), then the scheduled.
     live: Vec<ShowView>,
     upcoming: Vec<ShowView>,
+    /// Whether this is the listing's first page (a later one says nothing of empty sections).
+    first_page: bool,
+    pager: Pager,
     categories: Vec<String>,
     category: String,
 }
@@ -374,6 +379,7 @@ struct HomePage {
 #[derive(Deserialize)]
 struct HomeQuery {
     category: Option<String>,
+    after: Option<String>,
 }
 
 async fn home(
@@ -385,31 +391,40 @@ async fn home(
         .category
         .map(|c| c.to_lowercase())
         .filter(|c| !c.is_empty());
-    let all = state.services.store.shows(&ShowFilter::default()).await?;
-    let mut categories: Vec<String> = all
+    let after = q.after.as_deref();
+    let filter = ShowFilter {
+        hide_ended: true,
+        category: category.clone(),
+        ..ShowFilter::default()
+    };
+    let shows = state
+        .services
+        .store
+        .shows(&filter, &page_request(CARDS, after)?)
+        .await?;
+    let categories = state.services.store.show_categories().await?;
+    let (live, upcoming): (Vec<&Show>, Vec<&Show>) = shows
+        .items
         .iter()
-        .filter(|s| s.status != ShowStatus::Ended)
-        .map(|s| s.category.clone())
-        .collect();
-    categories.sort();
-    categories.dedup();
-    let in_category = |s: &&Show| category.as_ref().is_none_or(|c| &s.category == c);
-    let live = all
-        .iter()
-        .filter(|s| s.status == ShowStatus::Live)
-        .filter(in_category)
-        .map(ShowView::from)
-        .collect();
-    let mut upcoming: Vec<&Show> = all
-        .iter()
-        .filter(|s| s.status == ShowStatus::Scheduled)
-        .filter(in_category)
-        .collect();
-    upcoming.sort_by_key(|s| s.scheduled_at.map(|t| t.0).unwrap_or(i64::MAX));
+        .partition(|s| s.status == ShowStatus::Live);
+    let here = match &category {
+        Some(c) => format!("/?category={}", urlencode(c)),
+        None => "/".to_owned(),
+    };
+    let pager = Pager::new(
+        "shows",
+        &here,
+        "after",
+        after,
+        shows.next.as_ref(),
+        ("Back to the top", "More shows"),
+    );
     render(&HomePage {
         layout: layout(&state, user.as_ref(), "Live now"),
-        live,
+        live: live.into_iter().map(ShowView::from).collect(),
         upcoming: upcoming.into_iter().map(ShowView::from).collect(),
+        first_page: after.is_none(),
+        pager,
         categories,
         category: category.unwrap_or_default(),
     })
@@ -771,17 +786,21 @@ async fn host_page(
 /// Which page of each list a page with two of them shows (the dashboard, a store).
 #[derive(Deserialize)]
 struct ListsQuery {
+    shows_after: Option<String>,
     products_after: Option<String>,
 }
 
 const PRODUCT_LINKS: (&str, &str) = ("First products", "More products");
+const SHOW_LINKS: (&str, &str) = ("First shows", "More shows");
 
 #[derive(Template)]
 #[template(path = "store.html")]
 struct StorePage {
     layout: Layout,
     seller_name: String,
+    /// One page of the store's shows live or scheduled.
     shows: Vec<ShowView>,
+    shows_pager: Pager,
     /// One page of the store's active products.
     products: Vec<ProductView>,
     products_pager: Pager,
@@ -800,14 +819,28 @@ async fn store_page(
         .await?
         .filter(|u| u.role.can_sell())
         .ok_or_else(|| AppError::not_found("store"))?;
+    let here = format!("/stores/{id}");
+    let shows_after = q.shows_after.as_deref();
     let shows = state
         .services
         .store
-        .shows(&ShowFilter {
-            seller: Some(seller.id),
-            ..ShowFilter::default()
-        })
+        .shows(
+            &ShowFilter {
+                seller: Some(seller.id),
+                hide_ended: true,
+                ..ShowFilter::default()
+            },
+            &page_request(CARDS, shows_after)?,
+        )
         .await?;
+    let shows_pager = Pager::new(
+        "shows",
+        &here,
+        "shows_after",
+        shows_after,
+        shows.next.as_ref(),
+        SHOW_LINKS,
+    );
     let products_after = q.products_after.as_deref();
     let products = state
         .services
@@ -816,7 +849,7 @@ async fn store_page(
         .await?;
     let products_pager = Pager::new(
         "products",
-        &format!("/stores/{id}"),
+        &here,
         "products_after",
         products_after,
         products.next.as_ref(),
@@ -825,11 +858,8 @@ async fn store_page(
     render(&StorePage {
         layout: layout(&state, user.as_ref(), seller.display_name.clone()),
         seller_name: seller.display_name,
-        shows: shows
-            .iter()
-            .filter(|s| s.status != ShowStatus::Ended)
-            .map(ShowView::from)
-            .collect(),
+        shows: shows.items.iter().map(ShowView::from).collect(),
+        shows_pager,
         products: products.items.iter().map(ProductView::from).collect(),
         products_pager,
     })
@@ -940,7 +970,9 @@ struct DashboardPage {
     /// One page of the seller's products, the archived ones last.
     products: Vec<ProductView>,
     products_pager: Pager,
+    /// One page of the seller's shows.
     shows: Vec<ShowView>,
+    shows_pager: Pager,
     blocked_words: String,
     /// The shipping fee in major units, as the form edits it.
     shipping_fee: String,
@@ -969,20 +1001,33 @@ async fn dashboard(
         products.next.as_ref(),
         PRODUCT_LINKS,
     );
+    let shows_after = q.shows_after.as_deref();
     let shows = state
         .services
         .store
-        .shows(&ShowFilter {
-            seller: Some(user.user.id),
-            ..ShowFilter::default()
-        })
+        .shows(
+            &ShowFilter {
+                seller: Some(user.user.id),
+                ..ShowFilter::default()
+            },
+            &page_request(ROWS, shows_after)?,
+        )
         .await?;
+    let shows_pager = Pager::new(
+        "shows",
+        "/dashboard",
+        "shows_after",
+        shows_after,
+        shows.next.as_ref(),
+        SHOW_LINKS,
+    );
     render(&DashboardPage {
         layout: layout(&state, Some(&user), "Dashboard"),
         seller_id: user.user.id.0,
         products: products.items.iter().map(ProductView::from).collect(),
         products_pager,
-        shows: shows.iter().map(ShowView::from).collect(),
+        shows: shows.items.iter().map(ShowView::from).collect(),
+        shows_pager,
         blocked_words: user.user.blocked_words.join(", "),
         shipping_fee: form_amount(user.user.shipping_fee_cents),
     })

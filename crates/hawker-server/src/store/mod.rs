@@ -25,7 +25,7 @@ mod page;
 mod sessions;
 pub mod sqlite;
 
-pub use page::{BadPage, Cursor, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest};
+pub use page::{BadPage, Cursor, PAGE_DEFAULT, PAGE_MAX, Page, PageRequest, every};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -192,9 +192,12 @@ pub struct NewShow {
     pub product_ids: Vec<ProductId>,
 }
 
+/// Which shows a listing holds: all of them by default.
 #[derive(Debug, Clone, Default)]
 pub struct ShowFilter {
     pub status: Option<ShowStatus>,
+    /// Leaves the ended shows out: what is on now or coming.
+    pub hide_ended: bool,
     pub seller: Option<UserId>,
     pub category: Option<String>,
 }
@@ -445,7 +448,13 @@ pub trait Store: Send + Sync + 'static {
     // Shows.
     async fn create_show(&self, show: &NewShow, now: Timestamp) -> StoreResult<Show>;
     async fn show(&self, id: ShowId) -> StoreResult<Option<Show>>;
-    async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
+    /// The shows `filter` lets through, a page at a time: the live ones first, then the
+    /// scheduled, then the ended, each latest first (by when it started, else is scheduled,
+    /// else was made; then by id). A show that changes status between two pages moves to
+    /// another part of the list, so a client paging may see it twice or not at all.
+    async fn shows(&self, filter: &ShowFilter, page: &PageRequest) -> StoreResult<Page<Show>>;
+    /// The categories of the shows live or scheduled, sorted; at most 100.
+    async fn show_categories(&self) -> StoreResult<Vec<String>>;
     async fn set_show_status(
         &self,
         id: ShowId,

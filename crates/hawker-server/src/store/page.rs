@@ -5,6 +5,7 @@
 //! both, and reads every row it skips).
 
 use std::fmt;
+use std::future::Future;
 
 /// How many items a page holds when the client does not say.
 pub const PAGE_DEFAULT: u32 = 50;
@@ -148,6 +149,25 @@ impl<T> Page<T> {
         rows.truncate(limit);
         let next = if more { rows.last().map(key) } else { None };
         Self { items: rows, next }
+    }
+}
+
+/// Every item of a list, read [`PAGE_MAX`] at a time: for the server's own work that must see
+/// them all (restoring the owners of live shows), never for a client's request.
+pub async fn every<T, F, Fut>(mut read: F) -> super::StoreResult<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = super::StoreResult<Page<T>>>,
+{
+    let mut all = Vec::new();
+    let mut request = PageRequest::first(PAGE_MAX);
+    loop {
+        let page = read(request.clone()).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => request = request.then(next),
+            None => return Ok(all),
+        }
     }
 }
 

@@ -138,8 +138,11 @@ impl Store for FaultyStore {
     async fn show(&self, id: ShowId) -> StoreResult<Option<Show>> {
         self.inner.show(id).await
     }
-    async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
-        self.inner.shows(filter).await
+    async fn shows(&self, filter: &ShowFilter, page: &PageRequest) -> StoreResult<Page<Show>> {
+        self.inner.shows(filter, page).await
+    }
+    async fn show_categories(&self) -> StoreResult<Vec<String>> {
+        self.inner.show_categories().await
     }
     async fn set_show_status(
         &self,

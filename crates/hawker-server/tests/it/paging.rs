@@ -51,6 +51,7 @@ async fn pages_after(
         let items = body[key].as_array().expect("a list").clone();
         assert!(items.len() <= limit as usize, "{body}");
         out.push(items);
+        assert!(out.len() < 1_000, "a walk that never ends: {path}");
         match body["next"].as_str() {
             Some(next) => after = format!("&after={next}"),
             None => {
@@ -241,7 +242,12 @@ async fn a_limit_out_of_range_or_a_cursor_not_ours_is_a_400() {
 pub fn more_link(html: &str, what: &str) -> Option<String> {
     let needle = format!("data-more=\"{what}\" href=\"");
     let rest = &html[html.find(&needle)? + needle.len()..];
-    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
+    // As a browser reads the attribute: askama writes `&` as `&#38;`.
+    Some(
+        rest[..rest.find('"')?]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// A page as a Bearer client reads it: status and body.
@@ -625,8 +631,235 @@ async fn the_dashboard_and_the_store_page_link_to_more_products() {
         shown.extend(made.iter().copied().filter(|id| page.contains(&card(*id))));
         next = more_link(&page, "products");
         pages_seen += 1;
+        assert!(pages_seen < 10, "a walk that never ends");
     }
     assert_eq!(pages_seen, 3, "50 active products, 24 a page");
     assert_eq!(shown.len(), 50);
     assert!(!shown.contains(&made[50]));
+}
+
+/// A show of `seller` with a product of its own, in `category`: scheduled at `at` (ms), then
+/// `"live"` or `"ended"` if asked.
+async fn show_of(app: &TestApp, seller: &Account, category: &str, at: i64, state: &str) -> i64 {
+    let (product_id, _) = app.product(seller, &[("One", 1000, 5)]).await;
+    let (status, body) = app
+        .post(
+            &seller.token,
+            "/api/v1/shows",
+            json!({ "title": format!("{category} {at}"), "category": category, "product_ids": [product_id], "scheduled_at": at }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_i64().expect("id");
+    for step in match state {
+        "live" => &["start"][..],
+        "ended" => &["start", "end"][..],
+        _ => &[][..],
+    } {
+        let (status, body) = app
+            .post(
+                &seller.token,
+                &format!("/api/v1/shows/{id}/{step}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    id
+}
+
+/// A show's place in the listing: live, scheduled, ended; then latest first.
+fn listing_key(show: &Value) -> (u8, std::cmp::Reverse<(i64, i64)>) {
+    let rank = match show["status"].as_str() {
+        Some("live") => 0,
+        Some("scheduled") => 1,
+        _ => 2,
+    };
+    let at = show["started_at"]
+        .as_i64()
+        .or(show["scheduled_at"].as_i64())
+        .expect("a time");
+    (
+        rank,
+        std::cmp::Reverse((at, show["id"].as_i64().expect("id"))),
+    )
+}
+
+#[tokio::test]
+async fn shows_page_live_then_scheduled_then_ended_latest_first() {
+    let app = spawn_app().await;
+    let (ana, bo) = (app.signup("seller").await, app.signup("seller").await);
+    let hour = 3_600_000;
+    let soon = crate::helpers::now_ms() + hour;
+    let mut made = Vec::new();
+    for (seller, category, at, state) in [
+        (&ana, "beauty", soon, "live"),
+        (&ana, "beauty", soon + hour, "scheduled"),
+        (&ana, "sneakers", soon + 2 * hour, "scheduled"),
+        (&ana, "beauty", soon, "ended"),
+        (&ana, "beauty", soon, "ended"),
+        (&bo, "sneakers", soon, "live"),
+        (&bo, "beauty", soon + 3 * hour, "scheduled"),
+        (&bo, "beauty", soon, "ended"),
+    ] {
+        made.push(show_of(&app, seller, category, at, state).await);
+    }
+    let anyone = &ana.token;
+
+    let (_, whole) = app.get(None, "/api/v1/shows?limit=200").await;
+    let whole = whole["shows"].as_array().expect("shows").clone();
+    assert!(same_set(&ids(&whole), &made), "{whole:?}");
+    let mut sorted = whole.clone();
+    sorted.sort_by_key(listing_key);
+    assert_eq!(
+        ids(&whole),
+        ids(&sorted),
+        "live, scheduled, ended; latest first"
+    );
+    let walked = pages(&app, anyone, "/api/v1/shows", "shows", 3).await;
+    assert_eq!(walked.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    assert_eq!(walked.concat(), whole, "every show once, in order");
+
+    // Filters hold on every page.
+    for (query, want) in [
+        ("status=scheduled", vec![made[6], made[2], made[1]]),
+        ("status=ended", vec![made[7], made[4], made[3]]),
+        (
+            &format!("seller_id={}", bo.id) as &str,
+            vec![made[5], made[6], made[7]],
+        ),
+        ("category=sneakers", vec![made[5], made[2]]),
+    ] {
+        let got = app
+            .every_page(anyone, &format!("/api/v1/shows?{query}"), "shows", 1)
+            .await;
+        assert_eq!(ids(&got), want, "{query}");
+    }
+
+    // A show scheduled while a client pages lands before its cursor; the rest is unchanged.
+    let (_, first) = app.get(None, "/api/v1/shows?limit=4").await;
+    let next = first["next"].as_str().expect("more").to_owned();
+    let newer = show_of(&app, &bo, "beauty", soon + 9 * hour, "scheduled").await;
+    let rest = pages_after(&app, anyone, "/api/v1/shows", "shows", 4, Some(&next))
+        .await
+        .concat();
+    let mut seen = ids(first["shows"].as_array().expect("shows"));
+    seen.extend(ids(&rest));
+    assert_eq!(seen, ids(&whole));
+    assert!(!seen.contains(&newer));
+
+    assert_refused(
+        &app.get(None, "/api/v1/shows?limit=201").await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    // A cursor of another list (two keys), and one whose first key is no status.
+    for after in [
+        "0100000000000000070000000000000001",
+        "01000000000000000700000000000000010000000000000001",
+    ] {
+        assert_refused(
+            &app.get(None, &format!("/api/v1/shows?after={after}")).await,
+            StatusCode::BAD_REQUEST,
+            "bad_cursor",
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_home_dashboard_and_store_pages_link_to_more_shows() {
+    let app = spawn_app().await;
+    let (host, seller) = (app.signup("seller").await, app.signup("seller").await);
+    let live = show_of(&app, &host, "beauty", crate::helpers::now_ms(), "live").await;
+    let (product_id, _) = app.product(&seller, &[("One", 1000, 5)]).await;
+    let soon = crate::helpers::now_ms() + 3_600_000;
+    let mut scheduled = Vec::new();
+    for i in 0..51 {
+        let (status, body) = app
+            .post(
+                &seller.token,
+                "/api/v1/shows",
+                json!({ "title": format!("Drop {i}"), "category": "sneakers", "product_ids": [product_id], "scheduled_at": soon + i }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        scheduled.push(body["id"].as_i64().expect("id"));
+    }
+    let card = |id: i64| format!("data-show-id=\"{id}\"");
+    // Every page of a list of cards at `start`: the ids shown, page by page.
+    let walk = |start: String| {
+        let (app, token, scheduled, card) = (&app, &host.token, &scheduled, &card);
+        async move {
+            let mut shown = Vec::new();
+            let mut next = Some(start);
+            while let Some(path) = next {
+                let (status, page) = html(app, token, &path).await;
+                assert_eq!(status, StatusCode::OK, "{path}");
+                shown.push(
+                    scheduled
+                        .iter()
+                        .chain([&live])
+                        .copied()
+                        .filter(|id| page.contains(&card(*id)))
+                        .collect::<Vec<i64>>(),
+                );
+                next = more_link(&page, "shows");
+                assert!(shown.len() < 10, "a walk that never ends: {path}");
+            }
+            shown
+        }
+    };
+
+    let home = walk("/".into()).await;
+    assert_eq!(home.iter().map(Vec::len).collect::<Vec<_>>(), [24, 24, 4]);
+    assert!(
+        home[0].contains(&live),
+        "the live show opens the first page"
+    );
+    let (_, first) = html(&app, &host.token, "/").await;
+    assert!(
+        first.contains("href=\"/?category=sneakers\""),
+        "category chips"
+    );
+    let more = more_link(&first, "shows").expect("more shows");
+    let (_, second) = html(&app, &host.token, &more).await;
+    assert!(
+        !second.contains("id=\"live-now\""),
+        "no empty live section later"
+    );
+    assert!(second.contains("Back to the top"));
+
+    let sneakers = walk("/?category=sneakers".into()).await;
+    assert_eq!(
+        sneakers.iter().map(Vec::len).collect::<Vec<_>>(),
+        [24, 24, 3]
+    );
+    let (_, page) = html(&app, &host.token, "/?category=sneakers").await;
+    let more = more_link(&page, "shows").expect("more");
+    assert!(more.starts_with("/?category=sneakers&after="), "{more}");
+
+    let store = walk(format!("/stores/{}", seller.id)).await;
+    assert_eq!(store.iter().map(Vec::len).collect::<Vec<_>>(), [24, 24, 3]);
+    assert_eq!(store.concat().len(), 51);
+
+    let (status, dashboard) = html(&app, &seller.token, "/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = |id: i64| format!("<a href=\"/shows/{id}\">");
+    assert_eq!(
+        scheduled
+            .iter()
+            .filter(|id| dashboard.contains(&row(**id)))
+            .count(),
+        50
+    );
+    let more = more_link(&dashboard, "shows").expect("more shows");
+    assert!(more.starts_with("/dashboard?shows_after="), "{more}");
+    let (_, rest) = html(&app, &seller.token, &more).await;
+    assert_eq!(
+        scheduled
+            .iter()
+            .filter(|id| rest.contains(&row(**id)))
+            .count(),
+        1
+    );
 }

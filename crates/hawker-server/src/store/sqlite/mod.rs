@@ -300,6 +300,31 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The lineup of each of `shows`, in one query.
+    async fn lineups_of(
+        &self,
+        shows: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, Vec<ProductId>>> {
+        let mut out = std::collections::HashMap::<i64, Vec<ProductId>>::new();
+        if shows.is_empty() {
+            return Ok(out);
+        }
+        let ids = vec!["?"; shows.len()].join(", ");
+        let sql = format!(
+            "SELECT show_id, product_id FROM show_products WHERE show_id IN ({ids}) ORDER BY show_id, position"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in shows {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.entry(r.col("show_id")?)
+                .or_default()
+                .push(ProductId(r.col("product_id")?));
+        }
+        Ok(out)
+    }
+
     async fn with_lineup(&self, mut show: Show) -> StoreResult<Show> {
         let rows =
             sqlx::query("SELECT product_id FROM show_products WHERE show_id = ? ORDER BY position")
@@ -426,6 +451,38 @@ fn variants_of_many_sql(n: usize) -> String {
         "SELECT product_id, id, name, price_cents, stock FROM variants \
          WHERE product_id IN ({ids}) AND listed ORDER BY product_id, position, id"
     )
+}
+
+/// How shows are listed: the live ones first, then the scheduled, then the ended. A show's
+/// place here is the first key of its cursor.
+const SHOW_ORDER: [ShowStatus; 3] = [ShowStatus::Live, ShowStatus::Scheduled, ShowStatus::Ended];
+
+/// A show's time in its listing, as `shows_by_status` and `shows_by_seller` hold it.
+const SHOW_LISTED_AT: &str = "COALESCE(s.started_at, s.scheduled_at, s.created_at)";
+
+/// The query of one status's part of a page of shows (what [`show_from`] reads, and the show's
+/// time in the listing as `listed_at`): the status, the seller (when `seller`),
+/// the category (when `category`), the cursor's time twice and its id (when `after`), then how
+/// many rows to read. Latest first, so the index is read backwards from the cursor. The cursor
+/// test is spelled `at <= ? AND (at < ? OR id < ?)`: SQLite seeks an index on an expression
+/// for a plain comparison, not for a row value.
+fn shows_page_sql(seller: bool, category: bool, after: bool) -> String {
+    let at = SHOW_LISTED_AT;
+    let mut sql = format!(
+        "SELECT s.*, u.display_name AS seller_name, {at} AS listed_at \
+         FROM shows s JOIN users u ON u.id = s.seller_id WHERE s.status = ?"
+    );
+    if seller {
+        sql.push_str(" AND s.seller_id = ?");
+    }
+    if category {
+        sql.push_str(" AND s.category = ?");
+    }
+    if after {
+        sql.push_str(&format!(" AND {at} <= ? AND ({at} < ? OR s.id < ?)"));
+    }
+    sql.push_str(&format!(" ORDER BY {at} DESC, s.id DESC LIMIT ?"));
+    sql
 }
 
 /// [`one_row`] for a write through sqlx.
@@ -1133,22 +1190,67 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
-        let sql = format!(
-            "{SHOW_SELECT} WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR s.seller_id = ?2) AND (?3 IS NULL OR s.category = ?3) \
-             ORDER BY CASE s.status WHEN 'live' THEN 0 WHEN 'scheduled' THEN 1 ELSE 2 END, COALESCE(s.started_at, s.scheduled_at, s.created_at) DESC LIMIT 200"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(filter.status.map(ShowStatus::as_str))
-            .bind(filter.seller.map(|s| s.0))
-            .bind(filter.category.as_deref())
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(self.with_lineup(show_from(r)?).await?);
+    async fn shows(&self, filter: &ShowFilter, page: &PageRequest) -> StoreResult<Page<Show>> {
+        // One range of `shows_by_status` (or `shows_by_seller`) per status the page reaches,
+        // from the cursor's on: three queries at most, and one for the page's lineups.
+        let (first, mut before) = match page.after().map(Cursor::keys::<3>).transpose()? {
+            Some([rank, at, id]) if (0..SHOW_ORDER.len() as i64).contains(&rank) => {
+                (rank as usize, Some((at, id)))
+            }
+            Some(_) => return Err(StoreError::BadCursor),
+            None => (0, None),
+        };
+        let mut found: Vec<(usize, i64, Show)> = Vec::new();
+        for (rank, status) in SHOW_ORDER.iter().enumerate().skip(first) {
+            let room = page.fetch() as usize - found.len();
+            if room == 0 {
+                break;
+            }
+            let wanted = filter.status.is_none_or(|s| s == *status)
+                && !(filter.hide_ended && *status == ShowStatus::Ended);
+            let before = before.take();
+            if !wanted {
+                continue;
+            }
+            let sql = shows_page_sql(
+                filter.seller.is_some(),
+                filter.category.is_some(),
+                before.is_some(),
+            );
+            let mut q = sqlx::query(&sql).bind(status.as_str());
+            if let Some(seller) = filter.seller {
+                q = q.bind(seller.0);
+            }
+            if let Some(category) = &filter.category {
+                q = q.bind(category);
+            }
+            if let Some((at, id)) = before {
+                q = q.bind(at).bind(at).bind(id);
+            }
+            for r in q.bind(room as i64).fetch_all(&self.pool).await? {
+                found.push((rank, r.col("listed_at")?, show_from(&r)?));
+            }
         }
-        Ok(out)
+        let ids: Vec<i64> = found.iter().map(|(.., s)| s.id.0).collect();
+        let mut lineups = self.lineups_of(&ids).await?;
+        for (.., show) in &mut found {
+            show.product_ids = lineups.remove(&show.id.0).unwrap_or_default();
+        }
+        let page = Page::of(found, page, |(rank, at, show)| {
+            Cursor::new([*rank as i64, *at, show.id.0])
+        });
+        Ok(Page {
+            items: page.items.into_iter().map(|(.., show)| show).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn show_categories(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT category FROM shows WHERE status IN ('live', 'scheduled') ORDER BY category LIMIT 100",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn set_show_status(
