@@ -381,16 +381,6 @@ impl SqliteStore {
             Cursor::new([o.created_at.0, o.id.0])
         }))
     }
-
-    async fn orders_where(&self, clause: &str, binds: &[i64]) -> StoreResult<Vec<Order>> {
-        let sql = format!("{ORDER_SELECT} WHERE {clause} ORDER BY o.created_at DESC, o.id");
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(order_from).collect()
-    }
 }
 
 /// A buyer's orders: `orders_buyer_idempotency_key` finds them, and they are sorted (a buyer's
@@ -450,6 +440,23 @@ fn variants_of_many_sql(n: usize) -> String {
     format!(
         "SELECT product_id, id, name, price_cents, stock FROM variants \
          WHERE product_id IN ({ids}) AND listed ORDER BY product_id, position, id"
+    )
+}
+
+/// Shows whose owners must come back after a restart: the reserved orders are a scan of the
+/// small partial index `orders_reserved`, not of all orders.
+const UNSETTLED_SHOWS: &str = "SELECT show_id FROM orders WHERE status = 'reserved' \
+     UNION SELECT show_id FROM auctions WHERE status = 'running'";
+
+/// A show's open reservations, from `orders_reserved`.
+const RESERVATIONS_OF_SHOW: &str = "SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'";
+
+/// Reservations bought through `POST /orders` whose hold lasts past the parameter, from
+/// `orders_reserved`.
+fn open_reservations_sql() -> String {
+    format!(
+        "{ORDER_SELECT} WHERE o.status = 'reserved' AND o.auction_id IS NULL AND o.hold_until > ? \
+         ORDER BY o.created_at DESC, o.id"
     )
 }
 
@@ -1347,21 +1354,18 @@ impl Store for SqliteStore {
     }
 
     async fn shows_with_unsettled_commerce(&self) -> StoreResult<Vec<ShowId>> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar(
-                "SELECT show_id FROM orders WHERE status = 'reserved' UNION SELECT show_id FROM auctions WHERE status = 'running'",
-            )
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(UNSETTLED_SHOWS)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids.into_iter().map(ShowId).collect())
     }
 
     async fn open_reservations(&self, now: Timestamp) -> StoreResult<Vec<Order>> {
-        self.orders_where(
-            "o.status = 'reserved' AND o.auction_id IS NULL AND o.hold_until > ?",
-            &[now.0],
-        )
-        .await
+        let rows = sqlx::query(&open_reservations_sql())
+            .bind(now.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from).collect()
     }
 
     async fn live_show_sharing_products(
@@ -1404,7 +1408,7 @@ impl Store for SqliteStore {
         for r in &of_show("SELECT * FROM codes WHERE show_id = ?").await? {
             restore.codes.extend(code_from(r)?);
         }
-        for r in &of_show("SELECT * FROM orders WHERE show_id = ? AND status = 'reserved'").await? {
+        for r in &of_show(RESERVATIONS_OF_SHOW).await? {
             restore.reservations.push(order_line_from(r)?);
         }
         for r in &of_show(
@@ -1758,5 +1762,149 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite plans for `sql`: one line per step.
+    fn plan(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+        db.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .and_then(|mut q| {
+                // The plan does not depend on the values (no STAT4): all NULL.
+                let nulls = vec![rusqlite::types::Null; q.parameter_count()];
+                q.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_else(|e| panic!("planning {sql}: {e}"))
+    }
+
+    /// Every page is an index seek, read in the list's order: a page of a show's history must
+    /// not cost a scan of it, nor a sort of it. Also the reads of open reservations, which go
+    /// through the small partial index.
+    #[tokio::test]
+    async fn every_page_and_reservation_read_seeks_an_index() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("plans.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open(&url, false, Clock::manual())
+            .await
+            .expect("opens");
+        drop(store);
+        let db = rusqlite::Connection::open(&path).expect("db");
+
+        // (what, query, the index it must use, whether it may sort what it found)
+        let mut cases: Vec<(String, String, &str, bool)> = Vec::new();
+        for after in [false, true] {
+            let orders = |clause, index, sorts| {
+                (
+                    format!("orders {clause} after={after}"),
+                    orders_page_sql(clause, after),
+                    index,
+                    sorts,
+                )
+            };
+            cases.push(orders(ORDERS_OF_SELLER, "orders_by_seller", false));
+            cases.push(orders(ORDERS_OF_SELLERS_SHOW, "orders_by_show", false));
+            // A buyer's orders are found by the idempotency key's index, then sorted.
+            cases.push(orders(ORDERS_OF_BUYER, "sqlite_autoindex_orders_", true));
+            for (column, index) in [
+                ("show_id", "commerce_log_by_show"),
+                ("product_id", "commerce_log_by_product"),
+            ] {
+                cases.push((
+                    format!("log {column} after={after}"),
+                    log_page_sql(column, after),
+                    index,
+                    false,
+                ));
+            }
+            cases.push((
+                format!("auction log after={after}"),
+                auction_log_page_sql(after),
+                "sqlite_autoindex_auction_log_",
+                false,
+            ));
+            cases.push((
+                format!("products after={after}"),
+                products_page_sql(after),
+                "products_by_seller",
+                false,
+            ));
+            for category in [false, true] {
+                for (seller, index) in [(false, "shows_by_status"), (true, "shows_by_seller")] {
+                    cases.push((
+                        format!("shows seller={seller} category={category} after={after}"),
+                        shows_page_sql(seller, category, after),
+                        index,
+                        false,
+                    ));
+                }
+            }
+        }
+        cases.push((
+            "variants of a page".into(),
+            variants_of_many_sql(3),
+            "variants_by_product",
+            false,
+        ));
+        cases.push((
+            "unsettled shows".into(),
+            UNSETTLED_SHOWS.into(),
+            "orders_reserved",
+            true,
+        ));
+        cases.push((
+            "a show's reservations".into(),
+            RESERVATIONS_OF_SHOW.into(),
+            "orders_reserved",
+            false,
+        ));
+        cases.push((
+            "open reservations".into(),
+            open_reservations_sql(),
+            "orders_reserved",
+            true,
+        ));
+
+        for (what, sql, index, may_sort) in cases {
+            let steps = plan(&db, &sql);
+            let text = steps.join("\n");
+            assert!(
+                steps.iter().any(|s| s.contains(&format!("INDEX {index}"))),
+                "{what} uses {index}:\n{text}"
+            );
+            for table in [
+                "o",
+                "orders",
+                "commerce_log",
+                "auction_log",
+                "s",
+                "shows",
+                "products",
+                "variants",
+            ] {
+                assert!(
+                    !steps.contains(&format!("SCAN {table}")),
+                    "{what} scans {table}:\n{text}"
+                );
+            }
+            if !may_sort {
+                assert!(
+                    steps.iter().all(|s| !s.contains("TEMP B-TREE")),
+                    "{what} sorts what it found:\n{text}"
+                );
+                // A seek, not a walk of a whole index.
+                assert!(
+                    steps
+                        .iter()
+                        .filter(|s| s.contains(&format!("INDEX {index}")))
+                        .all(|s| s.starts_with("SEARCH")),
+                    "{what} walks all of {index}:\n{text}"
+                );
+            }
+        }
     }
 }
