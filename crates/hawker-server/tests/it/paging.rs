@@ -863,3 +863,38 @@ async fn the_home_dashboard_and_store_pages_link_to_more_shows() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_says_which_lists_page_and_how() {
+    let app = spawn_app().await;
+    let (status, doc) = app.get(None, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/v1/orders",
+        "/api/v1/seller/orders",
+        "/api/v1/shows",
+        "/api/v1/products",
+        "/api/v1/shows/{id}/log",
+        "/api/v1/products/{id}/log",
+        "/api/v1/auctions/{id}/log",
+    ] {
+        let get = &doc["paths"][path]["get"];
+        let names: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has query parameters: {get}"))
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"limit") && names.contains(&"after"),
+            "{path}: {names:?}"
+        );
+        assert!(get["responses"]["400"].is_object(), "{path}: {get}");
+        assert!(
+            get["responses"]["200"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("next")),
+            "{path}: {get}"
+        );
+    }
+}
