@@ -1191,6 +1191,39 @@ mod tests {
         (batch, committed)
     }
 
+    /// Starts auction 5 (5 s, sudden death, one unit of variant 7) at `T0`; answers its deadline.
+    fn start_auction(desk: &mut Desk) -> Timestamp {
+        let terms = Terms::new(1_000, 5, Mode::SuddenDeath, Increments::standard()).expect("terms");
+        let (reply, mut started) = oneshot::channel();
+        let start = CommerceCmd::StartAuction {
+            id: AuctionId(5),
+            variant_id: VariantId(7),
+            lot: "Mug".into(),
+            terms,
+            salt: "salt".into(),
+            reply,
+        };
+        turn(desk, T0, vec![start]);
+        started.try_recv().expect("answered").expect("started").1
+    }
+
+    /// A bid on auction 5 by user 10, as decided at `now`.
+    fn bid_at(desk: &mut Desk, now: Timestamp, amount_cents: i64) -> Result<Outcome, Refusal> {
+        let (reply, mut answer) = oneshot::channel();
+        let place = CommerceCmd::Bid {
+            auction_id: AuctionId(5),
+            bidder: UserId(10),
+            name: "Ann".into(),
+            kind: BidKind::Bid,
+            amount_cents,
+            policy: None,
+            key: None,
+            reply,
+        };
+        turn(desk, now, vec![place]);
+        answer.try_recv().expect("answered")
+    }
+
     #[test]
     fn a_buy_is_reserved_in_the_batch_and_answered_once_committed() {
         let mut desk = desk(2);
@@ -1266,32 +1299,9 @@ mod tests {
     #[test]
     fn an_auction_closes_when_its_deadline_comes_and_its_winner_is_charged() {
         let mut desk = desk(1);
-        let terms = Terms::new(1_000, 5, Mode::SuddenDeath, Increments::standard()).expect("terms");
-        let (reply, mut started) = oneshot::channel();
-        let start = CommerceCmd::StartAuction {
-            id: AuctionId(5),
-            variant_id: VariantId(7),
-            lot: "Mug".into(),
-            terms,
-            salt: "salt".into(),
-            reply,
-        };
-        turn(&mut desk, T0, vec![start]);
-        let (_, ends_at) = started.try_recv().expect("answered").expect("started");
-        let (reply, mut bid) = oneshot::channel();
-        let place = CommerceCmd::Bid {
-            auction_id: AuctionId(5),
-            bidder: UserId(10),
-            name: "Ann".into(),
-            kind: BidKind::Bid,
-            amount_cents: 1_200,
-            policy: None,
-            key: None,
-            reply,
-        };
-        turn(&mut desk, T0.plus_ms(1_000), vec![place]);
+        let ends_at = start_auction(&mut desk);
         assert!(matches!(
-            bid.try_recv().expect("answered"),
+            bid_at(&mut desk, T0.plus_ms(1_000), 1_200),
             Ok(Outcome::Accepted { .. })
         ));
 
@@ -1309,39 +1319,11 @@ mod tests {
         ));
     }
 
-    /// A bid on auction 5 by user 10, as decided at `now`.
-    fn bid_at(desk: &mut Desk, now: Timestamp, amount_cents: i64) -> Result<Outcome, Refusal> {
-        let (reply, mut answer) = oneshot::channel();
-        let place = CommerceCmd::Bid {
-            auction_id: AuctionId(5),
-            bidder: UserId(10),
-            name: "Ann".into(),
-            kind: BidKind::Bid,
-            amount_cents,
-            policy: None,
-            key: None,
-            reply,
-        };
-        turn(desk, now, vec![place]);
-        answer.try_recv().expect("answered")
-    }
-
     #[test]
     fn an_ended_auction_is_let_go_once_settled_and_ten_minutes_old() {
         use crate::live::auctions::ENDED_AUCTION_KEPT_MS;
         let mut desk = desk(1);
-        let terms = Terms::new(1_000, 5, Mode::SuddenDeath, Increments::standard()).expect("terms");
-        let (reply, mut started) = oneshot::channel();
-        let start = CommerceCmd::StartAuction {
-            id: AuctionId(5),
-            variant_id: VariantId(7),
-            lot: "Mug".into(),
-            terms,
-            salt: "salt".into(),
-            reply,
-        };
-        turn(&mut desk, T0, vec![start]);
-        let (_, ends_at) = started.try_recv().expect("answered").expect("started");
+        let ends_at = start_auction(&mut desk);
         assert!(bid_at(&mut desk, T0.plus_ms(1_000), 1_200).is_ok());
         let (_, closed) = turn(&mut desk, ends_at, Vec::new());
         let won = closed.charges[0].order_id;
