@@ -17,6 +17,9 @@ pub const PAGE_MAX: u32 = 200;
 /// then refused rather than misread.
 const CURSOR_VERSION: u8 = 1;
 
+/// No list sorts by more keys than this; a longer cursor is refused before it is decoded further.
+const MAX_CURSOR_KEYS: usize = 4;
+
 /// Where the next page starts: the sort key of the last item of a page (for orders their
 /// `created_at` and `id`, for a log its `seq`), as URL-safe text that clients hand back and
 /// never read. It only moves where a listing starts, never what its query may return (the
@@ -32,11 +35,14 @@ impl Cursor {
 
     /// A cursor as [`Cursor`]'s `Display` wrote it.
     pub fn parse(text: &str) -> Result<Self, BadPage> {
+        if text.len() > 2 * (1 + 8 * MAX_CURSOR_KEYS) {
+            return Err(BadPage::Cursor);
+        }
         let bytes = hex::decode(text).map_err(|_| BadPage::Cursor)?;
         let Some((&CURSOR_VERSION, keys)) = bytes.split_first() else {
             return Err(BadPage::Cursor);
         };
-        if keys.is_empty() || keys.len() % 8 != 0 {
+        if keys.is_empty() || keys.len() % 8 != 0 || keys.len() > 8 * MAX_CURSOR_KEYS {
             return Err(BadPage::Cursor);
         }
         Ok(Self(
@@ -191,6 +197,7 @@ mod tests {
             &good[..good.len() - 2],
             &format!("02{}", &good[2..]),
             "not a cursor",
+            &Cursor::new([1; MAX_CURSOR_KEYS + 1]).to_string(),
         ] {
             assert_eq!(Cursor::parse(bad), Err(BadPage::Cursor), "{bad:?}");
         }
