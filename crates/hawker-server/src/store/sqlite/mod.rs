@@ -67,7 +67,6 @@ const JOURNAL_SIZE_LIMIT: &str = "67108864";
 /// from the file through `mmap` or the OS's page cache, and the commit connection keeps its
 /// 16 MiB, where the group commit's index pages live.
 const READER_CACHE_SIZE: &str = "-2048";
-const READER_PRAGMAS: &str = "PRAGMA cache_size = -2048; PRAGMA mmap_size = 268435456;";
 
 /// Free pages given back per [`Store::maintain`]: a bounded step (4 MiB of 4 KiB pages), so
 /// maintenance never holds the writer for long.
@@ -86,7 +85,8 @@ impl PointReads {
         // WAL readers do not wait for the writer; this only covers a checkpoint's brief lock.
         db.busy_timeout(Duration::from_millis(200))?;
         db.set_prepared_statement_cache_capacity(32);
-        db.execute_batch(READER_PRAGMAS)?;
+        db.pragma_update(None, "cache_size", READER_CACHE_SIZE)?;
+        db.pragma_update(None, "mmap_size", 268_435_456)?;
         Ok(db)
     }
 
