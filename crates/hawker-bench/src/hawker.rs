@@ -110,7 +110,8 @@ impl Fixture {
             .with_context(|| format!("opening the sale: {answer}"))
     }
 
-    async fn host_post(
+    /// A POST as the show's host (the seller's token); the status and the JSON answer.
+    pub async fn host_post(
         &self,
         addr: SocketAddr,
         path: &str,

@@ -178,7 +178,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
         p.sample.as_secs()
     );
     let people = p.buyers + p.chatters + p.bidders;
-    let fixture = Fixture::create(dir.path(), STOCK, people).await?;
+    let fixture = Arc::new(Fixture::create(dir.path(), STOCK, people).await?);
     // The test payment provider remembers each charge for the reservation hold plus two minutes
     // (a real provider keeps them on its side): a short hold keeps the stand-in's memory out of
     // the server's.
@@ -193,7 +193,7 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
 
     let host = tokio::spawn(host(
         Host {
-            fixture: fixture_view(&fixture),
+            fixture: fixture.clone(),
             addr,
             sale_every: p.sale_every,
             auction_every: p.auction_every,
@@ -301,23 +301,8 @@ pub async fn run(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the host task needs of the fixture.
-struct FixtureView {
-    show_id: i64,
-    variant_id: i64,
-    seller_token: String,
-}
-
-fn fixture_view(f: &Fixture) -> FixtureView {
-    FixtureView {
-        show_id: f.show_id,
-        variant_id: f.variant_id,
-        seller_token: f.seller_token.clone(),
-    }
-}
-
 struct Host {
-    fixture: FixtureView,
+    fixture: Arc<Fixture>,
     addr: SocketAddr,
     sale_every: Duration,
     auction_every: Duration,
@@ -325,19 +310,9 @@ struct Host {
 
 impl Host {
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-        let mut http = HttpConn::connect(self.addr, None).await?;
-        let bearer = format!("Bearer {}", self.fixture.seller_token);
-        let headers = [
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "application/json"),
-        ];
-        let r = http
-            .request("POST", path, &headers, body.to_string().as_bytes())
-            .await?;
-        Ok((
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        ))
+        self.fixture
+            .host_post(self.addr, path, &body.to_string())
+            .await
     }
 }
 
@@ -689,8 +664,8 @@ fn summary(
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
     let mut t = format!(
         "{:.0} min, {} over {} connections, {} chatting, {} watching, {} bidding; \
-         {acked} orders acknowledged and all found paid in the database; {} bids; {} chat lines; \
-         {} errors{}.\n\n\
+         {acked} orders acknowledged and all found paid in the database; {} buys refused (a sale \
+         changing over); {} bids; {} chat lines; {} errors{}.\n\n\
          | measure | first {window_min:.0} min (median) | last {window_min:.0} min (median) | ratio | goal |\n\
          |---|---|---|---|---|\n",
         p.minutes,
@@ -699,6 +674,7 @@ fn summary(
         p.chatters,
         p.viewers,
         p.bidders,
+        counters.refused.load(Ordering::Relaxed),
         counters.bids.load(Ordering::Relaxed),
         counters.chat_sent.load(Ordering::Relaxed),
         counters.errors.load(Ordering::Relaxed),
