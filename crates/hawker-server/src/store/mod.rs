@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hawker_core::account::Role;
 use hawker_core::commerce::{Event, Restore};
-use hawker_core::ids::{AuctionId, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
+use hawker_core::ids::{AuctionId, IdMint, OrderId, ProductId, SaleId, ShowId, UserId, VariantId};
 use hawker_core::money::Currency;
 use hawker_core::protocol::HostStats;
 use hawker_core::time::Timestamp;
@@ -99,10 +99,16 @@ pub struct VariantRow {
     pub stock: i64,
 }
 
-/// A new random id for a row the server names itself (orders, sales, codes, auctions): positive
-/// and below 2^53, so JavaScript numbers hold it exactly, and unguessable from its neighbours.
+/// A new id for a row the server names itself (orders, sales, codes, auctions): rising with the
+/// wall clock's second so rows are appended, not scattered, and unguessable within its second
+/// (see [`IdMint`]). One mint per process: two would mint the same second's ids.
 pub fn new_id() -> i64 {
-    (rand::random::<u64>() >> 11) as i64 + 1
+    static MINT: std::sync::Mutex<IdMint> = std::sync::Mutex::new(IdMint::new());
+    let now = crate::clock::Clock::system().now();
+    let mut mint = MINT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    mint.next(now, rand::random)
 }
 
 #[derive(Debug, Clone, Serialize)]
