@@ -6,8 +6,7 @@
 //! the first charge. That, not care at the call sites, is what makes "never charge twice" hold
 //! across retries and restarts.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -66,41 +65,77 @@ pub const TEST_METHODS: [(&str, &str); 3] = [
     ("pm_card_slow", "Test card (succeeds after 2 s)"),
 ];
 
-/// Keeps its charges in memory, each for [`TestProvider::new`]'s `remember_ms`: after a restart it
+/// Keeps its charges in memory, each for at least [`TestProvider::new`]'s `remember_ms`: after a restart it
 /// knows none, so reservations left by a crash mid-charge expire and return their stock, as they
 /// would if a real charge had failed. A charge is only retried or looked up while its reservation
 /// is held, so remembering it a little longer than the hold is enough; remembering every charge
 /// would grow the server's memory with every order of a show that never ends.
 pub struct TestProvider {
     clock: Clock,
-    remember_ms: i64,
-    /// Charges by idempotency key. A plain mutex: held only to read or insert, never across
-    /// an `.await`.
-    charges: Mutex<Charges>,
+    /// Outcomes by idempotency key: the amount charged, or why not. A plain mutex: held only to
+    /// read or insert, never across an `.await`.
+    charges: Mutex<Remembered<Result<i64, PaymentError>>>,
     /// Refunded charge ids.
-    refunds: Mutex<Vec<String>>,
+    refunds: Mutex<Remembered<()>>,
     /// Every time it was asked to charge, retries with a known key included.
     asked: std::sync::atomic::AtomicUsize,
     /// Every time it was asked to refund, repeats included.
     refund_requests: std::sync::atomic::AtomicUsize,
 }
 
-#[derive(Default)]
-struct Charges {
-    by_key: HashMap<String, Result<Charge, PaymentError>>,
-    /// Keys in the order they were charged, to forget the oldest.
-    made: VecDeque<(Timestamp, String)>,
+/// Keys remembered for at least a window and at most two: in two generations, the older dropped
+/// whole when the newer is a window old. Dropping a whole map, rather than removing keys one by
+/// one as they age, leaves the table no deleted slots to outgrow, so a show that never ends keeps
+/// the same memory (keys removed singly under steady churn doubled the table once more, 16 MiB
+/// at 1,000 charges a second, minutes into an hour's run).
+struct Remembered<V> {
+    window_ms: i64,
+    /// When `newer` started.
+    since: Timestamp,
+    newer: HashMap<Box<str>, V>,
+    older: HashMap<Box<str>, V>,
 }
 
-impl Charges {
-    fn forget_before(&mut self, cutoff: Timestamp) {
-        while let Some((at, _)) = self.made.front()
-            && *at < cutoff
-        {
-            if let Some((_, key)) = self.made.pop_front() {
-                self.by_key.remove(&key);
-            }
+impl<V> Remembered<V> {
+    fn new(window_ms: i64, now: Timestamp) -> Self {
+        Self {
+            window_ms,
+            since: now,
+            newer: HashMap::new(),
+            older: HashMap::new(),
         }
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.newer.get(key).or_else(|| self.older.get(key))
+    }
+
+    /// Remembers `value` under `key` unless a value is already remembered; answers the one that
+    /// stands.
+    fn remember(&mut self, now: Timestamp, key: &str, value: V) -> &V {
+        self.age(now);
+        if self.older.contains_key(key) {
+            return &self.older[key];
+        }
+        self.newer.entry(key.into()).or_insert(value)
+    }
+
+    fn age(&mut self, now: Timestamp) {
+        if now < self.since.plus_ms(self.window_ms) {
+            return;
+        }
+        // Everything in `older` is now more than a window old; so is `newer` after two windows.
+        self.older = if now < self.since.plus_ms(2 * self.window_ms) {
+            std::mem::take(&mut self.newer)
+        } else {
+            self.newer.clear();
+            HashMap::new()
+        };
+        self.since = now;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.newer.iter().chain(&self.older).map(|(k, v)| (&**k, v))
     }
 }
 
@@ -115,11 +150,11 @@ impl TestProvider {
     /// `remember_ms`: how long a charge is remembered (its key answered with it, `lookup` finding
     /// it); at least as long as a reservation is held.
     pub fn new(clock: Clock, remember_ms: i64) -> Self {
+        let now = clock.now();
         Self {
             clock,
-            remember_ms,
-            charges: Mutex::new(Charges::default()),
-            refunds: Mutex::new(Vec::new()),
+            charges: Mutex::new(Remembered::new(remember_ms, now)),
+            refunds: Mutex::new(Remembered::new(remember_ms, now)),
             asked: Default::default(),
             refund_requests: Default::default(),
         }
@@ -129,7 +164,7 @@ impl TestProvider {
     pub fn successful_charges(&self) -> usize {
         self.charges
             .lock()
-            .map(|c| c.by_key.values().filter(|r| r.is_ok()).count())
+            .map(|c| c.iter().filter(|(_, r)| r.is_ok()).count())
             .unwrap_or(0)
     }
 
@@ -145,7 +180,10 @@ impl TestProvider {
     }
 
     pub fn refunded(&self) -> Vec<String> {
-        self.refunds.lock().map(|r| r.clone()).unwrap_or_default()
+        self.refunds
+            .lock()
+            .map(|r| r.iter().map(|(id, ())| id.to_owned()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -176,14 +214,14 @@ impl PaymentProvider for TestProvider {
     async fn charge(&self, req: &ChargeRequest) -> Result<Charge, PaymentError> {
         self.asked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = req.idempotency_key.as_str();
         if let Some(first) = self
             .charges
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?
-            .by_key
-            .get(&req.idempotency_key)
+            .get(key)
         {
-            return first.clone();
+            return charge_of(key, first);
         }
         let outcome = match req.payment_method.as_str() {
             "pm_card_visa" => Ok(()),
@@ -196,25 +234,14 @@ impl PaymentProvider for TestProvider {
                 "unknown test payment method {other:?}"
             ))),
         };
-        let outcome = outcome.map(|()| Charge {
-            id: format!("ch_test_{}", req.idempotency_key),
-            amount_cents: req.amount_cents,
-        });
+        let outcome = outcome.map(|()| req.amount_cents);
         let mut charges = self
             .charges
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
-        let now = self.clock.now();
-        charges.forget_before(now.plus_ms(-self.remember_ms));
         // A concurrent retry may have finished first; the first outcome stands.
-        let charges = &mut *charges;
-        match charges.by_key.entry(req.idempotency_key.clone()) {
-            Entry::Occupied(first) => first.get().clone(),
-            Entry::Vacant(slot) => {
-                charges.made.push_back((now, req.idempotency_key.clone()));
-                slot.insert(outcome).clone()
-            }
-        }
+        let first = charges.remember(self.clock.now(), key, outcome);
+        charge_of(key, first)
     }
 
     async fn lookup(&self, idempotency_key: &str) -> Result<Option<Charge>, PaymentError> {
@@ -223,23 +250,28 @@ impl PaymentProvider for TestProvider {
             .lock()
             .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
         Ok(charges
-            .by_key
             .get(idempotency_key)
-            .and_then(|r| r.clone().ok()))
+            .and_then(|outcome| charge_of(idempotency_key, outcome).ok()))
     }
 
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
         self.refund_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut refunds = self
-            .refunds
+        self.refunds
             .lock()
-            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?;
-        if !refunds.iter().any(|r| r == charge_id) {
-            refunds.push(charge_id.to_owned());
-        }
+            .map_err(|_| PaymentError::Unavailable("poisoned".into()))?
+            .remember(self.clock.now(), charge_id, ());
         Ok(())
     }
+}
+
+/// The charge a remembered outcome stands for: its id is made from the key, so only the amount
+/// is kept.
+fn charge_of(key: &str, outcome: &Result<i64, PaymentError>) -> Result<Charge, PaymentError> {
+    outcome.clone().map(|amount_cents| Charge {
+        id: format!("ch_test_{key}"),
+        amount_cents,
+    })
 }
 
 #[cfg(test)]
@@ -278,10 +310,24 @@ mod tests {
         clock.advance(59_000);
         p.charge(&req("o2", "pm_card_visa")).await.expect("charged");
         assert_eq!(p.charge(&req("o1", "pm_card_declined")).await, first);
+        // A window on, the first generation is the older one and still answers.
         clock.advance(2_000);
         p.charge(&req("o3", "pm_card_visa")).await.expect("charged");
+        assert_eq!(p.charge(&req("o1", "pm_card_declined")).await, first);
+        assert_eq!(p.successful_charges(), 3);
+        // Another window on, it is dropped whole; what came after stays.
+        clock.advance(60_000);
+        p.charge(&req("o4", "pm_card_visa")).await.expect("charged");
         assert_eq!(p.lookup("o1").await, Ok(None));
-        assert!(p.lookup("o2").await.is_ok_and(|c| c.is_some()));
+        assert_eq!(p.lookup("o2").await, Ok(None));
+        assert!(p.lookup("o3").await.is_ok_and(|c| c.is_some()));
         assert_eq!(p.successful_charges(), 2);
+        // After a long quiet spell nothing old is answered.
+        clock.advance(500_000);
+        p.refund("ch_test_o4").await.expect("refunded");
+        p.charge(&req("o5", "pm_card_visa")).await.expect("charged");
+        assert_eq!(p.lookup("o4").await, Ok(None));
+        assert_eq!(p.successful_charges(), 1);
+        assert_eq!(p.refunded(), ["ch_test_o4"]);
     }
 }
