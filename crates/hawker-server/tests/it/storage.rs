@@ -553,3 +553,48 @@ async fn space_freed_by_deletes_goes_back_to_the_file_system_step_by_step() {
         0
     );
 }
+
+/// The WAL is copied into the database file beside the commits rather than inside one of them:
+/// rows written reach the file although no commit took the WAL anywhere near the size at which
+/// SQLite checkpoints on its own.
+#[tokio::test]
+async fn the_wal_is_checkpointed_beside_the_commits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("wal.db");
+    let store = store::open(
+        &format!("sqlite://{}", path.display()),
+        true,
+        Clock::system(),
+    )
+    .await
+    .expect("opens");
+    let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // Whatever the migrations left in the WAL reaches the file first.
+    let mut settled = file_len();
+    crate::helpers::eventually("the migrations are checkpointed", || {
+        let (before, now) = (settled, file_len());
+        settled = now;
+        async move { now > 0 && now == before }
+    })
+    .await;
+    // A few hundred accounts: a few dozen pages, where SQLite's own mark is 1,000.
+    for i in 0..300 {
+        store
+            .create_user(
+                &NewUser {
+                    email: format!("b{i}@x.dev"),
+                    password_hash: "h".repeat(100),
+                    display_name: format!("Buyer {i}"),
+                    role: Role::Buyer,
+                },
+                Timestamp(1_000),
+            )
+            .await
+            .expect("user");
+    }
+    crate::helpers::eventually("the accounts reach the database file", || {
+        let grown = file_len() > settled;
+        async move { grown }
+    })
+    .await;
+}

@@ -43,6 +43,57 @@ pub struct SqliteStore {
     committer: std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>,
     point: PointReads,
     sessions: SessionCache,
+    _checkpoints: Checkpointer,
+}
+
+/// Copies the WAL into the database file on its own thread and connection, so that buyers
+/// wait less for checkpoints. SQLite checkpoints inside the commit that takes the WAL past 1,000
+/// pages: it writes those pages back into the file and syncs it, and as a show's orders grow the
+/// pages spread over more of the file and that commit, with every buy queued behind it, takes
+/// longer. This thread's PASSIVE checkpoints block no writer and no reader and copy most of the
+/// WAL as it is written, leaving that commit only the last few pages to copy before the next one
+/// starts the WAL over. (It cannot do without that commit's checkpoint: the WAL starts over only
+/// once a checkpoint has copied all of it, which one running beside a stream of commits rarely
+/// does, so on its own the WAL would grow to its limit.)
+struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer {
+    fn start(path: std::path::PathBuf) -> anyhow::Result<Self> {
+        let db = rusqlite::Connection::open(&path).context("opening SQLite for checkpoints")?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let mut last = None;
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    // (busy, pages in the WAL, pages of it copied); -1s where not in WAL mode.
+                    let pass = db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    let rest = match pass {
+                        // Commits since the last pass: more may be on the way.
+                        Ok(wal) if last.replace(wal) != Some(wal) => CHECKPOINT_BUSY,
+                        Ok(_) => CHECKPOINT_IDLE,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "checkpointing the WAL failed; retrying");
+                            CHECKPOINT_IDLE
+                        }
+                    };
+                    std::thread::sleep(rest);
+                }
+            })
+            .context("starting the checkpoint thread")?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Short indexed reads (a token, an order, a turn's idempotency keys) run on the caller's thread
@@ -59,6 +110,11 @@ struct PointReads {
 /// pages (SQLite's default), so the WAL only passes this after one huge transaction; without the
 /// limit it would then keep that size for good.
 const JOURNAL_SIZE_LIMIT: &str = "67108864";
+
+/// How long the [`Checkpointer`] rests after a pass that found no commits since the last one,
+/// and after one that found some.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(20);
 
 /// A reading connection's page cache, in KiB (negative: SQLite's unit for a size in KiB). Small:
 /// there are up to 8 pooled readers and one per busy thread for point reads, each filling its
@@ -246,12 +302,14 @@ impl SqliteStore {
             path: options.get_filename().to_owned(),
             idle: std::sync::Mutex::new(Vec::new()),
         };
+        let checkpoints = Checkpointer::start(options.get_filename().to_owned())?;
         Ok(Self {
             pool,
             writer,
             committer: std::sync::Arc::new(std::sync::Mutex::new(committer)),
             point,
             sessions: SessionCache::new(clock),
+            _checkpoints: checkpoints,
         })
     }
 
