@@ -383,7 +383,7 @@ impl Pace {
 }
 
 /// One connection buying in the running sale as fast as its answers come back, as buyer after
-/// buyer, each buy with a fresh idempotency key; paid at once with the test card.
+/// buyer, each buy with a fresh random idempotency key; paid at once with the test card.
 #[allow(clippy::too_many_arguments)]
 async fn buyer(
     mut conn: HttpConn,
@@ -410,7 +410,8 @@ async fn buyer(
             None => Instant::now(),
         };
         let bearer = format!("Bearer {}", tokens[i as usize % buyers]);
-        let key = format!("soak-{i}");
+        // Random, as the pages make them (a UUID): a buyer's keys land anywhere in their index.
+        let key = format!("{:032x}", rand::random::<u128>());
         let body = json!({ "show_id": show, "flash_sale_id": sale.load(Ordering::Relaxed),
                            "quantity": 1, "payment_method": "pm_card_visa" })
         .to_string();
