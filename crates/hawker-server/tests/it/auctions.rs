@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Account, LiveShow, TestApp, spawn_app, spawn_app_on_manual_clock};
+use crate::helpers::{
+    Account, LiveShow, TestApp, assert_refused, spawn_app, spawn_app_on_manual_clock,
+};
 
 pub async fn start_auction(app: &TestApp, show: &LiveShow, body: Value) -> (i64, i64) {
     let (status, answer) = app
@@ -446,7 +448,7 @@ async fn an_auction_survives_kill_9() {
     child.wait().await.expect("dead");
 
     // Down past the deadline: the restarted server ends it with the leader as winner.
-    let (_child, app) = crate::crash::start_hawker_ahead(data.path(), &[], 10).await;
+    let (mut child, app) = crate::crash::start_hawker_ahead(data.path(), &[], 10).await;
     let ended = wait_ended(&app, id).await;
     assert_eq!(
         (ended["winner"].as_str(), ended["price_cents"].as_i64()),
@@ -456,6 +458,35 @@ async fn an_auction_survives_kill_9() {
     let (ok, out) = verify_cli(&log);
     assert!(ok, "{out}");
     wait_paid(&app, &b.token, id).await;
+    let auctions_in_room = |snap: &Value| {
+        snap["auctions"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["id"] == id).count())
+    };
+    let snap = app.connect_live(show.show_id, None).await.next().await;
+    assert_eq!(auctions_in_room(&snap), Some(1), "just ended: {snap}");
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("dead");
+
+    // Settled and more than ten minutes past its end, a restarted owner leaves it to the store:
+    // the room has no word of it, a late bid is refused, and its page and log still tell it.
+    let (_child, app) = crate::crash::start_hawker_ahead(data.path(), &[], 10 + 11 * 60).await;
+    let snap = app.connect_live(show.show_id, None).await.next().await;
+    assert_eq!(auctions_in_room(&snap), Some(0), "long ended: {snap}");
+    let late = app
+        .post(
+            &a.token,
+            &format!("/api/v1/auctions/{id}/bids"),
+            json!({ "amount_cents": 9_000 }),
+        )
+        .await;
+    assert_refused(&late, StatusCode::CONFLICT, "auction_closed");
+    let (_, page) = app.get(None, &format!("/api/v1/auctions/{id}")).await;
+    assert_eq!(
+        (page["status"].as_str(), page["price_cents"].as_i64()),
+        (Some("ended"), Some(3_500))
+    );
+    assert!(verify_cli(&app.auction_log(id).await).0);
 }
 
 #[tokio::test]
