@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use hawker_core::commerce::{Event, OrderLine, Sale};
 use hawker_core::discount::CodeRule;
 use hawker_core::ids::{CodeId, OrderId, SaleId, VariantId};
+use hawker_core::protocol::HostStats;
 
 use super::{Batch, OrderMeta, StoreError};
 
@@ -30,6 +31,8 @@ pub struct RowChanges<'a> {
     pub ended_sales: Vec<SaleId>,
     /// Reserved orders that were settled: the status they move to and the charge's reference.
     pub settled: Vec<Settled<'a>>,
+    /// What the orders paid in this batch add to the show's totals.
+    pub paid: HostStats,
     /// Every event as its append-only log line, in decision order.
     pub log: Vec<String>,
 }
@@ -91,12 +94,19 @@ impl<'a> RowChanges<'a> {
                 Event::Paid {
                     order_id,
                     payment_ref,
+                    quantity,
+                    total_cents,
                     ..
-                } => c.settled.push(Settled {
-                    order_id: *order_id,
-                    status: "paid",
-                    payment_ref: payment_ref.as_deref(),
-                }),
+                } => {
+                    c.settled.push(Settled {
+                        order_id: *order_id,
+                        status: "paid",
+                        payment_ref: payment_ref.as_deref(),
+                    });
+                    c.paid.orders += 1;
+                    c.paid.units += u64::from(*quantity);
+                    c.paid.revenue_cents += total_cents;
+                }
                 Event::Released {
                     order_id,
                     reason,
@@ -227,6 +237,14 @@ mod tests {
                     payment_ref: None
                 }
             ]
+        );
+        assert_eq!(
+            c.paid,
+            HostStats {
+                orders: 1,
+                units: 2,
+                revenue_cents: 1000
+            }
         );
         assert_eq!(c.log.len(), 4);
         assert!(c.log[0].contains("reserved"));

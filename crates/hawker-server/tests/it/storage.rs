@@ -213,13 +213,10 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
     store.commit(show.id, now, &paid).await.expect("commits");
     let stored = store.order(order.id).await.expect("reads").expect("exists");
     assert_eq!(stored.status, store::OrderStatus::Paid);
+    let stats = store.host_stats(show.id).await.expect("stats");
     assert_eq!(
-        store
-            .host_stats(show.id)
-            .await
-            .expect("stats")
-            .revenue_cents,
-        180
+        (stats.orders, stats.units, stats.revenue_cents),
+        (1, 2, 180)
     );
     let log = store
         .commerce_log(show.id, &store::PageRequest::first(2))
@@ -246,6 +243,12 @@ async fn the_store_keeps_the_story_and_guards_the_invariants() {
             .expect("reads")
             .map(|s| s.status),
         Some(ShowStatus::Live)
+    );
+    // A refund takes the order out of the host's totals.
+    store.mark_refunded(order.id, now).await.expect("refunds");
+    assert_eq!(
+        store.host_stats(show.id).await.expect("stats"),
+        Default::default()
     );
 }
 
@@ -398,7 +401,9 @@ async fn plain_stream_keys_of_an_older_database_are_hashed_when_it_opens() {
              CREATE INDEX orders_by_show ON orders (show_id, status); \
              ALTER TABLE orders DROP COLUMN seller_id; \
              DROP INDEX products_by_seller; DROP INDEX variants_by_product; \
-             DROP INDEX shows_by_status; DROP INDEX shows_by_seller;",
+             DROP INDEX shows_by_status; DROP INDEX shows_by_seller; \
+             DROP INDEX orders_carrying_shipping; ALTER TABLE shows DROP COLUMN paid_orders; \
+             ALTER TABLE shows DROP COLUMN paid_units; ALTER TABLE shows DROP COLUMN paid_revenue_cents;",
         )
         .expect("made old");
     let store = store::open(&url, true, Clock::system())
@@ -473,7 +478,7 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
             )
             .expect("migrations recorded");
         assert_eq!(
-            applied, 5,
+            applied, 6,
             "0001 (the schema as it was) and each later one, once"
         );
         let index: i64 = rusqlite::Connection::open(&path)
@@ -495,6 +500,14 @@ async fn a_database_from_before_migrations_is_upgraded_without_losing_a_row() {
             )
             .expect("sellers");
         assert_eq!(unowned, 0, "0003 gave every old order its show's seller");
+        let paid: i64 = rusqlite::Connection::open(&path)
+            .expect("db")
+            .query_row("SELECT SUM(paid_orders) FROM shows", [], |r| r.get(0))
+            .expect("totals");
+        assert_eq!(
+            paid, 2,
+            "0006 counted the paid orders into their shows' totals"
+        );
     }
 }
 
