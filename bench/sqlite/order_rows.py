@@ -9,7 +9,7 @@ order for each schema variant, three rounds:
     python3 bench/sqlite/order_rows.py            # every variant
     python3 bench/sqlite/order_rows.py base all   # some
 
-Variants: base (schema.sql as it is), in_check (orders.status checked with IN, as before
+Variants: base (the schema as its migrations build it), in_check (orders.status checked with IN, as before
 9e6d345; SQLite builds a temporary table for it on every insert and status change), full_log
 (commerce_log's indexes with NULL entries, as before 8e6624b), noautoinc (commerce_log without AUTOINCREMENT), rowid (orders.id as the rowid), noshowidx
 (orders_by_show without status), all (every one of them); base-nofk is base with foreign keys
@@ -19,7 +19,9 @@ in the current directory (run it from the repository root, on the real disk).
 import json, os, sys, time, sqlite3
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-schema = open(os.path.join(ROOT, '../../crates/hawker-server/src/store/schema.sql')).read()
+# The schema as the server builds it: its migrations, in order.
+MIGRATIONS = os.path.join(ROOT, '../../crates/hawker-server/migrations/sqlite')
+schema = '\n'.join(open(os.path.join(MIGRATIONS, f)).read() for f in sorted(os.listdir(MIGRATIONS)) if f.endswith('.sql'))
 ORDER_STATUS_CHECK = """CHECK (status = 'reserved' OR status = 'paid' OR status = 'declined'
         OR status = 'expired' OR status = 'shipped' OR status = 'refunded')"""
 def variant(name, s):
