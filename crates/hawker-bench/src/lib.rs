@@ -238,6 +238,17 @@ impl Server {
         self.status_bytes("RssAnon:")
     }
 
+    /// Bytes the process has caused to be written to storage so far (`write_bytes` of
+    /// `/proc/<pid>/io`: its own writes and the file pages it dirtied, as the disk will see them).
+    pub fn written_bytes(&self) -> u64 {
+        let io =
+            std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();

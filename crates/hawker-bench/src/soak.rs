@@ -117,14 +117,21 @@ struct Sample {
     bids_per_s: f64,
     room_messages_per_s: f64,
     errors: u64,
+    /// The server's CPU time per order, so a reader can tell work that grows with the show from
+    /// a machine that is merely busy (the load client shares it: `client_cores`).
+    server_cpu_ms_per_order: f64,
+    server_cores: f64,
+    client_cores: f64,
+    /// What the server wrote to storage per order: what one order costs the disk.
+    disk_kib_per_order: f64,
 }
 
-const CSV_HEADER: &str = "at_s,orders_per_s,p50_ms,p99_ms,rss_mib,anon_mib,db_mib,wal_mib,bids_per_s,room_messages_per_s,errors";
+const CSV_HEADER: &str = "at_s,orders_per_s,p50_ms,p99_ms,rss_mib,anon_mib,db_mib,wal_mib,bids_per_s,room_messages_per_s,errors,server_cpu_ms_per_order,server_cores,client_cores,disk_kib_per_order";
 
 impl Sample {
     fn csv(&self) -> String {
         format!(
-            "{:.1},{:.1},{:.2},{:.2},{:.1},{:.1},{:.1},{:.1},{:.1},{:.0},{}",
+            "{:.1},{:.1},{:.2},{:.2},{:.1},{:.1},{:.1},{:.1},{:.1},{:.0},{},{:.3},{:.2},{:.2},{:.1}",
             self.at_s,
             self.orders_per_s,
             self.p50_ms,
@@ -135,7 +142,11 @@ impl Sample {
             self.wal_mib,
             self.bids_per_s,
             self.room_messages_per_s,
-            self.errors
+            self.errors,
+            self.server_cpu_ms_per_order,
+            self.server_cores,
+            self.client_cores,
+            self.disk_kib_per_order
         )
     }
 }
@@ -549,7 +560,14 @@ async fn sample_until_done(
     let mut csv = std::fs::File::create(out.with_extension("csv"))?;
     writeln!(csv, "{CSV_HEADER}")?;
     let start = Instant::now();
-    let mut last = (start, 0u64, 0u64, 0u64);
+    let usage = || {
+        (
+            server.cpu_seconds(),
+            super::own_cpu_seconds(),
+            server.written_bytes(),
+        )
+    };
+    let mut last = (start, 0u64, 0u64, 0u64, usage());
     let mut samples = Vec::new();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + p.sample, p.sample);
     while start.elapsed() < p.duration() {
@@ -559,6 +577,8 @@ async fn sample_until_done(
         let bids = counters.bids.load(Ordering::Relaxed);
         let room = counters.room_messages.load(Ordering::Relaxed);
         let dt = now.duration_since(last.0).as_secs_f64();
+        let used = usage();
+        let orders = (acked - last.1).max(1) as f64;
         let mut lat = std::mem::take(
             &mut *counters
                 .latencies
@@ -577,20 +597,29 @@ async fn sample_until_done(
             bids_per_s: (bids - last.2) as f64 / dt,
             room_messages_per_s: (room - last.3) as f64 / dt,
             errors: counters.errors.load(Ordering::Relaxed),
+            server_cpu_ms_per_order: (used.0 - last.4.0) * 1000.0 / orders,
+            server_cores: (used.0 - last.4.0) / dt,
+            client_cores: (used.1 - last.4.1) / dt,
+            disk_kib_per_order: used.2.saturating_sub(last.4.2) as f64 / 1024.0 / orders,
         };
         writeln!(csv, "{}", sample.csv())?;
         println!(
-            "{:>6.0} s  {:>7.0} orders/s  p99 {:>6.1} ms  RSS {:>6.1} MiB (own {:>6.1})  db {:>7.1} MiB  WAL {:>6.1} MiB",
+            "{:>6.0} s  {:>7.0} orders/s  p99 {:>6.1} ms  RSS {:>6.1} MiB (own {:>6.1})  db {:>7.1} MiB  WAL {:>6.1} MiB  \
+             server {:.3} ms, {:.1} KiB/order ({:.2} + {:.2} cores)",
             sample.at_s,
             sample.orders_per_s,
             sample.p99_ms,
             sample.rss_mib,
             sample.anon_mib,
             sample.db_mib,
-            sample.wal_mib
+            sample.wal_mib,
+            sample.server_cpu_ms_per_order,
+            sample.disk_kib_per_order,
+            sample.server_cores,
+            sample.client_cores
         );
         samples.push(sample);
-        last = (now, acked, bids, room);
+        last = (now, acked, bids, room, used);
     }
     Ok(samples)
 }
@@ -701,6 +730,39 @@ fn summary(
         p99.1 / p99.0.max(1e-9),
         met(p99.1 <= 1.1 * p99.0)
     );
+    let cpu = (
+        median_of(&first, |s| s.server_cpu_ms_per_order),
+        median_of(&last, |s| s.server_cpu_ms_per_order),
+    );
+    let disk = (
+        median_of(&first, |s| s.disk_kib_per_order),
+        median_of(&last, |s| s.disk_kib_per_order),
+    );
+    let cores = (
+        median_of(&first, |s| s.server_cores + s.client_cores),
+        median_of(&last, |s| s.server_cores + s.client_cores),
+    );
+    let _ = writeln!(
+        t,
+        "| server CPU per order | {:.3} ms | {:.3} ms | {:.2} | (what an order costs the server) |",
+        cpu.0,
+        cpu.1,
+        cpu.1 / cpu.0.max(1e-9)
+    );
+    let _ = writeln!(
+        t,
+        "| written to disk per order | {:.1} KiB | {:.1} KiB | {:.2} | |",
+        disk.0,
+        disk.1,
+        disk.1 / disk.0.max(1e-9)
+    );
+    let _ = writeln!(
+        t,
+        "| cores busy, server + load | {:.2} | {:.2} | | of {} |",
+        cores.0,
+        cores.1,
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
     let _ = writeln!(
         t,
         "| server RSS | {rss_base:.1} MiB (at {window_min:.0} min) | {rss_max:.1} MiB (highest after) | {:.2} | within 10 %: {} |",
@@ -715,13 +777,16 @@ fn summary(
     t
 }
 
-/// The series as four stacked line charts (orders/s, p99, RSS, database and WAL size) over
-/// minutes, each with dashed lines 10 % either side of its first window's median.
+/// The series as stacked line charts (orders/s, p99, the server's CPU per order, RSS, WAL size)
+/// over minutes, each with dashed lines 10 % either side of its first window's median.
 fn chart(samples: &[Sample], p: &Params) -> String {
     type Series = (&'static str, &'static str, fn(&Sample) -> f64);
-    let panels: [Series; 4] = [
+    let panels: [Series; 5] = [
         ("orders/s", "#1b7f5b", |s| s.orders_per_s),
         ("p99 answer (ms)", "#b04a2f", |s| s.p99_ms),
+        ("server CPU per order (ms)", "#b08a2f", |s| {
+            s.server_cpu_ms_per_order
+        }),
         ("server RSS (MiB)", "#2f5fb0", |s| s.rss_mib),
         ("WAL (MiB)", "#7a4fb0", |s| s.wal_mib),
     ];
@@ -739,12 +804,17 @@ fn chart(samples: &[Sample], p: &Params) -> String {
         let max = samples.iter().map(value).fold(0.0, f64::max).max(1e-9) * 1.15;
         let x = |s: &Sample| left + s.at_s / 60.0 / total_min * plot_w;
         let y = |v: f64| top + h - v / max * h;
+        let max_label = if max < 10.0 {
+            format!("{max:.2}")
+        } else {
+            format!("{max:.0}")
+        };
         let _ = writeln!(
             svg,
             "<text x=\"{left}\" y=\"{}\" font-weight=\"bold\">{label}</text>\n\
              <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n\
              <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#999\"/>\n\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text>\n\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{max_label}</text>\n\
              <text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
             top - 5.0,
             top + h,
@@ -753,7 +823,6 @@ fn chart(samples: &[Sample], p: &Params) -> String {
             top + h,
             left - 5.0,
             top + 10.0,
-            max,
             left - 5.0,
             top + h
         );

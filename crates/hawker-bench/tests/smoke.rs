@@ -119,20 +119,21 @@ fn the_soak_runs_a_minute_and_leaves_its_series_and_chart() {
     );
     let csv = std::fs::read_to_string(out.with_extension("csv")).expect("the CSV");
     let mut lines = csv.lines();
-    assert!(
-        lines
-            .next()
-            .is_some_and(|h| h.starts_with("at_s,orders_per_s,"))
-    );
-    // A sample every 2 s for a minute, each with orders in it.
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    assert_eq!(header[..2], ["at_s", "orders_per_s"], "{csv}");
+    let cpu = header
+        .iter()
+        .position(|h| *h == "server_cpu_ms_per_order")
+        .expect("the server's CPU per order");
+    // A sample every 2 s for a minute, each with orders in it and the server's work for them.
     let samples: Vec<&str> = lines.collect();
     assert!(samples.len() >= 25, "{csv}");
+    let positive =
+        |l: &str, i: usize| l.split(',').nth(i).and_then(|v| v.parse::<f64>().ok()) > Some(0.0);
     assert!(
-        samples
-            .iter()
-            .all(|l| l.split(',').nth(1).and_then(|v| v.parse::<f64>().ok()) > Some(0.0)),
+        samples.iter().all(|l| positive(l, 1) && positive(l, cpu)),
         "{csv}"
     );
     let svg = std::fs::read_to_string(out.with_extension("svg")).expect("the chart");
-    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 4);
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 5);
 }
