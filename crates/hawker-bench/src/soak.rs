@@ -560,14 +560,7 @@ async fn sample_until_done(
     let mut csv = std::fs::File::create(out.with_extension("csv"))?;
     writeln!(csv, "{CSV_HEADER}")?;
     let start = Instant::now();
-    let usage = || {
-        (
-            server.cpu_seconds(),
-            super::own_cpu_seconds(),
-            server.written_bytes(),
-        )
-    };
-    let mut last = (start, 0u64, 0u64, 0u64, usage());
+    let mut last = (start, 0u64, 0u64, 0u64, Usage::of(server));
     let mut samples = Vec::new();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + p.sample, p.sample);
     while start.elapsed() < p.duration() {
@@ -577,8 +570,9 @@ async fn sample_until_done(
         let bids = counters.bids.load(Ordering::Relaxed);
         let room = counters.room_messages.load(Ordering::Relaxed);
         let dt = now.duration_since(last.0).as_secs_f64();
-        let used = usage();
+        let used = Usage::of(server);
         let orders = (acked - last.1).max(1) as f64;
+        let server_cpu_s = used.server_cpu_s - last.4.server_cpu_s;
         let mut lat = std::mem::take(
             &mut *counters
                 .latencies
@@ -597,10 +591,12 @@ async fn sample_until_done(
             bids_per_s: (bids - last.2) as f64 / dt,
             room_messages_per_s: (room - last.3) as f64 / dt,
             errors: counters.errors.load(Ordering::Relaxed),
-            server_cpu_ms_per_order: (used.0 - last.4.0) * 1000.0 / orders,
-            server_cores: (used.0 - last.4.0) / dt,
-            client_cores: (used.1 - last.4.1) / dt,
-            disk_kib_per_order: used.2.saturating_sub(last.4.2) as f64 / 1024.0 / orders,
+            server_cpu_ms_per_order: server_cpu_s * 1000.0 / orders,
+            server_cores: server_cpu_s / dt,
+            client_cores: (used.client_cpu_s - last.4.client_cpu_s) / dt,
+            disk_kib_per_order: used.written_bytes.saturating_sub(last.4.written_bytes) as f64
+                / 1024.0
+                / orders,
         };
         writeln!(csv, "{}", sample.csv())?;
         println!(
@@ -625,6 +621,24 @@ async fn sample_until_done(
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// What the server and the load client have used so far; a sample takes the difference.
+#[derive(Clone, Copy)]
+struct Usage {
+    server_cpu_s: f64,
+    client_cpu_s: f64,
+    written_bytes: u64,
+}
+
+impl Usage {
+    fn of(server: &Server) -> Self {
+        Self {
+            server_cpu_s: server.cpu_seconds(),
+            client_cpu_s: super::own_cpu_seconds(),
+            written_bytes: server.written_bytes(),
+        }
+    }
+}
 
 fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / MIB)
@@ -676,14 +690,11 @@ fn summary(
 ) -> String {
     let (first, last) = windows(samples, p);
     let window_min = p.minutes / 6.0;
-    let rate = (
-        median_of(&first, |s| s.orders_per_s),
-        median_of(&last, |s| s.orders_per_s),
-    );
-    let p99 = (
-        median_of(&first, |s| s.p99_ms),
-        median_of(&last, |s| s.p99_ms),
-    );
+    // A measure's medians over the first and the last window, and the last's ratio to the first.
+    let medians = |f: fn(&Sample) -> f64| (median_of(&first, f), median_of(&last, f));
+    let ratio = |(before, after): (f64, f64)| after / before.max(1e-9);
+    let rate = medians(|s| s.orders_per_s);
+    let p99 = medians(|s| s.p99_ms);
     let rss_base = first.last().map_or(0.0, |s| s.rss_mib);
     let rss_max = samples
         .iter()
@@ -719,7 +730,7 @@ fn summary(
         "| orders/s | {:.0} | {:.0} | {:.2} | last within 10 % of first: {} |",
         rate.0,
         rate.1,
-        rate.1 / rate.0.max(1e-9),
+        ratio(rate),
         met(rate.1 >= 0.9 * rate.0)
     );
     let _ = writeln!(
@@ -727,34 +738,25 @@ fn summary(
         "| p99 answer | {:.1} ms | {:.1} ms | {:.2} | no drift (within 10 %): {} |",
         p99.0,
         p99.1,
-        p99.1 / p99.0.max(1e-9),
+        ratio(p99),
         met(p99.1 <= 1.1 * p99.0)
     );
-    let cpu = (
-        median_of(&first, |s| s.server_cpu_ms_per_order),
-        median_of(&last, |s| s.server_cpu_ms_per_order),
-    );
-    let disk = (
-        median_of(&first, |s| s.disk_kib_per_order),
-        median_of(&last, |s| s.disk_kib_per_order),
-    );
-    let cores = (
-        median_of(&first, |s| s.server_cores + s.client_cores),
-        median_of(&last, |s| s.server_cores + s.client_cores),
-    );
+    let cpu = medians(|s| s.server_cpu_ms_per_order);
+    let disk = medians(|s| s.disk_kib_per_order);
+    let cores = medians(|s| s.server_cores + s.client_cores);
     let _ = writeln!(
         t,
         "| server CPU per order | {:.3} ms | {:.3} ms | {:.2} | (what an order costs the server) |",
         cpu.0,
         cpu.1,
-        cpu.1 / cpu.0.max(1e-9)
+        ratio(cpu)
     );
     let _ = writeln!(
         t,
         "| written to disk per order | {:.1} KiB | {:.1} KiB | {:.2} | |",
         disk.0,
         disk.1,
-        disk.1 / disk.0.max(1e-9)
+        ratio(disk)
     );
     let _ = writeln!(
         t,
