@@ -83,8 +83,8 @@ pub struct TestProvider {
     refund_requests: std::sync::atomic::AtomicUsize,
 }
 
-/// Keys remembered for at least a window and at most two: in two generations, the older dropped
-/// whole when the newer is a window old. Dropping a whole map, rather than removing keys one by
+/// Keys remembered for at least a window and at most two: in two generations, the older emptied
+/// whole when the newer is a window old. Emptying a whole map, rather than removing keys one by
 /// one as they age, leaves the table no deleted slots to outgrow, so a show that never ends keeps
 /// the same memory (keys removed singly under steady churn doubled the table once more, 16 MiB
 /// at 1,000 charges a second, minutes into an hour's run).
@@ -125,12 +125,14 @@ impl<V> Remembered<V> {
             return;
         }
         // Everything in `older` is now more than a window old; so is `newer` after two windows.
-        self.older = if now < self.since.plus_ms(2 * self.window_ms) {
-            std::mem::take(&mut self.newer)
-        } else {
-            self.newer.clear();
-            HashMap::new()
-        };
+        // The tables trade places and the emptied one keeps its size: a generation fills to the
+        // last one's length without doubling its way up again, so the memory stays where it is
+        // instead of peaking at every turn with a new table copied out of a half-sized one.
+        std::mem::swap(&mut self.older, &mut self.newer);
+        self.newer.clear();
+        if now >= self.since.plus_ms(2 * self.window_ms) {
+            self.older.clear();
+        }
         self.since = now;
     }
 
@@ -300,6 +302,22 @@ mod tests {
         assert_eq!(p.successful_charges(), 1);
         assert_eq!(p.lookup("o1").await, Ok(first.ok()));
         assert_eq!(p.lookup("o3").await, Ok(None));
+    }
+
+    #[test]
+    fn a_new_generation_reuses_a_table_sized_for_the_last() {
+        let start = Timestamp(0);
+        let mut keys = Remembered::new(1_000, start);
+        for i in 0..10_000 {
+            keys.remember(start, &format!("o{i}"), ());
+        }
+        let full = keys.newer.capacity();
+        // Two turns on, the first generation's table holds the newest keys: no table was
+        // allocated and none grew.
+        keys.remember(start.plus_ms(1_000), "a", ());
+        keys.remember(start.plus_ms(2_000), "b", ());
+        assert_eq!(keys.newer.capacity(), full);
+        assert_eq!(keys.newer.len() + keys.older.len(), 2);
     }
 
     #[tokio::test]
