@@ -6,6 +6,8 @@
 
 The run's own summary compares only its first and last sixth; this shows the level in between
 (memory's level past the warm-up and its peaks, the p99 and CPU per order minute by minute).
+Windows are the aged show's samples; the fresh control show's turns (the `show` column, in runs
+since it was added) get lines of their own. The first sample of each turn is left out of both.
 """
 import argparse, csv, statistics
 
@@ -18,12 +20,14 @@ args.add_argument('--from', dest='start', type=float, default=0, help='first min
 a = args.parse_args()
 
 rows = [r for r in csv.DictReader(open(a.csv)) if float(r['at_s']) / 60 > a.start]
-windows = {}
-for r in rows:
-    windows.setdefault(int((float(r['at_s']) / 60 - a.start - 1e-9) // a.every), []).append(r)
-print('minutes     ' + ''.join(f'{c:>26}' for c in COLUMNS) + f'{"highest rss_mib":>18}')
-for i, w in sorted(windows.items()):
-    lo = a.start + i * a.every
-    med = [statistics.median(float(r[c]) for r in w) for c in COLUMNS]
-    top = max(float(r['rss_mib']) for r in w)
-    print(f'{lo:5.0f}-{lo + a.every:<5.0f} ' + ''.join(f'{m:>26.3f}' for m in med) + f'{top:>18.1f}')
+print('minutes           ' + ''.join(f'{c:>26}' for c in COLUMNS) + f'{"highest rss_mib":>18}')
+for show in ['aged', 'fresh']:
+    windows = {}
+    for r in rows:
+        if r.get('show', 'aged') == show and r.get('settling', '0') == '0':
+            windows.setdefault(int((float(r['at_s']) / 60 - a.start - 1e-9) // a.every), []).append(r)
+    for i, w in sorted(windows.items()):
+        lo = a.start + i * a.every
+        med = [statistics.median(float(r[c]) for r in w) for c in COLUMNS]
+        top = max(float(r['rss_mib']) for r in w)
+        print(f'{lo:5.0f}-{lo + a.every:<5.0f} {show:<6}' + ''.join(f'{m:>26.3f}' for m in med) + f'{top:>18.1f}')

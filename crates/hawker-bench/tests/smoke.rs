@@ -134,6 +134,15 @@ fn the_soak_runs_a_minute_and_leaves_its_series_and_chart() {
         samples.iter().all(|l| positive(l, 1) && positive(l, cpu)),
         "{csv}"
     );
+    // The fresh control show took its turns at the end, and the chart shows them as dots.
+    let show = header.iter().position(|h| *h == "show").expect("the show");
+    let shows: Vec<&str> = samples
+        .iter()
+        .filter_map(|l| l.split(',').nth(show))
+        .collect();
+    assert_eq!(shows.first(), Some(&"aged"), "{csv}");
+    assert!(shows.contains(&"fresh"), "{csv}");
     let svg = std::fs::read_to_string(out.with_extension("svg")).expect("the chart");
     assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 5);
+    assert!(svg.contains("<circle"), "{svg}");
 }
