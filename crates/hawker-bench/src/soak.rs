@@ -617,6 +617,9 @@ async fn watcher(
     counters: Arc<Counters>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(1500));
+    // The ticks missed while the other show had its turn are skipped, not sent in a burst:
+    // a burst is over the socket's rate limit, and enough refusals close the socket.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
