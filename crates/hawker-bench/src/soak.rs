@@ -1075,3 +1075,29 @@ fn chart(samples: &[Sample], p: &Params) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_an_hour_the_fresh_show_warms_up_then_takes_every_other_half_minute() {
+        let p = Params::parse(&[]).expect("the defaults");
+        let turns = p.turns();
+        // A sample every 5 s: 720 in the hour, the last 120 the last window.
+        assert_eq!((p.samples(), p.window(), turns.turn), (720, 120, 6));
+        let shows: Vec<usize> = (0..720).map(|i| turns.show(i)).collect();
+        assert!(shows[..588].iter().all(|s| *s == AGED));
+        assert!(
+            shows[588..600].iter().all(|s| *s == FRESH),
+            "a minute to warm up"
+        );
+        let last = &shows[600..];
+        assert!(last[..6].iter().all(|s| *s == AGED) && last[6..12].iter().all(|s| *s == FRESH));
+        assert_eq!(last.iter().filter(|s| **s == AGED).count(), 60);
+        // Each turn's first sample settles; the aged show's first one after the warm-up too.
+        let settling: Vec<usize> = (0..720).filter(|i| turns.settling(*i)).collect();
+        assert_eq!(settling.len(), 21);
+        assert_eq!(settling[..3], [588, 600, 606]);
+    }
+}
