@@ -6,7 +6,7 @@ use crate::InvalidInput;
 
 /// What an account may do. Buyers buy and chat; sellers also run shows; moderators also keep
 /// chat clean in every show; admins may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Buyer,

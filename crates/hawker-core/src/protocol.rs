@@ -6,6 +6,7 @@
 //! client knew: it is sent on join, on reconnect and when the client's socket fell behind.
 //! PROTOCOL.md documents each message for other clients.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::account::Role;
@@ -17,7 +18,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The longest chat message, in characters.
 pub const MAX_CHAT_CHARS: usize = 500;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Envelope {
     pub v: u32,
     pub seq: u64,
@@ -27,7 +28,7 @@ pub struct Envelope {
 }
 
 /// Messages from the server to every viewer of a show (host-only ones are marked).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     Snapshot(Snapshot),
@@ -136,7 +137,7 @@ pub enum Counter {
 }
 
 /// Messages from a viewer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
     Chat {
@@ -172,7 +173,7 @@ pub enum ClientMsg {
 }
 
 /// A live auction as viewers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AuctionView {
     pub id: AuctionId,
     pub variant_id: VariantId,
@@ -203,7 +204,7 @@ pub struct AuctionView {
     pub paid: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuctionStatus {
     Running,
@@ -211,7 +212,7 @@ pub enum AuctionStatus {
 }
 
 /// Whether the host's camera reaches viewers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoState {
     /// Nobody publishes (not yet, or the host stopped for longer than the grace period).
@@ -224,7 +225,7 @@ pub enum VideoState {
 }
 
 /// Everything a viewer needs to draw the room from scratch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Snapshot {
     pub show_id: ShowId,
     pub live: bool,
@@ -240,7 +241,7 @@ pub struct Snapshot {
     pub host_stats: Option<HostStats>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ChatLine {
     pub id: u64,
     pub user_id: UserId,
@@ -253,7 +254,7 @@ pub struct ChatLine {
 }
 
 /// The pinned product's overlay: what it is, what it costs, what is left.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ProductCard {
     pub product_id: ProductId,
     pub title: String,
@@ -262,7 +263,7 @@ pub struct ProductCard {
     pub variants: Vec<VariantCard>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct VariantCard {
     pub id: VariantId,
     pub name: String,
@@ -270,7 +271,7 @@ pub struct VariantCard {
     pub stock: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SaleView {
     pub id: SaleId,
     pub variant_id: VariantId,
@@ -288,7 +289,7 @@ pub struct SaleView {
     pub ends_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct HostStats {
     pub orders: u64,
     pub units: u64,

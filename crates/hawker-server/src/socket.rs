@@ -470,37 +470,46 @@ fn direct_text(now: Timestamp, msg: ServerMsg) -> String {
 /// The answer to a `buy`: `{"type":"order","key","status"}` with the `order`, or the `error`, as
 /// `POST /orders` answers it (`status` is the HTTP status it would have). Not a [`ServerMsg`]:
 /// the order is the server's own type, serialized as the API serializes it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct OrderAnswer<'a> {
+    v: u32,
+    /// Always 0: an answer to one buyer is not part of the show's sequence.
+    seq: u64,
+    now: Timestamp,
+    #[serde(rename = "type")]
+    #[schemars(schema_with = "order_type")]
+    kind: &'static str,
+    /// The `key` of the `buy` this answers.
+    key: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a Order>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<AnswerError>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct AnswerError {
+    code: &'static str,
+    message: String,
+}
+
+fn order_type(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "const": "order" })
+}
+
 fn order_text(now: Timestamp, key: &str, outcome: Result<(StatusCode, Order), AppError>) -> String {
-    #[derive(serde::Serialize)]
-    struct OrderMsg<'a> {
-        v: u32,
-        seq: u64,
-        now: hawker_core::time::Timestamp,
-        #[serde(rename = "type")]
-        kind: &'static str,
-        key: &'a str,
-        status: u16,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        order: Option<&'a Order>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<ErrorBody>,
-    }
-    #[derive(serde::Serialize)]
-    struct ErrorBody {
-        code: &'static str,
-        message: String,
-    }
     let (status, order, error) = match &outcome {
         Ok((status, order)) => (*status, Some(order), None),
         Err(e) => {
             let (code, message) = e.public_parts();
-            (e.status(), None, Some(ErrorBody { code, message }))
+            (e.status(), None, Some(AnswerError { code, message }))
         }
     };
     // Into a buffer that holds an order at once, as `POST /orders` does (`api/orders.rs`):
     // `to_string` starts at 128 bytes and copies its way up to an order's 600.
     let mut text = Vec::with_capacity(1024);
-    let msg = OrderMsg {
+    let msg = OrderAnswer {
         v: PROTOCOL_VERSION,
         seq: 0,
         now,

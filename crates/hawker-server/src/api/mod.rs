@@ -14,6 +14,7 @@ use crate::store::PageRequest;
 pub mod accounts;
 pub mod auctions;
 mod catalog;
+pub mod live_schema;
 pub mod openapi;
 pub mod orders;
 pub mod shows;
@@ -32,6 +33,8 @@ fn at(path: &str) -> String {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(&at("/openapi.json"), get(openapi::document))
+        .route(&at("/live/client.schema.json"), get(live_schema::client))
+        .route(&at("/live/server.schema.json"), get(live_schema::server))
         .route(&at("/auth/signup"), post(accounts::signup))
         .route(&at("/auth/login"), post(accounts::login))
         .route(&at("/auth/logout"), post(accounts::logout))

@@ -44,6 +44,23 @@ fn paged(mut o: Value, filters: &[Value]) -> Value {
     o
 }
 
+/// The live room's WebSocket: the upgrade, and where its messages are described.
+fn live_socket() -> Value {
+    let mut o = op(
+        "The live room WebSocket (see PROTOCOL.md)",
+        None,
+        ("101", "switching protocols"),
+        &[("409", "show not live")],
+    );
+    o["description"] = json!(
+        "Messages are JSON text frames. What a client may send: `/api/v1/live/client.schema.json`; \
+         what the server sends: `/api/v1/live/server.schema.json` (JSON Schema 2020-12, generated \
+         from the server's own types)."
+    );
+    o["externalDocs"] = json!({ "description": "JSON Schema of the server's messages", "url": "/api/v1/live/server.schema.json" });
+    o
+}
+
 fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
 }
@@ -88,7 +105,7 @@ pub fn spec() -> Value {
             "/api/v1/shows/{id}/codes": { "parameters": id_param, "post": op("Create a show-exclusive code (host)", Some(obj(&["code", "max_uses"], json!({ "code": s, "percent_off": int, "amount_off_cents": int, "max_uses": int, "expires_at": int, "first_order_only": { "type": "boolean" }, "announce": { "type": "boolean" } }))), ("201", "the code"), &[("409", "code exists"), ("422", "invalid input")]) },
             "/api/v1/shows/{id}/log": { "parameters": id_param, "get": paged(op("The show's append-only commerce log, oldest first (host)", None, ("200", "{entries:[{seq, at, event}], next}"), &[("403", "not the host")]), &[]) },
             "/api/v1/products/{id}/log": { "parameters": id_param, "get": paged(op("A product's catalog edits: prices, stock, variants, oldest first (seller)", None, ("200", "{entries:[{seq, at, event}], next}"), &[("403", "not the seller")]), &[]) },
-            "/api/v1/shows/{id}/live": { "parameters": id_param, "get": op("The live room WebSocket (see PROTOCOL.md)", None, ("101", "switching protocols"), &[("409", "show not live")]) },
+            "/api/v1/shows/{id}/live": { "parameters": id_param, "get": live_socket() },
             "/api/v1/orders": {
                 "post": {
                     "summary": "Buy: reserve, charge, confirm. Send Idempotency-Key; a retry returns the first answer. With Prefer: respond-async the answer is 202 once the order is durably reserved, and it is paid in the background (GET /orders/{id} for the outcome).",
@@ -117,6 +134,12 @@ pub fn spec() -> Value {
         }
     });
     doc["paths"]["/api/v1/shows/{id}/whip"] = json!({ "parameters": id_param, "post": sdp_op("WHIP: publish the show's video (Authorization: Bearer <stream key>, or the host's session cookie with X-CSRF-Token); a scheduled show goes live when media arrives", &[("400", "bad_sdp, unsupported_codec"), ("401", "bad_stream_key"), ("409", "already_publishing, show_ended, product_live_elsewhere"), ("415", "not application/sdp")]) });
+    for (who, what) in [
+        ("client", "a client may send"),
+        ("server", "the server sends"),
+    ] {
+        doc["paths"][format!("/api/v1/live/{who}.schema.json")] = json!({ "get": op(&format!("JSON Schema of the messages {what} on the live socket"), None, ("200", "the schema (application/schema+json)"), &[]) });
+    }
     doc["paths"]["/api/v1/shows/{id}/whip/{session}"] = json!({ "parameters": session_params, "delete": op("Stop publishing (Bearer stream key); viewers wait out the reconnect grace", None, ("204", "stopped"), &[("401", "bad_stream_key"), ("404", "unknown session")]), "patch": op("Trickle ICE: not supported (the answer carries the server's candidate)", None, ("405", "not supported"), &[]) });
     doc["paths"]["/api/v1/shows/{id}/stream-key"] = json!({ "parameters": id_param, "post": op("A new stream key (host), shown this once; the old one stops working", None, ("200", "{stream_key}"), &[("403", "not the host")]) });
     doc["paths"]["/api/v1/shows/{id}/whep"] = json!({ "parameters": id_param, "post": sdp_op("WHEP: play the show's video", &[("400", "bad_sdp, unsupported_codec"), ("409", "show_not_live, not_on_air"), ("415", "not application/sdp"), ("429", "rate_limited, too_many_sessions"), ("503", "show_full, server_full")]) });

@@ -224,7 +224,7 @@ pub struct SaleRow {
 
 /// Where an order is in its life: reserved, then paid or declined (or expired unpaid), then a
 /// paid one shipped or refunded. Stored as its lower-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Reserved,
@@ -272,7 +272,7 @@ impl std::fmt::Display for OrderStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Order {
     pub id: OrderId,
     pub status: OrderStatus,

@@ -604,3 +604,40 @@ async fn the_openapi_document_is_3_1_and_documents_orders() {
     );
     assert!(doc["components"]["schemas"]["Error"].is_object());
 }
+
+#[tokio::test]
+async fn the_live_sockets_schemas_are_served_and_named_by_the_openapi_document() {
+    let app = spawn_app().await;
+    for who in ["client", "server"] {
+        let path = format!("/api/v1/live/{who}.schema.json");
+        let res = app.client.get(app.url(&path)).send().await.expect("sent");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            res.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/schema+json")
+        );
+        let schema: Value = serde_json::from_str(&res.text().await.expect("body")).expect("JSON");
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{path}"
+        );
+        // The same document the repository links from PROTOCOL.md.
+        let checked_in = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../docs/protocol/{who}.schema.json")),
+        )
+        .expect("the checked-in schema");
+        assert_eq!(
+            schema,
+            serde_json::from_str::<Value>(&checked_in).expect("JSON")
+        );
+    }
+    let (_, doc) = app.get(None, "/api/v1/openapi.json").await;
+    let socket = doc["paths"]["/api/v1/shows/{id}/live"]["get"]["description"].to_string();
+    assert!(
+        socket.contains("/api/v1/live/server.schema.json"),
+        "{socket}"
+    );
+}
