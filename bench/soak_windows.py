@@ -7,7 +7,8 @@
 The run's own summary compares only its first and last sixth; this shows the level in between
 (memory's level past the warm-up and its peaks, the p99 and CPU per order minute by minute).
 Windows are the aged show's samples; the fresh control show's turns (the `show` column, in runs
-since it was added) get lines of their own. The first sample of each turn is left out of both.
+since it was added) get lines of their own, without memory, which is sampled from the aged
+server only. The first sample of each turn is left out of both.
 """
 import argparse, csv, statistics
 
@@ -28,6 +29,8 @@ for show in ['aged', 'fresh']:
             windows.setdefault(int((float(r['at_s']) / 60 - a.start - 1e-9) // a.every), []).append(r)
     for i, w in sorted(windows.items()):
         lo = a.start + i * a.every
-        med = [statistics.median(float(r[c]) for r in w) for c in COLUMNS]
-        top = max(float(r['rss_mib']) for r in w)
-        print(f'{lo:5.0f}-{lo + a.every:<5.0f} {show:<6}' + ''.join(f'{m:>26.3f}' for m in med) + f'{top:>18.1f}')
+        # Memory is sampled from the aged server only: a fresh row leaves it blank.
+        med = [f'{statistics.median(float(r[c]) for r in w):>26.3f}'
+               if show == 'aged' or c != 'rss_mib' else f'{"-":>26}' for c in COLUMNS]
+        top = f'{max(float(r["rss_mib"]) for r in w):>18.1f}' if show == 'aged' else f'{"-":>18}'
+        print(f'{lo:5.0f}-{lo + a.every:<5.0f} {show:<6}' + ''.join(med) + top)
